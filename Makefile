@@ -1,0 +1,38 @@
+# One command each: `make run` (service on SQLite) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install run test lint demo bench clean
+
+$(BIN)/consent-service: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(BIN)/consent-service
+
+run: install
+	$(BIN)/consent-service db upgrade
+	@$(BIN)/consent-service admin hint
+	$(BIN)/consent-service serve --host $(HOST) --port $(PORT)
+
+demo: install
+	$(BIN)/consent-service db upgrade
+	$(BIN)/consent-service demo
+
+lint: install
+	$(BIN)/ruff check consent_service tests bench
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""consent_service: consent and access control for social-sector data, with community rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import config as service_config
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Wire the app: configuration, storage, keys, policies, token server, blueprints, errors."""
+    from .auth.clients import ClientCredentials
+    from .auth.tokens import build_token_server
+    from .domain.keys import SigningKeys, load_secret
+    from .domain.policy import PolicyBase
+    from .domain.services import Services
+    from .extensions import make_api, make_limiter
+    from .storage import organizations as organization_store
+    from .storage.db import make_engine, read_snapshot, session_factory
+    from .storage.urls import database_url, instance_path
+    from .views import admin, authorize, consents, errors, oauth, vocabulary
+    from .views.common import EXTENSION
+
+    settings = service_config.load(test_config)
+    instance = Path(settings.get("INSTANCE_PATH") or instance_path())
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
+        RATELIMIT_ENABLED=settings["RATELIMIT_ENABLED"],
+        RATELIMIT_STORAGE_URI=settings["RATELIMIT_STORAGE_URI"],
+        RATELIMIT_DEFAULT=settings["RATELIMIT_DEFAULT"],
+        RATELIMIT_TOKEN=settings["RATELIMIT_TOKEN"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        API_TITLE="consent_service",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="/docs",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        OPENAPI_SWAGGER_UI_PATH="/swagger",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    engine = make_engine(database_url(settings, instance), busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
+                         statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
+                         pool_size=settings["DB_POOL_SIZE"], schema=settings["DB_SCHEMA"])
+    services = Services(
+        sessions=session_factory(engine), policy=PolicyBase(settings["POLICIES_DIR"]),
+        keys=SigningKeys.load(settings["SIGNING_KEYS"], instance),
+        secret=load_secret(settings["SECRET_KEY"], instance), settings=settings)
+    app.extensions[EXTENSION] = services
+
+    def query_client(client_id: str) -> ClientCredentials | None:
+        with read_snapshot(services.sessions) as session:
+            row = organization_store.get_client(session, client_id)
+            if row is None or row.disabled_at is not None:
+                return None
+            return ClientCredentials(client_id=row.client_id, secret_hash=row.secret_hash,
+                                     organization=row.organization_id, scopes=frozenset(row.scopes.split()))
+
+    app.extensions["consent_token_server"] = build_token_server(
+        app, keys=services.keys, issuer=settings["TOKEN_ISSUER"], audience=settings["TOKEN_AUDIENCE"],
+        expires_in=settings["TOKEN_EXPIRES_IN"], query_client=query_client,
+        render_error=errors.render_oauth_error)
+
+    api = make_api()
+    api.init_app(app)
+    for module in (admin, consents, authorize, vocabulary):
+        module.blp.ARGUMENTS_PARSER = api.ARGUMENTS_PARSER  # type: ignore[attr-defined]
+        api.register_blueprint(module.blp)
+    app.register_blueprint(oauth.blp)
+    limiter = make_limiter()
+    limiter.init_app(app)
+    app.view_functions["oauth.issue_token"] = limiter.limit(settings["RATELIMIT_TOKEN"])(
+        app.view_functions["oauth.issue_token"])
+    app.extensions["consent_api"] = api
+    app.extensions["consent_limiter"] = limiter  # flask-limiter keeps only a weak reference
+    errors.register(app)
+    return app

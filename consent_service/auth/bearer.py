@@ -1,0 +1,44 @@
+"""Validating bearer tokens as a resource server (RFC 9068): signature, typ, iss, aud, exp.
+
+Only the token says who the caller is. An external issuer (e.g. Keycloak) can replace the
+built-in one by configuration: give its JWKS and issuer, and map its client to an
+organization with an ``org`` claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from ..domain.caller import Caller
+from ..domain.keys import InvalidSignature, SigningKeys
+from ..errors import Unauthorized
+from .tokens import ACCESS_TOKEN_TYP
+
+LEEWAY_SECONDS = 0
+
+
+def caller_from_token(token: str, *, keys: SigningKeys, issuer: str, audience: str,
+                      client_is_active: Callable[[str], bool]) -> Caller:
+    try:
+        _, claims = keys.verify(token, typ=ACCESS_TOKEN_TYP)
+        jwt.JWTClaimsRegistry(
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            client_id={"essential": True},
+            org={"essential": True},
+        ).validate(claims)
+    except (InvalidSignature, JoseError, ValueError, TypeError) as exc:
+        raise Unauthorized("The access token is invalid or expired.") from exc
+    client_id, org = claims.get("client_id"), claims.get("org")
+    if not isinstance(client_id, str) or not isinstance(org, str):
+        raise Unauthorized("The access token is invalid or expired.")
+    if not client_is_active(client_id):
+        raise Unauthorized("The access token's client is disabled or unknown.")
+    scopes = claims.get("scope") or ""
+    return Caller(organization=org, client_id=client_id,
+                  scopes=frozenset(scopes.split() if isinstance(scopes, str) else ()))

@@ -1,0 +1,147 @@
+"""The ``consent-service`` command (contract, "CLI")."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from . import config as service_config
+
+
+def _app():  # type: ignore[no-untyped-def]
+    from . import create_app
+
+    return create_app()
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from .views.common import EXTENSION
+
+    return _app().extensions[EXTENSION]
+
+
+@click.group(help="consent_service: consent and access control with community rules.")
+def main() -> None:
+    pass
+
+
+@main.group(help="Database schema.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Apply migrations to the configured database (a release step).")
+def db_upgrade() -> None:
+    from .storage.migrate import upgrade
+    from .storage.urls import database_url
+
+    settings = service_config.load()
+    upgrade(database_url(settings), schema=settings["DB_SCHEMA"])
+    click.echo("database is at the latest migration", err=True)
+
+
+@main.group(help="Administration.")
+def admin() -> None:
+    pass
+
+
+@admin.command("create-client", help="Create a client of organization 'admin' with scope admin.")
+@click.option("--name", required=True)
+@click.option("--organization", default="admin", show_default=True)
+@click.option("--scope", "scopes", multiple=True, default=["admin"], show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+def create_client(name: str, organization: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    from .domain import organizations
+
+    client = organizations.create_client(_services(), caller=None, organization=organization, name=name,
+                                         scopes=list(scopes), now=datetime.now(UTC),
+                                         create_organization_type="other")
+    if as_json:
+        click.echo(json.dumps({"client_id": client.client_id, "client_secret": client.client_secret}))
+    else:
+        click.echo(f"client_id:     {client.client_id}\nclient_secret: {client.client_secret}\n"
+                   "(the secret is shown only now)")
+
+
+@admin.command("hint", help="Print how to get a token.")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000)
+def hint(host: str, port: int) -> None:
+    click.echo(f"""
+consent_service on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
+Get an admin client and a token:
+  .venv/bin/consent-service admin create-client --name me --json
+  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://{host}:{port}/oauth/token
+Or load the example world with ready-to-paste commands:  make demo
+""", err=True)
+
+
+@main.command(help="Serve the API with gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+def serve(host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return _app()
+
+    Server().run()
+
+
+@main.group(help="The tamper-evident audit log.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Exit 0 if the audit chain is intact; otherwise say where it breaks.")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A signed checkpoint file exported earlier (may repeat).")
+def audit_verify(checkpoints: tuple[str, ...]) -> None:
+    from .domain import audit_log
+
+    tokens = [Path(p).read_text().strip() for p in checkpoints]
+    result = audit_log.verify(_services(), checkpoint_tokens=tokens)
+    click.echo(json.dumps(result.as_dict()))
+    if not result.ok:
+        click.echo(f"audit chain BROKEN: {result.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {result.entries} entries, head {result.head_seq}", err=True)
+
+
+@audit.command("checkpoint", help="Print a signed checkpoint (sequence + head hash) to keep elsewhere.")
+def audit_checkpoint() -> None:
+    from .domain import audit_log
+
+    click.echo(audit_log.checkpoint(_services(), now=datetime.now(UTC)))
+
+
+@main.group(help="Signing keys.")
+def keys() -> None:
+    pass
+
+
+@keys.command("rotate", help="Add a new signing key in the instance folder; old keys still verify.")
+def keys_rotate() -> None:
+    from .domain.keys import SigningKeys
+    from .storage.urls import instance_path
+
+    click.echo(SigningKeys.rotate(instance_path()))
+
+
+@main.command(help="Load the rough-sleeper example world and print ready-to-paste curl commands.")
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True)
+def demo(base_url: str) -> None:
+    from .demo import load_demo
+
+    click.echo(load_demo(_services(), base_url=base_url, now=datetime.now(UTC)))

@@ -1,0 +1,67 @@
+"""Configuration: built-in defaults, then ``CONSENT_*`` environment variables, then test config.
+
+Every setting a deployment may change is listed in ``DEFAULTS`` so that one place documents
+them all. Environment values are parsed to the type of their default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULT_POLICIES_DIR = PACKAGE_ROOT.parent / "policies"
+
+DEFAULTS: dict[str, Any] = {
+    # Storage. Empty means a SQLite file in the instance folder.
+    "DATABASE_URL": "",
+    # SQLite: how long a writer waits for the lock before the request fails (503), in ms.
+    "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    # PostgreSQL: statement timeout for every statement, in ms (a hung database is a 503).
+    "PG_STATEMENT_TIMEOUT_MS": 5000,
+    "DB_POOL_SIZE": 5,
+    # PostgreSQL: the schema to use (search_path); empty means the server's default.
+    "DB_SCHEMA": "",
+    # The pseudonymisation key (HMAC of subject identifiers). Empty: generated once and
+    # kept in the instance folder. All instances of a deployment must share it.
+    "SECRET_KEY": "",
+    # A JWKS (JSON text or a path to a file) with private signing keys; the first key signs.
+    # Empty: an ES256 key is generated once and kept in the instance folder.
+    "SIGNING_KEYS": "",
+    "POLICIES_DIR": str(DEFAULT_POLICIES_DIR),
+    # OAuth 2.0 / RFC 9068 access tokens.
+    "TOKEN_ISSUER": "urn:consent-service",
+    "TOKEN_AUDIENCE": "urn:consent-service:api",
+    "TOKEN_EXPIRES_IN": 900,
+    # An external issuer's JWKS (JSON text or path) to accept its tokens too; empty: only ours.
+    "TRUSTED_ISSUER_JWKS": "",
+    # Request limits.
+    "MAX_CONTENT_LENGTH": 256 * 1024,
+    "MAX_LIST_LENGTH": 100,
+    # Rate limits (flask-limiter syntax); storage "memory://" or "redis://host:port".
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_DEFAULT": "1200 per minute",
+    "RATELIMIT_TOKEN": "30 per minute",
+}
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the effective settings; later sources override earlier ones."""
+    settings = dict(DEFAULTS)
+    for name, default in DEFAULTS.items():
+        raw = os.environ.get(f"CONSENT_{name}")
+        if raw is not None and raw != "":
+            settings[name] = _coerce(raw, default)
+    if test_config:
+        settings.update(test_config)
+    return settings

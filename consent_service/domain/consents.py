@@ -1,0 +1,180 @@
+"""Individual consent: record, read, amend, revoke. Nothing is overwritten or deleted.
+
+An amendment adds version N+1 and moves the consent's pointer with a compare-and-set, so of
+two simultaneous amendments one wins and the other gets 409. Revocation stamps the consent
+and adds an event; the terms of every version stay as they were.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..storage import communities as community_store
+from ..storage import consents as store
+from ..storage import organizations as organization_store
+from ..storage.db import read_snapshot, write
+from ..storage.models import Consent, ConsentEvent, ConsentVersion
+from . import codes, receipts
+from .caller import Caller
+from .services import Services
+from .wire import AuditTag, ConsentStatus
+
+
+def _status(consent: Consent, version: ConsentVersion, now: datetime) -> str:
+    if consent.status == ConsentStatus.REVOKED:
+        return str(ConsentStatus.REVOKED)
+    if version.expires_at is not None and version.expires_at <= now:
+        return str(ConsentStatus.EXPIRED)
+    return str(ConsentStatus.ACTIVE)
+
+
+def as_dict(consent: Consent, version: ConsentVersion, now: datetime) -> dict[str, Any]:
+    return {
+        "id": consent.id, "version": version.version, "status": _status(consent, version, now),
+        "recorded_by": consent.recorded_by, "subject_pseudonym": consent.subject_key,
+        "communities": list(version.communities), "purposes": list(version.purposes),
+        "data_categories": list(version.data_categories), "recipients": list(version.recipients),
+        "expires_at": version.expires_at, "evidence": dict(version.evidence),
+        "created_at": consent.created_at, "updated_at": consent.updated_at,
+        "revoked_at": consent.revoked_at, "revoked_reason": consent.revoked_reason,
+        "receipt": version.receipt, "receipt_id": version.receipt_id,
+    }
+
+
+def _check_terms(session: Any, services: Services, terms: dict[str, Any], now: datetime) -> None:
+    expires_at = terms.get("expires_at")
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed("The consent would already be expired.",
+                               details={"expires_at": ["must be in the future"]})
+    codes.check(session, services.policy, purposes=terms["purposes"], data_categories=terms["data_categories"],
+                organizations={"recipients": terms["recipients"]}, communities=terms["communities"])
+
+
+def _new_version(services: Services, session: Any, *, consent: Consent, number: int, terms: dict[str, Any],
+                 caller: Caller, now: datetime) -> ConsentVersion:
+    org = organization_store.get_organization(session, consent.recorded_by)
+    receipt_id = str(uuid.uuid4())
+    purposes, categories = list(dict.fromkeys(terms["purposes"])), list(dict.fromkeys(terms["data_categories"]))
+    recipients, communities = list(dict.fromkeys(terms["recipients"])), list(dict.fromkeys(terms["communities"]))
+    claims = receipts.receipt_claims(
+        issuer=services.settings["TOKEN_ISSUER"], receipt_id=receipt_id, consent_id=consent.id, version=number,
+        issued_at=now, consent_recorded_at=now,
+        controller={"id": consent.recorded_by, "name": org.name if org else consent.recorded_by},
+        subject_pseudonym=consent.subject_key, purposes=purposes, data_categories=categories,
+        recipients=recipients, communities=communities, expires_at=terms.get("expires_at"),
+        method=terms["evidence"]["method"])
+    return ConsentVersion(
+        consent_id=consent.id, version=number, purposes=purposes, data_categories=categories,
+        recipients=recipients, communities=communities, expires_at=terms.get("expires_at"),
+        evidence=dict(terms["evidence"]), recorded_at=now, recorded_by_client=caller.client_id,
+        receipt_id=receipt_id, receipt=receipts.sign(services.keys, claims))
+
+
+def _audit_payload(version: ConsentVersion, subject_key: str) -> dict[str, Any]:
+    return {"subject": subject_key, "version": version.version, "purposes": version.purposes,
+            "data_categories": version.data_categories, "recipients": version.recipients,
+            "communities": version.communities,
+            "expires_at": version.expires_at.isoformat() if version.expires_at else None,
+            "method": version.evidence.get("method"), "receipt_id": version.receipt_id}
+
+
+def record(services: Services, *, caller: Caller, subject: dict[str, str], terms: dict[str, Any],
+           now: datetime) -> dict[str, Any]:
+    key = services.subject_key(system=subject["system"], value=subject["value"])
+    with write(services.sessions) as session:
+        _check_terms(session, services, terms, now)
+        consent = Consent(id=str(uuid.uuid4()), subject_key=key, recorded_by=caller.organization,
+                          status=str(ConsentStatus.ACTIVE), current_version=1, created_at=now, updated_at=now)
+        store.add(session, consent)
+        version = _new_version(services, session, consent=consent, number=1, terms=terms, caller=caller, now=now)
+        store.add(session, version, ConsentEvent(consent_id=consent.id, kind="recorded", version=1, at=now,
+                                                 actor_org=caller.organization, actor_client=caller.client_id))
+        community_store.record_memberships(session, subject_key=key, communities=version.communities,
+                                           consent_id=consent.id, at=now)
+        services.append_audit(session, at=now, tag=AuditTag.CONSENT_RECORDED, caller=caller,
+                              object_id=consent.id, payload=_audit_payload(version, key))
+        session.commit()
+        return as_dict(consent, version, now)
+
+
+def _owned(session: Any, caller: Caller, consent_id: str) -> Consent:
+    """The consent if the caller's organization recorded it (or the caller is admin); else 404.
+
+    "Not yours" answers exactly like "does not exist", so nobody learns that a person has a
+    consent on file with another organization.
+    """
+    consent = store.get(session, consent_id)
+    if consent is None or (consent.recorded_by != caller.organization and not caller.is_admin):
+        raise NotFound("No such consent.")
+    return consent
+
+
+def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> dict[str, Any]:
+    with read_snapshot(services.sessions) as session:
+        consent = _owned(session, caller, consent_id)
+        version = store.version(session, consent.id, consent.current_version)
+        assert version is not None  # the foreign key and current_version guarantee it
+        return as_dict(consent, version, now)
+
+
+def history(services: Services, *, caller: Caller, consent_id: str) -> dict[str, Any]:
+    with read_snapshot(services.sessions) as session:
+        consent = _owned(session, caller, consent_id)
+        return {
+            "id": consent.id,
+            "versions": [{"version": v.version, "purposes": v.purposes, "data_categories": v.data_categories,
+                          "recipients": v.recipients, "communities": v.communities, "expires_at": v.expires_at,
+                          "evidence": v.evidence, "recorded_at": v.recorded_at, "receipt_id": v.receipt_id}
+                         for v in store.versions(session, consent.id)],
+            "events": [{"kind": e.kind, "version": e.version, "at": e.at.isoformat(), "by": e.actor_org,
+                        "reason": e.reason} for e in store.events(session, consent.id)],
+        }
+
+
+def amend(services: Services, *, caller: Caller, consent_id: str, terms: dict[str, Any],
+          expected_version: int | None, now: datetime) -> dict[str, Any]:
+    with write(services.sessions) as session:
+        consent = _owned(session, caller, consent_id)
+        if consent.status != ConsentStatus.ACTIVE:
+            raise Conflict("A revoked consent cannot be amended; record a new one.")
+        current = consent.current_version
+        if expected_version is not None and expected_version != current:
+            raise Conflict(f"Version {expected_version} is no longer current (it is {current}).",
+                           details={"current_version": current})
+        _check_terms(session, services, terms, now)
+        if not store.advance_version(session, consent_id=consent.id, expected=current, at=now):
+            raise Conflict("The consent was changed by someone else at the same time; read it and retry.")
+        version = _new_version(services, session, consent=consent, number=current + 1, terms=terms,
+                               caller=caller, now=now)
+        store.add(session, version, ConsentEvent(consent_id=consent.id, kind="amended", version=current + 1,
+                                                 at=now, actor_org=caller.organization,
+                                                 actor_client=caller.client_id))
+        community_store.record_memberships(session, subject_key=consent.subject_key,
+                                           communities=version.communities, consent_id=consent.id, at=now)
+        services.append_audit(session, at=now, tag=AuditTag.CONSENT_AMENDED, caller=caller,
+                              object_id=consent.id, payload=_audit_payload(version, consent.subject_key))
+        session.commit()
+        session.refresh(consent)
+        return as_dict(consent, version, now)
+
+
+def revoke(services: Services, *, caller: Caller, consent_id: str, reason: str | None,
+           now: datetime) -> dict[str, Any]:
+    with write(services.sessions) as session:
+        consent = _owned(session, caller, consent_id)
+        if not store.mark_revoked(session, consent_id=consent.id, at=now, reason=reason):
+            raise Conflict("The consent is already revoked.")
+        store.add(session, ConsentEvent(consent_id=consent.id, kind="revoked", version=consent.current_version,
+                                        at=now, actor_org=caller.organization, actor_client=caller.client_id,
+                                        reason=reason))
+        services.append_audit(session, at=now, tag=AuditTag.CONSENT_REVOKED, caller=caller, object_id=consent.id,
+                              payload={"subject": consent.subject_key, "version": consent.current_version,
+                                       "reason": reason})
+        session.commit()
+        session.refresh(consent)
+        version = store.version(session, consent.id, consent.current_version)
+        assert version is not None
+        return as_dict(consent, version, now)

@@ -1,0 +1,162 @@
+"""The decision engine: the contract's decision order as named steps, deny overriding.
+
+Pure: it is handed the subject's consents, the compiled rules of the subject's communities
+and the requester's approvals, all read from one snapshot, and ``now``. It does no I/O and
+keeps no state, so it can be tested exhaustively and held against a reference evaluator.
+
+Order (contract, "Decision"):
+1. a matching community ``deny`` rule            -> deny ``community_rule``
+2. no active, unexpired, covering consent         -> deny ``no_consent``
+3. a matching ``require_approval`` rule unmet     -> deny ``approval_required``
+4. otherwise                                      -> permit ``consent`` + every matching rule's obligations
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import obligations as obligation_list
+from .policy import CompiledRules, PolicyBase, Rule
+from .wire import Outcome, ReasonCode, RuleEffect
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    requester: str
+    purpose: str
+    data_categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    consent_id: str
+    version: int
+    purposes: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    expires_at: datetime | None
+    active: bool
+    recorded_at: datetime
+
+    def in_force(self, now: datetime) -> bool:
+        return self.active and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class ApprovalTerms:
+    id: str
+    community: str
+    requester: str
+    purposes: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    expires_at: datetime | None
+    active: bool
+
+    def in_force(self, now: datetime) -> bool:
+        return self.active and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+    consent_id: str | None = None
+    rule_id: str | None = None
+    community: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        for name in ("consent_id", "rule_id", "community"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    obligations: tuple[dict[str, Any], ...] = ()
+    consent: ConsentTerms | None = None
+    rules: tuple[Rule, ...] = field(default=())
+
+    @property
+    def permitted(self) -> bool:
+        return self.outcome is Outcome.PERMIT
+
+
+class DecisionEngine:
+    def __init__(self, base: PolicyBase) -> None:
+        self.base = base
+
+    def decide(self, *, request: AccessRequest, consents: Iterable[ConsentTerms],
+               communities: Sequence[CompiledRules], approvals: Iterable[ApprovalTerms],
+               now: datetime) -> Verdict:
+        denying = self.community_denies(request, communities)
+        if denying:
+            return Verdict(Outcome.DENY, tuple(
+                Reason(ReasonCode.COMMUNITY_RULE, rule.reason or f"Community {rule.community} does not "
+                       "allow this use of its members' data.", rule_id=rule.id, community=rule.community)
+                for rule in denying), rules=tuple(denying))
+
+        consent = self.covering_consent(request, consents, now)
+        if consent is None:
+            return Verdict(Outcome.DENY, (Reason(
+                ReasonCode.NO_CONSENT,
+                f"No active consent lets {request.requester} use {', '.join(request.data_categories)} "
+                f"for {request.purpose}."),))
+
+        conditional = self.rules_of(RuleEffect.REQUIRE_APPROVAL, request, communities)
+        in_force = [a for a in approvals if a.in_force(now)]
+        unmet = [rule for rule in conditional if not self.approved(request, rule, in_force)]
+        if unmet:
+            return Verdict(Outcome.DENY, tuple(
+                Reason(ReasonCode.APPROVAL_REQUIRED, f"Community {rule.community} must approve this use "
+                       f"first: {rule.reason}" if rule.reason else f"Community {rule.community} must "
+                       "approve this use first.", rule_id=rule.id, community=rule.community)
+                for rule in unmet), consent=consent, rules=tuple(unmet))
+
+        return Verdict(
+            Outcome.PERMIT,
+            (Reason(ReasonCode.CONSENT, f"Consent {consent.consent_id} (version {consent.version}) "
+                    "covers this use.", consent_id=consent.consent_id),),
+            obligations=tuple(item for rule in conditional for item in obligation_list.as_list(
+                rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community)),
+            consent=consent, rules=tuple(conditional))
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def rules_of(self, effect: RuleEffect, request: AccessRequest,
+                 communities: Sequence[CompiledRules]) -> list[Rule]:
+        return [rule for compiled in communities for rule in compiled.matching(
+            effect=effect, requester=request.requester, purpose=request.purpose,
+            categories=request.data_categories)]
+
+    def community_denies(self, request: AccessRequest, communities: Sequence[CompiledRules]) -> list[Rule]:
+        return self.rules_of(RuleEffect.DENY, request, communities)
+
+    def covering_consent(self, request: AccessRequest, consents: Iterable[ConsentTerms],
+                         now: datetime) -> ConsentTerms | None:
+        """The newest consent in force that covers purpose, every category, and the requester."""
+        best: ConsentTerms | None = None
+        for consent in consents:
+            if not (consent.in_force(now) and request.requester in consent.recipients
+                    and self.base.purposes.covers(consent.purposes, request.purpose)
+                    and all(self.base.categories.covers(consent.data_categories, category)
+                            for category in request.data_categories)):
+                continue
+            if best is None or (consent.recorded_at, consent.consent_id) > (best.recorded_at, best.consent_id):
+                best = consent
+        return best
+
+    def approved(self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms]) -> bool:
+        return any(
+            approval.community == rule.community and approval.requester == request.requester
+            and self.base.purposes.covers(approval.purposes, request.purpose)
+            and all(self.base.categories.covers(approval.data_categories, category)
+                    for category in request.data_categories)
+            for approval in approvals)

@@ -1,0 +1,106 @@
+"""The service's secrets: the pseudonymisation secret and the asymmetric signing keys.
+
+Both come from configuration or, if not configured, are generated once and kept in the
+instance folder. Creation is atomic (write aside, then hard-link into place), so several
+workers starting together agree on one key instead of each minting its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+
+ALGORITHM = "ES256"
+SECRET_FILE = "secret_key"
+SIGNING_KEYS_FILE = "signing_keys.json"
+
+
+class InvalidSignature(ValueError):
+    """A token or receipt that is malformed, not signed by one of our keys, or of the wrong type."""
+
+
+def _create_once(path: Path, content: str) -> str:
+    """Write ``content`` to ``path`` unless it exists; return what the file holds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another worker won the race; use its file
+        finally:
+            os.unlink(tmp)
+    return path.read_text()
+
+
+def load_secret(configured: str, instance: Path) -> bytes:
+    if configured:
+        return configured.encode("utf-8")
+    return _create_once(instance / SECRET_FILE, secrets.token_hex(32)).strip().encode("ascii")
+
+
+def new_signing_key() -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
+
+
+class SigningKeys:
+    """A key set whose first key signs; the others are kept so old receipts still verify."""
+
+    def __init__(self, keyset: KeySet) -> None:
+        if not keyset.keys:
+            raise ValueError("the signing key set is empty")
+        self.keyset = keyset
+        self.current = keyset.keys[0]
+
+    @classmethod
+    def load(cls, configured: str, instance: Path) -> SigningKeys:
+        if configured:
+            text = Path(configured).read_text() if not configured.lstrip().startswith("{") else configured
+        else:
+            fresh = KeySet([new_signing_key()]).as_dict(private=True)
+            text = _create_once(instance / SIGNING_KEYS_FILE, json.dumps(fresh))
+        return cls(KeySet.import_key_set(json.loads(text)))
+
+    @staticmethod
+    def rotate(instance: Path) -> str:
+        """Put a new signing key first in the instance key file, keeping the old ones; return its kid."""
+        path = instance / SIGNING_KEYS_FILE
+        old = json.loads(path.read_text())["keys"] if path.exists() else []
+        key = new_signing_key()
+        data = {"keys": [key.as_dict(private=True), *old]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return str(key.kid)
+
+    def public_jwks(self) -> dict[str, Any]:
+        return self.keyset.as_dict(private=False)
+
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        header = {"alg": ALGORITHM, "kid": self.current.kid, "typ": typ}
+        return jwt.encode(header, claims, self.current, algorithms=[ALGORITHM])
+
+    def verify(self, token: str, *, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check signature and type; return (header, claims). Expiry etc. are the caller's."""
+        try:
+            decoded = jwt.decode(token, self.keyset, algorithms=[ALGORITHM])
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidSignature("not a valid signed token") from exc
+        if decoded.header.get("typ") != typ:
+            raise InvalidSignature(f"expected a {typ} token")
+        return dict(decoded.header), dict(decoded.claims)

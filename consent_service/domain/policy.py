@@ -1,0 +1,181 @@
+"""Casbin: the one module that imports it.
+
+What Casbin holds here is what is small and shared (design.md, "Casbin decides; the database
+finds"):
+
+* the purpose and category hierarchies, as role links ``g``/``g2`` of policies/model.conf,
+  read from policies/vocabulary.toml; every coverage and overlap question is answered from
+  Casbin's role manager (closed once at start, since the vocabulary changes only on restart);
+* each community's rules, compiled against that model into exact-key buckets so a decision
+  costs the same with ten rules or a hundred thousand (pycasbin's ``enforce`` scans every
+  line at ~200 µs a call here; tests hold the buckets against ``enforce`` on model.conf);
+* who may manage a community: RBAC with domains (policies/management.conf + .csv), the
+  domain being the community and the role links its stewards.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import casbin
+
+from .vocabulary import Vocabulary, load_vocabulary
+from .wire import WILDCARD, RuleEffect
+
+
+class Hierarchy:
+    """Ancestor/descendant closure of one code tree, read from a Casbin role manager."""
+
+    def __init__(self, codes: Iterable[str], role_manager: Any) -> None:
+        codes = list(codes)
+        self.codes = frozenset(codes)
+        self._ancestors = {c: frozenset(p for p in codes if role_manager.has_link(c, p)) | {c}
+                           for c in codes}
+        descendants: dict[str, set[str]] = {c: set() for c in codes}
+        for child, ancestors in self._ancestors.items():
+            for ancestor in ancestors:
+                descendants[ancestor].add(child)
+        self._descendants = {c: frozenset(d) for c, d in descendants.items()}
+
+    def ancestors(self, code: str) -> frozenset[str]:
+        """The code and every code above it (an unknown code has only itself)."""
+        return self._ancestors.get(code, frozenset((code,)))
+
+    def descendants(self, code: str) -> frozenset[str]:
+        return self._descendants.get(code, frozenset((code,)))
+
+    def overlapping(self, code: str) -> frozenset[str]:
+        """Codes that overlap ``code``: itself, its ancestors and its descendants."""
+        return self.ancestors(code) | self.descendants(code)
+
+    def covers(self, granted: Iterable[str], requested: str) -> bool:
+        """True when a granted code is ``requested`` or an ancestor of it."""
+        above = self.ancestors(requested)
+        return any(code in above for code in granted)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    community: str
+    effect: RuleEffect
+    purposes: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    requesters: tuple[str, ...]
+    obligations: Mapping[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class PolicyBase:
+    """Everything loaded from policies/ at start: vocabulary, hierarchies, model files."""
+
+    def __init__(self, policies_dir: Path | str) -> None:
+        self.dir = Path(policies_dir)
+        self.model_path = str(self.dir / "model.conf")
+        self.vocabulary: Vocabulary = load_vocabulary(self.dir)
+        reference = self.reference_enforcer()
+        self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"))
+        self.categories = Hierarchy(self.vocabulary.data_categories,
+                                    reference.get_named_role_manager("g2"))
+        self._management_model = casbin.Enforcer(str(self.dir / "management.conf")).get_model()
+        self._management_lines = _read_policy_csv(self.dir / "management.csv")
+
+    def reference_enforcer(self, rules: Iterable[Rule] = ()) -> casbin.Enforcer:
+        """A plain Casbin enforcer on model.conf with the hierarchies and the given rules.
+
+        Too slow for the request path (it scans every line); it is the executable statement
+        of what "a rule matches a request" means, against which the compiled buckets are tested.
+        """
+        enforcer = casbin.Enforcer(self.model_path)
+        for kind, terms in (("g", self.vocabulary.purposes), ("g2", self.vocabulary.data_categories)):
+            links = [[t.code, t.parent] for t in terms.values() if t.parent]
+            if links:
+                enforcer.add_named_grouping_policies(kind, links)
+        lines = [[requester, r.community, purpose, category, str(r.effect), r.id]
+                 for r in rules for requester in r.requesters
+                 for purpose in r.purposes for category in r.data_categories]
+        if lines:
+            enforcer.add_policies(lines)
+        return enforcer
+
+    def compile_rules(self, community: str, version: int, rules: Iterable[Rule]) -> CompiledRules:
+        return CompiledRules(community=community, version=version, rules=rules, base=self)
+
+    def may_manage(self, *, organization: str, community: str, action: str,
+                   stewards: Iterable[str]) -> bool:
+        """Casbin RBAC-with-domains check: is ``organization`` a steward allowed ``action``?
+
+        Built per call from the community's own steward links only: the role manager's first
+        enforce is quadratic in the names it holds, so it never holds every community's.
+        """
+        enforcer = casbin.Enforcer(self._management_model)
+        enforcer.add_policies(self._management_lines)
+        links = [[steward, "steward", community] for steward in set(stewards)]
+        if links:
+            enforcer.add_grouping_policies(links)
+        return bool(enforcer.enforce(organization, community, action))
+
+
+def _read_policy_csv(path: Path) -> list[list[str]]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        raw = raw.strip()
+        if not raw or raw.startswith("#"):
+            continue
+        kind, *values = [part.strip() for part in raw.split(",")]
+        if kind == "p":
+            lines.append(values)
+    return lines
+
+
+class CompiledRules:
+    """One community's active rules, bucketed by every exact (purpose, category) they match.
+
+    Each rule is expanded once, at compile time, to the codes that overlap its purposes and
+    categories (using the Casbin hierarchies), so a lookup is a handful of dict hits whatever
+    the number of rules.
+    """
+
+    def __init__(self, *, community: str, version: int, rules: Iterable[Rule], base: PolicyBase) -> None:
+        self.community = community
+        self.version = version
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        buckets: dict[tuple[str, str, str, str], list[Rule]] = defaultdict(list)
+        all_categories = base.categories.codes
+        for rule in self.rules:
+            purposes: set[str] = set()
+            for code in rule.purposes:
+                purposes |= base.purposes.overlapping(code)
+            if WILDCARD in rule.data_categories:
+                categories: set[str] = set(all_categories) | {WILDCARD}
+            else:
+                categories = set()
+                for code in rule.data_categories:
+                    categories |= base.categories.overlapping(code)
+            for requester in set(rule.requesters):
+                for purpose in purposes:
+                    for category in categories:
+                        buckets[(str(rule.effect), requester, purpose, category)].append(rule)
+        self._buckets = {key: tuple(value) for key, value in buckets.items()}
+        self._order = {rule.id: index for index, rule in enumerate(self.rules)}
+
+    def matching(self, *, effect: RuleEffect, requester: str, purpose: str,
+                 categories: Iterable[str]) -> list[Rule]:
+        """Rules of ``effect`` matching the request, each once, in rule order.
+
+        An unknown category code (one not in the vocabulary) still matches ``*`` rules and
+        rules naming that exact code, so a stale vocabulary can only deny more, never less.
+        """
+        found: dict[str, Rule] = {}
+        for category in categories:
+            for who in (requester, WILDCARD):
+                # Only "*" rules sit under the "*" category key, which catches unknown codes.
+                for key_category in (category, WILDCARD):
+                    for rule in self._buckets.get((str(effect), who, purpose, key_category), ()):
+                        found.setdefault(rule.id, rule)
+        return sorted(found.values(), key=lambda rule: self._order[rule.id])

@@ -1,0 +1,54 @@
+"""The long-lived collaborators of the use cases, built once per process by the app factory.
+
+Use cases take this object (and ``caller`` and ``now``) as arguments; nothing below the
+views reads Flask's globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..storage import audit as audit_store
+from . import audit, pseudonyms
+from .caller import Caller
+from .engine import DecisionEngine
+from .keys import SigningKeys
+from .policy import PolicyBase
+from .rule_cache import RuleCache
+
+
+@dataclass
+class Services:
+    sessions: sessionmaker[Session]
+    policy: PolicyBase
+    keys: SigningKeys
+    secret: bytes
+    settings: dict[str, Any]
+    engine: DecisionEngine = field(init=False)
+    rules: RuleCache = field(init=False)
+    pseudonym_key: bytes = field(init=False)
+    audit_key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = DecisionEngine(self.policy)
+        self.rules = RuleCache(self.policy)
+        self.pseudonym_key = pseudonyms.derive_key(self.secret, "subject")
+        self.audit_key = pseudonyms.derive_key(self.secret, "audit-chain")
+
+    def subject_key(self, *, system: str, value: str) -> str:
+        return pseudonyms.subject_key(self.pseudonym_key, system=system, value=value)
+
+    def append_audit(self, session: Session, *, at: datetime, tag: str, caller: Caller | None,
+                     object_id: str | None, payload: dict[str, Any]) -> int:
+        """Append to the audit chain inside the caller's unit of work (call it last, then commit)."""
+        return audit_store.append(
+            session, hasher=self._hash, at=at, tag=tag,
+            actor_org=caller.organization if caller else None,
+            actor_client=caller.client_id if caller else None, object_id=object_id, payload=payload)
+
+    def _hash(self, **fields: Any) -> str:
+        return audit.link_hash(self.audit_key, **fields)

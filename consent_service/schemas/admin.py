@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from ..domain.wire import OrgType, Scope
+from .common import StrictSchema, code
+
+
+class OrganizationIn(StrictSchema):
+    id = code(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type = fields.String(required=True, validate=validate.OneOf([str(t) for t in OrgType]))
+
+
+class OrganizationOut(StrictSchema):
+    id = fields.String()
+    name = fields.String()
+    type = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class ClientIn(StrictSchema):
+    organization = code(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    scopes = fields.List(fields.String(validate=validate.OneOf([str(s) for s in Scope])), required=True,
+                         validate=validate.Length(min=1, max=len(Scope)))
+
+
+class ClientOut(StrictSchema):
+    client_id = fields.String()
+    client_secret = fields.String()
+    organization = fields.String()
+    name = fields.String()
+    scopes = fields.List(fields.String())
+    created_at = fields.AwareDateTime()
+    disabled_at = fields.AwareDateTime(allow_none=True)
+
+
+class CommunityIn(StrictSchema):
+    id = code(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
+
+
+class CommunityOut(StrictSchema):
+    id = fields.String()
+    name = fields.String()
+    stewards = fields.List(fields.String())
+    policy_version = fields.Integer()
+    created_at = fields.AwareDateTime()

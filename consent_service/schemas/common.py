@@ -1,0 +1,64 @@
+"""Field types shared by the request schemas.
+
+Shape only (types, lengths, patterns, list sizes): whether a code exists is the domain's
+question, answered with ``unknown_code`` rather than ``validation_error``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+MAX_LIST = 100
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error (marshmallow's default RAISE), stated here on purpose."""
+
+    class Meta:
+        unknown = "raise"
+
+
+def code(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(CODE_PATTERN, error="must be a code: letters, digits, "
+                                                  "'.', '_', ':' or '-', at most 64 characters"), **kwargs)
+
+
+def code_list(*, allow_wildcard: bool = False, **kwargs: Any) -> fields.List:
+    item = fields.String(validate=validate.Regexp(
+        r"^\*$|" + CODE_PATTERN if allow_wildcard else CODE_PATTERN,
+        error="must be a code" + (" or '*'" if allow_wildcard else "")))
+    return fields.List(item, validate=validate.Length(min=1, max=MAX_LIST), **kwargs)
+
+
+def text(max_length: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(max=max_length), **kwargs)
+
+
+def _no_control_characters(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters")
+
+
+class SubjectSchema(StrictSchema):
+    system = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters])
+    value = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters])
+
+
+def aware_datetime(**kwargs: Any) -> fields.AwareDateTime:
+    """ISO 8601 with a zone; a time without one is refused rather than guessed."""
+    return fields.AwareDateTime(format="iso", **kwargs)
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True)

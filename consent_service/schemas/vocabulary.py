@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from marshmallow import fields
+
+from .common import StrictSchema
+
+
+class TermOut(StrictSchema):
+    code = fields.String(required=True)
+    parent = fields.String(allow_none=True, required=True)
+    label = fields.String(required=True)
+    description = fields.String()
+
+
+class VocabularyOut(StrictSchema):
+    purposes = fields.List(fields.Nested(TermOut))
+    data_categories = fields.List(fields.Nested(TermOut))

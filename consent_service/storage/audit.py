@@ -1,0 +1,56 @@
+"""Appending to and reading the audit chain. Repositories never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from .models import AuditEntry, AuditHead
+
+HEAD_ID = 1
+Hasher = Callable[..., str]
+
+
+def append(session: Session, *, hasher: Hasher, at: datetime, tag: str, actor_org: str | None,
+           actor_client: str | None, object_id: str | None, payload: dict[str, Any]) -> int:
+    """Add one entry at the head, under a row lock on the head, so writers never fork the chain.
+
+    Called last in a unit of work, so the lock is held only until the commit that follows.
+    """
+    row = session.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
+    ).one()
+    seq = row.seq + 1
+    digest = hasher(prev_hash=row.hash, seq=seq, at=at, tag=tag, actor_org=actor_org,
+                    actor_client=actor_client, object_id=object_id, payload=payload)
+    session.execute(insert(AuditEntry).values(
+        seq=seq, at=at, tag=tag, actor_org=actor_org, actor_client=actor_client, object_id=object_id,
+        payload=payload, prev_hash=row.hash, hash=digest))
+    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=digest))
+    return seq
+
+
+def head(session: Session) -> tuple[int, str]:
+    row = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID)).one()
+    return int(row.seq), str(row.hash)
+
+
+def entries(session: Session, *, batch: int = 1000) -> Iterator[AuditEntry]:
+    """Every entry in sequence order, read in pages so a long chain does not fill memory."""
+    after = 0
+    while True:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.seq > after)
+                               .order_by(AuditEntry.seq).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+
+
+def entries_for(session: Session, *, object_id: str) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id == object_id)
+                                .order_by(AuditEntry.seq)))

@@ -1,0 +1,250 @@
+"""SQLModel tables: the only definition of the schema (Alembic migrations are generated from it).
+
+Subjects are never stored raw: ``subject_key`` is an HMAC of system+value (see
+``domain.pseudonyms``). Consent terms, rules and approvals are append-only in effect:
+a change adds a row or stamps a retirement, it never rewrites what was decided.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, MetaData, String, Text
+from sqlmodel import Field, SQLModel
+
+from .types import UTCDateTime
+
+# Constraint names must be deterministic for Alembic to alter them later (and SQLite batch
+# mode needs names). Set before any table is declared.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(*, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(JSON, nullable=nullable))
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    type: str = Field(max_length=32)
+    created_at: datetime = _ts()
+
+
+class OAuthClient(SQLModel, table=True):
+    """A machine client of one organization. The secret is kept only as a hash."""
+
+    __tablename__ = "oauth_client"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    secret_hash: str = Field(max_length=128)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    name: str = Field(max_length=200)
+    scopes: str = Field(max_length=200)  # space-separated, as in OAuth
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(nullable=True)
+
+
+class Consent(SQLModel, table=True):
+    """The header of one person's consent: who recorded it and its current state.
+
+    Terms live in :class:`ConsentVersion`; ``current_version`` points at the one in force.
+    """
+
+    __tablename__ = "consent"
+
+    id: str = Field(primary_key=True, max_length=36)
+    subject_key: str = Field(index=True, max_length=64)
+    recorded_by: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    status: str = Field(max_length=16)  # active | revoked
+    current_version: int
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+    revoked_reason: str | None = Field(default=None, max_length=1000)
+
+
+class ConsentVersion(SQLModel, table=True):
+    """One immutable version of a consent's terms; an amendment adds the next one."""
+
+    __tablename__ = "consent_version"
+
+    consent_id: str = Field(foreign_key="consent.id", primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    purposes: list[str] = _json()
+    data_categories: list[str] = _json()
+    recipients: list[str] = _json()
+    communities: list[str] = _json()
+    expires_at: datetime | None = _ts(nullable=True)
+    evidence: dict[str, Any] = _json()
+    recorded_at: datetime = _ts()
+    recorded_by_client: str = Field(max_length=64)
+    receipt_id: str = Field(max_length=36)
+    receipt: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ConsentEvent(SQLModel, table=True):
+    """What happened to a consent and when: recorded, amended, revoked."""
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: str = Field(foreign_key="consent.id", index=True, max_length=36)
+    kind: str = Field(max_length=16)
+    version: int
+    at: datetime = _ts()
+    actor_org: str = Field(max_length=64)
+    actor_client: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class Community(SQLModel, table=True):
+    """A community whose governance body sets rules for its members' data.
+
+    ``policy_version`` is bumped in the same transaction as every change to the community's
+    rules, so each worker can tell at once that its compiled rules are out of date.
+    """
+
+    __tablename__ = "community"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    policy_version: int = Field(default=1)
+    created_at: datetime = _ts()
+
+
+class CommunitySteward(SQLModel, table=True):
+    __tablename__ = "community_steward"
+
+    community_id: str = Field(foreign_key="community.id", primary_key=True, max_length=64)
+    organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
+
+
+class Membership(SQLModel, table=True):
+    """A subject's membership of a community. It belongs to the person, not to a consent:
+    revoking the consent that recorded it does not end it."""
+
+    __tablename__ = "membership"
+
+    subject_key: str = Field(primary_key=True, max_length=64)
+    community_id: str = Field(foreign_key="community.id", primary_key=True, max_length=64)
+    consent_id: str = Field(max_length=36)
+    created_at: datetime = _ts()
+
+
+class CommunityRule(SQLModel, table=True):
+    __tablename__ = "community_rule"
+    __table_args__ = (Index("ix_community_rule_community_active", "community_id", "retired_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", max_length=64)
+    effect: str = Field(max_length=32)  # deny | require_approval
+    purposes: list[str] = _json()
+    data_categories: list[str] = _json()
+    requesters: list[str] = _json()
+    obligations: dict[str, Any] = _json()
+    labels: list[str] = _json()
+    reason: str = Field(max_length=2000)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)
+    created_by_client: str = Field(max_length=64)
+    retired_at: datetime | None = _ts(nullable=True)
+    retired_by: str | None = Field(default=None, max_length=64)
+    retired_reason: str | None = Field(default=None, max_length=2000)
+
+
+class Approval(SQLModel, table=True):
+    """A community's approval (data sharing agreement) that a require_approval rule asks for."""
+
+    __tablename__ = "approval"
+    __table_args__ = (Index("ix_approval_community_requester", "community_id", "requester"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", max_length=64)
+    requester: str = Field(max_length=64)
+    purposes: list[str] = _json()
+    data_categories: list[str] = _json()
+    expires_at: datetime | None = _ts(nullable=True)
+    notes: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)
+    created_by_client: str = Field(max_length=64)
+    revoked_at: datetime | None = _ts(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=64)
+    revoked_reason: str | None = Field(default=None, max_length=2000)
+
+
+class Decision(SQLModel, table=True):
+    """Every authorize answer, permit or deny, with what produced it."""
+
+    __tablename__ = "decision"
+    __table_args__ = (Index("ix_decision_requester_at", "requester", "at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    at: datetime = _ts()
+    requester: str = Field(max_length=64)
+    client_id: str = Field(max_length=64)
+    subject_key: str = Field(index=True, max_length=64)
+    purpose: str = Field(max_length=64)
+    data_categories: list[str] = _json()
+    outcome: str = Field(max_length=8)  # permit | deny
+    reasons: list[dict[str, Any]] = _json()
+    obligations: list[dict[str, Any]] = _json()
+    consent_id: str | None = Field(default=None, max_length=36)
+    consent_version: int | None = None
+    rule_ids: list[str] = _json()
+    policy_versions: dict[str, int] = _json()
+
+
+class DecisionCommunity(SQLModel, table=True):
+    """Which communities' members a decision touched, so a community can see them."""
+
+    __tablename__ = "decision_community"
+    __table_args__ = (Index("ix_decision_community_at", "community_id", "at"),)
+
+    decision_id: str = Field(foreign_key="decision.id", primary_key=True, max_length=36)
+    community_id: str = Field(primary_key=True, max_length=64)
+    at: datetime = _ts()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the tamper-evident audit chain.
+
+    ``hash`` = HMAC(service key, prev_hash + canonical JSON of the entry), so someone who can
+    write to the database but lacks the key cannot rewrite and rehash the chain.
+    """
+
+    __tablename__ = "audit_entry"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = _ts()
+    tag: str = Field(max_length=64)
+    actor_org: str | None = Field(default=None, max_length=64)
+    actor_client: str | None = Field(default=None, max_length=64)
+    object_id: str | None = Field(default=None, index=True, max_length=64)
+    payload: dict[str, Any] = _json()
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head (one row). Appending locks it, so two writers never fork the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    hash: str = Field(max_length=64)

@@ -1,0 +1,42 @@
+"""Organizations and their OAuth clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import OAuthClient, Organization
+
+
+def get_organization(session: Session, org_id: str) -> Organization | None:
+    return session.get(Organization, org_id)
+
+
+def existing_organizations(session: Session, ids: Iterable[str]) -> set[str]:
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Organization.id).where(Organization.id.in_(wanted))))
+
+
+def add(session: Session, row: Organization | OAuthClient) -> None:
+    session.add(row)
+    session.flush()
+
+
+def get_client(session: Session, client_id: str) -> OAuthClient | None:
+    return session.get(OAuthClient, client_id)
+
+
+def client_is_active(session: Session, client_id: str) -> bool:
+    disabled = session.execute(select(OAuthClient.disabled_at).where(OAuthClient.client_id == client_id)).first()
+    return disabled is not None and disabled[0] is None
+
+
+def list_clients(session: Session, organization: str | None = None) -> list[OAuthClient]:
+    query = select(OAuthClient).order_by(OAuthClient.created_at)
+    if organization:
+        query = query.where(OAuthClient.organization_id == organization)
+    return list(session.scalars(query))

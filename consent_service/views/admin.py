@@ -1,0 +1,51 @@
+"""Administration (scope ``admin``): organizations, clients, communities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..domain import communities as community_cases
+from ..domain import organizations as cases
+from ..domain.wire import Scope
+from ..schemas.admin import ClientIn, ClientOut, CommunityIn, CommunityOut, OrganizationIn, OrganizationOut
+from .common import caller_with, now, services
+
+blp = Blueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
+
+
+@blp.route("/organizations")
+class Organizations(MethodView):
+    @blp.arguments(OrganizationIn)
+    @blp.response(201, OrganizationOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        caller = caller_with(Scope.ADMIN)
+        return cases.create_organization(services(), caller=caller, now=now(), **body)
+
+
+@blp.route("/clients")
+class Clients(MethodView):
+    @blp.arguments(ClientIn)
+    @blp.response(201, ClientOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        caller = caller_with(Scope.ADMIN)
+        return cases.create_client(services(), caller=caller, now=now(), **body).as_dict()
+
+
+@blp.route("/clients/<client_id>/disable")
+class DisableClient(MethodView):
+    @blp.response(200, ClientOut)
+    def post(self, client_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.ADMIN)
+        return cases.disable_client(services(), caller=caller, client_id=client_id, now=now())
+
+
+@blp.route("/communities")
+class Communities(MethodView):
+    @blp.arguments(CommunityIn)
+    @blp.response(201, CommunityOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        caller = caller_with(Scope.ADMIN)
+        return community_cases.create_community(services(), caller=caller, now=now(), **body)

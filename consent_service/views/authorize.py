@@ -1,0 +1,33 @@
+"""The decision endpoint other systems call before they touch a person's data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..domain import authorize as cases
+from ..domain import codes
+from ..domain.wire import Scope
+from ..schemas.authorize import AuthorizeIn, DecisionOut
+from .common import caller_with, now, services
+
+blp = Blueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)")
+
+
+@blp.route("/authorize")
+class Authorize(MethodView):
+    @blp.arguments(AuthorizeIn)
+    @blp.response(200, DecisionOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Permit or deny one use of one person's data; every answer is recorded first.
+
+        A 503 answer must be treated as deny.
+        """
+        caller = caller_with(Scope.AUTHORIZE)
+        codes.check(None, services().policy, purposes=[body["purpose"]],
+                    data_categories=body["data_categories"])
+        subject = cases.Subject(**body["subject"])
+        return cases.authorize(services(), caller=caller, subject=subject, purpose=body["purpose"],
+                               data_categories=body["data_categories"], now=now()).as_dict()

@@ -1,0 +1,54 @@
+"""What every view needs: the services, the authenticated caller, and the time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import current_app, g, request
+
+from ..auth.bearer import caller_from_token
+from ..domain.caller import Caller
+from ..domain.services import Services
+from ..domain.wire import Scope
+from ..errors import Forbidden, Unauthorized
+from ..storage import organizations as organization_store
+from ..storage.db import read_snapshot
+
+EXTENSION = "consent_service"
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _client_is_active(client_id: str) -> bool:
+    with read_snapshot(services().sessions) as session:
+        return organization_store.client_is_active(session, client_id)
+
+
+def authenticated() -> Caller:
+    """The caller of this request, from its bearer token (cached on ``g``)."""
+    cached = g.get("caller")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("A bearer access token is required.")
+    settings = services().settings
+    caller = caller_from_token(token.strip(), keys=services().keys, issuer=settings["TOKEN_ISSUER"],
+                               audience=settings["TOKEN_AUDIENCE"], client_is_active=_client_is_active)
+    g.caller = caller
+    return caller
+
+
+def caller_with(*scopes: Scope) -> Caller:
+    """The caller, if its token carries at least one of ``scopes`` (none given: any valid token)."""
+    caller = authenticated()
+    if scopes and not any(caller.has(scope) for scope in scopes):
+        raise Forbidden(f"This needs the scope {' or '.join(str(s) for s in scopes)}.")
+    return caller

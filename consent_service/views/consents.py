@@ -1,0 +1,62 @@
+"""Individual consent: record, read, amend, revoke (scopes consents:write / consents:read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..domain import consents as cases
+from ..domain.wire import Scope
+from ..schemas.consents import AmendIn, ConsentHistoryOut, ConsentIn, ConsentOut, RevokeIn
+from .common import caller_with, now, services
+
+blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
+
+
+@blp.route("")
+class Consents(MethodView):
+    @blp.arguments(ConsentIn)
+    @blp.response(201, ConsentOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        caller = caller_with(Scope.CONSENTS_WRITE)
+        subject = body.pop("subject")
+        return cases.record(services(), caller=caller, subject=subject, terms=body, now=now())
+
+
+@blp.route("/<consent_id>")
+class ConsentById(MethodView):
+    @blp.response(200, ConsentOut)
+    def get(self, consent_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
+        return cases.get(services(), caller=caller, consent_id=consent_id, now=now())
+
+
+@blp.route("/<consent_id>/history")
+class ConsentHistory(MethodView):
+    @blp.response(200, ConsentHistoryOut)
+    def get(self, consent_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
+        return cases.history(services(), caller=caller, consent_id=consent_id)
+
+
+@blp.route("/<consent_id>/amend")
+class AmendConsent(MethodView):
+    @blp.arguments(AmendIn)
+    @blp.response(200, ConsentOut)
+    def post(self, body: dict[str, Any], consent_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.CONSENTS_WRITE)
+        expected = body.pop("version", None)
+        return cases.amend(services(), caller=caller, consent_id=consent_id, terms=body,
+                           expected_version=expected, now=now())
+
+
+@blp.route("/<consent_id>/revoke")
+class RevokeConsent(MethodView):
+    @blp.arguments(RevokeIn)
+    @blp.response(200, ConsentOut)
+    def post(self, body: dict[str, Any], consent_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.CONSENTS_WRITE)
+        return cases.revoke(services(), caller=caller, consent_id=consent_id, reason=body.get("reason"),
+                            now=now())

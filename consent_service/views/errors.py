@@ -1,0 +1,101 @@
+"""Route every error, whoever raised it, through ``errors.error_body``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from ..errors import ErrorCode, ServiceError, error_body
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: ErrorCode.VALIDATION_ERROR, 401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.VALIDATION_ERROR, 429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
+}
+_MESSAGES = {
+    ErrorCode.VALIDATION_ERROR: "The request is not valid.",
+    ErrorCode.NOT_FOUND: "No such resource.",
+    ErrorCode.METHOD_NOT_ALLOWED: "This method is not allowed here.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large.",
+    ErrorCode.RATE_LIMITED: "Too many requests; slow down and retry later.",
+    ErrorCode.UNAVAILABLE: "The service cannot reach its store; treat this as deny and retry later.",
+    ErrorCode.INTERNAL: "Something went wrong; nothing was decided.",
+}
+_OAUTH_CODES = {"invalid_client": ErrorCode.UNAUTHORIZED, "unauthorized_client": ErrorCode.UNAUTHORIZED}
+
+
+def render(status: int, code: ErrorCode | str, message: str, details: dict[str, Any] | None = None,
+           headers: list[tuple[str, str]] | None = None) -> Response:
+    response = jsonify(error_body(code, message, details))
+    response.status_code = status
+    for name, value in headers or []:
+        if name.lower() not in {"content-type", "content-length"}:
+            response.headers[name] = value
+    return response
+
+
+def _flatten_validation(messages: Any) -> dict[str, Any]:
+    """webargs nests messages by location ({"json": {...}}); the contract wants field -> messages."""
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "view_args"}:
+        merged: dict[str, Any] = {}
+        for value in messages.values():
+            merged.update(value if isinstance(value, dict) else {"_body": value})
+        return merged
+    return messages if isinstance(messages, dict) else {"_body": messages}
+
+
+def render_oauth_error(status: int, payload: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
+    """Authlib's RFC 6749 error, in the contract's shape (the OAuth code kept in details)."""
+    oauth_code = str(payload.get("error", "invalid_request"))
+    code = _OAUTH_CODES.get(oauth_code, ErrorCode.VALIDATION_ERROR)
+    message = str(payload.get("error_description") or oauth_code.replace("_", " "))
+    return render(401 if code is ErrorCode.UNAUTHORIZED else status, code, message,
+                  {"oauth_error": oauth_code}, headers)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        return render(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded) -> Response:
+        response = render(429, ErrorCode.RATE_LIMITED, _MESSAGES[ErrorCode.RATE_LIMITED],
+                          {"limit": str(exc.description)})
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.VALIDATION_ERROR)
+        data = getattr(exc, "data", None) or {}
+        details = _flatten_validation(data["messages"]) if "messages" in data else {}
+        message = _MESSAGES.get(code, exc.description or "Error.")
+        if status == 400 and not details:
+            message = "The request body is not valid JSON." if "JSON" in (exc.description or "") else message
+        response = render(status, code, message, details)
+        for name, value in (data.get("headers") or {}).items():
+            response.headers[name] = value
+        if status == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        return response
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def _store_error(exc: Exception) -> Response:
+        log.warning("store error answered with 503: %s", type(exc).__name__)
+        return render(503, ErrorCode.UNAVAILABLE, _MESSAGES[ErrorCode.UNAVAILABLE])
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return render(500, ErrorCode.INTERNAL, _MESSAGES[ErrorCode.INTERNAL])
