@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/consent-service demo
 
 lint: install
-	$(BIN)/ruff check consent_service tests bench
+	$(BIN)/ruff check consent_service tests migrations
 	$(BIN)/mypy
 
 test: install lint

@@ -89,7 +89,7 @@ class SigningKeys:
         return str(key.kid)
 
     def public_jwks(self) -> dict[str, Any]:
-        return self.keyset.as_dict(private=False)
+        return dict(self.keyset.as_dict(private=False))
 
     def sign(self, claims: dict[str, Any], *, typ: str) -> str:
         header = {"alg": ALGORITHM, "kid": self.current.kid, "typ": typ}

@@ -1,0 +1,102 @@
+"""The rough-sleeper example world, for a newcomer's first minute with the service.
+
+An outreach organization records a person's consent to use their data for service delivery
+and planning. The planning authority is then permitted to plan services; the Home Office,
+asking to use the same nationality data for immigration enforcement, is denied; and a
+university asking for health research is stopped by the person's Nation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .domain import communities, consents, organizations
+from .domain.caller import Caller
+from .domain.services import Services
+from .storage import communities as community_store
+from .storage import organizations as organization_store
+from .storage.db import read_snapshot
+
+ORGANIZATIONS = [
+    ("outreach-org", "Street Outreach Collective", "service-provider", ["consents:write", "consents:read"]),
+    ("gla", "Regional Planning Authority", "government", ["authorize"]),
+    ("home-office", "Home Office", "government", ["authorize"]),
+    ("univ", "University Research Centre", "research", ["authorize"]),
+    ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "audit:read"]),
+]
+SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
+
+
+def _ensure_organizations(services: Services, now: datetime) -> dict[str, tuple[str, str]]:
+    credentials = {}
+    for org_id, name, kind, scopes in ORGANIZATIONS:
+        with read_snapshot(services.sessions) as session:
+            exists = organization_store.get_organization(session, org_id) is not None
+        if not exists:
+            organizations.create_organization(services, caller=None, id=org_id, name=name, type=kind, now=now)
+        client = organizations.create_client(services, caller=None, organization=org_id, name=f"{name} (demo)",
+                                             scopes=scopes, now=now)
+        credentials[org_id] = (client.client_id, client.client_secret)
+    return credentials
+
+
+def _ensure_community(services: Services, now: datetime) -> None:
+    with read_snapshot(services.sessions) as session:
+        exists = community_store.get(session, "nation-a") is not None
+    if exists:
+        return
+    admin = Caller(organization="admin", client_id="demo", scopes=frozenset({"admin"}))
+    communities.create_community(services, caller=admin, id="nation-a", name="Nation A",
+                                 stewards=["nation-a-council"], now=now)
+    steward = Caller(organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}))
+    communities.create_rule(services, caller=steward, community_id="nation-a", body={
+        "effect": "deny", "purposes": ["research"], "data_categories": ["health"], "requesters": ["*"],
+        "reason": "Nation A has not approved health research"}, now=now)
+
+
+def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
+    credentials = _ensure_organizations(services, now)
+    _ensure_community(services, now)
+    outreach = Caller(organization="outreach-org", client_id=credentials["outreach-org"][0],
+                      scopes=frozenset({"consents:write"}))
+    consent = consents.record(services, caller=outreach, subject=SUBJECT, now=now, terms={
+        "communities": ["nation-a"], "purposes": ["service-delivery", "service-planning"],
+        "data_categories": ["nationality", "health", "housing"], "recipients": ["outreach-org", "gla"],
+        "expires_at": now + timedelta(days=365),
+        "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"}})
+
+    def token(org: str) -> str:
+        client_id, secret = credentials[org]
+        return (f"$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials {base_url}/oauth/token"
+                " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')")
+
+    subject = '{"system": "urn:outreach-org:client", "value": "C-1042"}'
+
+    def ask(org: str, purpose: str, category: str) -> str:
+        return (f"curl -s {base_url}/v1/authorize -H \"Authorization: Bearer $TOKEN_{org.upper().replace('-', '_')}\""
+                f" -H 'Content-Type: application/json' -d '{{\"subject\": {subject}, \"purpose\": \"{purpose}\","
+                f" \"data_categories\": [\"{category}\"]}}'")
+
+    return f"""# The rough-sleeper example is loaded (consent {consent['id']}, recorded by outreach-org
+# for service-delivery and service-planning; Nation A denies health research).
+# Paste these into a shell while `make run` serves on {base_url}:
+
+TOKEN_GLA={token('gla')}
+TOKEN_HOME_OFFICE={token('home-office')}
+TOKEN_UNIV={token('univ')}
+TOKEN_OUTREACH_ORG={token('outreach-org')}
+
+# 1. The planning authority plans services with the person's consent -> permit
+{ask('gla', 'service-planning', 'nationality')}
+
+# 2. The Home Office wants the same nationality data for immigration enforcement -> deny (no_consent)
+{ask('home-office', 'immigration-enforcement', 'nationality')}
+
+# 3. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
+{ask('univ', 'research', 'health')}
+
+# 4. The person withdraws consent; the planning authority's next call is denied
+curl -s {base_url}/v1/consents/{consent['id']}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
+  -H 'Content-Type: application/json' -d '{{"reason": "person asked"}}'
+{ask('gla', 'service-planning', 'nationality')}
+"""
