@@ -11,6 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..storage import communities as community_store
 from ..storage import consents as store
@@ -19,6 +21,7 @@ from ..storage.db import read_snapshot, write
 from ..storage.models import Consent, ConsentEvent, ConsentVersion
 from . import codes, receipts
 from .caller import Caller
+from .idempotency import IdempotencyKey, earlier_result, remember
 from .services import Services
 from .wire import AuditTag, ConsentStatus
 
@@ -82,9 +85,33 @@ def _audit_payload(version: ConsentVersion, subject_key: str) -> dict[str, Any]:
 
 
 def record(services: Services, *, caller: Caller, subject: dict[str, str], terms: dict[str, Any],
-           now: datetime) -> dict[str, Any]:
+           now: datetime, idempotency: IdempotencyKey | None = None) -> dict[str, Any]:
+    """Record a new consent; with an ``Idempotency-Key`` a retry returns the same consent."""
+    try:
+        return _record(services, caller=caller, subject=subject, terms=terms, now=now, idempotency=idempotency)
+    except IntegrityError:
+        if idempotency is None:
+            raise
+        # A concurrent request with the same key committed first: answer with its consent.
+        return _replay(services, caller=caller, idempotency=idempotency, now=now)
+
+
+def _replay(services: Services, *, caller: Caller, idempotency: IdempotencyKey, now: datetime) -> dict[str, Any]:
+    with read_snapshot(services.sessions) as session:
+        earlier = earlier_result(session, caller, idempotency)
+    if earlier is None:
+        raise Conflict("The request conflicted with a concurrent one; retry it.")
+    return get(services, caller=caller, consent_id=earlier, now=now)
+
+
+def _record(services: Services, *, caller: Caller, subject: dict[str, str], terms: dict[str, Any],
+            now: datetime, idempotency: IdempotencyKey | None) -> dict[str, Any]:
     key = services.subject_key(system=subject["system"], value=subject["value"])
     with write(services.sessions) as session:
+        earlier = earlier_result(session, caller, idempotency)
+        if earlier is not None:
+            session.rollback()
+            return get(services, caller=caller, consent_id=earlier, now=now)
         _check_terms(session, services, terms, now)
         consent = Consent(id=str(uuid.uuid4()), subject_key=key, recorded_by=caller.organization,
                           status=str(ConsentStatus.ACTIVE), current_version=1, created_at=now, updated_at=now)
@@ -94,6 +121,7 @@ def record(services: Services, *, caller: Caller, subject: dict[str, str], terms
                                                  actor_org=caller.organization, actor_client=caller.client_id))
         community_store.record_memberships(session, subject_key=key, communities=version.communities,
                                            consent_id=consent.id, at=now)
+        remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
         services.append_audit(session, at=now, tag=AuditTag.CONSENT_RECORDED, caller=caller,
                               object_id=consent.id, payload=_audit_payload(version, key))
         session.commit()
@@ -162,14 +190,30 @@ def amend(services: Services, *, caller: Caller, consent_id: str, terms: dict[st
 
 
 def revoke(services: Services, *, caller: Caller, consent_id: str, reason: str | None,
-           now: datetime) -> dict[str, Any]:
+           now: datetime, idempotency: IdempotencyKey | None = None) -> dict[str, Any]:
+    """Revoke; with an ``Idempotency-Key`` a retry of the same revocation answers 200, not 409."""
+    try:
+        return _revoke(services, caller=caller, consent_id=consent_id, reason=reason, now=now,
+                       idempotency=idempotency)
+    except IntegrityError:
+        if idempotency is None:
+            raise
+        return _replay(services, caller=caller, idempotency=idempotency, now=now)
+
+
+def _revoke(services: Services, *, caller: Caller, consent_id: str, reason: str | None,
+            now: datetime, idempotency: IdempotencyKey | None) -> dict[str, Any]:
     with write(services.sessions) as session:
         consent = _owned(session, caller, consent_id)
+        if earlier_result(session, caller, idempotency) is not None:
+            session.rollback()
+            return get(services, caller=caller, consent_id=consent.id, now=now)
         if not store.mark_revoked(session, consent_id=consent.id, at=now, reason=reason):
             raise Conflict("The consent is already revoked.")
         store.add(session, ConsentEvent(consent_id=consent.id, kind="revoked", version=consent.current_version,
                                         at=now, actor_org=caller.organization, actor_client=caller.client_id,
                                         reason=reason))
+        remember(session, caller, idempotency, resource_id=consent.id, status=200, now=now)
         services.append_audit(session, at=now, tag=AuditTag.CONSENT_REVOKED, caller=caller, object_id=consent.id,
                               payload={"subject": consent.subject_key, "version": consent.current_version,
                                        "reason": reason})

@@ -248,3 +248,37 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     seq: int
     hash: str = Field(max_length=64)
+
+
+class UserAccount(SQLModel, table=True):
+    """A person who signs in to the web pages; belongs to one organization, like a client."""
+
+    __tablename__ = "user_account"
+
+    id: str = Field(primary_key=True, max_length=36)
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    name: str = Field(max_length=200)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    password_hash: str = Field(max_length=255)
+    roles: str = Field(default="", max_length=200)  # space-separated scopes the person may use
+    language: str = Field(default="en", max_length=8)
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(nullable=True)
+    failed_sign_ins: int = Field(default=0)
+    locked_until: datetime | None = _ts(nullable=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The answer to a write sent with an ``Idempotency-Key``, so a retried intake is not doubled.
+
+    Stored in the same transaction as the write it answers: either both exist or neither.
+    """
+
+    __tablename__ = "idempotency_record"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    status: int
+    body: dict[str, Any] = _json()
+    created_at: datetime = _ts()

@@ -8,9 +8,10 @@ from flask import current_app, g, request
 
 from ..auth.bearer import caller_from_token
 from ..domain.caller import Caller
+from ..domain.idempotency import IdempotencyKey
 from ..domain.services import Services
 from ..domain.wire import Scope
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, Unauthorized, ValidationFailed
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot
 
@@ -52,3 +53,19 @@ def caller_with(*scopes: Scope) -> Caller:
     if scopes and not any(caller.has(scope) for scope in scopes):
         raise Forbidden(f"This needs the scope {' or '.join(str(s) for s in scopes)}.")
     return caller
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def idempotency_key(operation: str, body: object) -> IdempotencyKey | None:
+    """The request's ``Idempotency-Key``, bound to this operation and body, if it sent one."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationFailed("The Idempotency-Key header is not usable.", details={
+            IDEMPOTENCY_HEADER: [f"1 to {MAX_IDEMPOTENCY_KEY} printable characters"]})
+    return IdempotencyKey.for_request(key, operation=operation, body=body)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..domain import consents as cases
 from ..domain.wire import Scope
 from ..schemas.consents import AmendIn, ConsentHistoryOut, ConsentIn, ConsentOut, RevokeIn
-from .common import caller_with, now, services
+from .common import caller_with, idempotency_key, now, services
 
 blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
 
@@ -21,8 +22,10 @@ class Consents(MethodView):
     @blp.response(201, ConsentOut)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         caller = caller_with(Scope.CONSENTS_WRITE)
+        idempotency = idempotency_key("record-consent", request.get_json(silent=True))
         subject = body.pop("subject")
-        return cases.record(services(), caller=caller, subject=subject, terms=body, now=now())
+        return cases.record(services(), caller=caller, subject=subject, terms=body, now=now(),
+                            idempotency=idempotency)
 
 
 @blp.route("/<consent_id>")
@@ -58,5 +61,6 @@ class RevokeConsent(MethodView):
     @blp.response(200, ConsentOut)
     def post(self, body: dict[str, Any], consent_id: str) -> dict[str, Any]:
         caller = caller_with(Scope.CONSENTS_WRITE)
+        idempotency = idempotency_key(f"revoke-consent:{consent_id}", request.get_json(silent=True))
         return cases.revoke(services(), caller=caller, consent_id=consent_id, reason=body.get("reason"),
-                            now=now())
+                            now=now(), idempotency=idempotency)

@@ -1,0 +1,16 @@
+"""Idempotency records: which resource a keyed write produced."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from .models import IdempotencyRecord
+
+
+def get(session: Session, *, client_id: str, key: str) -> IdempotencyRecord | None:
+    return session.get(IdempotencyRecord, (client_id, key))
+
+
+def add(session: Session, record: IdempotencyRecord) -> None:
+    session.add(record)
+    session.flush()
