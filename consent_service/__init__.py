@@ -21,7 +21,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .storage import organizations as organization_store
     from .storage.db import make_engine, read_snapshot, session_factory
     from .storage.urls import database_url, instance_path
-    from .views import admin, authorize, consents, errors, oauth, vocabulary
+    from .views import (
+        admin,
+        audit,
+        authorize,
+        batch,
+        communities,
+        consents,
+        decisions,
+        errors,
+        fhir,
+        health,
+        oauth,
+        receipts,
+        security,
+        subjects,
+        vocabulary,
+    )
     from .views.common import EXTENSION
 
     settings = service_config.load(test_config)
@@ -70,10 +86,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     api = make_api()
     api.init_app(app)
-    for module in (admin, consents, authorize, vocabulary):
+    for module in (admin, consents, authorize, batch, vocabulary, audit, communities, decisions, receipts,
+                   subjects, fhir):
         module.blp.ARGUMENTS_PARSER = api.ARGUMENTS_PARSER  # type: ignore[attr-defined]
         api.register_blueprint(module.blp)
     app.register_blueprint(oauth.blp)
+    app.register_blueprint(health.blp)
     limiter = make_limiter()
     limiter.init_app(app)
     app.view_functions["oauth.issue_token"] = limiter.limit(settings["RATELIMIT_TOKEN"])(
@@ -81,4 +99,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["consent_api"] = api
     app.extensions["consent_limiter"] = limiter  # flask-limiter keeps only a weak reference
     errors.register(app)
+    security.register(app)
     return app

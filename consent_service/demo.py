@@ -49,9 +49,10 @@ def _ensure_community(services: Services, now: datetime) -> None:
     communities.create_community(services, caller=admin, id="nation-a", name="Nation A",
                                  stewards=["nation-a-council"], now=now)
     steward = Caller(organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}))
-    communities.create_rule(services, caller=steward, community_id="nation-a", body={
-        "effect": "deny", "purposes": ["research"], "data_categories": ["health"], "requesters": ["*"],
-        "reason": "Nation A has not approved health research"}, now=now)
+    communities.create_rule(services, caller=steward, community_id="nation-a", effect="deny",
+                            purposes=["research"], data_categories=["health"], requesters=["*"],
+                            obligations={}, labels=[], reason="Nation A has not approved health research",
+                            now=now)
 
 
 def load_demo(services: Services, *, base_url: str, now: datetime) -> str:

@@ -8,6 +8,7 @@ this function never turns an error into a permit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..storage import consents as consent_store
 from ..storage import decisions as decision_store
 from ..storage.db import read_snapshot, write
 from ..storage.models import Decision
+from . import decision_receipts
 from .caller import Caller
 from .engine import AccessRequest, ApprovalTerms, ConsentTerms, Verdict
 from .services import Services
@@ -40,11 +42,13 @@ class DecisionResult:
     at: datetime
     verdict: Verdict
     policy_versions: dict[str, int]
+    receipt: str = ""  # the signed decision receipt (see decision_receipts)
 
     def as_dict(self) -> dict[str, Any]:
         return {"decision": str(self.verdict.outcome), "decision_id": self.id,
                 "reasons": [reason.as_dict() for reason in self.verdict.reasons],
-                "obligations": [dict(item) for item in self.verdict.obligations]}
+                "obligations": [dict(item) for item in self.verdict.obligations],
+                "receipt": self.receipt}
 
 
 def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: str,
@@ -96,6 +100,8 @@ def _record(services: Services, *, caller: Caller, request: AccessRequest, subje
         obligations=[dict(o) for o in verdict.obligations],
         consent_id=consent.consent_id if consent else None, consent_version=consent.version if consent else None,
         rule_ids=[rule.id for rule in verdict.rules], policy_versions=versions)
+    result = dataclasses.replace(result, receipt=decision_receipts.sign(
+        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=row))
     tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
     with write(services.sessions) as session:
         decision_store.add(session, row, sorted(versions))

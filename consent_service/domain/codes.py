@@ -17,25 +17,32 @@ from .policy import PolicyBase
 from .wire import WILDCARD
 
 
-def _problems(field: str, names: Iterable[str], known: Iterable[str], what: str) -> dict[str, list[str]]:
-    known_set = set(known)
-    missing = [name for name in dict.fromkeys(names) if name != WILDCARD and name not in known_set]
+def _problems(field: str, names: Iterable[str], known: Iterable[str], what: str, *,
+              wildcard: bool = False) -> dict[str, list[str]]:
+    known_set = set(known) | ({WILDCARD} if wildcard else set())
+    missing = [name for name in dict.fromkeys(names) if name not in known_set]
     return {field: [f"unknown {what}: {name}" for name in missing]} if missing else {}
 
 
 def check(session: Session | None, policy: PolicyBase, *, purposes: Iterable[str] = (),
           data_categories: Iterable[str] = (), organizations: dict[str, Iterable[str]] | None = None,
-          communities: Iterable[str] = ()) -> None:
-    """Raise ``UnknownCode`` naming every unknown code; ``organizations`` maps field -> ids."""
+          communities: Iterable[str] = (), purposes_field: str = "purposes",
+          wildcards: frozenset[str] = frozenset()) -> None:
+    """Raise ``UnknownCode`` naming every unknown code; ``organizations`` maps field -> ids.
+
+    ``purposes_field`` is the request field the purposes came from (authorize has one ``purpose``).
+    ``wildcards`` names the fields where ``*`` is allowed (a rule's categories and requesters);
+    anywhere else ``*`` is unknown: a rule whose purpose were ``*`` would silently match nothing.
+    """
     details: dict[str, list[str]] = {}
-    details |= _problems("purposes", purposes, policy.vocabulary.purposes, "purpose")
+    details |= _problems(purposes_field, purposes, policy.vocabulary.purposes, "purpose")
     details |= _problems("data_categories", data_categories, policy.vocabulary.data_categories,
-                         "data category")
+                         "data category", wildcard="data_categories" in wildcards)
     if session is not None:
         for field, ids in (organizations or {}).items():
             ids = list(ids)
             details |= _problems(field, ids, organization_store.existing_organizations(session, ids),
-                                 "organization")
+                                 "organization", wildcard=field in wildcards)
         communities = list(communities)
         details |= _problems("communities", communities, community_store.existing(session, communities),
                              "community")

@@ -1,18 +1,35 @@
-"""Communities and their governance: stewards, collective rules, approvals, what they may see."""
+"""Communities and their governance: stewards, collective rules, approvals, what they may see.
+
+OCAP: a community's rules and approvals are managed by its stewards only (checked with
+Casbin, ``PolicyBase.may_manage``); the service's own administrators create communities and
+name their stewards but cannot change a community's rules.
+
+Every change to rules or approvals bumps the community's ``policy_version`` in the same
+transaction as the change and its audit entry, so the very next decision anywhere sees it.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..errors import Conflict
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..storage import communities as store
-from ..storage.db import write
-from ..storage.models import Community, CommunitySteward
-from . import codes
+from ..storage import decisions as decision_store
+from ..storage.db import read_snapshot, write
+from ..storage.models import Approval, Community, CommunityRule, CommunitySteward, Decision
+from . import codes, local_contexts
 from .caller import Caller
+from .obligations import KNOWN, PARAMETERS
 from .services import Services
-from .wire import AuditTag
+from .wire import AuditTag, ManagementAction, ReasonCode, RuleEffect
+
+# A rule may name "*" for its categories and requesters (never for its purposes).
+RULE_WILDCARDS = frozenset({"data_categories", "requesters"})
 
 
 def create_community(services: Services, *, caller: Caller, id: str, name: str, stewards: list[str],
@@ -29,3 +46,270 @@ def create_community(services: Services, *, caller: Caller, id: str, name: str, 
                               payload={"name": name, "stewards": stewards})
         session.commit()
         return {"id": id, "name": name, "stewards": stewards, "policy_version": 1, "created_at": now}
+
+
+# -- who may manage a community ---------------------------------------------------------------
+
+def _require_steward(session: Session, services: Services, *, caller: Caller, community_id: str,
+                     action: ManagementAction) -> None:
+    """404 for an unknown community; 403 unless Casbin says the caller's organization may ``action`` it.
+
+    The caller's scope is the view's to check; this is the per-community half. Being the
+    service's admin grants nothing here: only the community's stewards act for it.
+    """
+    if store.get(session, community_id) is None:
+        raise NotFound("No such community.")
+    if not services.policy.may_manage(organization=caller.organization, community=community_id,
+                                      action=str(action), stewards=store.stewards(session, community_id)):
+        raise Forbidden(f"Only a steward of community {community_id} may do this.")
+
+
+def _begin_change(session: Session, services: Services, *, caller: Caller, community_id: str,
+                  action: ManagementAction) -> None:
+    """Check the caller, then bump the community's policy version before reading what changes.
+
+    The bump is an UPDATE of the community's row, so it also locks that row until commit:
+    two changes to one community run one after the other, and the second reads the first's
+    result (e.g. a rule retired twice at once gives one retirement and one 409).
+    """
+    _require_steward(session, services, caller=caller, community_id=community_id, action=action)
+    store.bump_policy_version(session, community_id)
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+def _rule_dict(rule: CommunityRule) -> dict[str, Any]:
+    return {
+        "id": rule.id, "community": rule.community_id, "effect": rule.effect,
+        "status": "retired" if rule.retired_at is not None else "active",
+        "purposes": list(rule.purposes), "data_categories": list(rule.data_categories),
+        "requesters": list(rule.requesters), "obligations": dict(rule.obligations),
+        "labels": list(rule.labels), "reason": rule.reason,
+        "created_at": rule.created_at, "created_by": rule.created_by,
+        "retired_at": rule.retired_at, "retired_by": rule.retired_by, "retired_reason": rule.retired_reason,
+    }
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _obligation_problems(obligations: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a rule's obligations, judged against ``obligations.KNOWN``.
+
+    A flag must be ``true`` (leave it out to not impose it); a parameter such as
+    ``min_cell_size`` needs its obligation; ``retention_days`` is a number of days. Anything
+    the engine would silently drop is refused here, so a community never believes it asked
+    for something that will not travel with a permit.
+    """
+    problems = []
+    for name, value in obligations.items():
+        owners = [owner for owner, params in KNOWN.items() if name in params]
+        if name in PARAMETERS:
+            if not _positive_int(value):
+                problems.append(f"{name} must be a whole number of at least 1")
+            if not any(obligations.get(owner) is True for owner in owners):
+                problems.append(f"{name} needs {' or '.join(owners)}: true")
+        elif name == "retention_days":
+            if not _positive_int(value):
+                problems.append("retention_days must be a whole number of days, at least 1")
+        elif name in KNOWN:
+            if value is not True:
+                problems.append(f"{name} must be true (leave it out to not impose it)")
+        else:
+            problems.append(f"unknown obligation: {name}")
+    return problems
+
+
+def _validated_terms(obligations: Mapping[str, Any], labels: list[str]) -> list[str]:
+    """The labels under their full names; ``ValidationFailed`` naming every problem otherwise."""
+    details: dict[str, list[str]] = {}
+    if problems := _obligation_problems(obligations):
+        details["obligations"] = problems
+    known, unknown = local_contexts.canonical(labels)
+    if unknown:
+        details["labels"] = [f"not a Local Contexts label or notice: {label}" for label in unknown]
+    if details:
+        raise ValidationFailed("The rule is not valid.", details=details)
+    return known
+
+
+def create_rule(services: Services, *, caller: Caller, community_id: str, effect: str, purposes: list[str],
+                data_categories: list[str], requesters: list[str], obligations: dict[str, Any],
+                labels: list[str], reason: str, now: datetime) -> dict[str, Any]:
+    """Add a rule to the community; it binds every member from the next decision on."""
+    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
+    requesters = list(dict.fromkeys(requesters))
+    with write(services.sessions) as session:
+        _begin_change(session, services, caller=caller, community_id=community_id,
+                      action=ManagementAction.RULES_CREATE)
+        labels = _validated_terms(obligations, labels)
+        codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
+                    organizations={"requesters": requesters}, wildcards=RULE_WILDCARDS)
+        rule = CommunityRule(
+            id=str(uuid.uuid4()), community_id=community_id, effect=str(RuleEffect(effect)),
+            purposes=purposes, data_categories=data_categories, requesters=requesters,
+            obligations=dict(obligations), labels=labels, reason=reason, created_at=now,
+            created_by=caller.organization, created_by_client=caller.client_id)
+        store.add(session, rule)
+        services.append_audit(session, at=now, tag=AuditTag.RULE_CREATED, caller=caller, object_id=rule.id,
+                              payload={"community": community_id, "effect": rule.effect, "purposes": purposes,
+                                       "data_categories": data_categories, "requesters": requesters,
+                                       "obligations": rule.obligations, "labels": labels, "reason": reason})
+        session.commit()
+        return _rule_dict(rule)
+
+
+def list_rules(services: Services, *, caller: Caller, community_id: str,
+               include_retired: bool) -> dict[str, Any]:
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.RULES_LIST)
+        return {"rules": [_rule_dict(rule) for rule in
+                          store.rules(session, community_id, include_retired=include_retired)]}
+
+
+def retire_rule(services: Services, *, caller: Caller, community_id: str, rule_id: str, reason: str | None,
+                now: datetime) -> dict[str, Any]:
+    """Stop applying a rule from the next decision on; it stays in the history, stamped."""
+    with write(services.sessions) as session:
+        _begin_change(session, services, caller=caller, community_id=community_id,
+                      action=ManagementAction.RULES_RETIRE)
+        rule = store.get_rule(session, community_id, rule_id)
+        if rule is None:
+            raise NotFound("No such rule in this community.")
+        if rule.retired_at is not None:
+            raise Conflict("The rule is already retired.")
+        rule.retired_at, rule.retired_by, rule.retired_reason = now, caller.organization, reason
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.RULE_RETIRED, caller=caller, object_id=rule.id,
+                              payload={"community": community_id, "reason": reason})
+        session.commit()
+        return _rule_dict(rule)
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+def _approval_dict(approval: Approval, now: datetime) -> dict[str, Any]:
+    if approval.revoked_at is not None:
+        status = "revoked"
+    elif approval.expires_at is not None and approval.expires_at <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return {
+        "id": approval.id, "community": approval.community_id, "requester": approval.requester,
+        "status": status, "purposes": list(approval.purposes),
+        "data_categories": list(approval.data_categories),
+        "expires_at": approval.expires_at, "notes": approval.notes,
+        "created_at": approval.created_at, "created_by": approval.created_by,
+        "revoked_at": approval.revoked_at, "revoked_by": approval.revoked_by,
+        "revoked_reason": approval.revoked_reason,
+    }
+
+
+def create_approval(services: Services, *, caller: Caller, community_id: str, requester: str,
+                    purposes: list[str], data_categories: list[str], expires_at: datetime | None,
+                    notes: str | None, now: datetime) -> dict[str, Any]:
+    """Record the community's approval for one requester; it satisfies matching require_approval rules."""
+    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
+    with write(services.sessions) as session:
+        _begin_change(session, services, caller=caller, community_id=community_id,
+                      action=ManagementAction.APPROVALS_CREATE)
+        if expires_at is not None and expires_at <= now:
+            raise ValidationFailed("The approval would already be expired.",
+                                   details={"expires_at": ["must be in the future"]})
+        codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
+                    organizations={"requester": [requester]})
+        approval = Approval(id=str(uuid.uuid4()), community_id=community_id, requester=requester,
+                            purposes=purposes, data_categories=data_categories, expires_at=expires_at,
+                            notes=notes, created_at=now, created_by=caller.organization,
+                            created_by_client=caller.client_id)
+        store.add(session, approval)
+        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_GRANTED, caller=caller,
+                              object_id=approval.id, payload={
+                                  "community": community_id, "requester": requester, "purposes": purposes,
+                                  "data_categories": data_categories,
+                                  "expires_at": expires_at.isoformat() if expires_at else None})
+        session.commit()
+        return _approval_dict(approval, now)
+
+
+def list_approvals(services: Services, *, caller: Caller, community_id: str, include_revoked: bool,
+                   now: datetime) -> dict[str, Any]:
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.APPROVALS_LIST)
+        return {"approvals": [_approval_dict(approval, now) for approval in
+                              store.approvals(session, community_id, include_revoked=include_revoked)]}
+
+
+def revoke_approval(services: Services, *, caller: Caller, community_id: str, approval_id: str,
+                    reason: str | None, now: datetime) -> dict[str, Any]:
+    """Withdraw an approval from the next decision on; it stays in the history, stamped."""
+    with write(services.sessions) as session:
+        _begin_change(session, services, caller=caller, community_id=community_id,
+                      action=ManagementAction.APPROVALS_REVOKE)
+        approval = store.get_approval(session, community_id, approval_id)
+        if approval is None:
+            raise NotFound("No such approval in this community.")
+        if approval.revoked_at is not None:
+            raise Conflict("The approval is already revoked.")
+        approval.revoked_at, approval.revoked_by, approval.revoked_reason = now, caller.organization, reason
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_REVOKED, caller=caller,
+                              object_id=approval.id, payload={"community": community_id, "reason": reason})
+        session.commit()
+        return _approval_dict(approval, now)
+
+
+# -- what a community sees ----------------------------------------------------------------------
+
+_OWN_CONSENT = "An individual consent covers this use."
+_OTHER_COMMUNITY = "A rule of another community applies."
+
+
+def _reason_as_seen_by(community_id: str, reason: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision's reason without what would identify the person or expose another community.
+
+    A consent id is a handle on one person's record (it links their decisions together),
+    so it is dropped along with the message that names it; another community's rule is
+    reduced to its code, since its ids and wording are that community's business.
+    """
+    code = reason.get("code")
+    if code == ReasonCode.CONSENT:
+        return {"code": code, "message": _OWN_CONSENT}
+    if reason.get("community") not in (None, community_id):
+        return {"code": code, "message": _OTHER_COMMUNITY}
+    return {key: value for key, value in reason.items() if key != "consent_id"}
+
+
+def _decision_as_seen_by(community_id: str, decision: Decision) -> dict[str, Any]:
+    return {
+        "id": decision.id, "at": decision.at, "requester": decision.requester, "purpose": decision.purpose,
+        "data_categories": list(decision.data_categories), "decision": decision.outcome,
+        "reasons": [_reason_as_seen_by(community_id, reason) for reason in decision.reasons],
+        "obligations": [dict(item) for item in decision.obligations if item.get("community") == community_id],
+    }
+
+
+def community_decisions(services: Services, *, caller: Caller, community_id: str, since: datetime | None,
+                        until: datetime | None, limit: int) -> dict[str, Any]:
+    """Every decision that touched a member, newest first, and counts over the whole time range.
+
+    Never a subject identifier, pseudonym or consent id: the community sees how its members'
+    data is used, not who the members are. ``counts`` cover every decision in
+    [since, until), not only the ``limit`` returned.
+    """
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.DECISIONS_LIST)
+        rows = decision_store.for_community(session, community_id, since=since, until=until, limit=limit)
+        counts = decision_store.community_counts(session, community_id, since=since, until=until)
+        return {
+            "community": community_id, "since": since, "until": until,
+            "total": sum(counts["outcome"].values()),
+            "counts": {"by_requester": counts["requester"], "by_purpose": counts["purpose"],
+                       "by_outcome": counts["outcome"]},
+            "decisions": [_decision_as_seen_by(community_id, row) for row in rows],
+        }

@@ -82,7 +82,7 @@ class PolicyBase:
         self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"))
         self.categories = Hierarchy(self.vocabulary.data_categories,
                                     reference.get_named_role_manager("g2"))
-        self._management_model = casbin.Enforcer(str(self.dir / "management.conf")).get_model()
+        self._management_model_text = (self.dir / "management.conf").read_text()
         self._management_lines = _read_policy_csv(self.dir / "management.csv")
 
     def reference_enforcer(self, rules: Iterable[Rule] = ()) -> casbin.Enforcer:
@@ -113,7 +113,9 @@ class PolicyBase:
         Built per call from the community's own steward links only: the role manager's first
         enforce is quadratic in the names it holds, so it never holds every community's.
         """
-        enforcer = casbin.Enforcer(self._management_model)
+        model = casbin.model.Model()  # fresh per call: an enforcer adds its links to its model
+        model.load_model_from_text(self._management_model_text)
+        enforcer = casbin.Enforcer(model)
         enforcer.add_policies(self._management_lines)
         links = [[steward, "steward", community] for steward in set(stewards)]
         if links:

@@ -50,5 +50,13 @@ class Services:
             actor_org=caller.organization if caller else None,
             actor_client=caller.client_id if caller else None, object_id=object_id, payload=payload)
 
+    def append_audit_many(self, session: Session, *, caller: Caller | None,
+                          entries: list[tuple[datetime, str, str | None, dict[str, Any]]]) -> int:
+        """Append ``(at, tag, object_id, payload)`` entries, linked in order, in the caller's unit of work."""
+        return audit_store.append_many(session, hasher=self._hash, entries=[
+            {"at": at, "tag": tag, "actor_org": caller.organization if caller else None,
+             "actor_client": caller.client_id if caller else None, "object_id": object_id, "payload": payload}
+            for at, tag, object_id, payload in entries])
+
     def _hash(self, **fields: Any) -> str:
         return audit.link_hash(self.audit_key, **fields)

@@ -24,3 +24,5 @@ class DecisionOut(StrictSchema):
     decision_id = fields.String(required=True)
     reasons = fields.List(fields.Nested(ReasonOut), required=True)
     obligations = fields.List(fields.Dict(), required=True)
+    receipt = fields.String(metadata={
+        "description": "decision receipt: compact JWS (typ decision-receipt+jwt); verify it with the JWKS"})

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from . import bulk
 from .models import AuditEntry, AuditHead
 
 HEAD_ID = 1
@@ -32,6 +33,29 @@ def append(session: Session, *, hasher: Hasher, at: datetime, tag: str, actor_or
         payload=payload, prev_hash=row.hash, hash=digest))
     session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=digest))
     return seq
+
+
+def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any]]) -> int:
+    """Add several entries at the head in one statement, linked in the order given.
+
+    Each entry is a dict of ``at, tag, actor_org, actor_client, object_id, payload``. Same lock,
+    same links as calling :func:`append` once per entry; returns the last sequence number.
+    """
+    row = session.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
+    ).one()
+    seq, prev = row.seq, row.hash
+    if not entries:
+        return int(seq)
+    rows = []
+    for entry in entries:
+        seq += 1
+        digest = hasher(prev_hash=prev, seq=seq, **entry)
+        rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    bulk.insert_rows(session, AuditEntry.__table__, rows)
+    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=prev))
+    return int(seq)
 
 
 def head(session: Session) -> tuple[int, str]:

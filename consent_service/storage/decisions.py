@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from .models import Decision, DecisionCommunity
@@ -28,12 +29,32 @@ def for_subject(session: Session, subject_key: str) -> list[Decision]:
                                 .order_by(Decision.at, Decision.id)))
 
 
+def _touching(community_id: str, *, since: datetime | None, until: datetime | None) -> Any:
+    """Join condition: decisions that touched the community's members in [since, until)."""
+    where: list[Any] = [DecisionCommunity.decision_id == Decision.id,
+                        DecisionCommunity.community_id == community_id]
+    if since is not None:
+        where.append(DecisionCommunity.at >= since)
+    if until is not None:
+        where.append(DecisionCommunity.at < until)
+    return and_(*where)
+
+
 def for_community(session: Session, community_id: str, *, since: datetime | None, until: datetime | None,
                   limit: int) -> list[Decision]:
-    query = (select(Decision).join(DecisionCommunity, DecisionCommunity.decision_id == Decision.id)
-             .where(DecisionCommunity.community_id == community_id))
-    if since is not None:
-        query = query.where(DecisionCommunity.at >= since)
-    if until is not None:
-        query = query.where(DecisionCommunity.at < until)
+    """The newest ``limit`` decisions that touched the community's members."""
+    query = select(Decision).join(DecisionCommunity, _touching(community_id, since=since, until=until))
     return list(session.scalars(query.order_by(DecisionCommunity.at.desc(), Decision.id).limit(limit)))
+
+
+def community_counts(session: Session, community_id: str, *, since: datetime | None,
+                     until: datetime | None) -> dict[str, dict[str, int]]:
+    """How many of those decisions there were, by requester, by purpose and by outcome (no limit)."""
+    touching = _touching(community_id, since=since, until=until)
+    counts: dict[str, dict[str, int]] = {}
+    for name, column in (("requester", Decision.requester), ("purpose", Decision.purpose),
+                         ("outcome", Decision.outcome)):
+        rows = session.execute(select(column, func.count()).join(DecisionCommunity, touching)
+                               .group_by(column).order_by(column))
+        counts[name] = {value: number for value, number in rows}
+    return counts

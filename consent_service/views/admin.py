@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..domain import communities as community_cases
 from ..domain import organizations as cases
 from ..domain.wire import Scope
 from ..schemas.admin import ClientIn, ClientOut, CommunityIn, CommunityOut, OrganizationIn, OrganizationOut
-from .common import caller_with, now, services
+from .common import ApiBlueprint, caller_with, now, services
 
-blp = Blueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
+blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
 
 
 @blp.route("/organizations")

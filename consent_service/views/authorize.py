@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..domain import authorize as cases
 from ..domain import codes
 from ..domain.wire import Scope
 from ..schemas.authorize import AuthorizeIn, DecisionOut
-from .common import caller_with, now, services
+from .common import ApiBlueprint, caller_with, now, services
 
-blp = Blueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)")
+blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)")
 
 
 @blp.route("/authorize")
@@ -26,7 +25,7 @@ class Authorize(MethodView):
         A 503 answer must be treated as deny.
         """
         caller = caller_with(Scope.AUTHORIZE)
-        codes.check(None, services().policy, purposes=[body["purpose"]],
+        codes.check(None, services().policy, purposes=[body["purpose"]], purposes_field="purpose",
                     data_categories=body["data_categories"])
         subject = cases.Subject(**body["subject"])
         return cases.authorize(services(), caller=caller, subject=subject, purpose=body["purpose"],

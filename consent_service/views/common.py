@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import current_app, g, request
+from flask_smorest import Blueprint
 
 from ..auth.bearer import caller_from_token
 from ..domain.caller import Caller
@@ -12,6 +14,7 @@ from ..domain.idempotency import IdempotencyKey
 from ..domain.services import Services
 from ..domain.wire import Scope
 from ..errors import Forbidden, Unauthorized, ValidationFailed
+from ..extensions import ContractParser
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot
 
@@ -69,3 +72,23 @@ def idempotency_key(operation: str, body: object) -> IdempotencyKey | None:
         raise ValidationFailed("The Idempotency-Key header is not usable.", details={
             IDEMPOTENCY_HEADER: [f"1 to {MAX_IDEMPOTENCY_KEY} printable characters"]})
     return IdempotencyKey.for_request(key, operation=operation, body=body)
+
+
+class ApiBlueprint(Blueprint):
+    """A ``/v1`` blueprint: bodies parsed by the contract's parser, the caller authenticated first.
+
+    flask-smorest binds the parser when ``@blp.arguments`` decorates a view, at import time, so
+    it must be a class attribute here (setting it on the blueprint in the app factory is too
+    late, and webargs would answer 422). Authenticating before the body is read makes a call
+    without a valid token a 401 whatever its body, as the contract says of every ``/v1`` call.
+    """
+
+    ARGUMENTS_PARSER = ContractParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_request(_authenticate_first)
+
+
+def _authenticate_first() -> None:
+    authenticated()

@@ -6,14 +6,13 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..domain import consents as cases
 from ..domain.wire import Scope
 from ..schemas.consents import AmendIn, ConsentHistoryOut, ConsentIn, ConsentOut, RevokeIn
-from .common import caller_with, idempotency_key, now, services
+from .common import ApiBlueprint, caller_with, idempotency_key, now, services
 
-blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
+blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
 
 
 @blp.route("")

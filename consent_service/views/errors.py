@@ -76,6 +76,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        if status == 422:  # webargs' default, on a blueprint not built with views.common.ApiBlueprint
+            status = 400
         code = _HTTP_CODES.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.VALIDATION_ERROR)
         data = getattr(exc, "data", None) or {}
         details = _flatten_validation(data["messages"]) if "messages" in data else {}

@@ -3,12 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..schemas.vocabulary import VocabularyOut
-from .common import caller_with, services
+from .common import ApiBlueprint, caller_with, services
 
-blp = Blueprint("vocabulary", __name__, url_prefix="/v1", description="Purposes and data categories")
+blp = ApiBlueprint("vocabulary", __name__, url_prefix="/v1", description="Purposes and data categories")
 
 
 @blp.route("/vocabulary")

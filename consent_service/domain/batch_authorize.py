@@ -1,0 +1,182 @@
+"""Cohort decisions: the authorize use case for many subjects at once.
+
+Same semantics as :func:`.authorize.authorize`, subject by subject (a test holds the two
+against each other): the same engine, fed the same facts, read for the whole cohort in one
+read-only snapshot with set-based queries (``IN`` over the subject keys, chunked). Then every
+decision row and one audit entry per subject decision are written in ONE transaction; nothing
+is answered unless it committed, and any failure is ``Unavailable`` (503, treat as deny).
+
+One rule applies only to a cohort: when a matching rule carries ``aggregate_only`` with
+``min_cell_size`` and fewer distinct subjects than that would be permitted, the cohort is too
+small to release safely and every subject is denied, reason ``below_min_cell_size``, naming the
+rule and its community. A subject listed twice counts once, so repeating a subject cannot lift
+a cohort over the threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..errors import ServiceError, Unavailable
+from ..storage import bulk
+from ..storage.db import read_snapshot, write
+from .authorize import Subject
+from .caller import Caller
+from .decision_record import SharedValues, approval_terms, audit_payload, consent_terms, decision_values
+from .engine import AccessRequest, ApprovalTerms, Reason, Verdict
+from .policy import CompiledRules, Rule
+from .services import Services
+from .wire import AuditTag, Outcome, ReasonCode
+
+log = logging.getLogger(__name__)
+
+MAX_SUBJECTS = 10_000
+AGGREGATE_ONLY = "aggregate_only"
+MIN_CELL_SIZE = "min_cell_size"
+
+
+@dataclass(frozen=True)
+class SubjectDecision:
+    index: int
+    id: str
+    subject_key: str
+    verdict: Verdict
+    policy_versions: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subject_index": self.index, "decision": str(self.verdict.outcome), "decision_id": self.id,
+                "reasons": [reason.as_dict() for reason in self.verdict.reasons],
+                "obligations": [dict(item) for item in self.verdict.obligations]}
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    id: str
+    at: datetime
+    decisions: tuple[SubjectDecision, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        permits = sum(1 for d in self.decisions if d.verdict.permitted)
+        return {"permit": permits, "deny": len(self.decisions) - permits}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"decisions": [d.as_dict() for d in self.decisions], "summary": self.summary}
+
+
+def authorize_batch(services: Services, *, caller: Caller, subjects: Sequence[Subject], purpose: str,
+                    data_categories: list[str], now: datetime) -> BatchResult:
+    """Decide for every subject (in the order given) and record every decision in one commit."""
+    if not 0 < len(subjects) <= MAX_SUBJECTS:
+        raise ValueError(f"a batch has 1 to {MAX_SUBJECTS} subjects")
+    request = AccessRequest(requester=caller.organization, purpose=purpose,
+                            data_categories=tuple(dict.fromkeys(data_categories)))
+    keys = [services.subject_key(system=s.system, value=s.value) for s in subjects]
+    try:
+        verdicts, versions = _decide(services, request=request, subject_keys=keys, now=now)
+        verdicts = cohort_gate(verdicts, keys)
+        return _record(services, caller=caller, request=request, subject_keys=keys, verdicts=verdicts,
+                       versions=versions, now=now)
+    except ServiceError:
+        raise
+    except Exception as exc:  # fail closed: no answer is never a permit
+        log.exception("batch authorize failed; answering 503")
+        raise Unavailable("The decisions could not be made; treat every subject as denied.") from exc
+
+
+# -- read and decide ----------------------------------------------------------------------------
+
+def _decide(services: Services, *, request: AccessRequest, subject_keys: list[str],
+            now: datetime) -> tuple[list[Verdict], list[dict[str, int]]]:
+    distinct = list(dict.fromkeys(subject_keys))
+    with read_snapshot(services.sessions) as session:
+        consent_rows = bulk.current_terms_for_subjects(session, distinct)
+        memberships = bulk.memberships_with_versions(session, distinct)
+        community_versions = {cid: version for rows in memberships.values() for cid, version in rows}
+        compiled: dict[str, CompiledRules] = {
+            cid: services.rules.compiled(session, cid, version)
+            for cid, version in sorted(community_versions.items())}
+        approvals: dict[str, list[ApprovalTerms]] = {}
+        for row in bulk.approvals_for(session, communities=[cid for cid, c in compiled.items() if c.rules],
+                                      requester=request.requester):
+            approvals.setdefault(row.community_id, []).append(approval_terms(row))
+
+    decided: dict[str, tuple[Verdict, dict[str, int]]] = {}
+    for key in distinct:
+        versions = dict(memberships.get(key, ()))
+        communities = [compiled[cid] for cid in versions]
+        verdict = services.engine.decide(
+            request=request, consents=[consent_terms(row) for row in consent_rows.get(key, ())],
+            communities=communities,
+            approvals=[a for c in communities if c.rules for a in approvals.get(c.community, ())], now=now)
+        decided[key] = (verdict, versions)
+    return [decided[key][0] for key in subject_keys], [decided[key][1] for key in subject_keys]
+
+
+def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Verdict]:
+    """Deny everyone when fewer distinct subjects would be permitted than a rule's min_cell_size.
+
+    The threshold comes from the ``aggregate_only`` obligations of the permits themselves, so
+    only rules that matched this request (and were met) count. A subject already denied keeps
+    its own reasons after the cohort reason.
+    """
+    permitted = {key for key, verdict in zip(subject_keys, verdicts, strict=True) if verdict.permitted}
+    thresholds: dict[tuple[str, str], int] = {}
+    rules: dict[str, Rule] = {}
+    for verdict in verdicts:
+        if not verdict.permitted:
+            continue
+        for item in verdict.obligations:
+            if item.get("code") != AGGREGATE_ONLY or item.get(MIN_CELL_SIZE) is None:
+                continue
+            size = int(item[MIN_CELL_SIZE])  # a malformed size raises: the batch fails closed (503)
+            key = (str(item.get("community")), str(item.get("rule_id")))
+            thresholds[key] = max(size, thresholds.get(key, 0))
+        rules.update((rule.id, rule) for rule in verdict.rules)
+    failing = sorted((key, size) for key, size in thresholds.items() if len(permitted) < size)
+    if not failing:
+        return verdicts
+    cohort = tuple(Reason(
+        ReasonCode.BELOW_MIN_CELL_SIZE,
+        f"Only {len(permitted)} distinct subjects of this cohort would be permitted; community {community} "
+        f"releases its members' data only in cells of at least {size}.",
+        rule_id=rule_id, community=community) for (community, rule_id), size in failing)
+    gate = tuple(rules[rule_id] for (_, rule_id), _ in failing if rule_id in rules)
+    return [Verdict(Outcome.DENY, cohort + (() if verdict.permitted else verdict.reasons),
+                    rules=gate + (() if verdict.permitted else verdict.rules)) for verdict in verdicts]
+
+
+# -- record -------------------------------------------------------------------------------------
+
+def _record(services: Services, *, caller: Caller, request: AccessRequest, subject_keys: list[str],
+            verdicts: list[Verdict], versions: list[dict[str, int]], now: datetime) -> BatchResult:
+    batch_id = str(uuid.uuid4())
+    decisions: list[SubjectDecision] = []
+    rows: list[dict[str, Any]] = []
+    touched: list[dict[str, Any]] = []
+    entries: list[tuple[datetime, str, str | None, dict[str, Any]]] = []
+    shared = SharedValues(request)
+    facts = zip(subject_keys, verdicts, versions, strict=True)
+    for index, (key, verdict, policy_versions) in enumerate(facts):
+        decision = SubjectDecision(index=index, id=str(uuid.uuid4()), subject_key=key, verdict=verdict,
+                                   policy_versions=policy_versions)
+        decisions.append(decision)
+        row = decision_values(decision.id, caller=caller, request=request, subject_key=key, verdict=verdict,
+                              versions=policy_versions, now=now, shared=shared)
+        rows.append(row)
+        touched.extend({"decision_id": decision.id, "community_id": cid, "at": now}
+                       for cid in sorted(policy_versions))
+        tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
+        payload = audit_payload(row)
+        payload["batch"] = {"id": batch_id, "index": index, "size": len(subject_keys)}
+        entries.append((now, str(tag), decision.id, payload))
+    with write(services.sessions) as session:
+        bulk.add_decisions(session, rows, touched)
+        services.append_audit_many(session, caller=caller, entries=entries)
+        session.commit()
+    return BatchResult(id=batch_id, at=now, decisions=tuple(decisions))

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from .common import StrictSchema
+
+
+class VerifyIn(StrictSchema):
+    checkpoints = fields.List(
+        fields.String(validate=validate.Length(min=1, max=4096)),
+        required=True,
+        validate=validate.Length(max=100),
+        metadata={"description": "signed checkpoints exported earlier (GET /v1/audit/checkpoint)"},
+    )
+
+
+class BrokenEntryOut(StrictSchema):
+    seq = fields.Integer()
+    at = fields.AwareDateTime()
+    tag = fields.String()
+    object_id = fields.String(allow_none=True)
+
+
+class VerificationOut(StrictSchema):
+    ok = fields.Boolean(required=True)
+    entries = fields.Integer(required=True, metadata={"description": "entries verified before any break"})
+    head_seq = fields.Integer(required=True)
+    head_hash = fields.String(required=True)
+    problem = fields.String(allow_none=True, metadata={"description": "what is wrong, naming the entry"})
+    seq = fields.Integer(allow_none=True, metadata={"description": "the entry where the chain breaks"})
+    entry = fields.Nested(
+        BrokenEntryOut, allow_none=True, metadata={"description": "what is stored at that place, if anything"}
+    )
+
+
+class CheckpointOut(StrictSchema):
+    checkpoint = fields.String(
+        required=True, metadata={"description": "compact JWS, typ audit-checkpoint+jwt"}
+    )
+    seq = fields.Integer(required=True)
+    hash = fields.String(required=True)
+    at = fields.AwareDateTime(required=True)
+    kid = fields.String(allow_none=True)
+
+
+class EntriesQuery(StrictSchema):
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "return entries with a greater sequence number"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class EntryOut(StrictSchema):
+    seq = fields.Integer()
+    at = fields.AwareDateTime()
+    tag = fields.String()
+    actor_org = fields.String(allow_none=True)
+    actor_client = fields.String(allow_none=True)
+    object_id = fields.String(allow_none=True)
+    payload = fields.Dict()
+    prev_hash = fields.String()
+    hash = fields.String()
+
+
+class HeadOut(StrictSchema):
+    seq = fields.Integer()
+    hash = fields.String()
+
+
+class EntriesOut(StrictSchema):
+    entries = fields.List(fields.Nested(EntryOut))
+    next_after = fields.Integer(
+        allow_none=True, metadata={"description": "pass as ?after= for the next page; null on the last page"}
+    )
+    head = fields.Nested(HeadOut)

@@ -1,0 +1,140 @@
+"""Community governance: rules, approvals, and the decisions a community may see.
+
+Shape only. Whether codes, obligations and Local Contexts labels exist is the domain's
+question (``unknown_code`` / ``validation_error`` with details by field).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from ..domain.wire import RuleEffect
+from .common import MAX_LIST, StrictSchema, aware_datetime, code, code_list, text
+
+MAX_DECISIONS = 1000
+
+
+class RuleIn(StrictSchema):
+    effect = fields.String(required=True, validate=validate.OneOf([str(e) for e in RuleEffect]))
+    purposes = code_list(required=True)
+    data_categories = code_list(allow_wildcard=True, required=True)
+    requesters = code_list(allow_wildcard=True, required=True,
+                           metadata={"description": "organization ids, or ['*'] for every requester"})
+    obligations = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), load_default=dict,
+                              metadata={"description": "e.g. {'aggregate_only': true, 'min_cell_size': 10}"})
+    labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
+                         validate=validate.Length(max=MAX_LIST),
+                         metadata={"description": "Local Contexts TK/BC Label or Notice names"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class RuleOut(StrictSchema):
+    id = fields.String()
+    community = fields.String()
+    effect = fields.String()
+    status = fields.String(metadata={"enum": ["active", "retired"]})
+    purposes = fields.List(fields.String())
+    data_categories = fields.List(fields.String())
+    requesters = fields.List(fields.String())
+    obligations = fields.Dict()
+    labels = fields.List(fields.String())
+    reason = fields.String()
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    retired_at = fields.AwareDateTime(allow_none=True)
+    retired_by = fields.String(allow_none=True)
+    retired_reason = fields.String(allow_none=True)
+
+
+class RuleListOut(StrictSchema):
+    rules = fields.List(fields.Nested(RuleOut))
+
+
+class RulesQuery(StrictSchema):
+    include_retired = fields.Boolean(load_default=False)
+
+
+class ChangeReasonIn(StrictSchema):
+    """Why a rule is retired or an approval revoked (optional)."""
+
+    reason = text(2000, load_default=None, allow_none=True)
+
+
+class ApprovalIn(StrictSchema):
+    requester = code(required=True)
+    purposes = code_list(required=True)
+    data_categories = code_list(required=True)
+    expires_at = aware_datetime(allow_none=True, load_default=None)
+    notes = text(2000, load_default=None, allow_none=True)
+
+
+class ApprovalOut(StrictSchema):
+    id = fields.String()
+    community = fields.String()
+    requester = fields.String()
+    status = fields.String(metadata={"enum": ["active", "expired", "revoked"]})
+    purposes = fields.List(fields.String())
+    data_categories = fields.List(fields.String())
+    expires_at = fields.AwareDateTime(allow_none=True)
+    notes = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    revoked_by = fields.String(allow_none=True)
+    revoked_reason = fields.String(allow_none=True)
+
+
+class ApprovalListOut(StrictSchema):
+    approvals = fields.List(fields.Nested(ApprovalOut))
+
+
+class ApprovalsQuery(StrictSchema):
+    include_revoked = fields.Boolean(load_default=False)
+
+
+class DecisionsQuery(StrictSchema):
+    since = aware_datetime(load_default=None, metadata={"description": "from this time (inclusive)"})
+    until = aware_datetime(load_default=None, metadata={"description": "to this time (exclusive)"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_DECISIONS))
+
+    @validates_schema
+    def _range(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ValidationError("must be after since", field_name="until")
+
+
+class CommunityReasonOut(StrictSchema):
+    """A reason as a community sees it: never a consent id, which would link one person's decisions."""
+
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    rule_id = fields.String()
+    community = fields.String()
+
+
+class CommunityDecisionOut(StrictSchema):
+    id = fields.String()
+    at = fields.AwareDateTime()
+    requester = fields.String()
+    purpose = fields.String()
+    data_categories = fields.List(fields.String())
+    decision = fields.String(metadata={"enum": ["permit", "deny"]})
+    reasons = fields.List(fields.Nested(CommunityReasonOut))
+    obligations = fields.List(fields.Dict())
+
+
+class DecisionCountsOut(StrictSchema):
+    by_requester = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_purpose = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_outcome = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class CommunityDecisionsOut(StrictSchema):
+    community = fields.String()
+    since = fields.AwareDateTime(allow_none=True)
+    until = fields.AwareDateTime(allow_none=True)
+    total = fields.Integer(metadata={"description": "decisions in [since, until), however many are listed"})
+    counts = fields.Nested(DecisionCountsOut)
+    decisions = fields.List(fields.Nested(CommunityDecisionOut))

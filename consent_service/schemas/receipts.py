@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from .common import StrictSchema
+
+
+class ReceiptIn(StrictSchema):
+    receipt = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32_000),
+        metadata={"description": "a consent receipt or decision receipt (compact JWS)"},
+    )
+
+
+class ReceiptCheckOut(StrictSchema):
+    valid = fields.Boolean(required=True, metadata={"description": "signed by this service and unchanged"})
+    type = fields.String(allow_none=True, metadata={"enum": ["consent-receipt", "decision-receipt", None]})
+    kid = fields.String(allow_none=True, metadata={"description": "the signing key named by the receipt"})
+    claims = fields.Dict(metadata={"description": "the receipt's content, only when valid"})
+    problem = fields.String(allow_none=True)
+
+
+class ReceiptPageQuery(StrictSchema):
+    version = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "the consent version; default the current one"},
+    )

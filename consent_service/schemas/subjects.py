@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from .authorize import ReasonOut
+from .common import StrictSchema, SubjectSchema
+
+
+class AccessReportIn(StrictSchema):
+    subject = fields.Nested(SubjectSchema, required=True)
+
+
+class FormatQuery(StrictSchema):
+    format = fields.String(validate=validate.OneOf(["json", "html"]),
+                           metadata={"description": "html: a printable page in plain language (default: by "
+                                                    "the Accept header, else json)"})
+
+
+class ReportSubjectOut(StrictSchema):
+    system = fields.String()
+    value = fields.String()
+    pseudonym = fields.String()
+
+
+class ReportVersionOut(StrictSchema):
+    version = fields.Integer()
+    recorded_at = fields.AwareDateTime()
+    purposes = fields.List(fields.String())
+    data_categories = fields.List(fields.String())
+    recipients = fields.List(fields.String())
+    communities = fields.List(fields.String())
+    expires_at = fields.AwareDateTime(allow_none=True)
+    method = fields.String(allow_none=True)
+    receipt_id = fields.String()
+
+
+class ReportEventOut(StrictSchema):
+    kind = fields.String(metadata={"enum": ["recorded", "amended", "revoked"]})
+    version = fields.Integer()
+    at = fields.AwareDateTime()
+    reason = fields.String(allow_none=True)
+
+
+class ReportConsentOut(StrictSchema):
+    id = fields.String()
+    status = fields.String()
+    current_version = fields.Integer()
+    created_at = fields.AwareDateTime()
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    revoked_reason = fields.String(allow_none=True)
+    versions = fields.List(fields.Nested(ReportVersionOut))
+    events = fields.List(fields.Nested(ReportEventOut))
+
+
+class ReportDecisionOut(StrictSchema):
+    decision_id = fields.String()
+    at = fields.AwareDateTime()
+    requester = fields.String()
+    purpose = fields.String()
+    data_categories = fields.List(fields.String())
+    decision = fields.String(metadata={"enum": ["permit", "deny"]})
+    reasons = fields.List(fields.Nested(ReasonOut))
+    consent_id = fields.String(allow_none=True, metadata={"description": "only for your own consents"})
+    consent_version = fields.Integer(allow_none=True)
+
+
+class AccessReportOut(StrictSchema):
+    subject = fields.Nested(ReportSubjectOut)
+    organization = fields.String()
+    generated_at = fields.AwareDateTime()
+    consents = fields.List(fields.Nested(ReportConsentOut))
+    decisions = fields.List(fields.Nested(ReportDecisionOut))
+    labels = fields.Dict(metadata={"description": "plain-language names of the codes used above: purposes, "
+                                                  "data_categories, organizations, communities"})

@@ -1,0 +1,50 @@
+"""The tamper-evident audit log (scope audit:read): verify, checkpoint, export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from ..domain import audit_export as cases
+from ..domain.wire import Scope
+from ..schemas.audit import CheckpointOut, EntriesOut, EntriesQuery, VerificationOut, VerifyIn
+from .common import ApiBlueprint, caller_with, now, services
+
+blp = ApiBlueprint("audit", __name__, url_prefix="/v1/audit", description="Audit log (scope audit:read)")
+
+
+@blp.route("/verify")
+class Verify(MethodView):
+    @blp.response(200, VerificationOut)
+    def get(self) -> dict[str, Any]:
+        """Walk the whole chain; ``ok`` false names the first entry that was changed, removed,
+        inserted or moved, or says the tail was cut off (the head row disagrees)."""
+        caller_with(Scope.AUDIT_READ)
+        return cases.verify(services())
+
+    @blp.arguments(VerifyIn)
+    @blp.response(200, VerificationOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """As GET, and also check that every given signed checkpoint is still on the chain."""
+        caller_with(Scope.AUDIT_READ)
+        return cases.verify(services(), checkpoint_tokens=body["checkpoints"])
+
+
+@blp.route("/checkpoint")
+class Checkpoint(MethodView):
+    @blp.response(200, CheckpointOut)
+    def get(self) -> dict[str, Any]:
+        """A signed (sequence number, head hash): keep it outside the database."""
+        caller_with(Scope.AUDIT_READ)
+        return cases.checkpoint(services(), now=now())
+
+
+@blp.route("/entries")
+class Entries(MethodView):
+    @blp.arguments(EntriesQuery, location="query")
+    @blp.response(200, EntriesOut)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The chain in sequence order, one page at a time (follow ``next_after``)."""
+        caller_with(Scope.AUDIT_READ)
+        return cases.entries(services(), after=query["after"], limit=query["limit"])

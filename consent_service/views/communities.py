@@ -1,0 +1,102 @@
+"""Community governance (scope rules:write; the caller's organization must be a steward).
+
+The scope is checked here; whether the caller's organization may manage this community is
+the domain's question (Casbin, policies/management.conf), answered 403 for a non-steward and
+404 for a community that does not exist. Unknown query parameters are refused rather than
+ignored, so a misspelt ``since`` cannot quietly widen what a community is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from marshmallow import RAISE
+
+from ..domain import communities as cases
+from ..domain.wire import Scope
+from ..schemas.communities import (
+    ApprovalIn,
+    ApprovalListOut,
+    ApprovalOut,
+    ApprovalsQuery,
+    ChangeReasonIn,
+    CommunityDecisionsOut,
+    DecisionsQuery,
+    RuleIn,
+    RuleListOut,
+    RuleOut,
+    RulesQuery,
+)
+from .common import ApiBlueprint, caller_with, now, services
+
+blp = ApiBlueprint("communities", __name__, url_prefix="/v1/communities",
+                description="Community governance: collective rules, approvals, decisions (OCAP)")
+
+
+@blp.route("/<community_id>/rules")
+class Rules(MethodView):
+    @blp.arguments(RuleIn)
+    @blp.response(201, RuleOut)
+    def post(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+        """Add a rule; it binds every member of the community from the next decision on."""
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
+
+    @blp.arguments(RulesQuery, location="query", unknown=RAISE)
+    @blp.response(200, RuleListOut)
+    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.list_rules(services(), caller=caller, community_id=community_id, **query)
+
+
+@blp.route("/<community_id>/rules/<rule_id>")
+class RuleById(MethodView):
+    @blp.arguments(ChangeReasonIn, location="query", unknown=RAISE, as_kwargs=False)
+    @blp.arguments(ChangeReasonIn, location="json", as_kwargs=False)
+    @blp.response(200, RuleOut)
+    def delete(self, query: dict[str, Any], body: dict[str, Any], community_id: str,
+               rule_id: str) -> dict[str, Any]:
+        """Retire the rule: it stops applying at once and stays in the history (who, when, why).
+
+        The reason may come as a JSON body ``{"reason": ...}`` or as ``?reason=``.
+        """
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.retire_rule(services(), caller=caller, community_id=community_id, rule_id=rule_id,
+                                 reason=body.get("reason") or query.get("reason"), now=now())
+
+
+@blp.route("/<community_id>/approvals")
+class Approvals(MethodView):
+    @blp.arguments(ApprovalIn)
+    @blp.response(201, ApprovalOut)
+    def post(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+        """Grant the community's approval that its require_approval rules ask for."""
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.create_approval(services(), caller=caller, community_id=community_id, now=now(), **body)
+
+    @blp.arguments(ApprovalsQuery, location="query", unknown=RAISE)
+    @blp.response(200, ApprovalListOut)
+    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.list_approvals(services(), caller=caller, community_id=community_id, now=now(), **query)
+
+
+@blp.route("/<community_id>/approvals/<approval_id>/revoke")
+class RevokeApproval(MethodView):
+    @blp.arguments(ChangeReasonIn)
+    @blp.response(200, ApprovalOut)
+    def post(self, body: dict[str, Any], community_id: str, approval_id: str) -> dict[str, Any]:
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.revoke_approval(services(), caller=caller, community_id=community_id,
+                                     approval_id=approval_id, reason=body.get("reason"), now=now())
+
+
+@blp.route("/<community_id>/decisions")
+class Decisions(MethodView):
+    @blp.arguments(DecisionsQuery, location="query", unknown=RAISE)
+    @blp.response(200, CommunityDecisionsOut)
+    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+        """Every decision that touched a member: what was asked, by whom, and the answer; no identities."""
+        caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+        return cases.community_decisions(services(), caller=caller, community_id=community_id, **query)

@@ -1,0 +1,31 @@
+"""Decision lookup: why a past authorize answer was what it was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from ..domain import decision_lookup as cases
+from ..domain.wire import Scope
+from ..schemas.decisions import DecisionRecordOut
+from .common import ApiBlueprint, caller_with, services
+
+blp = ApiBlueprint(
+    "decisions",
+    __name__,
+    url_prefix="/v1/decisions",
+    description="Recorded decisions (the requester that got it, or audit:read)",
+)
+
+
+@blp.route("/<decision_id>")
+class DecisionById(MethodView):
+    @blp.response(200, DecisionRecordOut)
+    def get(self, decision_id: str) -> dict[str, Any]:
+        """The decision as recorded, with the exact consent version, rule ids and policy versions.
+
+        Only the organization that asked for it, or a holder of audit:read; 404 for everyone else.
+        """
+        caller = caller_with(Scope.AUTHORIZE, Scope.AUDIT_READ)
+        return cases.get(services(), caller=caller, decision_id=decision_id)

@@ -1,0 +1,45 @@
+"""Receipts: check one without a JOSE library; the printable consent receipt page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+
+from ..domain import access_report, receipt_check
+from ..domain.wire import Scope
+from ..schemas.receipts import ReceiptCheckOut, ReceiptIn, ReceiptPageQuery
+from . import html
+from .common import ApiBlueprint, caller_with, now, services
+
+blp = ApiBlueprint("receipts", __name__, url_prefix="/v1", description="Consent and decision receipts")
+
+
+@blp.route("/receipts/verify")
+class VerifyReceipt(MethodView):
+    @blp.arguments(ReceiptIn)
+    @blp.response(200, ReceiptCheckOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Is this consent or decision receipt signed by this service and unchanged?
+
+        Any valid token may ask. An invalid receipt is ``valid: false`` with a ``problem``, never
+        an error. Valid says nothing about whether a consent is still in force: ask its recorder.
+        """
+        caller_with()
+        return receipt_check.verify(services(), token=body["receipt"])
+
+
+@blp.route("/consents/<consent_id>/receipt.html")
+class ReceiptPage(MethodView):
+    @blp.arguments(ReceiptPageQuery, location="query")
+    @blp.response(200, description="a printable HTML page", content_type="text/html")
+    def get(self, query: dict[str, Any], consent_id: str) -> Response:
+        """The consent receipt as a printable page for the person (the recording organization only).
+
+        ``?version=`` picks an earlier version's receipt; default the current one.
+        """
+        caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
+        context = access_report.receipt_page(services(), caller=caller, consent_id=consent_id,
+                                             version=query.get("version"), now=now())
+        return html.page("consent_receipt.html", **context)

@@ -1,0 +1,36 @@
+"""The person's access report (scope consents:read; the organization that recorded their consent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+
+from ..domain import access_report as cases
+from ..domain.wire import Scope
+from ..schemas.subjects import AccessReportIn, AccessReportOut, FormatQuery
+from . import html
+from .common import ApiBlueprint, caller_with, now, services
+
+blp = ApiBlueprint("subjects", __name__, url_prefix="/v1/subjects", description="A person's own record")
+
+
+@blp.route("/access-report")
+class AccessReport(MethodView):
+    @blp.arguments(AccessReportIn)
+    @blp.arguments(FormatQuery, location="query")
+    @blp.response(200, AccessReportOut)
+    def post(self, body: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | Response:
+        """The person's consents with us (every version and revocation) and every decision about
+        them: when, who asked, for what, which data, permit or deny, and why.
+
+        ``?format=html`` (or ``Accept: text/html``) gives the same as a printable page in plain
+        language, to hand to the person. 404 when your organization has recorded no consent of
+        this person.
+        """
+        caller = caller_with(Scope.CONSENTS_READ)
+        report = cases.report(services(), caller=caller, subject=body["subject"], now=now())
+        if html.wants_html(query.get("format")):
+            return html.page("access_report.html", report=report, labels=report["labels"])
+        return report

@@ -1,0 +1,389 @@
+"""POST /v1/authorize/batch: a cohort decided exactly as single authorize decides each subject.
+
+The world below is built through the API (consents, communities) and, for rules and
+approvals, through storage with the community's policy version bumped in the same
+transaction (as the rule API does). Random requests over random cohorts (repeats included)
+are then asked both ways and must agree decision for decision, reason for reason; where the
+cohort gate applies, the expectation is derived from the single answers too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from api_helpers import CONSENT as BASE_CONSENT
+from api_helpers import assert_error, assert_ok, record_consent, table_counts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, update
+
+from consent_service.domain import audit_log
+from consent_service.storage import communities as community_store
+from consent_service.storage.db import write
+from consent_service.storage.models import Approval, AuditEntry, CommunityRule, ConsentVersion, Decision
+from consent_service.views.common import EXTENSION
+
+BATCH = "/v1/authorize/batch"
+ORGS = {"univ": "research", "gla": "government", "outreach-org": "service-provider",
+        "nation-a-council": "community-governance"}
+COMMUNITIES = ("nation-a", "nation-b", "nation-c")
+
+
+def subject(n: int) -> dict[str, str]:
+    return {"system": "urn:outreach-org:client", "value": f"S-{n}"}
+
+
+def add_rule(app: Any, community: str, effect: str, purposes: list[str], categories: list[str], *,
+             requesters: tuple[str, ...] = ("*",), obligations: dict[str, Any] | None = None) -> str:
+    services = app.extensions[EXTENSION]
+    rule_id = str(uuid.uuid4())
+    with write(services.sessions) as session:
+        session.add(CommunityRule(
+            id=rule_id, community_id=community, effect=effect, purposes=purposes, data_categories=categories,
+            requesters=list(requesters), obligations=obligations or {}, labels=[], reason=f"{effect} rule",
+            created_at=datetime.now(UTC), created_by="nation-a-council", created_by_client="test"))
+        session.flush()
+        community_store.bump_policy_version(session, community)
+        session.commit()
+    return rule_id
+
+
+def add_approval(app: Any, community: str, requester: str, purposes: list[str],
+                 categories: list[str]) -> None:
+    services = app.extensions[EXTENSION]
+    with write(services.sessions) as session:
+        session.add(Approval(id=str(uuid.uuid4()), community_id=community, requester=requester,
+                             purposes=purposes,
+                             data_categories=categories, created_at=datetime.now(UTC),
+                             created_by="nation-a-council", created_by_client="test"))
+        session.flush()
+        community_store.bump_policy_version(session, community)
+        session.commit()
+
+
+def make_communities(client: Any, world: Any) -> None:
+    for org, kind in ORGS.items():
+        world.org(org, kind)
+    for community in COMMUNITIES:
+        assert_ok(client.post("/v1/communities", headers=world.admin(), json={
+            "id": community, "name": community.title(), "stewards": ["nation-a-council"]}), 201)
+
+
+def consent(client: Any, world: Any, n: int, **terms: Any) -> dict[str, Any]:
+    headers = world.headers("outreach-org", "consents:write")
+    return record_consent(client, headers, subject=subject(n), **terms)
+
+
+@pytest.fixture
+def cohort_world(app, client, world) -> dict[str, Any]:
+    """Twelve subjects whose consents, memberships and communities reach every step of the engine."""
+    make_communities(client, world)
+    research = {"purposes": ["research"], "recipients": ["univ"]}
+    consent(client, world, 1, data_categories=["health"], communities=["nation-a"], **research)
+    consent(client, world, 2, data_categories=["health", "demographic"], communities=["nation-a", "nation-c"],
+            **research)
+    consent(client, world, 3, communities=["nation-b"])  # the contract's example terms
+    revoked = consent(client, world, 4, communities=["nation-b"])
+    assert_ok(client.post(f"/v1/consents/{revoked['id']}/revoke", json={"reason": "asked"},
+                          headers=world.headers("outreach-org", "consents:write")))
+    expired = consent(client, world, 5, data_categories=["health"], **research)
+    services = app.extensions[EXTENSION]
+    with write(services.sessions) as session:
+        session.execute(update(ConsentVersion).where(ConsentVersion.consent_id == expired["id"])
+                        .values(expires_at=datetime.now(UTC) - timedelta(days=1)))
+        session.commit()
+    amended = consent(client, world, 6, data_categories=["income"], communities=["nation-c"], **research)
+    amend = {k: v for k, v in BASE_CONSENT.items() if k != "subject"} | {
+        "purposes": ["research"], "data_categories": ["health", "income"], "recipients": ["univ", "gla"],
+        "communities": ["nation-c"], "version": 1}
+    assert_ok(client.post(f"/v1/consents/{amended['id']}/amend", json=amend,
+                          headers=world.headers("outreach-org", "consents:write")))
+    consent(client, world, 7, purposes=["research", "public-health"], data_categories=["mental-health"],
+            recipients=["univ", "gla"])
+    consent(client, world, 7, purposes=["public-health"], data_categories=["health", "housing"],
+            recipients=["gla"], communities=["nation-b"])
+    gone = consent(client, world, 8, data_categories=["demographic"], communities=["nation-a"], **research)
+    assert_ok(client.post(f"/v1/consents/{gone['id']}/revoke", json={"reason": "asked"},
+                          headers=world.headers("outreach-org", "consents:write")))
+    # subject 8 is still nation-a's member
+    consent(client, world, 8, data_categories=["health", "demographic"], **research)
+    consent(client, world, 9, purposes=["service-delivery"], data_categories=["identity", "housing"],
+            recipients=["outreach-org", "gla", "univ"])
+    consent(client, world, 10, purposes=["research", "service-planning"],
+            data_categories=["health", "income"],
+            recipients=["univ", "gla"], communities=["nation-a", "nation-b", "nation-c"])
+    consent(client, world, 11, purposes=["service-planning"], data_categories=["housing", "income"],
+            recipients=["gla"], communities=["nation-b", "nation-c"])
+    consent(client, world, 12, data_categories=["demographic"], communities=["nation-c"], **research)
+    # subject 0 has nothing on file.
+
+    rules = {
+        "a-deny": add_rule(app, "nation-a", "deny", ["research"], ["indigenous-identity"]),
+        "a-approval": add_rule(app, "nation-a", "require_approval", ["research"], ["health"],
+                               obligations={"aggregate_only": True, "min_cell_size": 2}),
+        "b-approval": add_rule(app, "nation-b", "require_approval", ["service-planning"], ["*"],
+                               requesters=("gla",)),
+        "b-deny": add_rule(app, "nation-b", "deny", ["commercial", "public-health"], ["housing"]),
+        "c-approval": add_rule(app, "nation-c", "require_approval", ["research"], ["demographic"],
+                               obligations={"aggregate_only": True, "min_cell_size": 4, "no_linkage": True}),
+        "c-income": add_rule(app, "nation-c", "require_approval", ["research", "service-planning"],
+                             ["income"],
+                             obligations={"retention_days": 30}),
+    }
+    add_approval(app, "nation-a", "univ", ["research"], ["health"])
+    add_approval(app, "nation-b", "gla", ["service-planning"], ["housing"])
+    add_approval(app, "nation-c", "univ", ["research"], ["demographic", "income"])
+    add_approval(app, "nation-c", "gla", ["service-planning"], ["income"])
+    return rules
+
+
+def single(client: Any, headers: dict[str, str], n: int, purpose: str,
+           categories: list[str]) -> dict[str, Any]:
+    return assert_ok(client.post("/v1/authorize", headers=headers, json={
+        "subject": subject(n), "purpose": purpose, "data_categories": categories}))
+
+
+def batch(client: Any, headers: dict[str, str], subjects: list[int], purpose: str,
+          categories: list[str]) -> dict[str, Any]:
+    return assert_ok(client.post(BATCH, headers=headers, json={
+        "subjects": [subject(n) for n in subjects], "purpose": purpose, "data_categories": categories}))
+
+
+def comparable(answer: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything but the decision id and the wording of messages."""
+    return (answer["decision"],
+            [(r["code"], r.get("consent_id"), r.get("rule_id"), r.get("community"))
+             for r in answer["reasons"]],
+            answer["obligations"])
+
+
+def expected_from_singles(singles: dict[int, dict[str, Any]], subjects: list[int]) -> list[tuple[Any, ...]]:
+    """The cohort's answers as the contract derives them from the single answers."""
+    permitted = {n for n in set(subjects) if singles[n]["decision"] == "permit"}
+    gates = sorted({(o["community"], o["rule_id"]): o["min_cell_size"] for n in permitted
+                    for o in singles[n]["obligations"]
+                    if o["code"] == "aggregate_only" and "min_cell_size" in o}.items())
+    failing = [(key, size) for key, size in gates if len(permitted) < size]
+    out = []
+    for n in subjects:
+        answer = comparable(singles[n])
+        if failing:
+            own = [] if answer[0] == "permit" else answer[1]
+            answer = ("deny", [("below_min_cell_size", None, rule, community)
+                               for (community, rule), _ in failing] + own, [])
+        out.append(answer)
+    return out
+
+
+PURPOSES = ["research", "public-health", "service-planning", "service-delivery", "care-coordination",
+            "commercial"]
+CATEGORIES = ["health", "mental-health", "demographic", "nationality", "housing", "income", "identity"]
+
+# Requests that reach each step of the engine in the world above.
+REQUESTS = [
+    ("univ", "research", ["health"]),
+    ("univ", "research", ["mental-health"]),
+    ("univ", "research", ["demographic"]),
+    ("univ", "research", ["health", "income"]),
+    ("gla", "service-planning", ["housing"]),
+    ("gla", "service-planning", ["income"]),
+    ("gla", "public-health", ["housing"]),
+    ("outreach-org", "service-delivery", ["nationality"]),
+]
+
+
+class TestSameAsSingleAuthorize:
+    def test_random_cohorts_and_requests_agree_with_single_authorize(self, app, client, world, cohort_world):
+        headers = {org: world.headers(org, "authorize") for org in ("univ", "gla", "outreach-org")}
+
+        @settings(max_examples=40, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+        @given(asked=st.one_of(st.sampled_from(REQUESTS), st.tuples(
+                   st.sampled_from(sorted(headers)), st.sampled_from(PURPOSES),
+                   st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True))),
+               subjects=st.lists(st.integers(0, 12), min_size=1, max_size=20))
+        def check(asked: tuple[str, str, list[str]], subjects: list[int]) -> None:
+            requester, purpose, categories = asked
+            singles = {n: single(client, headers[requester], n, purpose, categories) for n in set(subjects)}
+            answer = batch(client, headers[requester], subjects, purpose, categories)
+            assert [d["subject_index"] for d in answer["decisions"]] == list(range(len(subjects)))
+            assert [comparable(d) for d in answer["decisions"]] == expected_from_singles(singles, subjects)
+            permits = sum(d["decision"] == "permit" for d in answer["decisions"])
+            assert answer["summary"] == {"permit": permits, "deny": len(subjects) - permits}
+
+        check()
+
+    def test_every_subject_of_the_world_for_each_kind_of_request(self, client, world, cohort_world):
+        seen: set[str] = set()
+        for requester, purpose, categories in REQUESTS:
+            headers = world.headers(requester, "authorize")
+            subjects = list(range(13)) * 2
+            singles = {n: single(client, headers, n, purpose, categories) for n in range(13)}
+            answer = batch(client, headers, subjects, purpose, categories)
+            assert [comparable(d) for d in answer["decisions"]] == expected_from_singles(singles, subjects)
+            seen.update(r["code"] for d in answer["decisions"] for r in d["reasons"])
+        # the world reaches every reason code, else agreement proves less than it claims
+        assert seen == {"consent", "no_consent", "community_rule", "approval_required", "below_min_cell_size"}
+
+    def test_a_rule_change_is_seen_by_the_next_batch(self, app, client, world, cohort_world):
+        headers = world.headers("univ", "authorize")
+        assert batch(client, headers, [1, 2], "research", ["health"])["summary"] == {"permit": 2, "deny": 0}
+        rule = add_rule(app, "nation-a", "deny", ["research"], ["health"])
+        answer = batch(client, headers, [1, 2], "research", ["health"])
+        assert answer["summary"] == {"permit": 0, "deny": 2}
+        assert {r["rule_id"] for d in answer["decisions"] for r in d["reasons"]} == {rule}
+
+
+class TestMinCellSize:
+    """nation-a's approval rule: aggregate_only, min_cell_size 2 (nation-c's: 4)."""
+
+    def test_fewer_permitted_than_min_cell_size_denies_everyone(self, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [1, 0, 12], "research", ["health"])
+        assert answer["summary"] == {"permit": 0, "deny": 3}
+        for decision in answer["decisions"]:
+            assert decision["decision"] == "deny"
+            assert decision["obligations"] == []
+            first = decision["reasons"][0]
+            assert (first["code"], first["rule_id"], first["community"]) == (
+                "below_min_cell_size", cohort_world["a-approval"], "nation-a")
+        # subjects 0 and 12 were denied anyway and keep their own reason after the cohort's
+        assert [r["code"] for r in answer["decisions"][1]["reasons"]] == ["below_min_cell_size", "no_consent"]
+
+    def test_enough_permitted_subjects_are_released_with_the_obligation(self, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [1, 2, 0], "research", ["health"])
+        assert [d["decision"] for d in answer["decisions"]] == ["permit", "permit", "deny"]
+        assert answer["decisions"][0]["obligations"] == [
+            {"code": "aggregate_only", "min_cell_size": 2, "rule_id": cohort_world["a-approval"],
+             "community": "nation-a"}]
+
+    def test_a_repeated_subject_counts_once(self, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [1, 1, 1], "research", ["health"])
+        assert answer["summary"] == {"permit": 0, "deny": 3}
+        assert {d["reasons"][0]["code"] for d in answer["decisions"]} == {"below_min_cell_size"}
+
+    def test_single_authorize_has_no_cohort_and_returns_the_obligation(self, client, world, cohort_world):
+        answer = single(client, world.headers("univ", "authorize"), 1, "research", ["health"])
+        assert answer["decision"] == "permit"
+        assert answer["obligations"][0]["min_cell_size"] == 2
+
+    def test_the_largest_failing_threshold_of_several_communities(self, client, world, cohort_world):
+        # demographic research: nation-c asks for 4 and only subject 12 would be permitted
+        # (2 and 8 are nation-a's members, which denies it; 0 has no consent)
+        answer = batch(client, world.headers("univ", "authorize"), [12, 2, 8, 0], "research", ["demographic"])
+        assert answer["summary"] == {"permit": 0, "deny": 4}
+        assert [[r["code"] for r in d["reasons"]] for d in answer["decisions"]] == [
+            ["below_min_cell_size"], ["below_min_cell_size", "community_rule"],
+            ["below_min_cell_size", "community_rule"], ["below_min_cell_size", "no_consent"]]
+        assert answer["decisions"][0]["reasons"][0]["community"] == "nation-c"
+
+
+class TestRecording:
+    def test_one_decision_row_and_one_audit_entry_per_subject_in_an_intact_chain(self, app, client, world,
+                                                                                 cohort_world):
+        headers = world.headers("univ", "authorize")
+        before = table_counts(app)
+        subjects = [*range(13), 1, 2]
+        answer = batch(client, headers, subjects, "research", ["health"])
+        after = table_counts(app)
+        assert after["decision"] - before["decision"] == len(subjects)
+        assert after["audit_entry"] - before["audit_entry"] == len(subjects)
+        services = app.extensions[EXTENSION]
+        with services.sessions() as session:
+            ids = [d["decision_id"] for d in answer["decisions"]]
+            assert len(set(ids)) == len(ids)
+            rows = session.scalars(select(Decision).where(Decision.id.in_(ids)))
+            stored = {row.id: row.outcome for row in rows}
+            assert stored == {d["decision_id"]: d["decision"] for d in answer["decisions"]}
+            tags = session.execute(select(AuditEntry.tag, func.count()).where(AuditEntry.object_id.in_(ids))
+                                   .group_by(AuditEntry.tag)).all()
+            assert dict(tags) == {f"decision:{k}": v for k, v in answer["summary"].items() if v}
+        assert audit_log.verify(services, checkpoint_tokens=[]).ok
+
+    def test_a_failing_audit_write_records_nothing_and_answers_503(self, app, client, world, cohort_world,
+                                                                   monkeypatch):
+        services = app.extensions[EXTENSION]
+        headers = world.headers("univ", "authorize")
+
+        def broken(*args: Any, **kwargs: Any) -> int:
+            raise RuntimeError("disk full")
+
+        before = table_counts(app)
+        monkeypatch.setattr(services, "append_audit_many", broken)
+        assert_error(client.post(BATCH, headers=headers, json={
+            "subjects": [subject(1), subject(2)], "purpose": "research", "data_categories": ["health"]}),
+            503, "unavailable")
+        assert table_counts(app) == before
+
+
+class TestLimits:
+    def body(self, count: int) -> dict[str, Any]:
+        return {"subjects": [subject(n) for n in range(count)], "purpose": "research",
+                "data_categories": ["health"]}
+
+    def test_no_subjects_is_a_validation_error(self, app, client, world):
+        headers = world.headers("univ", "authorize")
+        before = table_counts(app)
+        error = assert_error(client.post(BATCH, headers=headers, json=self.body(0)),
+                             400, "validation_error")
+        assert "subjects" in error["details"]
+        assert table_counts(app) == before
+
+    def test_more_than_10000_subjects_is_a_validation_error_not_413(self, app, client, world):
+        headers = world.headers("univ", "authorize")
+        before = table_counts(app)
+        error = assert_error(client.post(BATCH, headers=headers, json=self.body(10_001)),
+                             400, "validation_error")
+        assert "subjects" in error["details"]
+        assert table_counts(app) == before
+
+    def test_10000_subjects_are_decided_and_recorded(self, app, client, world):
+        headers = world.headers("univ", "authorize")
+        before = table_counts(app)
+        answer = assert_ok(client.post(BATCH, headers=headers, json=self.body(10_000)))
+        assert answer["summary"] == {"permit": 0, "deny": 10_000}
+        assert answer["decisions"][-1]["subject_index"] == 9_999
+        after = table_counts(app)
+        assert after["audit_entry"] - before["audit_entry"] == 10_000
+        assert after["decision"] - before["decision"] == 10_000
+
+    @pytest.mark.parametrize(("item", "field"), [
+        ({"system": "urn:x"}, "value"),
+        ({"system": "urn:x", "value": ""}, "value"),
+        ({"system": "urn:x", "value": "a\nb"}, "value"),
+        ({"system": 3, "value": "x"}, "system"),
+        ({"system": "urn:x", "value": "x", "name": "Ann"}, "name"),
+        ({"system": "urn:x", "value": "x" * 257}, "value"),
+    ])
+    def test_a_malformed_subject_is_named_by_its_index(self, client, world, item, field):
+        body = self.body(3)
+        body["subjects"][2] = item
+        error = assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
+                             400, "validation_error")
+        assert field in error["details"]["subjects"]["2"]
+
+    def test_a_subject_that_is_not_an_object(self, client, world):
+        body = self.body(2)
+        body["subjects"][0] = "S-1"
+        assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
+                     400, "validation_error")
+
+    def test_unknown_codes(self, client, world):
+        body = self.body(2) | {"data_categories": ["dna"]}
+        assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
+                     400, "unknown_code")
+
+    def test_needs_the_authorize_scope(self, client, world):
+        assert_error(client.post(BATCH, headers=world.headers("univ", "consents:read"), json=self.body(1)),
+                     403, "forbidden")
+
+    def test_needs_a_token(self, client):
+        assert_error(client.post(BATCH, json=self.body(1)), 401, "unauthorized")
+
+    def test_the_service_wide_body_limit_still_holds_elsewhere(self, client, world):
+        huge = {"subject": subject(1), "purpose": "research", "data_categories": ["health"],
+                "pad": "x" * 300_000}
+        assert_error(client.post("/v1/authorize", headers=world.headers("univ", "authorize"), json=huge),
+                     413, "payload_too_large")

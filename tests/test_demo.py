@@ -1,0 +1,36 @@
+"""`consent-service demo` loads a world in which its printed commands show what they say."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from consent_service.demo import SUBJECT, load_demo
+
+
+def _ask(client, token: str, purpose: str, category: str) -> dict:
+    return client.post("/v1/authorize", headers={"Authorization": f"Bearer {token}"}, json={
+        "subject": SUBJECT, "purpose": purpose, "data_categories": [category]}).get_json()
+
+
+def _token(client, text: str, org: str) -> str:
+    variable = "TOKEN_" + org.upper().replace("-", "_")
+    client_id, secret = re.search(rf"{variable}=\$\(curl -s -u '([^:]+):([^']+)'", text).groups()
+    response = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                  "client_id": client_id, "client_secret": secret})
+    return response.get_json()["access_token"]
+
+
+class TestDemoWorld:
+    def test_the_printed_commands_show_a_permit_and_two_refusals(self, app, client, world):
+        text = load_demo(world.services, base_url="http://127.0.0.1:5000", now=datetime.now(UTC))
+        assert _ask(client, _token(client, text, "gla"), "service-planning", "nationality")["decision"] == "permit"
+        refused = _ask(client, _token(client, text, "home-office"), "immigration-enforcement", "nationality")
+        assert [r["code"] for r in refused["reasons"]] == ["no_consent"]
+        research = _ask(client, _token(client, text, "univ"), "research", "health")
+        assert [r["code"] for r in research["reasons"]] == ["community_rule"]
+
+    def test_loading_twice_keeps_working(self, app, world):
+        now = datetime.now(UTC)
+        load_demo(world.services, base_url="http://x", now=now)
+        assert "TOKEN_GLA=" in load_demo(world.services, base_url="http://x", now=now)

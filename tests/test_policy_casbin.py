@@ -1,0 +1,146 @@
+"""policy.py against Casbin itself: compiled rule buckets, hierarchies, who may manage.
+
+policies/model.conf is the specification of "a rule matches a request"; ``CompiledRules`` is
+the fast form the engine uses. For random rule sets, both must agree on a grid of requests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consent_service.domain.policy import PolicyBase, Rule
+from consent_service.domain.wire import WILDCARD, ManagementAction, RuleEffect
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+COMMUNITY, OTHER_COMMUNITY = "nation-a", "nation-b"
+UNKNOWN_CATEGORY = "genomics"  # not in the vocabulary: a stale vocabulary must only deny more
+
+_base = PolicyBase(POLICIES)  # built at import: hypothesis strategies below read its codes
+PURPOSES = sorted(_base.vocabulary.purposes)
+CATEGORIES = sorted(_base.vocabulary.data_categories)
+
+# The grid every rule set is checked on: both code families with parents and children, a few
+# codes outside them, an unknown category, a named and an unnamed requester, both effects.
+GRID_REQUESTERS = ("univ", "gla")
+GRID_PURPOSES = ("service-delivery", "referral", "care-coordination", "research", "commercial")
+GRID_CATEGORIES = ("health", "mental-health", "substance-use", "demographic", "nationality",
+                   "indigenous-identity", "housing", UNKNOWN_CATEGORY)
+
+
+@pytest.fixture(scope="module")
+def base() -> PolicyBase:
+    return _base
+
+
+def codes(*pools: tuple[str, ...] | list[str]) -> st.SearchStrategy[tuple[str, ...]]:
+    """One or two codes; a code in several pools is drawn more often."""
+    pool = [code for p in pools for code in p if code != UNKNOWN_CATEGORY]
+    return st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True).map(tuple)
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> list[Rule]:
+    """One to four rules, some of another community (which must never match ours)."""
+    return [Rule(id=f"rule-{i}", community=draw(st.sampled_from((COMMUNITY, COMMUNITY, OTHER_COMMUNITY))),
+                 effect=draw(st.sampled_from(RuleEffect)), purposes=draw(codes(PURPOSES, GRID_PURPOSES)),
+                 data_categories=draw(st.one_of(codes(CATEGORIES, GRID_CATEGORIES), st.just((WILDCARD,)))),
+                 requesters=draw(st.one_of(st.just((WILDCARD,)), codes(["univ", "gla", "home-office"]))))
+            for i in range(draw(st.integers(1, 4)))]
+
+
+class TestCompiledRulesAgreeWithCasbin:
+    @settings(max_examples=80, derandomize=True, deadline=None)
+    @given(rules=rule_sets())
+    def test_on_every_request_of_the_grid(self, base, rules):
+        enforcer = base.reference_enforcer(rules)
+        compiled = base.compile_rules(COMMUNITY, 1, [r for r in rules if r.community == COMMUNITY])
+        for requester in GRID_REQUESTERS:
+            for purpose in GRID_PURPOSES:
+                for category in GRID_CATEGORIES:
+                    for effect in RuleEffect:
+                        allowed, explain = enforcer.enforce_ex(requester, COMMUNITY, purpose, category,
+                                                               str(effect))
+                        matched = compiled.matching(effect=effect, requester=requester, purpose=purpose,
+                                                    categories=[category])
+                        where = (requester, purpose, category, effect)
+                        assert allowed == bool(matched), where
+                        if allowed:
+                            assert explain[-1] in {r.id for r in matched}, where
+
+
+class TestHierarchy:
+    @pytest.mark.parametrize(("granted", "requested", "covered"), [
+        ("health", "health", True),
+        ("health", "mental-health", True),          # parent covers child
+        ("mental-health", "health", False),         # child never covers parent
+        ("mental-health", "substance-use", False),  # nor its sibling
+        ("demographic", "indigenous-identity", True),
+        ("housing", "health", False),
+    ])
+    def test_categories_cover(self, base, granted, requested, covered):
+        assert base.categories.covers([granted], requested) is covered
+
+    @pytest.mark.parametrize(("granted", "requested", "covered"), [
+        ("service-delivery", "referral", True),
+        ("referral", "service-delivery", False),
+        ("referral", "care-coordination", False),
+        ("research", "research", True),
+    ])
+    def test_purposes_cover(self, base, granted, requested, covered):
+        assert base.purposes.covers([granted], requested) is covered
+
+    def test_any_granted_code_may_cover(self, base):
+        assert base.categories.covers(["housing", "health"], "substance-use")
+
+    @pytest.mark.parametrize(("code", "overlapping"), [
+        ("health", {"health", "mental-health", "substance-use"}),  # parent: itself and descendants
+        ("mental-health", {"mental-health", "health"}),             # child: itself and ancestors only
+        ("housing", {"housing"}),
+    ])
+    def test_category_overlap_goes_both_ways_but_not_sideways(self, base, code, overlapping):
+        assert base.categories.overlapping(code) == overlapping
+
+    def test_purpose_overlap(self, base):
+        assert base.purposes.overlapping("referral") == {"referral", "service-delivery"}
+        assert base.purposes.overlapping("service-delivery") == {
+            "service-delivery", "referral", "care-coordination"}
+
+    def test_an_unknown_code_is_only_itself(self, base):
+        assert base.categories.ancestors(UNKNOWN_CATEGORY) == {UNKNOWN_CATEGORY}
+        assert not base.categories.covers(["health"], UNKNOWN_CATEGORY)
+
+
+class TestMayManage:
+    STEWARDS = {COMMUNITY: ("nation-a-council",), OTHER_COMMUNITY: ("nation-b-council",)}
+
+    def may(self, base: PolicyBase, organization: str, community: str, action: str,
+            stewards: tuple[str, ...] | None = None) -> bool:
+        return base.may_manage(organization=organization, community=community, action=action,
+                               stewards=self.STEWARDS[community] if stewards is None else stewards)
+
+    @pytest.mark.parametrize("action", list(ManagementAction))
+    def test_a_steward_may_manage_its_community(self, base, action):
+        assert self.may(base, "nation-a-council", COMMUNITY, action)
+
+    def test_a_steward_of_one_community_may_not_manage_another(self, base):
+        assert self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE)
+        assert not self.may(base, "nation-a-council", OTHER_COMMUNITY, ManagementAction.RULES_CREATE)
+
+    def test_a_non_steward_is_refused(self, base):
+        assert not self.may(base, "univ", COMMUNITY, ManagementAction.RULES_CREATE)
+
+    @pytest.mark.parametrize("action", ["rules:delete", "admin", "*", ""])
+    def test_an_unknown_action_is_refused(self, base, action):
+        assert not self.may(base, "nation-a-council", COMMUNITY, action)
+
+    def test_a_community_without_stewards_is_managed_by_no_one(self, base):
+        assert not self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE, stewards=())
+
+    def test_a_removed_steward_is_refused_at_once(self, base):
+        assert self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE)
+        assert not self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE,
+                            stewards=("new-council",))
