@@ -109,9 +109,14 @@ def audit() -> None:
               help="A signed checkpoint file exported earlier (may repeat).")
 def audit_verify(checkpoints: tuple[str, ...]) -> None:
     from .domain import audit_log
+    from .domain.keys import InvalidSignature
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
-    result = audit_log.verify(_services(), checkpoint_tokens=tokens)
+    try:
+        result = audit_log.verify(_services(), checkpoint_tokens=tokens)
+    except InvalidSignature as exc:
+        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys ({exc})", err=True)
+        sys.exit(2)
     click.echo(json.dumps(result.as_dict()))
     if not result.ok:
         click.echo(f"audit chain BROKEN: {result.problem}", err=True)

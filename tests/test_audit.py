@@ -306,6 +306,17 @@ class TestCuttingTheTailWithASignedCheckpoint:
         assert response.get_json()["error"]["code"] == "validation_error"
         assert "checkpoints" in response.get_json()["error"]["details"]
 
+    def test_the_cli_refuses_a_forged_checkpoint_file_with_a_clear_message(self, app_config, client, world,
+                                                                           busy_chain, tmp_path):
+        token = client.get("/v1/audit/checkpoint", headers=world.headers("auditor", "audit:read")).get_json()
+        head, claims, signature = token["checkpoint"].split(".")
+        forged = tmp_path / "forged.jws"
+        forged.write_text(f"{head}.{claims}.{signature[::-1]}")
+        result = run_cli(app_config, "audit", "verify", "--checkpoint", str(forged))
+        assert result.exit_code == 2
+        assert "not signed by this service" in result.stderr
+        assert "Traceback" not in result.output
+
     def test_an_access_token_is_not_a_checkpoint(self, client, world, busy_chain):
         token = world.token("auditor", "audit:read")
         response = client.post(
