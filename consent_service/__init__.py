@@ -8,10 +8,12 @@ from typing import Any
 from flask import Flask
 
 from . import config as service_config
+from . import log_hygiene
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Wire the app: configuration, storage, keys, policies, token server, blueprints, errors."""
+    from . import web
     from .auth.clients import ClientCredentials
     from .auth.tokens import build_token_server
     from .domain.keys import SigningKeys, load_secret
@@ -32,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         fhir,
         health,
+        limits,
         oauth,
         receipts,
         security,
@@ -41,15 +44,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views.common import EXTENSION
 
     settings = service_config.load(test_config)
+    log_hygiene.install()
     instance = Path(settings.get("INSTANCE_PATH") or instance_path())
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
     app.config.update(
         MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
-        RATELIMIT_ENABLED=settings["RATELIMIT_ENABLED"],
-        RATELIMIT_STORAGE_URI=settings["RATELIMIT_STORAGE_URI"],
-        RATELIMIT_DEFAULT=settings["RATELIMIT_DEFAULT"],
-        RATELIMIT_TOKEN=settings["RATELIMIT_TOKEN"],
-        RATELIMIT_HEADERS_ENABLED=True,
         API_TITLE="consent_service",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
@@ -88,16 +87,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     for module in (admin, consents, authorize, batch, vocabulary, audit, communities, decisions, receipts,
                    subjects, fhir):
-        module.blp.ARGUMENTS_PARSER = api.ARGUMENTS_PARSER  # type: ignore[attr-defined]
         api.register_blueprint(module.blp)
     app.register_blueprint(oauth.blp)
     app.register_blueprint(health.blp)
-    limiter = make_limiter()
+    limits.configure(app, settings)
+    limiter = make_limiter(limits.client_or_address)
     limiter.init_app(app)
-    app.view_functions["oauth.issue_token"] = limiter.limit(settings["RATELIMIT_TOKEN"])(
-        app.view_functions["oauth.issue_token"])
+    limits.apply(app, limiter, settings)
     app.extensions["consent_api"] = api
-    app.extensions["consent_limiter"] = limiter  # flask-limiter keeps only a weak reference
     errors.register(app)
     security.register(app)
+    web.register(app)  # pages for people: sign-in, stewards, intake
     return app

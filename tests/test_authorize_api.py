@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -22,7 +24,6 @@ from api_helpers import (
 from sqlalchemy import select
 
 from consent_service.storage.models import AuditEntry, Decision
-from consent_service.views.common import EXTENSION
 
 
 @pytest.fixture
@@ -48,6 +49,31 @@ def given_consent(client, outreach, purposes: list[str], data_categories: list[s
     """A consent with just these terms, gla a recipient."""
     return record_consent(client, outreach, purposes=purposes, data_categories=data_categories,
                           recipients=["gla"])
+
+
+@contextmanager
+def refused_inserts(app, table: str) -> Iterator[None]:
+    """The database refuses every insert into ``table`` (a trigger), as a failing store would."""
+    engine = engine_of(app)
+    if engine.dialect.name == "sqlite":
+        create = [f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
+                  "BEGIN SELECT RAISE(ABORT, 'store down'); END"]
+        drop = ["DROP TRIGGER refuse_insert"]
+    else:
+        create = ["CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'store down'; END $$",
+                  f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
+                  "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"]
+        drop = [f"DROP TRIGGER refuse_insert ON {table}", "DROP FUNCTION refuse_insert()"]
+    with engine.begin() as conn:
+        for statement in create:
+            conn.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            for statement in drop:
+                conn.exec_driver_sql(statement)
 
 
 def assert_permit(answer: dict, consent: dict) -> None:
@@ -203,19 +229,14 @@ class TestEveryDecisionIsStored:
         assert row.consent_id == (consent["id"] if outcome == "permit" else None)
         assert [entry.tag for entry in audit] == [f"decision:{outcome}"]
 
-    def test_no_answer_is_released_if_the_record_cannot_be_written(self, client, app, asker, consent,
-                                                                  monkeypatch):
+    @pytest.mark.parametrize("table", ["decision", "audit_entry"])
+    def test_no_answer_is_released_unless_the_record_is_written(self, client, app, asker, consent, table):
         headers = asker("gla")
-        services = app.extensions[EXTENSION]
-
-        def broken_audit(*args, **kwargs):
-            raise RuntimeError("audit store down")
-
-        monkeypatch.setattr(services, "append_audit", broken_audit)
-        with unchanged_tables(app):
+        with refused_inserts(app, table), unchanged_tables(app):
             response = client.post("/v1/authorize", headers=headers, json={
                 "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]})
-        assert_error(response, 503, "unavailable")
+            assert_error(response, 503, "unavailable")
+        assert_permit(ask(client, headers, "service-planning", "nationality"), consent)
 
 
 class TestTheRequesterComesFromTheToken:

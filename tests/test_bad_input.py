@@ -190,6 +190,7 @@ def test_bad_input_is_refused_and_writes_nothing(app, call, case):
     error = assert_error(response, 400, case.code)
     if case.field is not None:
         assert case.field in error["details"], error
+        assert all(isinstance(m, str) for messages in error["details"].values() for m in messages), error
 
 
 @pytest.mark.parametrize("endpoint", [pytest.param(e, id=e.name) for e in ENDPOINTS])

@@ -9,6 +9,7 @@ key with a different request is a 409, because silently doing either would be wr
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,8 +29,10 @@ class IdempotencyKey:
     fingerprint: str
 
     @classmethod
-    def for_request(cls, key: str, *, operation: str, body: Any) -> IdempotencyKey:
-        digest = hashlib.sha256(operation.encode() + b"\n" + canonical(body)).hexdigest()
+    def for_request(cls, key: str, *, operation: str, body: Any, secret: bytes) -> IdempotencyKey:
+        """Fingerprint the request with a keyed hash: the body holds the raw subject, and a
+        plain hash would let someone who can guess the rest of it confirm who the person is."""
+        digest = hmac.new(secret, operation.encode() + b"\n" + canonical(body), hashlib.sha256).hexdigest()
         return cls(key=key, fingerprint=digest)
 
 

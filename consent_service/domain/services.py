@@ -32,12 +32,14 @@ class Services:
     rules: RuleCache = field(init=False)
     pseudonym_key: bytes = field(init=False)
     audit_key: bytes = field(init=False)
+    idempotency_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = DecisionEngine(self.policy)
         self.rules = RuleCache(self.policy)
         self.pseudonym_key = pseudonyms.derive_key(self.secret, "subject")
         self.audit_key = pseudonyms.derive_key(self.secret, "audit-chain")
+        self.idempotency_key = pseudonyms.derive_key(self.secret, "idempotency")
 
     def subject_key(self, *, system: str, value: str) -> str:
         return pseudonyms.subject_key(self.pseudonym_key, system=system, value=value)

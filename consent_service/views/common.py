@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
-from ..auth.bearer import caller_from_token
+from ..auth.bearer import verified_caller
 from ..domain.caller import Caller
 from ..domain.idempotency import IdempotencyKey
 from ..domain.services import Services
@@ -34,18 +35,38 @@ def _client_is_active(client_id: str) -> bool:
         return organization_store.client_is_active(session, client_id)
 
 
+def token_caller() -> Caller:
+    """The caller the bearer token names, signature and claims checked, no database read.
+
+    Cached on ``g``, failure included: the rate limiter asks first (to count the request per
+    client), the blueprint's authentication asks again and raises the same ``Unauthorized``.
+    """
+    cached = g.get("_token_caller")
+    if cached is None:
+        try:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("A bearer access token is required.")
+            settings = services().settings
+            cached = verified_caller(token.strip(), keys=services().keys, issuer=settings["TOKEN_ISSUER"],
+                                     audience=settings["TOKEN_AUDIENCE"])
+        except Unauthorized as exc:
+            cached = exc
+        g._token_caller = cached
+    if isinstance(cached, Unauthorized):
+        raise cached
+    return cached  # type: ignore[no-any-return]
+
+
 def authenticated() -> Caller:
-    """The caller of this request, from its bearer token (cached on ``g``)."""
+    """The caller of this request, from its bearer token, its client still active (cached on ``g``)."""
     cached = g.get("caller")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("A bearer access token is required.")
-    settings = services().settings
-    caller = caller_from_token(token.strip(), keys=services().keys, issuer=settings["TOKEN_ISSUER"],
-                               audience=settings["TOKEN_AUDIENCE"], client_is_active=_client_is_active)
+    caller = token_caller()
+    if not _client_is_active(caller.client_id):
+        raise Unauthorized("The access token's client is disabled or unknown.")
     g.caller = caller
     return caller
 
@@ -71,7 +92,7 @@ def idempotency_key(operation: str, body: object) -> IdempotencyKey | None:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise ValidationFailed("The Idempotency-Key header is not usable.", details={
             IDEMPOTENCY_HEADER: [f"1 to {MAX_IDEMPOTENCY_KEY} printable characters"]})
-    return IdempotencyKey.for_request(key, operation=operation, body=body)
+    return IdempotencyKey.for_request(key, operation=operation, body=body, secret=services().idempotency_key)
 
 
 class ApiBlueprint(Blueprint):
@@ -88,6 +109,23 @@ class ApiBlueprint(Blueprint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.before_request(_authenticate_first)
+
+    @staticmethod
+    def _prepare_response_doc(doc: Any, doc_info: Any, *, api: Any, spec: Any, **kwargs: Any) -> Any:
+        """Document the errors every /v1 operation may answer, each with the contract's body."""
+        responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+        with_body = kwargs.get("method") in {"post", "put", "patch"}
+        statuses = [*COMMON_ERRORS, *(BODY_ERRORS if with_body else ())]
+        for status in statuses:
+            if status not in responses and str(status) not in responses:
+                responses[status] = [HTTPStatus(status).name]  # flask-smorest's component, in ERROR_SCHEMA
+        return Blueprint._prepare_response_doc(doc, doc_info, api=api, spec=spec, **kwargs)
+
+
+# What any /v1 operation may answer besides its own outcomes (contract, "Errors"): no or a bad
+# token, a missing scope or organization, no such object, too many requests, the store away.
+COMMON_ERRORS = (401, 403, 404, 429, 503)
+BODY_ERRORS = (413,)
 
 
 def _authenticate_first() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorCode, ServiceError, error_body
+from .limits import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,35 @@ def render(status: int, code: ErrorCode | str, message: str, details: dict[str, 
     return response
 
 
-def _flatten_validation(messages: Any) -> dict[str, Any]:
-    """webargs nests messages by location ({"json": {...}}); the contract wants field -> messages."""
+def _flatten_validation(messages: Any) -> dict[str, list[str]]:
+    """The contract's ``details``: top-level field -> list of messages (strings).
+
+    webargs nests messages by location (``{"json": {...}}``) and marshmallow by field
+    (``{"subject": {"value": [...]}}``, ``{"data_categories": {"0": [...]}}``); a nested
+    message keeps its path inside the field: ``{"subject": ["value: Missing data ..."]}``.
+    """
     if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "view_args"}:
         merged: dict[str, Any] = {}
         for value in messages.values():
             merged.update(value if isinstance(value, dict) else {"_body": value})
-        return merged
-    return messages if isinstance(messages, dict) else {"_body": messages}
+        messages = merged
+    if not isinstance(messages, dict):
+        messages = {"_body": messages}
+    flat: dict[str, list[str]] = {}
+
+    def walk(field: str, path: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(field, f"{path}.{key}" if path else str(key), inner)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(field, path, item)
+        else:
+            flat.setdefault(field, []).append(f"{path}: {value}" if path else str(value))
+
+    for field, value in messages.items():
+        walk(str(field), "", value)
+    return flat
 
 
 def render_oauth_error(status: int, payload: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
@@ -69,9 +91,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:
-        response = render(429, ErrorCode.RATE_LIMITED, _MESSAGES[ErrorCode.RATE_LIMITED],
-                          {"limit": str(exc.description)})
-        return response
+        seconds = retry_after_seconds()
+        return render(429, ErrorCode.RATE_LIMITED, _MESSAGES[ErrorCode.RATE_LIMITED],
+                      {"limit": str(exc.description), "retry_after": seconds},
+                      [("Retry-After", str(seconds))])
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
