@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint demo bench clean
+.PHONY: install run test lint demo bench bench-quick clean
 
 $(BIN)/consent-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ lint: install
 test: install lint
 	$(BIN)/pytest -q
 
-bench: install
+bench: install  # full sizes (1M consents), < 40 min; see docs/performance.md
 	$(BIN)/python -m bench
+
+bench-quick: install  # small sizes, a few minutes
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -21,8 +21,9 @@ from . import run as bench_run
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs (a few minutes)")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--rounds", type=int, help="rounds (median taken; at least 3 for the report)")
@@ -56,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(text + "\n")
     print(text)
     for target in report["targets"]:
-        print(f"{'met    ' if target['met'] else 'MISSED '} {target['metric']} = {target['value']} "
-              f"(target {target['target']})", file=sys.stderr)
+        print(
+            f"{'met    ' if target['met'] else 'MISSED '} {target['metric']} = {target['value']} "
+            f"(target {target['target']})",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -39,11 +39,15 @@ def floor_app() -> Flask:
     return app
 
 
-def storage_app(*, core: bool = False) -> Flask:
-    settings = service_config.load()
-    engine = make_engine(settings["DATABASE_URL"], busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
-                         statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
-                         pool_size=settings["DB_POOL_SIZE"], schema=settings["DB_SCHEMA"])
+def storage_app(*, core: bool = False, config: dict[str, Any] | None = None) -> Flask:
+    settings = service_config.load(config)
+    engine = make_engine(
+        settings["DATABASE_URL"],
+        busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
+        statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
+        pool_size=settings["DB_POOL_SIZE"],
+        schema=settings["DB_SCHEMA"],
+    )
     sessions = session_factory(engine)
     key = pseudonyms.derive_key(settings["SECRET_KEY"].encode("utf-8"), "subject")
     app = Flask("bench_storage")
@@ -52,12 +56,26 @@ def storage_app(*, core: bool = False) -> Flask:
     @app.post("/v1/authorize")
     def select_and_insert() -> Any:
         body = request.get_json()
-        subject = pseudonyms.subject_key(key, system=body["subject"]["system"], value=body["subject"]["value"])
+        subject = pseudonyms.subject_key(
+            key, system=body["subject"]["system"], value=body["subject"]["value"]
+        )
         now = datetime.now(UTC)
-        values = {"id": str(uuid.uuid4()), "at": now, "requester": "bench-univ", "client_id": "bench",
-                  "subject_key": subject, "purpose": body["purpose"], "data_categories": body["data_categories"],
-                  "outcome": "deny", "reasons": [], "obligations": [], "consent_id": None,
-                  "consent_version": None, "rule_ids": [], "policy_versions": {}}
+        values = {
+            "id": str(uuid.uuid4()),
+            "at": now,
+            "requester": "bench-univ",
+            "client_id": "bench",
+            "subject_key": subject,
+            "purpose": body["purpose"],
+            "data_categories": body["data_categories"],
+            "outcome": "deny",
+            "reasons": [],
+            "obligations": [],
+            "consent_id": None,
+            "consent_version": None,
+            "rule_ids": [],
+            "policy_versions": {},
+        }
         with read_snapshot(sessions) as session:
             found = session.execute(select(Consent.id).where(Consent.subject_key == subject)).all()
         with write(sessions) as session:
@@ -87,4 +105,3 @@ def make(kind: str) -> Flask:
 
         return create_app()
     raise ValueError(f"unknown app {kind!r}")
-

@@ -40,14 +40,22 @@ SYSTEM = "urn:bench:client"
 REQUESTER = "bench-univ"
 RECORDER = "bench-outreach"
 STEWARD = "bench-steward"
-ORGANIZATIONS = {REQUESTER: "research", "bench-gla": "government", RECORDER: "service-provider",
-                 STEWARD: "community-governance"}
+ORGANIZATIONS = {
+    REQUESTER: "research",
+    "bench-gla": "government",
+    RECORDER: "service-provider",
+    STEWARD: "community-governance",
+}
 PURPOSES = ["research", "service-planning", "public-health", "service-delivery", "program-evaluation"]
 RULE_PURPOSES = [*PURPOSES, "commercial", "law-enforcement"]
 CATEGORIES = ["health", "mental-health", "housing", "income", "demographic", "identity", "education"]
 # What the load asks: (purpose, categories), chosen at random per request.
-REQUESTS = [("research", ["health"]), ("service-planning", ["housing"]), ("public-health", ["health", "income"]),
-            ("research", ["mental-health", "demographic"])]
+REQUESTS = [
+    ("research", ["health"]),
+    ("service-planning", ["housing"]),
+    ("public-health", ["health", "income"]),
+    ("research", ["mental-health", "demographic"]),
+]
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -59,8 +67,12 @@ class Sizes:
     communities: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"consents": self.consents, "subjects": self.subjects, "rules": self.rules,
-                "communities": self.communities}
+        return {
+            "consents": self.consents,
+            "subjects": self.subjects,
+            "rules": self.rules,
+            "communities": self.communities,
+        }
 
 
 def subject_value(index: int) -> str:
@@ -87,6 +99,7 @@ def community_id(index: int) -> str:
 # Datetimes are written as naive UTC text ("2026-01-01 00:00:01.000000"): SQLAlchemy's SQLite
 # storage format, and read as UTC by PostgreSQL in a session with TIME ZONE 'UTC'.
 
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -99,10 +112,18 @@ def _terms_pool(rng: random.Random, size: int = 4096) -> list[tuple[str, str, st
     """Random (purposes, categories, recipients) JSON triples, drawn from per consent (fast)."""
     pool = []
     for _ in range(size):
-        recipients = [RECORDER] + ([REQUESTER] if rng.random() < 0.5 else []) + (
-            ["bench-gla"] if rng.random() < 0.3 else [])
-        pool.append((json.dumps(_sample(rng, PURPOSES, 1, 2)), json.dumps(_sample(rng, CATEGORIES, 1, 3)),
-                     json.dumps(recipients)))
+        recipients = (
+            [RECORDER]
+            + ([REQUESTER] if rng.random() < 0.5 else [])
+            + (["bench-gla"] if rng.random() < 0.3 else [])
+        )
+        pool.append(
+            (
+                json.dumps(_sample(rng, PURPOSES, 1, 2)),
+                json.dumps(_sample(rng, CATEGORIES, 1, 3)),
+                json.dumps(recipients),
+            )
+        )
     return pool
 
 
@@ -128,10 +149,35 @@ def consent_rows(sizes: Sizes, secret: str, seed: int) -> tuple[list[tuple[Any, 
             roll = rng.random()
             expires = None if roll < 0.8 else (past if roll < 0.9 else future)
             purposes, categories, recipients = pool[rng.randrange(len(pool))]
-            consents.append((cid, key, RECORDER, "revoked" if revoked else "active", 1, at, at,
-                             at if revoked else None, "bench" if revoked else None))
-            versions.append((cid, 1, purposes, categories, recipients, "[]", expires, evidence, at, "bench",
-                             f"r-{cid}", "bench-receipt"))
+            consents.append(
+                (
+                    cid,
+                    key,
+                    RECORDER,
+                    "revoked" if revoked else "active",
+                    1,
+                    at,
+                    at,
+                    at if revoked else None,
+                    "bench" if revoked else None,
+                )
+            )
+            versions.append(
+                (
+                    cid,
+                    1,
+                    purposes,
+                    categories,
+                    recipients,
+                    "[]",
+                    expires,
+                    evidence,
+                    at,
+                    "bench",
+                    f"r-{cid}",
+                    "bench-receipt",
+                )
+            )
     return consents, versions
 
 
@@ -148,8 +194,9 @@ def membership_rows(sizes: Sizes, secret: str, consents: Sequence[tuple[Any, ...
     return rows
 
 
-def rule_rows(sizes: Sizes, seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
-                                                list[tuple[Any, ...]]]:
+def rule_rows(
+    sizes: Sizes, seed: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(community, community_rule, approval) rows."""
     rng = random.Random(seed + 1)
     communities, rules, approvals = [], [], []
@@ -164,35 +211,115 @@ def rule_rows(sizes: Sizes, seed: int) -> tuple[list[tuple[Any, ...]], list[tupl
             categories = ["*"] if rng.random() < 0.03 else _sample(rng, CATEGORIES, 1, 2)
             roll = rng.random()
             requesters = ["*"] if roll < 0.2 else [REQUESTER] if roll < 0.3 else [f"org-{rng.randrange(100)}"]
-            obligations = ({"aggregate_only": True, "min_cell_size": 5} if not deny and rng.random() < 0.3
-                           else {})
-            rules.append((f"rule-{number:09d}", cid, "deny" if deny else "require_approval",
-                          json.dumps([rng.choice(RULE_PURPOSES)]), json.dumps(categories), json.dumps(requesters),
-                          json.dumps(obligations), "[]", "bench rule", at, STEWARD, "bench", None, None, None))
+            obligations = (
+                {"aggregate_only": True, "min_cell_size": 5} if not deny and rng.random() < 0.3 else {}
+            )
+            rules.append(
+                (
+                    f"rule-{number:09d}",
+                    cid,
+                    "deny" if deny else "require_approval",
+                    json.dumps([rng.choice(RULE_PURPOSES)]),
+                    json.dumps(categories),
+                    json.dumps(requesters),
+                    json.dumps(obligations),
+                    "[]",
+                    "bench rule",
+                    at,
+                    STEWARD,
+                    "bench",
+                    None,
+                    None,
+                    None,
+                )
+            )
         if rng.random() < 0.5:
-            approvals.append((f"appr-{index:07d}", cid, REQUESTER, json.dumps(["research"]),
-                              json.dumps(["health", "housing"]), None, None, at, STEWARD, "bench",
-                              None, None, None))
+            approvals.append(
+                (
+                    f"appr-{index:07d}",
+                    cid,
+                    REQUESTER,
+                    json.dumps(["research"]),
+                    json.dumps(["health", "housing"]),
+                    None,
+                    None,
+                    at,
+                    STEWARD,
+                    "bench",
+                    None,
+                    None,
+                    None,
+                )
+            )
     return communities, rules, approvals
 
 
 COLUMNS = {
     "organization": ("id", "name", "type", "created_at"),
-    "consent": ("id", "subject_key", "recorded_by", "status", "current_version", "created_at", "updated_at",
-                "revoked_at", "revoked_reason"),
-    "consent_version": ("consent_id", "version", "purposes", "data_categories", "recipients", "communities",
-                        "expires_at", "evidence", "recorded_at", "recorded_by_client", "receipt_id", "receipt"),
+    "consent": (
+        "id",
+        "subject_key",
+        "recorded_by",
+        "status",
+        "current_version",
+        "created_at",
+        "updated_at",
+        "revoked_at",
+        "revoked_reason",
+    ),
+    "consent_version": (
+        "consent_id",
+        "version",
+        "purposes",
+        "data_categories",
+        "recipients",
+        "communities",
+        "expires_at",
+        "evidence",
+        "recorded_at",
+        "recorded_by_client",
+        "receipt_id",
+        "receipt",
+    ),
     "membership": ("subject_key", "community_id", "consent_id", "created_at"),
     "community": ("id", "name", "policy_version", "created_at"),
-    "community_rule": ("id", "community_id", "effect", "purposes", "data_categories", "requesters", "obligations",
-                       "labels", "reason", "created_at", "created_by", "created_by_client", "retired_at",
-                       "retired_by", "retired_reason"),
-    "approval": ("id", "community_id", "requester", "purposes", "data_categories", "expires_at", "notes",
-                 "created_at", "created_by", "created_by_client", "revoked_at", "revoked_by", "revoked_reason"),
+    "community_rule": (
+        "id",
+        "community_id",
+        "effect",
+        "purposes",
+        "data_categories",
+        "requesters",
+        "obligations",
+        "labels",
+        "reason",
+        "created_at",
+        "created_by",
+        "created_by_client",
+        "retired_at",
+        "retired_by",
+        "retired_reason",
+    ),
+    "approval": (
+        "id",
+        "community_id",
+        "requester",
+        "purposes",
+        "data_categories",
+        "expires_at",
+        "notes",
+        "created_at",
+        "created_by",
+        "created_by_client",
+        "revoked_at",
+        "revoked_by",
+        "revoked_reason",
+    ),
 }
 
 
 # -- loading ------------------------------------------------------------------------------------
+
 
 def _load_sqlite(path: str, tables: Iterable[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
     con = sqlite3.connect(path, isolation_level=None)
@@ -203,8 +330,9 @@ def _load_sqlite(path: str, tables: Iterable[tuple[str, Sequence[tuple[Any, ...]
         con.execute("BEGIN")
         for name, rows in tables:
             columns = COLUMNS[name]
-            con.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                            rows)
+            con.executemany(
+                f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+            )
         con.execute("COMMIT")
         con.execute("ANALYZE")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -257,17 +385,27 @@ class World:
         return list(found["consent"]), list(found["consent_version"])
 
 
-def generate(sizes: Sizes, *, secret: str, seed: int = 7,
-             consents: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None) -> World:
+def generate(
+    sizes: Sizes,
+    *,
+    secret: str,
+    seed: int = 7,
+    consents: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None,
+) -> World:
     """Generate a world; pass ``consents`` of a world with the same consent sizes to share them."""
     started = time.perf_counter()
     consent, version = consents or consent_rows(sizes, secret, seed)
     communities, rules, approvals = rule_rows(sizes, seed)
     organizations = [(org, org, kind, _ts(EPOCH)) for org, kind in ORGANIZATIONS.items()]
     tables: list[tuple[str, Sequence[tuple[Any, ...]]]] = [
-        ("organization", organizations), ("community", communities), ("community_rule", rules),
-        ("approval", approvals), ("consent", consent), ("consent_version", version),
-        ("membership", membership_rows(sizes, secret, consent))]
+        ("organization", organizations),
+        ("community", communities),
+        ("community_rule", rules),
+        ("approval", approvals),
+        ("consent", consent),
+        ("consent_version", version),
+        ("membership", membership_rows(sizes, secret, consent)),
+    ]
     return World(sizes=sizes, tables=tables, generate_s=round(time.perf_counter() - started, 2))
 
 
@@ -286,8 +424,11 @@ def load(world: World, *, url: str, schema: str) -> dict[str, Any]:
         _load_postgres(url, schema, world.tables)
     else:
         _load_sqlite(url.removeprefix("sqlite:///"), world.tables)
-    return {"migrate_s": round(migrated - started, 2), "load_s": round(time.perf_counter() - migrated, 2),
-            "rows": sum(len(rows) for _, rows in world.tables)}
+    return {
+        "migrate_s": round(migrated - started, 2),
+        "load_s": round(time.perf_counter() - migrated, 2),
+        "rows": sum(len(rows) for _, rows in world.tables),
+    }
 
 
 def drop_schema(url: str, schema: str) -> None:

@@ -75,18 +75,34 @@ class Plan:
 
 def plan_for(mode: str, *, scale: float = 1.0) -> Plan:
     def sizes(consents: int, subjects: int, rules: int, communities: int) -> Sizes:
-        return Sizes(consents=max(1, int(consents * scale)), subjects=max(1, int(subjects * scale)),
-                     rules=max(1, int(rules * scale)), communities=max(1, int(communities * scale)))
+        return Sizes(
+            consents=max(1, int(consents * scale)),
+            subjects=max(1, int(subjects * scale)),
+            rules=max(1, int(rules * scale)),
+            communities=max(1, int(communities * scale)),
+        )
 
     if mode == "quick":
-        return Plan(mode=mode, large=sizes(100_000, 10_000, 10_000, 1_000),
-                    few_consents=sizes(1_000, 100, 10_000, 1_000), few_rules=sizes(100_000, 10_000, 100, 10),
-                    seconds=3.0, warmup_seconds=1.0, engine_calls=5_000, budget_seconds=12 * 60)
-    return Plan(mode=mode, large=sizes(1_000_000, 100_000, 100_000, 10_000),
-                few_consents=sizes(10_000, 1_000, 100_000, 10_000), few_rules=sizes(1_000_000, 100_000, 1_000, 100))
+        return Plan(
+            mode=mode,
+            large=sizes(100_000, 10_000, 10_000, 1_000),
+            few_consents=sizes(1_000, 100, 10_000, 1_000),
+            few_rules=sizes(100_000, 10_000, 100, 10),
+            seconds=3.0,
+            warmup_seconds=1.0,
+            engine_calls=5_000,
+            budget_seconds=12 * 60,
+        )
+    return Plan(
+        mode=mode,
+        large=sizes(1_000_000, 100_000, 100_000, 10_000),
+        few_consents=sizes(10_000, 1_000, 100_000, 10_000),
+        few_rules=sizes(1_000_000, 100_000, 1_000, 100),
+    )
 
 
 # -- machine and commit -------------------------------------------------------------------------
+
 
 def machine() -> dict[str, Any]:
     model = ""
@@ -98,14 +114,22 @@ def machine() -> dict[str, Any]:
     memory = ""
     with contextlib.suppress(OSError):
         memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
-    return {"nproc": os.cpu_count(), "cpu_model": model, "memory": memory, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg_at_start": list(os.getloadavg())}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory": memory,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": list(os.getloadavg()),
+    }
 
 
 def commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -113,6 +137,7 @@ def commit() -> dict[str, Any]:
 
 
 # -- servers ------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -156,10 +181,24 @@ def start(name: str, kind: str, env: dict[str, str], workers: int, workdir: Path
     ready = workdir / f"ready-{name}"
     ready.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve", kind, "--port", str(port), "--workers", str(workers),
-         "--ready-dir", str(ready), *(["--warm"] if warm else [])],
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "wb"))  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "bench.serve",
+            kind,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--ready-dir",
+            str(ready),
+            *(["--warm"] if warm else []),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115 (the child owns it)
+    )
     return Server(name=name, kind=kind, port=port, process=process, ready_dir=ready, workers=workers)
 
 
@@ -176,6 +215,7 @@ def wait_ready(servers: list[Server], timeout: float) -> None:
 
 # -- one backend --------------------------------------------------------------------------------
 
+
 @dataclass
 class Store:
     name: str
@@ -183,10 +223,16 @@ class Store:
     schema: str
 
     def env(self, keys: str, instance: Path) -> dict[str, str]:
-        return {"CONSENT_DATABASE_URL": self.url, "CONSENT_DB_SCHEMA": self.schema, "CONSENT_SECRET_KEY": SECRET,
-                "CONSENT_SIGNING_KEYS": keys, "CONSENT_INSTANCE_PATH": str(instance),
-                "CONSENT_RATELIMIT_DEFAULT": HUGE_LIMIT, "CONSENT_RATELIMIT_TOKEN": HUGE_LIMIT,
-                "CONSENT_TOKEN_EXPIRES_IN": "3600"}
+        return {
+            "CONSENT_DATABASE_URL": self.url,
+            "CONSENT_DB_SCHEMA": self.schema,
+            "CONSENT_SECRET_KEY": SECRET,
+            "CONSENT_SIGNING_KEYS": keys,
+            "CONSENT_INSTANCE_PATH": str(instance),
+            "CONSENT_RATELIMIT_DEFAULT": HUGE_LIMIT,
+            "CONSENT_RATELIMIT_TOKEN": HUGE_LIMIT,
+            "CONSENT_TOKEN_EXPIRES_IN": "3600",
+        }
 
 
 def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
@@ -195,12 +241,26 @@ def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
     from consent_service.domain import organizations
     from consent_service.views.common import EXTENSION
 
-    app = create_app({"DATABASE_URL": store.url, "DB_SCHEMA": store.schema, "SECRET_KEY": SECRET,
-                      "SIGNING_KEYS": keys, "INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
+    app = create_app(
+        {
+            "DATABASE_URL": store.url,
+            "DB_SCHEMA": store.schema,
+            "SECRET_KEY": SECRET,
+            "SIGNING_KEYS": keys,
+            "INSTANCE_PATH": str(instance),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
     services = app.extensions[EXTENSION]
     try:
-        created = organizations.create_client(services, caller=None, organization=REQUESTER, name="bench",
-                                              scopes=["authorize"], now=datetime.now(UTC))
+        created = organizations.create_client(
+            services,
+            caller=None,
+            organization=REQUESTER,
+            name="bench",
+            scopes=["authorize"],
+            now=datetime.now(UTC),
+        )
         return created.client_id, created.client_secret
     finally:
         services.sessions.kw["bind"].dispose()
@@ -209,30 +269,39 @@ def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
 def measure_http(server: Server, token: str | None, subjects: int, plan: Plan, seed: int) -> dict[str, Any]:
     common = {"port": server.port, "token": token or "none", "subjects": subjects}
     load.run(**common, connections=2, seconds=plan.warmup_seconds, seed=seed)
-    return {"c2": load.run(**common, connections=2, seconds=plan.seconds, seed=seed + 1),
-            "c8": load.run(**common, connections=8, seconds=plan.seconds, seed=seed + 2)}
+    return {
+        "c2": load.run(**common, connections=2, seconds=plan.seconds, seed=seed + 1),
+        "c8": load.run(**common, connections=8, seconds=plan.seconds, seed=seed + 2),
+    }
 
 
 def measure_batch(server: Server, token: str, subjects: int, plan: Plan, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    cohort = [{"system": SYSTEM, "value": datagen.subject_value(rng.randrange(subjects))}
-              for _ in range(plan.batch_subjects)]
+    cohort = [
+        {"system": SYSTEM, "value": datagen.subject_value(rng.randrange(subjects))}
+        for _ in range(plan.batch_subjects)
+    ]
     body = {"subjects": cohort, "purpose": "research", "data_categories": ["health"]}
     started = time.perf_counter()
     status, answer = load.post_json(server.port, "/v1/authorize/batch", body, token)
     seconds = time.perf_counter() - started
     if status != 200:
         raise RuntimeError(f"batch answered {status}: {str(answer)[:300]}")
-    return {"subjects": plan.batch_subjects, "seconds": round(seconds, 3),
-            "subjects_per_s": round(plan.batch_subjects / seconds, 1), "summary": answer["summary"]}
+    return {
+        "subjects": plan.batch_subjects,
+        "seconds": round(seconds, 3),
+        "subjects_per_s": round(plan.batch_subjects / seconds, 1),
+        "summary": answer["summary"],
+    }
 
 
 def median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def run_backend(backend: str, plan: Plan, worlds: dict[str, datagen.World], workdir: Path,
-                deadline: float) -> dict[str, Any]:
+def run_backend(
+    backend: str, plan: Plan, worlds: dict[str, datagen.World], workdir: Path, deadline: float
+) -> dict[str, Any]:
     keys = json.dumps(KeySet([new_signing_key()]).as_dict(private=True))
     stores: dict[str, Store] = {}
     datagen_report = {}
@@ -244,38 +313,56 @@ def run_backend(backend: str, plan: Plan, worlds: dict[str, datagen.World], work
         log(f"{backend}: loading {name} {world.sizes.as_dict()}")
         datagen_report[name] = datagen.load(world, url=store.url, schema=store.schema)
         stores[name] = store
-    clients = {name: bench_client(store, keys, workdir / f"instance-{backend}-{name}")
-               for name, store in stores.items()}
+    clients = {
+        name: bench_client(store, keys, workdir / f"instance-{backend}-{name}")
+        for name, store in stores.items()
+    }
     servers: list[Server] = []
     try:
         large_env = stores["large"].env(keys, workdir / f"instance-{backend}-large")
         servers.append(start(f"{backend}-floor", "floor", {}, plan.workers, workdir, warm=False))
         servers.append(start(f"{backend}-storage", "storage", large_env, plan.workers, workdir, warm=False))
-        servers.append(start(f"{backend}-storage-core", "storage-core", large_env, plan.workers, workdir,
-                             warm=False))
+        servers.append(
+            start(f"{backend}-storage-core", "storage-core", large_env, plan.workers, workdir, warm=False)
+        )
         for name, store in stores.items():
-            servers.append(start(f"{backend}-{name}", "service",
-                                 store.env(keys, workdir / f"instance-{backend}-{name}"), plan.workers, workdir,
-                                 warm=True))
+            servers.append(
+                start(
+                    f"{backend}-{name}",
+                    "service",
+                    store.env(keys, workdir / f"instance-{backend}-{name}"),
+                    plan.workers,
+                    workdir,
+                    warm=True,
+                )
+            )
         log(f"{backend}: starting {len(servers)} servers, warming the rule caches")
         wait_ready(servers, timeout=max(60.0, min(900.0, deadline - time.monotonic())))
         by_name = {s.name.removeprefix(f"{backend}-"): s for s in servers}
         subjects = {name: world.sizes.subjects for name, world in worlds.items()}
         items: list[tuple[str, Callable[[int], dict[str, Any]]]] = [
             ("floor", lambda seed: measure_http(by_name["floor"], None, subjects["large"], plan, seed)),
-            ("storage_floor", lambda seed: measure_http(by_name["storage"], None, subjects["large"], plan, seed)),
-            ("storage_floor_core", lambda seed: measure_http(by_name["storage-core"], None, subjects["large"],
-                                                             plan, seed)),
+            (
+                "storage_floor",
+                lambda seed: measure_http(by_name["storage"], None, subjects["large"], plan, seed),
+            ),
+            (
+                "storage_floor_core",
+                lambda seed: measure_http(by_name["storage-core"], None, subjects["large"], plan, seed),
+            ),
         ]
         for name in worlds:
+
             def service_item(seed: int, name: str = name) -> dict[str, Any]:
                 token = load.token(by_name[name].port, *clients[name])
                 return measure_http(by_name[name], token, subjects[name], plan, seed)
+
             items.append((f"authorize_{name}", service_item))
 
         def batch_item(seed: int) -> dict[str, Any]:
             token = load.token(by_name["large"].port, *clients["large"])
             return measure_batch(by_name["large"], token, subjects["large"], plan, seed)
+
         items.append(("batch", batch_item))
 
         rounds: list[dict[str, Any]] = []
@@ -293,8 +380,15 @@ def run_backend(backend: str, plan: Plan, worlds: dict[str, datagen.World], work
     finally:
         for server in servers:
             server.stop()
-    first_change, profile = in_process(stores["large"], keys, workdir / f"instance-{backend}-large", plan,
-                                       clients["large"], backend, worlds["large"].sizes.subjects)
+    first_change, profile = in_process(
+        stores["large"],
+        keys,
+        workdir / f"instance-{backend}-large",
+        plan,
+        clients["large"],
+        backend,
+        worlds["large"].sizes.subjects,
+    )
     if backend == "postgresql":
         for store in stores.values():
             datagen.drop_schema(store.url, store.schema)
@@ -303,18 +397,26 @@ def run_backend(backend: str, plan: Plan, worlds: dict[str, datagen.World], work
     return summary
 
 
-def summarise(rounds: list[dict[str, Any]], rss: dict[str, list[float]], datagen_report: dict[str, Any],
-              first_change: dict[str, Any]) -> dict[str, Any]:
+def summarise(
+    rounds: list[dict[str, Any]],
+    rss: dict[str, list[float]],
+    datagen_report: dict[str, Any],
+    first_change: dict[str, Any],
+) -> dict[str, Any]:
     def each(item: str, conns: str, key: str) -> list[float]:
         return [r[item][conns][key] for r in rounds if item in r]
 
     def ratio(top: str, bottom: str) -> float | None:
-        values = [r[top]["c8"]["rps"] / r[bottom]["c8"]["rps"] for r in rounds
-                  if r[bottom]["c8"]["rps"]]
+        values = [r[top]["c8"]["rps"] / r[bottom]["c8"]["rps"] for r in rounds if r[bottom]["c8"]["rps"]]
         return median(values)
 
-    errors = sum(r[item][c]["errors"] for r in rounds for item in r if isinstance(r[item], dict)
-                 and "c2" in r[item] for c in ("c2", "c8"))
+    errors = sum(
+        r[item][c]["errors"]
+        for r in rounds
+        for item in r
+        if isinstance(r[item], dict) and "c2" in r[item]
+        for c in ("c2", "c8")
+    )
     out = {
         "floor_rps": median(each("floor", "c8", "rps")),
         "storage_floor_rps": median(each("storage_floor", "c8", "rps")),
@@ -342,24 +444,96 @@ def summarise(rounds: list[dict[str, Any]], rss: dict[str, list[float]], datagen
     return out
 
 
-def in_process(store: Store, keys: str, instance: Path, plan: Plan, client: tuple[str, str], backend: str,
-               subjects: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def in_process(
+    store: Store, keys: str, instance: Path, plan: Plan, client: tuple[str, str], backend: str, subjects: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The in-process measurements on the large world: first decision after a change, profile."""
     from consent_service import create_app
     from consent_service.views.common import EXTENSION
 
     from .profile import authorize_profile
 
-    app = create_app({"DATABASE_URL": store.url, "DB_SCHEMA": store.schema, "SECRET_KEY": SECRET,
-                      "SIGNING_KEYS": keys, "INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
+    app = create_app(
+        {
+            "DATABASE_URL": store.url,
+            "DB_SCHEMA": store.schema,
+            "SECRET_KEY": SECRET,
+            "SIGNING_KEYS": keys,
+            "INSTANCE_PATH": str(instance),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
     services = app.extensions[EXTENSION]
     try:
-        profile = authorize_profile(app, client_id=client[0], client_secret=client[1], subjects=subjects,
-                                    requests=300 if plan.mode == "quick" else 1000,
-                                    out=RESULTS / f"profile-authorize-{backend}.txt")
+        profile = authorize_profile(
+            app,
+            client_id=client[0],
+            client_secret=client[1],
+            subjects=subjects,
+            requests=300 if plan.mode == "quick" else 1000,
+            out=RESULTS / f"profile-authorize-{backend}.txt",
+        )
+        profile["cpu_ms_per_request"] = cpu_per_request(app, store, client, subjects)
+        profile["commit_ms"] = commit_ms(services)
         return first_decision_after_change(services, plan), profile
     finally:
         services.sessions.kw["bind"].dispose()
+
+
+def cpu_per_request(app: Any, store: Store, client: tuple[str, str], subjects: int,
+                    requests: int = 300) -> dict[str, float]:
+    """CPU time per request in process (Flask test client, no HTTP server, no load generator).
+
+    Less disturbed by the neighbours than requests per second: it counts this process's CPU
+    only. Rounds alternate floor, storage floor and authorize; medians of three.
+    """
+    from .apps import floor_app, storage_app
+
+    storage = storage_app(config={"DATABASE_URL": store.url, "DB_SCHEMA": store.schema, "SECRET_KEY": SECRET})
+    apps = {"floor": floor_app().test_client(), "storage_floor": storage.test_client(),
+            "authorize": app.test_client()}
+    answer = apps["authorize"].post("/oauth/token", data={"grant_type": "client_credentials",
+                                                          "scope": "authorize"}, auth=client)
+    headers = {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
+    rng = random.Random(5)
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(3):
+        for name, test_client in apps.items():
+            bodies = [{"subject": {"system": SYSTEM, "value": datagen.subject_value(rng.randrange(subjects))},
+                       "purpose": purpose, "data_categories": categories}
+                      for purpose, categories in (rng.choice(datagen.REQUESTS) for _ in range(requests))]
+            for body in bodies[:20]:
+                test_client.post("/v1/authorize", json=body, headers=headers)
+            started = time.process_time()
+            for body in bodies:
+                response = test_client.post("/v1/authorize", json=body, headers=headers)
+                assert response.status_code == 200, response.get_data(as_text=True)[:200]
+            samples[name].append((time.process_time() - started) / requests * 1000)
+    out = {f"{name}_ms": round(statistics.median(values), 3) for name, values in samples.items()}
+    out["authorize_vs_floor"] = round(out["floor_ms"] / out["authorize_ms"], 3)
+    out["authorize_vs_storage_floor"] = round(out["storage_floor_ms"] / out["authorize_ms"], 3)
+    return out
+
+
+def commit_ms(services: Any, commits: int = 30) -> float:
+    """Wall time of one small write transaction (BEGIN IMMEDIATE / UPDATE / COMMIT): the fsync floor.
+
+    The update really changes the row (+1, then -1 to put it back): a no-op update is not
+    written (SQLite) or flushed the same way.
+    """
+    from sqlalchemy import text
+
+    from consent_service.storage.db import write
+
+    times = []
+    for n in range(commits):
+        started = time.perf_counter()
+        with write(services.sessions) as session:
+            step = "+ 1" if n % 2 == 0 else "- 1"
+            session.execute(text(f"UPDATE audit_head SET seq = seq {step} WHERE id = 1"))
+            session.commit()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 3)
 
 
 def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
@@ -384,21 +558,45 @@ def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
     with write(services.sessions) as session:
         session.add(Community(id=big, name="big", policy_version=1, created_at=now))
         session.flush()
-        session.add_all(CommunityRule(
-            id=f"big-{n}", community_id=big, effect=r[2], purposes=json.loads(r[3]),
-            data_categories=json.loads(r[4]), requesters=json.loads(r[5]), obligations=json.loads(r[6]),
-            labels=[], reason="bench", created_at=now, created_by=datagen.STEWARD, created_by_client="bench")
-            for n, r in enumerate(rules))
-        session.add(Membership(subject_key=datagen.subject_key(SECRET, member), community_id=big,
-                               consent_id="bench", created_at=now))
+        session.add_all(
+            CommunityRule(
+                id=f"big-{n}",
+                community_id=big,
+                effect=r[2],
+                purposes=json.loads(r[3]),
+                data_categories=json.loads(r[4]),
+                requesters=json.loads(r[5]),
+                obligations=json.loads(r[6]),
+                labels=[],
+                reason="bench",
+                created_at=now,
+                created_by=datagen.STEWARD,
+                created_by_client="bench",
+            )
+            for n, r in enumerate(rules)
+        )
+        session.add(
+            Membership(
+                subject_key=datagen.subject_key(SECRET, member),
+                community_id=big,
+                consent_id="bench",
+                created_at=now,
+            )
+        )
         session.commit()
     caller = Caller(organization=REQUESTER, client_id="bench", scopes=frozenset({"authorize"}))
     subject = Subject(system=SYSTEM, value=datagen.subject_value(member))
 
     def decide() -> float:
         started = time.perf_counter()
-        authorize(services, caller=caller, subject=subject, purpose="service-planning",
-                  data_categories=["housing"], now=datetime.now(UTC))
+        authorize(
+            services,
+            caller=caller,
+            subject=subject,
+            purpose="service-planning",
+            data_categories=["housing"],
+            now=datetime.now(UTC),
+        )
         return (time.perf_counter() - started) * 1000
 
     for _ in range(10):
@@ -407,18 +605,33 @@ def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
     first = []
     for _ in range(5):
         with write(services.sessions) as session:
-            session.add(CommunityRule(
-                id=str(uuid.uuid4()), community_id=big, effect="require_approval", purposes=["commercial"],
-                data_categories=["income"], requesters=["org-1"], obligations={}, labels=[], reason="bench",
-                created_at=datetime.now(UTC), created_by=datagen.STEWARD, created_by_client="bench"))
+            session.add(
+                CommunityRule(
+                    id=str(uuid.uuid4()),
+                    community_id=big,
+                    effect="require_approval",
+                    purposes=["commercial"],
+                    data_categories=["income"],
+                    requesters=["org-1"],
+                    obligations={},
+                    labels=[],
+                    reason="bench",
+                    created_at=datetime.now(UTC),
+                    created_by=datagen.STEWARD,
+                    created_by_client="bench",
+                )
+            )
             session.flush()
             community_store.bump_policy_version(session, big)
             session.commit()
         first.append(decide())
         normal.extend(decide() for _ in range(5))
-    return {"rules_in_community": plan.engine_rules + 5, "normal_ms": median(normal),
-            "first_after_change_ms": median(first),
-            "ratio": round(statistics.median(first) / statistics.median(normal), 2)}
+    return {
+        "rules_in_community": plan.engine_rules + 5,
+        "normal_ms": median(normal),
+        "first_after_change_ms": median(first),
+        "ratio": round(statistics.median(first) / statistics.median(normal), 2),
+    }
 
 
 # -- the whole run ------------------------------------------------------------------------------
@@ -472,29 +685,38 @@ def workspace(keep: bool) -> Iterator[Path]:
 def run(plan: Plan, *, command: str, keep: bool = False) -> dict[str, Any]:
     began = time.monotonic()
     deadline = began + plan.budget_seconds
-    report: dict[str, Any] = {"command": command, **commit(), "machine": machine(),
-                              "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "load_generator": "wrk" if load.WRK else "python (wrk not found)",
-                              "plan": plan.as_dict()}
-    if not load.WRK:
-        log("wrk not found (apt-get install wrk): falling back to the Python load generator, "
-            "which shares the CPU with the server and understates throughput")
+    load.ensure_wrk(log)
+    report: dict[str, Any] = {
+        "command": command,
+        **commit(),
+        "machine": machine(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_generator": "wrk" if load.WRK else "python (wrk not found)",
+        "plan": plan.as_dict(),
+    }
     log("engine micro-benchmark")
-    engine_rounds = [engine_bench.run(rules=plan.engine_rules, calls=plan.engine_calls, seed=11 + n)
-                     for n in range(plan.rounds)]
+    engine_rounds = [
+        engine_bench.run(rules=plan.engine_rules, calls=plan.engine_calls, seed=11 + n)
+        for n in range(plan.rounds)
+    ]
     report["engine"] = {
         "engine_us_p50": median([r["engine_us_p50"] for r in engine_rounds]),
         "engine_us_p99": median([r["engine_us_p99"] for r in engine_rounds]),
         "compile_ms_median": median([r["compile_ms_median"] for r in engine_rounds]),
-        "rounds": engine_rounds}
+        "rounds": engine_rounds,
+    }
     log(f"generating worlds: {plan.large.as_dict()}")
     large = datagen.generate(plan.large, secret=SECRET)
-    same_consents = (plan.few_rules.consents, plan.few_rules.subjects) == (plan.large.consents, plan.large.subjects)
+    same_consents = (plan.few_rules.consents, plan.few_rules.subjects) == (
+        plan.large.consents,
+        plan.large.subjects,
+    )
     worlds = {
         "large": large,
         "few_consents": datagen.generate(plan.few_consents, secret=SECRET),
-        "few_rules": datagen.generate(plan.few_rules, secret=SECRET,
-                                      consents=large.consents if same_consents else None),
+        "few_rules": datagen.generate(
+            plan.few_rules, secret=SECRET, consents=large.consents if same_consents else None
+        ),
     }
     report["generate_s"] = {name: world.generate_s for name, world in worlds.items()}
     report["backends"] = {}

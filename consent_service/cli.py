@@ -99,6 +99,89 @@ def serve(host: str, port: int, workers: int) -> None:
     Server().run()
 
 
+@main.group(help="People who sign in to the web pages.")
+def users() -> None:
+    pass
+
+
+@users.command("create", help="Create a person of an organization (roles: steward, intake, or scopes).")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--organization", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="steward, intake, or a scope; repeatable")
+@click.option("--language", default="en", show_default=True, type=click.Choice(["en", "fr"]))
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for (hidden) when not given; at least 12 characters.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+def users_create(email: str, name: str, organization: str, roles: tuple[str, ...], language: str,
+                 password: str, as_json: bool) -> None:
+    from .domain import users as cases
+    from .errors import ServiceError
+
+    try:
+        user = cases.create_user(_services(), caller=None, email=email, name=name,
+                                 organization=organization, roles=list(roles), password=password,
+                                 language=language, now=datetime.now(UTC))
+    except ServiceError as exc:
+        details = json.dumps(exc.details) if exc.details else ""
+        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
+    if as_json:
+        click.echo(json.dumps({"id": user["id"], "email": user["email"], "organization": user["organization"],
+                               "scopes": user["roles"]}))
+    else:
+        click.echo(f"created {user['email']} ({user['organization']}): {' '.join(user['roles'])}")
+
+
+@users.command("list", help="List people, optionally of one organization.")
+@click.option("--organization", default=None)
+def users_list(organization: str | None) -> None:
+    from .domain import users as cases
+
+    for user in cases.list_users(_services(), organization=organization):
+        state = "disabled" if user["disabled_at"] else ("locked" if user["locked_until"] else "active")
+        click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
+
+
+@users.command("set-password", help="Set a new password (also unlocks; ends the person's sessions).")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def users_set_password(email: str, password: str) -> None:
+    from .domain import users as cases
+    from .errors import ServiceError
+
+    try:
+        cases.set_password(_services(), email=email, password=password, now=datetime.now(UTC))
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"password of {email} changed")
+
+
+@users.command("unlock", help="Lift a lockout after failed sign-ins.")
+@click.option("--email", required=True)
+def users_unlock(email: str) -> None:
+    from .domain import users as cases
+    from .errors import ServiceError
+
+    try:
+        cases.unlock(_services(), email=email, now=datetime.now(UTC))
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{email} unlocked")
+
+
+@users.command("disable", help="Stop a person signing in (their sessions end at once).")
+@click.option("--email", required=True)
+def users_disable(email: str) -> None:
+    from .domain import users as cases
+    from .errors import ServiceError
+
+    try:
+        cases.disable(_services(), email=email, now=datetime.now(UTC))
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{email} disabled")
+
+
 @main.group(help="The tamper-evident audit log.")
 def audit() -> None:
     pass

@@ -44,8 +44,33 @@ DEFAULTS: dict[str, Any] = {
     # Rate limits (flask-limiter syntax); storage "memory://" or "redis://host:port".
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
+    # RATELIMIT_DEFAULT: every request, all endpoints together, per client (valid bearer token)
+    # or else per address. RATELIMIT_TOKEN: token requests per address. RATELIMIT_TOKEN_FAILURES:
+    # failed token requests, per client id named and per address (see views/limits.py).
     "RATELIMIT_DEFAULT": "1200 per minute",
     "RATELIMIT_TOKEN": "30 per minute",
+    "RATELIMIT_TOKEN_FAILURES": "10 per minute",
+    # Prefix of the counters' keys (instances of one deployment share it; others sharing
+    # the Redis server use another).
+    "RATELIMIT_KEY_PREFIX": "consent",
+    # TESTING ONLY, never in a deployment: each worker keeps the community rules it compiled
+    # first and ignores policy_version, i.e. serves stale decisions. bench/stale_check.py --stale
+    # sets it to show that its check catches stale permits (the service logs a warning at start).
+    "TESTING_ONLY_STALE_RULE_CACHE": False,
+    # Web pages for people (community stewards, intake workers).
+    # Sign-ins per address (flask-limiter syntax), on top of the per-account lockout below.
+    "RATELIMIT_SIGN_IN": "20 per minute",
+    # Failed sign-ins in a row that lock an account, and for how many minutes.
+    "WEB_LOCKOUT_THRESHOLD": 5,
+    "WEB_LOCKOUT_MINUTES": 15,
+    # A signed-in session ends after this many minutes without use.
+    "WEB_SESSION_MINUTES": 480,
+    # Session cookies are Secure whenever the request came over TLS; true: always (set it
+    # behind a TLS-terminating proxy, where the app itself sees plain HTTP).
+    "WEB_SECURE_COOKIES": False,
+    # Argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
+    "WEB_PASSWORD_TIME_COST": 3,
+    "WEB_PASSWORD_MEMORY_KIB": 65536,
 }
 
 

@@ -34,8 +34,9 @@ def _ensure_organizations(services: Services, now: datetime) -> dict[str, tuple[
             exists = organization_store.get_organization(session, org_id) is not None
         if not exists:
             organizations.create_organization(services, caller=None, id=org_id, name=name, type=kind, now=now)
-        client = organizations.create_client(services, caller=None, organization=org_id, name=f"{name} (demo)",
-                                             scopes=scopes, now=now)
+        client = organizations.create_client(
+            services, caller=None, organization=org_id, name=f"{name} (demo)", scopes=scopes, now=now
+        )
         credentials[org_id] = (client.client_id, client.client_secret)
     return credentials
 
@@ -46,58 +47,85 @@ def _ensure_community(services: Services, now: datetime) -> None:
     if exists:
         return
     admin = Caller(organization="admin", client_id="demo", scopes=frozenset({"admin"}))
-    communities.create_community(services, caller=admin, id="nation-a", name="Nation A",
-                                 stewards=["nation-a-council"], now=now)
+    communities.create_community(
+        services, caller=admin, id="nation-a", name="Nation A", stewards=["nation-a-council"], now=now
+    )
     steward = Caller(organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}))
-    communities.create_rule(services, caller=steward, community_id="nation-a", effect="deny",
-                            purposes=["research"], data_categories=["health"], requesters=["*"],
-                            obligations={}, labels=[], reason="Nation A has not approved health research",
-                            now=now)
+    communities.create_rule(
+        services,
+        caller=steward,
+        community_id="nation-a",
+        effect="deny",
+        purposes=["research"],
+        data_categories=["health"],
+        requesters=["*"],
+        obligations={},
+        labels=[],
+        reason="Nation A has not approved health research",
+        now=now,
+    )
 
 
 def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
     credentials = _ensure_organizations(services, now)
     _ensure_community(services, now)
-    outreach = Caller(organization="outreach-org", client_id=credentials["outreach-org"][0],
-                      scopes=frozenset({"consents:write"}))
-    consent = consents.record(services, caller=outreach, subject=SUBJECT, now=now, terms={
-        "communities": ["nation-a"], "purposes": ["service-delivery", "service-planning"],
-        "data_categories": ["nationality", "health", "housing"], "recipients": ["outreach-org", "gla"],
-        "expires_at": now + timedelta(days=365),
-        "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"}})
+    outreach = Caller(
+        organization="outreach-org",
+        client_id=credentials["outreach-org"][0],
+        scopes=frozenset({"consents:write"}),
+    )
+    consent = consents.record(
+        services,
+        caller=outreach,
+        subject=SUBJECT,
+        now=now,
+        terms={
+            "communities": ["nation-a"],
+            "purposes": ["service-delivery", "service-planning"],
+            "data_categories": ["nationality", "health", "housing"],
+            "recipients": ["outreach-org", "gla"],
+            "expires_at": now + timedelta(days=365),
+            "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"},
+        },
+    )
 
     def token(org: str) -> str:
         client_id, secret = credentials[org]
-        return (f"$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials {base_url}/oauth/token"
-                " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')")
+        return (
+            f"$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials {base_url}/oauth/token"
+            " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
 
     subject = '{"system": "urn:outreach-org:client", "value": "C-1042"}'
 
     def ask(org: str, purpose: str, category: str) -> str:
-        return (f"curl -s {base_url}/v1/authorize -H \"Authorization: Bearer $TOKEN_{org.upper().replace('-', '_')}\""
-                f" -H 'Content-Type: application/json' -d '{{\"subject\": {subject}, \"purpose\": \"{purpose}\","
-                f" \"data_categories\": [\"{category}\"]}}'")
+        variable = "TOKEN_" + org.upper().replace("-", "_")
+        return (
+            f'curl -s {base_url}/v1/authorize -H "Authorization: Bearer ${variable}"'
+            f' -H \'Content-Type: application/json\' -d \'{{"subject": {subject}, "purpose": "{purpose}",'
+            f' "data_categories": ["{category}"]}}\''
+        )
 
-    return f"""# The rough-sleeper example is loaded (consent {consent['id']}, recorded by outreach-org
+    return f"""# The rough-sleeper example is loaded (consent {consent["id"]}, recorded by outreach-org
 # for service-delivery and service-planning; Nation A denies health research).
 # Paste these into a shell while `make run` serves on {base_url}:
 
-TOKEN_GLA={token('gla')}
-TOKEN_HOME_OFFICE={token('home-office')}
-TOKEN_UNIV={token('univ')}
-TOKEN_OUTREACH_ORG={token('outreach-org')}
+TOKEN_GLA={token("gla")}
+TOKEN_HOME_OFFICE={token("home-office")}
+TOKEN_UNIV={token("univ")}
+TOKEN_OUTREACH_ORG={token("outreach-org")}
 
 # 1. The planning authority plans services with the person's consent -> permit
-{ask('gla', 'service-planning', 'nationality')}
+{ask("gla", "service-planning", "nationality")}
 
 # 2. The Home Office wants the same nationality data for immigration enforcement -> deny (no_consent)
-{ask('home-office', 'immigration-enforcement', 'nationality')}
+{ask("home-office", "immigration-enforcement", "nationality")}
 
 # 3. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
-{ask('univ', 'research', 'health')}
+{ask("univ", "research", "health")}
 
 # 4. The person withdraws consent; the planning authority's next call is denied
-curl -s {base_url}/v1/consents/{consent['id']}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
+curl -s {base_url}/v1/consents/{consent["id"]}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
   -H 'Content-Type: application/json' -d '{{"reason": "person asked"}}'
-{ask('gla', 'service-planning', 'nationality')}
+{ask("gla", "service-planning", "nationality")}
 """

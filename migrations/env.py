@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy import text
 
 from consent_service import config as service_config
-from consent_service.storage import models  # noqa: F401  (registers the tables)
+from consent_service.storage import models
 from consent_service.storage.db import make_engine
 from consent_service.storage.urls import database_url
 
@@ -25,8 +25,7 @@ def _url() -> str:
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -50,8 +49,9 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})
         connection.commit()
     try:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

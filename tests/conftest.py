@@ -76,8 +76,13 @@ def database_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str,
 
 @pytest.fixture
 def app_config(database_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    return {**database_config, "INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "test-secret",
-            "SIGNING_KEYS": SIGNING_KEYS, "RATELIMIT_ENABLED": False}
+    return {
+        **database_config,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret",
+        "SIGNING_KEYS": SIGNING_KEYS,
+        "RATELIMIT_ENABLED": False,
+    }
 
 
 @pytest.fixture
@@ -111,22 +116,32 @@ class World:
         with self.services.sessions() as session:
             exists = store.get_organization(session, org_id) is not None
         if not exists:
-            organizations.create_organization(self.services, caller=None, id=org_id, name=org_id.title(),
-                                              type=type, now=datetime.now(UTC))
+            organizations.create_organization(
+                self.services, caller=None, id=org_id, name=org_id.title(), type=type, now=datetime.now(UTC)
+            )
         return org_id
 
     def credentials(self, org_id: str, *scopes: str) -> tuple[str, str]:
         self.org(org_id)
-        created = organizations.create_client(self.services, caller=None, organization=org_id,
-                                              name=f"{org_id} client", scopes=list(scopes), now=datetime.now(UTC))
+        created = organizations.create_client(
+            self.services,
+            caller=None,
+            organization=org_id,
+            name=f"{org_id} client",
+            scopes=list(scopes),
+            now=datetime.now(UTC),
+        )
         return created.client_id, created.client_secret
 
     def token(self, org_id: str, *scopes: str) -> str:
         key = (org_id, tuple(sorted(scopes)))
         if key not in self._tokens:
             client_id, secret = self.credentials(org_id, *scopes)
-            response = self.client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                        headers=basic_auth(client_id, secret))
+            response = self.client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic_auth(client_id, secret),
+            )
             assert response.status_code == 200, response.get_json()
             self._tokens[key] = response.get_json()["access_token"]
         return self._tokens[key]

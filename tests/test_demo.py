@@ -9,22 +9,30 @@ from consent_service.demo import SUBJECT, load_demo
 
 
 def _ask(client, token: str, purpose: str, category: str) -> dict:
-    return client.post("/v1/authorize", headers={"Authorization": f"Bearer {token}"}, json={
-        "subject": SUBJECT, "purpose": purpose, "data_categories": [category]}).get_json()
+    return client.post(
+        "/v1/authorize",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"subject": SUBJECT, "purpose": purpose, "data_categories": [category]},
+    ).get_json()
 
 
 def _token(client, text: str, org: str) -> str:
     variable = "TOKEN_" + org.upper().replace("-", "_")
     client_id, secret = re.search(rf"{variable}=\$\(curl -s -u '([^:]+):([^']+)'", text).groups()
-    response = client.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                  "client_id": client_id, "client_secret": secret})
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
     return response.get_json()["access_token"]
 
 
 class TestDemoWorld:
     def test_the_printed_commands_show_a_permit_and_two_refusals(self, app, client, world):
         text = load_demo(world.services, base_url="http://127.0.0.1:5000", now=datetime.now(UTC))
-        assert _ask(client, _token(client, text, "gla"), "service-planning", "nationality")["decision"] == "permit"
+        assert (
+            _ask(client, _token(client, text, "gla"), "service-planning", "nationality")["decision"]
+            == "permit"
+        )
         refused = _ask(client, _token(client, text, "home-office"), "immigration-enforcement", "nationality")
         assert [r["code"] for r in refused["reasons"]] == ["no_consent"]
         research = _ask(client, _token(client, text, "univ"), "research", "health")

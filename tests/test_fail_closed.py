@@ -7,13 +7,13 @@ import sqlite3
 from contextlib import contextmanager
 
 import pytest
+from conftest import SIGNING_KEYS, World
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from consent_service import create_app
 from consent_service.storage.models import AuditEntry, Decision
 from consent_service.views.common import EXTENSION
-from tests.conftest import SIGNING_KEYS, World
 
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 REQUEST = {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]}
@@ -83,7 +83,8 @@ class TestAFailingStatementNeverPermits:
     def test_the_service_recovers_by_itself_on_the_next_call(self, app, client, permitted):
         with failing_statement(app, 2):
             assert client.post("/v1/authorize", json=REQUEST, headers=permitted).status_code == 503
-        assert client.post("/v1/authorize", json=REQUEST, headers=permitted).get_json()["decision"] == "permit"
+        answer = client.post("/v1/authorize", json=REQUEST, headers=permitted).get_json()
+        assert answer["decision"] == "permit"
 
     def test_a_failing_commit_releases_no_answer(self, app, client, permitted):
         def refuse(conn):

@@ -37,7 +37,9 @@ class TestRecordWithIdempotencyKey:
 
     def test_another_key_records_another_consent(self, client, world):
         headers = world.headers("outreach-org", "consents:write")
-        assert _record(client, headers, "a").get_json()["id"] != _record(client, headers, "b").get_json()["id"]
+        assert (
+            _record(client, headers, "a").get_json()["id"] != _record(client, headers, "b").get_json()["id"]
+        )
         assert _count(world, Consent) == 2
 
     def test_the_same_key_with_a_different_request_is_a_conflict(self, client, world):
@@ -50,8 +52,12 @@ class TestRecordWithIdempotencyKey:
 
     def test_keys_are_per_client(self, client, world):
         first = _record(client, world.headers("outreach-org", "consents:write"), "k")
-        second = _record(client, world.headers("shelter-org", "consents:write"), "k",
-                         {**BODY, "recipients": ["shelter-org"]})
+        second = _record(
+            client,
+            world.headers("shelter-org", "consents:write"),
+            "k",
+            {**BODY, "recipients": ["shelter-org"]},
+        )
         assert second.status_code == 201
         assert second.get_json()["id"] != first.get_json()["id"]
 
@@ -92,7 +98,9 @@ class TestRevokeWithIdempotencyKey:
         assert first.status_code == again.status_code == 200
         assert again.get_json()["status"] == "revoked"
         with world.services.sessions() as session:
-            kinds = session.scalars(select(ConsentEvent.kind).where(ConsentEvent.consent_id == consent_id)).all()
+            kinds = session.scalars(
+                select(ConsentEvent.kind).where(ConsentEvent.consent_id == consent_id)
+            ).all()
         assert sorted(kinds) == ["recorded", "revoked"]
 
     def test_without_a_key_a_second_revocation_is_a_conflict(self, client, world):

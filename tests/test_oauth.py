@@ -202,6 +202,14 @@ class TestScopes:
         rough_sleeper_orgs(world)
         assert_error(client.post("/v1/consents", json=body), 401, "unauthorized")
 
+    def test_a_token_carries_only_the_scopes_asked_for(self, client, world, creds):
+        rough_sleeper_orgs(world)
+        consent = record_consent(client, world.headers("outreach-org", "consents:write"))
+        narrow = assert_ok(request_token(client, *creds, scope="authorize"))["access_token"]
+        full = assert_ok(request_token(client, *creds))["access_token"]
+        assert_error(client.get(f"/v1/consents/{consent['id']}", headers=bearer(narrow)), 403, "forbidden")
+        assert_ok(client.get(f"/v1/consents/{consent['id']}", headers=bearer(full)))
+
     def test_authorize_needs_the_authorize_scope(self, client, world):
         response = client.post("/v1/authorize", headers=world.headers("gla", "consents:read"), json={
             "subject": {"system": "s", "value": "v"}, "purpose": "service-planning",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 
@@ -16,7 +16,7 @@ class ClientCredentials(ClientMixin):
     """An active client as Authlib's token endpoint sees it (a plain object, not a table)."""
 
     client_id: str
-    secret_hash: str
+    secret_hash: str = field(repr=False)  # Authlib logs the client's repr
     organization: str
     scopes: frozenset[str]
 

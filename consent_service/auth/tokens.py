@@ -33,16 +33,26 @@ class StrictClientCredentialsGrant(ClientCredentialsGrant):
         client: ClientCredentials = self.request.client
         if requested - client.scopes:
             raise InvalidScopeError(
-                description=f"scope not granted to this client: {' '.join(sorted(requested - client.scopes))}")
+                description=f"scope not granted to this client: {' '.join(sorted(requested - client.scopes))}"
+            )
 
 
-def jwt_token_generator(*, keys: SigningKeys, issuer: str, audience: str,
-                        expires_in: int) -> BearerTokenGenerator:
+def jwt_token_generator(
+    *, keys: SigningKeys, issuer: str, audience: str, expires_in: int
+) -> BearerTokenGenerator:
     def access_token(client: ClientCredentials, grant_type: str, user: Any, scope: str) -> str:
         now = int(time.time())
-        claims = {"iss": issuer, "aud": audience, "sub": client.client_id, "client_id": client.client_id,
-                  "org": client.organization, "scope": scope, "iat": now, "exp": now + expires_in,
-                  "jti": generate_token(24)}
+        claims = {
+            "iss": issuer,
+            "aud": audience,
+            "sub": client.client_id,
+            "client_id": client.client_id,
+            "org": client.organization,
+            "scope": scope,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": generate_token(24),
+        }
         return keys.sign(claims, typ=ACCESS_TOKEN_TYP)
 
     return BearerTokenGenerator(access_token, expires_generator=lambda client, grant_type: expires_in)
@@ -51,8 +61,9 @@ def jwt_token_generator(*, keys: SigningKeys, issuer: str, audience: str,
 class ContractAuthorizationServer(AuthorizationServer):
     """Authlib's server with its error bodies rendered in the contract's shape."""
 
-    def __init__(self, *, render_error: Callable[[int, dict[str, Any], list[tuple[str, str]]], Any],
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, render_error: Callable[[int, dict[str, Any], list[tuple[str, str]]], Any], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._render_error = render_error
 
@@ -62,14 +73,22 @@ class ContractAuthorizationServer(AuthorizationServer):
         return super().handle_response(status_code, payload, headers)
 
 
-def build_token_server(app: Any, *, keys: SigningKeys, issuer: str, audience: str, expires_in: int,
-                       query_client: Callable[[str], ClientCredentials | None],
-                       render_error: Callable[[int, dict[str, Any], list[tuple[str, str]]], Any],
-                       ) -> ContractAuthorizationServer:
-    server = ContractAuthorizationServer(render_error=render_error, query_client=query_client,
-                                         save_token=lambda token, request: None)
+def build_token_server(
+    app: Any,
+    *,
+    keys: SigningKeys,
+    issuer: str,
+    audience: str,
+    expires_in: int,
+    query_client: Callable[[str], ClientCredentials | None],
+    render_error: Callable[[int, dict[str, Any], list[tuple[str, str]]], Any],
+) -> ContractAuthorizationServer:
+    server = ContractAuthorizationServer(
+        render_error=render_error, query_client=query_client, save_token=lambda token, request: None
+    )
     server.init_app(app)  # before registering: init_app installs Authlib's default generator
     server.register_grant(StrictClientCredentialsGrant)
     server.register_token_generator(
-        "default", jwt_token_generator(keys=keys, issuer=issuer, audience=audience, expires_in=expires_in))
+        "default", jwt_token_generator(keys=keys, issuer=issuer, audience=audience, expires_in=expires_in)
+    )
     return server

@@ -15,9 +15,20 @@ def verify(services: Services, *, checkpoint_tokens: Iterable[str] = ()) -> audi
     checkpoints = [audit.read_checkpoint(services.keys, token) for token in checkpoint_tokens]
     with read_snapshot(services.sessions) as session:
         head = store.head(session)
-        entries = (audit.Entry(seq=e.seq, at=e.at, tag=e.tag, actor_org=e.actor_org, actor_client=e.actor_client,
-                               object_id=e.object_id, payload=e.payload, prev_hash=e.prev_hash, hash=e.hash)
-                   for e in store.entries(session))
+        entries = (
+            audit.Entry(
+                seq=e.seq,
+                at=e.at,
+                tag=e.tag,
+                actor_org=e.actor_org,
+                actor_client=e.actor_client,
+                object_id=e.object_id,
+                payload=e.payload,
+                prev_hash=e.prev_hash,
+                hash=e.hash,
+            )
+            for e in store.entries(session)
+        )
         return audit.verify_chain(services.audit_key, entries, head=head, checkpoints=checkpoints)
 
 

@@ -16,16 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ServiceError, Unavailable
-from ..storage import communities as community_store
-from ..storage import consents as consent_store
-from ..storage import decisions as decision_store
+from ..storage import bulk
 from ..storage.db import read_snapshot, write
 from ..storage.models import Decision
 from . import decision_receipts
 from .caller import Caller
-from .engine import AccessRequest, ApprovalTerms, ConsentTerms, Verdict
+from .decision_record import approval_terms, audit_payload, consent_terms, decision_values
+from .engine import AccessRequest, Verdict
 from .services import Services
-from .wire import AuditTag, Outcome
+from .wire import AuditTag
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +68,15 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
 
 def _decide(services: Services, *, request: AccessRequest, subject_key: str,
             now: datetime) -> tuple[Verdict, dict[str, int]]:
+    # Core reads (storage.bulk), the same ones batch authorize makes for a whole cohort.
     with read_snapshot(services.sessions) as session:
-        consents = [ConsentTerms(consent_id=row.id, version=row.version, purposes=tuple(row.purposes),
-                                 data_categories=tuple(row.data_categories),
-                                 recipients=tuple(row.recipients), expires_at=row.expires_at,
-                                 active=True, recorded_at=row.recorded_at)
-                    for row in consent_store.current_terms_for_subject(session, subject_key)]
-        versions = {row.id: row.policy_version
-                    for row in community_store.memberships_with_versions(session, subject_key)}
+        consents = [consent_terms(row)
+                    for row in bulk.current_terms_for_subjects(session, [subject_key]).get(subject_key, ())]
+        versions = dict(bulk.memberships_with_versions(session, [subject_key]).get(subject_key, ()))
         compiled = [services.rules.compiled(session, cid, version) for cid, version in versions.items()]
-        approvals = [ApprovalTerms(id=row.id, community=row.community_id, requester=row.requester,
-                                   purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
-                                   expires_at=row.expires_at, active=row.revoked_at is None)
-                     for row in community_store.approvals_for(
-                         session, communities=[c.community for c in compiled if c.rules],
-                         requester=request.requester)]
+        with_rules = [c.community for c in compiled if c.rules]
+        approvals = [approval_terms(row) for row in bulk.approvals_for(
+            session, communities=with_rules, requester=request.requester)] if with_rules else []
     verdict = services.engine.decide(request=request, consents=consents, communities=compiled,
                                      approvals=approvals, now=now)
     return verdict, versions
@@ -92,23 +85,17 @@ def _decide(services: Services, *, request: AccessRequest, subject_key: str,
 def _record(services: Services, *, caller: Caller, request: AccessRequest, subject_key: str,
             verdict: Verdict, versions: dict[str, int], now: datetime) -> DecisionResult:
     result = DecisionResult(id=str(uuid.uuid4()), at=now, verdict=verdict, policy_versions=versions)
-    consent = verdict.consent if verdict.outcome is Outcome.PERMIT else None
-    row = Decision(
-        id=result.id, at=now, requester=request.requester, client_id=caller.client_id,
-        subject_key=subject_key, purpose=request.purpose, data_categories=list(request.data_categories),
-        outcome=str(verdict.outcome), reasons=[r.as_dict() for r in verdict.reasons],
-        obligations=[dict(o) for o in verdict.obligations],
-        consent_id=consent.consent_id if consent else None, consent_version=consent.version if consent else None,
-        rule_ids=[rule.id for rule in verdict.rules], policy_versions=versions)
+    values = decision_values(result.id, caller=caller, request=request, subject_key=subject_key,
+                             verdict=verdict, versions=versions, now=now)
     result = dataclasses.replace(result, receipt=decision_receipts.sign(
-        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=row))
+        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=Decision(**values)))
     tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
+    touched = [{"decision_id": result.id, "community_id": cid, "at": now} for cid in sorted(versions)]
+    entry = (now, str(tag), result.id, audit_payload(values))
+    # Everything is built before the write lock is taken (SQLite: BEGIN IMMEDIATE), so the
+    # lock is held for the Core statements and the commit only.
     with write(services.sessions) as session:
-        decision_store.add(session, row, sorted(versions))
-        services.append_audit(session, at=now, tag=tag, caller=caller, object_id=result.id, payload={
-            "subject": subject_key, "purpose": request.purpose,
-            "data_categories": list(request.data_categories), "outcome": str(verdict.outcome),
-            "reasons": [r.as_dict() for r in verdict.reasons], "consent_id": row.consent_id,
-            "consent_version": row.consent_version, "rule_ids": row.rule_ids, "policy_versions": versions})
+        bulk.add_decisions(session, [values], touched)
+        services.append_audit_many(session, caller=caller, entries=[entry])
         session.commit()
     return result

@@ -36,59 +36,122 @@ def _status(consent: Consent, version: ConsentVersion, now: datetime) -> str:
 
 def as_dict(consent: Consent, version: ConsentVersion, now: datetime) -> dict[str, Any]:
     return {
-        "id": consent.id, "version": version.version, "status": _status(consent, version, now),
-        "recorded_by": consent.recorded_by, "subject_pseudonym": consent.subject_key,
-        "communities": list(version.communities), "purposes": list(version.purposes),
-        "data_categories": list(version.data_categories), "recipients": list(version.recipients),
-        "expires_at": version.expires_at, "evidence": dict(version.evidence),
-        "created_at": consent.created_at, "updated_at": consent.updated_at,
-        "revoked_at": consent.revoked_at, "revoked_reason": consent.revoked_reason,
-        "receipt": version.receipt, "receipt_id": version.receipt_id,
+        "id": consent.id,
+        "version": version.version,
+        "status": _status(consent, version, now),
+        "recorded_by": consent.recorded_by,
+        "subject_pseudonym": consent.subject_key,
+        "communities": list(version.communities),
+        "purposes": list(version.purposes),
+        "data_categories": list(version.data_categories),
+        "recipients": list(version.recipients),
+        "expires_at": version.expires_at,
+        "evidence": dict(version.evidence),
+        "created_at": consent.created_at,
+        "updated_at": consent.updated_at,
+        "revoked_at": consent.revoked_at,
+        "revoked_reason": consent.revoked_reason,
+        "receipt": version.receipt,
+        "receipt_id": version.receipt_id,
     }
 
 
 def _check_terms(session: Any, services: Services, terms: dict[str, Any], now: datetime) -> None:
     expires_at = terms.get("expires_at")
     if expires_at is not None and expires_at <= now:
-        raise ValidationFailed("The consent would already be expired.",
-                               details={"expires_at": ["must be in the future"]})
-    codes.check(session, services.policy, purposes=terms["purposes"], data_categories=terms["data_categories"],
-                organizations={"recipients": terms["recipients"]}, communities=terms["communities"])
+        raise ValidationFailed(
+            "The consent would already be expired.", details={"expires_at": ["must be in the future"]}
+        )
+    codes.check(
+        session,
+        services.policy,
+        purposes=terms["purposes"],
+        data_categories=terms["data_categories"],
+        organizations={"recipients": terms["recipients"]},
+        communities=terms["communities"],
+    )
 
 
-def _new_version(services: Services, session: Any, *, consent: Consent, number: int, terms: dict[str, Any],
-                 caller: Caller, now: datetime) -> ConsentVersion:
+def _new_version(
+    services: Services,
+    session: Any,
+    *,
+    consent: Consent,
+    number: int,
+    terms: dict[str, Any],
+    caller: Caller,
+    now: datetime,
+) -> ConsentVersion:
     org = organization_store.get_organization(session, consent.recorded_by)
     receipt_id = str(uuid.uuid4())
-    purposes, categories = list(dict.fromkeys(terms["purposes"])), list(dict.fromkeys(terms["data_categories"]))
-    recipients, communities = list(dict.fromkeys(terms["recipients"])), list(dict.fromkeys(terms["communities"]))
+    purposes, categories = (
+        list(dict.fromkeys(terms["purposes"])),
+        list(dict.fromkeys(terms["data_categories"])),
+    )
+    recipients, communities = (
+        list(dict.fromkeys(terms["recipients"])),
+        list(dict.fromkeys(terms["communities"])),
+    )
     claims = receipts.receipt_claims(
-        issuer=services.settings["TOKEN_ISSUER"], receipt_id=receipt_id, consent_id=consent.id, version=number,
-        issued_at=now, consent_recorded_at=now,
+        issuer=services.settings["TOKEN_ISSUER"],
+        receipt_id=receipt_id,
+        consent_id=consent.id,
+        version=number,
+        issued_at=now,
+        consent_recorded_at=now,
         controller={"id": consent.recorded_by, "name": org.name if org else consent.recorded_by},
-        subject_pseudonym=consent.subject_key, purposes=purposes, data_categories=categories,
-        recipients=recipients, communities=communities, expires_at=terms.get("expires_at"),
-        method=terms["evidence"]["method"])
+        subject_pseudonym=consent.subject_key,
+        purposes=purposes,
+        data_categories=categories,
+        recipients=recipients,
+        communities=communities,
+        expires_at=terms.get("expires_at"),
+        method=terms["evidence"]["method"],
+    )
     return ConsentVersion(
-        consent_id=consent.id, version=number, purposes=purposes, data_categories=categories,
-        recipients=recipients, communities=communities, expires_at=terms.get("expires_at"),
-        evidence=dict(terms["evidence"]), recorded_at=now, recorded_by_client=caller.client_id,
-        receipt_id=receipt_id, receipt=receipts.sign(services.keys, claims))
+        consent_id=consent.id,
+        version=number,
+        purposes=purposes,
+        data_categories=categories,
+        recipients=recipients,
+        communities=communities,
+        expires_at=terms.get("expires_at"),
+        evidence=dict(terms["evidence"]),
+        recorded_at=now,
+        recorded_by_client=caller.client_id,
+        receipt_id=receipt_id,
+        receipt=receipts.sign(services.keys, claims),
+    )
 
 
 def _audit_payload(version: ConsentVersion, subject_key: str) -> dict[str, Any]:
-    return {"subject": subject_key, "version": version.version, "purposes": version.purposes,
-            "data_categories": version.data_categories, "recipients": version.recipients,
-            "communities": version.communities,
-            "expires_at": version.expires_at.isoformat() if version.expires_at else None,
-            "method": version.evidence.get("method"), "receipt_id": version.receipt_id}
+    return {
+        "subject": subject_key,
+        "version": version.version,
+        "purposes": version.purposes,
+        "data_categories": version.data_categories,
+        "recipients": version.recipients,
+        "communities": version.communities,
+        "expires_at": version.expires_at.isoformat() if version.expires_at else None,
+        "method": version.evidence.get("method"),
+        "receipt_id": version.receipt_id,
+    }
 
 
-def record(services: Services, *, caller: Caller, subject: dict[str, str], terms: dict[str, Any],
-           now: datetime, idempotency: IdempotencyKey | None = None) -> dict[str, Any]:
+def record(
+    services: Services,
+    *,
+    caller: Caller,
+    subject: dict[str, str],
+    terms: dict[str, Any],
+    now: datetime,
+    idempotency: IdempotencyKey | None = None,
+) -> dict[str, Any]:
     """Record a new consent; with an ``Idempotency-Key`` a retry returns the same consent."""
     try:
-        return _record(services, caller=caller, subject=subject, terms=terms, now=now, idempotency=idempotency)
+        return _record(
+            services, caller=caller, subject=subject, terms=terms, now=now, idempotency=idempotency
+        )
     except IntegrityError:
         if idempotency is None:
             raise
@@ -96,7 +159,9 @@ def record(services: Services, *, caller: Caller, subject: dict[str, str], terms
         return _replay(services, caller=caller, idempotency=idempotency, now=now)
 
 
-def _replay(services: Services, *, caller: Caller, idempotency: IdempotencyKey, now: datetime) -> dict[str, Any]:
+def _replay(
+    services: Services, *, caller: Caller, idempotency: IdempotencyKey, now: datetime
+) -> dict[str, Any]:
     with read_snapshot(services.sessions) as session:
         earlier = earlier_result(session, caller, idempotency)
     if earlier is None:
@@ -104,8 +169,15 @@ def _replay(services: Services, *, caller: Caller, idempotency: IdempotencyKey, 
     return get(services, caller=caller, consent_id=earlier, now=now)
 
 
-def _record(services: Services, *, caller: Caller, subject: dict[str, str], terms: dict[str, Any],
-            now: datetime, idempotency: IdempotencyKey | None) -> dict[str, Any]:
+def _record(
+    services: Services,
+    *,
+    caller: Caller,
+    subject: dict[str, str],
+    terms: dict[str, Any],
+    now: datetime,
+    idempotency: IdempotencyKey | None,
+) -> dict[str, Any]:
     key = services.subject_key(system=subject["system"], value=subject["value"])
     with write(services.sessions) as session:
         earlier = earlier_result(session, caller, idempotency)
@@ -113,17 +185,43 @@ def _record(services: Services, *, caller: Caller, subject: dict[str, str], term
             session.rollback()
             return get(services, caller=caller, consent_id=earlier, now=now)
         _check_terms(session, services, terms, now)
-        consent = Consent(id=str(uuid.uuid4()), subject_key=key, recorded_by=caller.organization,
-                          status=str(ConsentStatus.ACTIVE), current_version=1, created_at=now, updated_at=now)
+        consent = Consent(
+            id=str(uuid.uuid4()),
+            subject_key=key,
+            recorded_by=caller.organization,
+            status=str(ConsentStatus.ACTIVE),
+            current_version=1,
+            created_at=now,
+            updated_at=now,
+        )
         store.add(session, consent)
-        version = _new_version(services, session, consent=consent, number=1, terms=terms, caller=caller, now=now)
-        store.add(session, version, ConsentEvent(consent_id=consent.id, kind="recorded", version=1, at=now,
-                                                 actor_org=caller.organization, actor_client=caller.client_id))
-        community_store.record_memberships(session, subject_key=key, communities=version.communities,
-                                           consent_id=consent.id, at=now)
+        version = _new_version(
+            services, session, consent=consent, number=1, terms=terms, caller=caller, now=now
+        )
+        store.add(
+            session,
+            version,
+            ConsentEvent(
+                consent_id=consent.id,
+                kind="recorded",
+                version=1,
+                at=now,
+                actor_org=caller.organization,
+                actor_client=caller.client_id,
+            ),
+        )
+        community_store.record_memberships(
+            session, subject_key=key, communities=version.communities, consent_id=consent.id, at=now
+        )
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
-        services.append_audit(session, at=now, tag=AuditTag.CONSENT_RECORDED, caller=caller,
-                              object_id=consent.id, payload=_audit_payload(version, key))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CONSENT_RECORDED,
+            caller=caller,
+            object_id=consent.id,
+            payload=_audit_payload(version, key),
+        )
         session.commit()
         return as_dict(consent, version, now)
 
@@ -153,56 +251,119 @@ def history(services: Services, *, caller: Caller, consent_id: str) -> dict[str,
         consent = _owned(session, caller, consent_id)
         return {
             "id": consent.id,
-            "versions": [{"version": v.version, "purposes": v.purposes, "data_categories": v.data_categories,
-                          "recipients": v.recipients, "communities": v.communities, "expires_at": v.expires_at,
-                          "evidence": v.evidence, "recorded_at": v.recorded_at, "receipt_id": v.receipt_id}
-                         for v in store.versions(session, consent.id)],
-            "events": [{"kind": e.kind, "version": e.version, "at": e.at.isoformat(), "by": e.actor_org,
-                        "reason": e.reason} for e in store.events(session, consent.id)],
+            "versions": [
+                {
+                    "version": v.version,
+                    "purposes": v.purposes,
+                    "data_categories": v.data_categories,
+                    "recipients": v.recipients,
+                    "communities": v.communities,
+                    "expires_at": v.expires_at,
+                    "evidence": v.evidence,
+                    "recorded_at": v.recorded_at,
+                    "receipt_id": v.receipt_id,
+                }
+                for v in store.versions(session, consent.id)
+            ],
+            "events": [
+                {
+                    "kind": e.kind,
+                    "version": e.version,
+                    "at": e.at.isoformat(),
+                    "by": e.actor_org,
+                    "reason": e.reason,
+                }
+                for e in store.events(session, consent.id)
+            ],
         }
 
 
-def amend(services: Services, *, caller: Caller, consent_id: str, terms: dict[str, Any],
-          expected_version: int | None, now: datetime) -> dict[str, Any]:
+def amend(
+    services: Services,
+    *,
+    caller: Caller,
+    consent_id: str,
+    terms: dict[str, Any],
+    expected_version: int | None,
+    now: datetime,
+) -> dict[str, Any]:
     with write(services.sessions) as session:
         consent = _owned(session, caller, consent_id)
         if consent.status != ConsentStatus.ACTIVE:
             raise Conflict("A revoked consent cannot be amended; record a new one.")
         current = consent.current_version
         if expected_version is not None and expected_version != current:
-            raise Conflict(f"Version {expected_version} is no longer current (it is {current}).",
-                           details={"current_version": current})
+            raise Conflict(
+                f"Version {expected_version} is no longer current (it is {current}).",
+                details={"current_version": current},
+            )
         _check_terms(session, services, terms, now)
         if not store.advance_version(session, consent_id=consent.id, expected=current, at=now):
             raise Conflict("The consent was changed by someone else at the same time; read it and retry.")
-        version = _new_version(services, session, consent=consent, number=current + 1, terms=terms,
-                               caller=caller, now=now)
-        store.add(session, version, ConsentEvent(consent_id=consent.id, kind="amended", version=current + 1,
-                                                 at=now, actor_org=caller.organization,
-                                                 actor_client=caller.client_id))
-        community_store.record_memberships(session, subject_key=consent.subject_key,
-                                           communities=version.communities, consent_id=consent.id, at=now)
-        services.append_audit(session, at=now, tag=AuditTag.CONSENT_AMENDED, caller=caller,
-                              object_id=consent.id, payload=_audit_payload(version, consent.subject_key))
+        version = _new_version(
+            services, session, consent=consent, number=current + 1, terms=terms, caller=caller, now=now
+        )
+        store.add(
+            session,
+            version,
+            ConsentEvent(
+                consent_id=consent.id,
+                kind="amended",
+                version=current + 1,
+                at=now,
+                actor_org=caller.organization,
+                actor_client=caller.client_id,
+            ),
+        )
+        community_store.record_memberships(
+            session,
+            subject_key=consent.subject_key,
+            communities=version.communities,
+            consent_id=consent.id,
+            at=now,
+        )
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CONSENT_AMENDED,
+            caller=caller,
+            object_id=consent.id,
+            payload=_audit_payload(version, consent.subject_key),
+        )
         session.commit()
         session.refresh(consent)
         return as_dict(consent, version, now)
 
 
-def revoke(services: Services, *, caller: Caller, consent_id: str, reason: str | None,
-           now: datetime, idempotency: IdempotencyKey | None = None) -> dict[str, Any]:
+def revoke(
+    services: Services,
+    *,
+    caller: Caller,
+    consent_id: str,
+    reason: str | None,
+    now: datetime,
+    idempotency: IdempotencyKey | None = None,
+) -> dict[str, Any]:
     """Revoke; with an ``Idempotency-Key`` a retry of the same revocation answers 200, not 409."""
     try:
-        return _revoke(services, caller=caller, consent_id=consent_id, reason=reason, now=now,
-                       idempotency=idempotency)
+        return _revoke(
+            services, caller=caller, consent_id=consent_id, reason=reason, now=now, idempotency=idempotency
+        )
     except IntegrityError:
         if idempotency is None:
             raise
         return _replay(services, caller=caller, idempotency=idempotency, now=now)
 
 
-def _revoke(services: Services, *, caller: Caller, consent_id: str, reason: str | None,
-            now: datetime, idempotency: IdempotencyKey | None) -> dict[str, Any]:
+def _revoke(
+    services: Services,
+    *,
+    caller: Caller,
+    consent_id: str,
+    reason: str | None,
+    now: datetime,
+    idempotency: IdempotencyKey | None,
+) -> dict[str, Any]:
     with write(services.sessions) as session:
         consent = _owned(session, caller, consent_id)
         if earlier_result(session, caller, idempotency) is not None:
@@ -210,13 +371,27 @@ def _revoke(services: Services, *, caller: Caller, consent_id: str, reason: str 
             return get(services, caller=caller, consent_id=consent.id, now=now)
         if not store.mark_revoked(session, consent_id=consent.id, at=now, reason=reason):
             raise Conflict("The consent is already revoked.")
-        store.add(session, ConsentEvent(consent_id=consent.id, kind="revoked", version=consent.current_version,
-                                        at=now, actor_org=caller.organization, actor_client=caller.client_id,
-                                        reason=reason))
+        store.add(
+            session,
+            ConsentEvent(
+                consent_id=consent.id,
+                kind="revoked",
+                version=consent.current_version,
+                at=now,
+                actor_org=caller.organization,
+                actor_client=caller.client_id,
+                reason=reason,
+            ),
+        )
         remember(session, caller, idempotency, resource_id=consent.id, status=200, now=now)
-        services.append_audit(session, at=now, tag=AuditTag.CONSENT_REVOKED, caller=caller, object_id=consent.id,
-                              payload={"subject": consent.subject_key, "version": consent.current_version,
-                                       "reason": reason})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CONSENT_REVOKED,
+            caller=caller,
+            object_id=consent.id,
+            payload={"subject": consent.subject_key, "version": consent.current_version, "reason": reason},
+        )
         session.commit()
         session.refresh(consent)
         version = store.version(session, consent.id, consent.current_version)

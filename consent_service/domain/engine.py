@@ -93,70 +93,141 @@ class DecisionEngine:
     def __init__(self, base: PolicyBase) -> None:
         self.base = base
 
-    def decide(self, *, request: AccessRequest, consents: Iterable[ConsentTerms],
-               communities: Sequence[CompiledRules], approvals: Iterable[ApprovalTerms],
-               now: datetime) -> Verdict:
+    def decide(
+        self,
+        *,
+        request: AccessRequest,
+        consents: Iterable[ConsentTerms],
+        communities: Sequence[CompiledRules],
+        approvals: Iterable[ApprovalTerms],
+        now: datetime,
+    ) -> Verdict:
         denying = self.community_denies(request, communities)
         if denying:
-            return Verdict(Outcome.DENY, tuple(
-                Reason(ReasonCode.COMMUNITY_RULE, rule.reason or f"Community {rule.community} does not "
-                       "allow this use of its members' data.", rule_id=rule.id, community=rule.community)
-                for rule in denying), rules=tuple(denying))
+            return Verdict(
+                Outcome.DENY,
+                tuple(
+                    Reason(
+                        ReasonCode.COMMUNITY_RULE,
+                        rule.reason
+                        or f"Community {rule.community} does not allow this use of its members' data.",
+                        rule_id=rule.id,
+                        community=rule.community,
+                    )
+                    for rule in denying
+                ),
+                rules=tuple(denying),
+            )
 
         consent = self.covering_consent(request, consents, now)
         if consent is None:
-            return Verdict(Outcome.DENY, (Reason(
-                ReasonCode.NO_CONSENT,
-                f"No active consent lets {request.requester} use {', '.join(request.data_categories)} "
-                f"for {request.purpose}."),))
+            return Verdict(
+                Outcome.DENY,
+                (
+                    Reason(
+                        ReasonCode.NO_CONSENT,
+                        f"No active consent lets {request.requester} use "
+                        f"{', '.join(request.data_categories)} for {request.purpose}.",
+                    ),
+                ),
+            )
 
         conditional = self.rules_of(RuleEffect.REQUIRE_APPROVAL, request, communities)
         in_force = [a for a in approvals if a.in_force(now)]
-        unmet = [rule for rule in conditional if not self.approved(request, rule, in_force)]
+        # Whether an approval is met depends on the rule's community only: judge each community once.
+        met: dict[str, bool] = {}
+        for rule in conditional:
+            if rule.community not in met:
+                met[rule.community] = self.approved(request, rule, in_force)
+        unmet = [rule for rule in conditional if not met[rule.community]]
         if unmet:
-            return Verdict(Outcome.DENY, tuple(
-                Reason(ReasonCode.APPROVAL_REQUIRED, f"Community {rule.community} must approve this use "
-                       f"first: {rule.reason}" if rule.reason else f"Community {rule.community} must "
-                       "approve this use first.", rule_id=rule.id, community=rule.community)
-                for rule in unmet), consent=consent, rules=tuple(unmet))
+            return Verdict(
+                Outcome.DENY,
+                tuple(
+                    Reason(
+                        ReasonCode.APPROVAL_REQUIRED,
+                        f"Community {rule.community} must approve this use first: {rule.reason}"
+                        if rule.reason
+                        else f"Community {rule.community} must approve this use first.",
+                        rule_id=rule.id,
+                        community=rule.community,
+                    )
+                    for rule in unmet
+                ),
+                consent=consent,
+                rules=tuple(unmet),
+            )
 
         return Verdict(
             Outcome.PERMIT,
-            (Reason(ReasonCode.CONSENT, f"Consent {consent.consent_id} (version {consent.version}) "
-                    "covers this use.", consent_id=consent.consent_id),),
-            obligations=tuple(item for rule in conditional for item in obligation_list.as_list(
-                rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community)),
-            consent=consent, rules=tuple(conditional))
+            (
+                Reason(
+                    ReasonCode.CONSENT,
+                    f"Consent {consent.consent_id} (version {consent.version}) covers this use.",
+                    consent_id=consent.consent_id,
+                ),
+            ),
+            obligations=tuple(
+                item
+                for rule in conditional
+                for item in obligation_list.as_list(
+                    rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
+                )
+            ),
+            consent=consent,
+            rules=tuple(conditional),
+        )
 
     # -- the steps -------------------------------------------------------------------------
 
-    def rules_of(self, effect: RuleEffect, request: AccessRequest,
-                 communities: Sequence[CompiledRules]) -> list[Rule]:
-        return [rule for compiled in communities for rule in compiled.matching(
-            effect=effect, requester=request.requester, purpose=request.purpose,
-            categories=request.data_categories)]
+    def rules_of(
+        self, effect: RuleEffect, request: AccessRequest, communities: Sequence[CompiledRules]
+    ) -> list[Rule]:
+        return [
+            rule
+            for compiled in communities
+            for rule in compiled.matching(
+                effect=effect,
+                requester=request.requester,
+                purpose=request.purpose,
+                categories=request.data_categories,
+            )
+        ]
 
     def community_denies(self, request: AccessRequest, communities: Sequence[CompiledRules]) -> list[Rule]:
         return self.rules_of(RuleEffect.DENY, request, communities)
 
-    def covering_consent(self, request: AccessRequest, consents: Iterable[ConsentTerms],
-                         now: datetime) -> ConsentTerms | None:
+    def covering_consent(
+        self, request: AccessRequest, consents: Iterable[ConsentTerms], now: datetime
+    ) -> ConsentTerms | None:
         """The newest consent in force that covers purpose, every category, and the requester."""
         best: ConsentTerms | None = None
         for consent in consents:
-            if not (consent.in_force(now) and request.requester in consent.recipients
-                    and self.base.purposes.covers(consent.purposes, request.purpose)
-                    and all(self.base.categories.covers(consent.data_categories, category)
-                            for category in request.data_categories)):
+            if not (
+                consent.in_force(now)
+                and request.requester in consent.recipients
+                and self.base.purposes.covers(consent.purposes, request.purpose)
+                and all(
+                    self.base.categories.covers(consent.data_categories, category)
+                    for category in request.data_categories
+                )
+            ):
                 continue
-            if best is None or (consent.recorded_at, consent.consent_id) > (best.recorded_at, best.consent_id):
+            if best is None or (consent.recorded_at, consent.consent_id) > (
+                best.recorded_at,
+                best.consent_id,
+            ):
                 best = consent
         return best
 
     def approved(self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms]) -> bool:
         return any(
-            approval.community == rule.community and approval.requester == request.requester
+            approval.community == rule.community
+            and approval.requester == request.requester
             and self.base.purposes.covers(approval.purposes, request.purpose)
-            and all(self.base.categories.covers(approval.data_categories, category)
-                    for category in request.data_categories)
-            for approval in approvals)
+            and all(
+                self.base.categories.covers(approval.data_categories, category)
+                for category in request.data_categories
+            )
+            for approval in approvals
+        )

@@ -7,6 +7,7 @@ workers starting together agree on one key instead of each minting its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -38,10 +39,8 @@ def _create_once(path: Path, content: str) -> str:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o600)
-            try:
+            with contextlib.suppress(FileExistsError):  # another worker won the race: use its file
                 os.link(tmp, path)
-            except FileExistsError:
-                pass  # another worker won the race; use its file
         finally:
             os.unlink(tmp)
     return path.read_text()

@@ -22,8 +22,9 @@ def _org_dict(org: Organization) -> dict[str, Any]:
     return {"id": org.id, "name": org.name, "type": org.type, "created_at": org.created_at}
 
 
-def create_organization(services: Services, *, caller: Caller | None, id: str, name: str, type: str,
-                        now: datetime) -> dict[str, Any]:
+def create_organization(
+    services: Services, *, caller: Caller | None, id: str, name: str, type: str, now: datetime
+) -> dict[str, Any]:
     with write(services.sessions) as session:
         if store.get_organization(session, id) is not None:
             raise Conflict(f"Organization {id} already exists.")
@@ -32,8 +33,14 @@ def create_organization(services: Services, *, caller: Caller | None, id: str, n
             store.add(session, org)
         except IntegrityError as exc:
             raise Conflict(f"Organization {id} already exists.") from exc
-        services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller,
-                              object_id=id, payload={"name": name, "type": type})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.ORGANIZATION_CREATED,
+            caller=caller,
+            object_id=id,
+            payload={"name": name, "type": type},
+        )
         session.commit()
         return _org_dict(org)
 
@@ -48,13 +55,26 @@ class NewClient:
     created_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return {"client_id": self.client_id, "client_secret": self.client_secret,
-                "organization": self.organization, "name": self.name, "scopes": self.scopes,
-                "created_at": self.created_at}
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "organization": self.organization,
+            "name": self.name,
+            "scopes": self.scopes,
+            "created_at": self.created_at,
+        }
 
 
-def create_client(services: Services, *, caller: Caller | None, organization: str, name: str,
-                  scopes: list[str], now: datetime, create_organization_type: str | None = None) -> NewClient:
+def create_client(
+    services: Services,
+    *,
+    caller: Caller | None,
+    organization: str,
+    name: str,
+    scopes: list[str],
+    now: datetime,
+    create_organization_type: str | None = None,
+) -> NewClient:
     """Create a client; its secret is shown only in this answer and stored hashed.
 
     ``create_organization_type`` creates the organization if missing (the bootstrap CLI).
@@ -64,24 +84,48 @@ def create_client(services: Services, *, caller: Caller | None, organization: st
     with write(services.sessions) as session:
         if store.get_organization(session, organization) is None:
             if create_organization_type is None:
-                raise UnknownCode("The organization does not exist.",
-                                  details={"organization": [f"unknown organization: {organization}"]})
-            store.add(session, Organization(id=organization, name=organization,
-                                            type=create_organization_type, created_at=now))
-            services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller,
-                                  object_id=organization, payload={"name": organization,
-                                                                   "type": create_organization_type})
-        client = OAuthClient(client_id=new_client_id(), secret_hash=hash_secret(secret),
-                             organization_id=organization, name=name, scopes=" ".join(scopes), created_at=now)
+                raise UnknownCode(
+                    "The organization does not exist.",
+                    details={"organization": [f"unknown organization: {organization}"]},
+                )
+            store.add(
+                session,
+                Organization(
+                    id=organization, name=organization, type=create_organization_type, created_at=now
+                ),
+            )
+            services.append_audit(
+                session,
+                at=now,
+                tag=AuditTag.ORGANIZATION_CREATED,
+                caller=caller,
+                object_id=organization,
+                payload={"name": organization, "type": create_organization_type},
+            )
+        client = OAuthClient(
+            client_id=new_client_id(),
+            secret_hash=hash_secret(secret),
+            organization_id=organization,
+            name=name,
+            scopes=" ".join(scopes),
+            created_at=now,
+        )
         store.add(session, client)
-        services.append_audit(session, at=now, tag=AuditTag.CLIENT_CREATED, caller=caller,
-                              object_id=client.client_id,
-                              payload={"organization": organization, "name": name, "scopes": scopes})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_CREATED,
+            caller=caller,
+            object_id=client.client_id,
+            payload={"organization": organization, "name": name, "scopes": scopes},
+        )
         session.commit()
     return NewClient(client.client_id, secret, organization, name, scopes, now)
 
 
-def disable_client(services: Services, *, caller: Caller | None, client_id: str, now: datetime) -> dict[str, Any]:
+def disable_client(
+    services: Services, *, caller: Caller | None, client_id: str, now: datetime
+) -> dict[str, Any]:
     with write(services.sessions) as session:
         client = store.get_client(session, client_id)
         if client is None:
@@ -90,9 +134,20 @@ def disable_client(services: Services, *, caller: Caller | None, client_id: str,
             raise Conflict("The client is already disabled.")
         client.disabled_at = now
         session.flush()
-        services.append_audit(session, at=now, tag=AuditTag.CLIENT_DISABLED, caller=caller,
-                              object_id=client_id, payload={"organization": client.organization_id})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_DISABLED,
+            caller=caller,
+            object_id=client_id,
+            payload={"organization": client.organization_id},
+        )
         session.commit()
-        return {"client_id": client.client_id, "organization": client.organization_id, "name": client.name,
-                "scopes": client.scopes.split(), "created_at": client.created_at,
-                "disabled_at": client.disabled_at}
+        return {
+            "client_id": client.client_id,
+            "organization": client.organization_id,
+            "name": client.name,
+            "scopes": client.scopes.split(),
+            "created_at": client.created_at,
+            "disabled_at": client.disabled_at,
+        }

@@ -16,13 +16,17 @@ from .wire import RuleEffect
 
 
 class RuleCache:
-    def __init__(self, policy: PolicyBase) -> None:
+    def __init__(self, policy: PolicyBase, *, testing_only_ignore_versions: bool = False) -> None:
         self.policy = policy
         self._compiled: dict[str, CompiledRules] = {}
+        # A deliberately broken cache (setting TESTING_ONLY_STALE_RULE_CACHE): it keeps the rules
+        # it compiled first whatever the policy version says, so bench/stale_check.py can show that
+        # its check does catch stale permits. Never set it in a deployment.
+        self._ignore_versions = testing_only_ignore_versions
 
     def compiled(self, session: Session, community: str, version: int) -> CompiledRules:
         cached = self._compiled.get(community)
-        if cached is not None and cached.version == version:
+        if cached is not None and (cached.version == version or self._ignore_versions):
             return cached
         rules = [Rule(id=row.id, community=row.community_id, effect=RuleEffect(row.effect),
                       purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),

@@ -6,6 +6,7 @@ views reads Flask's globals.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,11 @@ class Services:
 
     def __post_init__(self) -> None:
         self.engine = DecisionEngine(self.policy)
-        self.rules = RuleCache(self.policy)
+        stale = bool(self.settings.get("TESTING_ONLY_STALE_RULE_CACHE", False))
+        if stale:
+            logging.getLogger(__name__).warning(
+                "TESTING_ONLY_STALE_RULE_CACHE is set: this instance serves STALE decisions (tests only)")
+        self.rules = RuleCache(self.policy, testing_only_ignore_versions=stale)
         self.pseudonym_key = pseudonyms.derive_key(self.secret, "subject")
         self.audit_key = pseudonyms.derive_key(self.secret, "audit-chain")
         self.idempotency_key = pseudonyms.derive_key(self.secret, "idempotency")

@@ -68,6 +68,9 @@ class AuditTag(StrEnum):
     RULE_RETIRED = "rule:retired"
     APPROVAL_GRANTED = "approval:granted"
     APPROVAL_REVOKED = "approval:revoked"
+    USER_CREATED = "user:created"
+    USER_CHANGED = "user:changed"
+    USER_LOCKED = "user:locked"
 
 
 class ManagementAction(StrEnum):

@@ -46,7 +46,7 @@ class CheckpointOut(StrictSchema):
 class EntriesQuery(StrictSchema):
     after = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=2**31 - 1),  # the column's range: more is a 400, not a 500
         metadata={"description": "return entries with a greater sequence number"},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

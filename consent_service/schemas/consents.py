@@ -26,8 +26,8 @@ class ConsentIn(ConsentTermsIn):
 
 
 class AmendIn(ConsentTermsIn):
-    version = fields.Integer(strict=True, validate=validate.Range(min=1),
-                             metadata={"description": "the version being amended; 409 if it is no longer current"})
+    version = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1), metadata={
+        "description": "the version being amended; 409 if it is no longer current"})
 
 
 class RevokeIn(StrictSchema):

@@ -23,6 +23,6 @@ class ReceiptCheckOut(StrictSchema):
 
 class ReceiptPageQuery(StrictSchema):
     version = fields.Integer(
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=2**31 - 1),  # the column's range: more is a 400, not a 500
         metadata={"description": "the consent version; default the current one"},
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import bulk
@@ -35,15 +35,21 @@ def append(session: Session, *, hasher: Hasher, at: datetime, tag: str, actor_or
     return seq
 
 
+_HEAD_FOR_UPDATE = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
+_MOVE_HEAD = (update(AuditHead).where(AuditHead.id == HEAD_ID)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+
+
 def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any]]) -> int:
     """Add several entries at the head in one statement, linked in the order given.
 
     Each entry is a dict of ``at, tag, actor_org, actor_client, object_id, payload``. Same lock,
     same links as calling :func:`append` once per entry; returns the last sequence number.
+    Statements are built once and run on the session's connection (Core): the authorize path
+    calls this on every decision.
     """
-    row = session.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
-    ).one()
+    conn = session.connection()
+    row = conn.execute(_HEAD_FOR_UPDATE).one()
     seq, prev = row.seq, row.hash
     if not entries:
         return int(seq)
@@ -54,7 +60,7 @@ def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any
         rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     bulk.insert_rows(session, AuditEntry.__table__, rows)
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=prev))
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return int(seq)
 
 

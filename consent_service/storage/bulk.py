@@ -1,10 +1,12 @@
-"""Set-based reads and bulk writes for cohort decisions (``POST /v1/authorize/batch``).
+"""The decision path's reads and writes, for one subject or a cohort, in SQLAlchemy Core.
 
 The same questions as the single-subject repositories (``consents.current_terms_for_subject``,
 ``communities.memberships_with_versions``, ``communities.approvals_for``,
-``decisions.add``), asked for many subjects at once: ``IN`` over the subject keys, in chunks so
-no statement carries more than ``CHUNK`` parameters. Writes are Core ``executemany`` (no ORM
-unit of work per row). Repositories never commit.
+``decisions.add``), asked for any number of subjects: ``IN`` over the subject keys, in chunks
+so no statement carries more than ``CHUNK`` parameters. Authorize, single and batch, uses
+these: they run on the session's connection as Core statements (no ORM compile or identity
+map per call; results are plain rows) and writes are one ``executemany`` per table.
+Repositories never commit.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Row, Table, column, insert, select, table
+from sqlalchemy import JSON, Row, Table, bindparam, column, insert, select, table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator
 
 from .models import Approval, Community, Consent, ConsentVersion, Decision, DecisionCommunity, Membership
@@ -38,11 +39,12 @@ class SerializedJSON(TypeDecorator[Any]):
 
 
 @cache
-def _lean(model: Table) -> tuple[TableClause, frozenset[str]]:
-    """``model`` as a plain table whose JSON columns take text (same SQL, same casts)."""
+def _lean(model: Table) -> tuple[Any, frozenset[str]]:
+    """An INSERT into ``model`` whose JSON columns take text (same SQL, same casts), built once."""
     json_columns = frozenset(c.name for c in model.columns if isinstance(c.type, JSON))
-    return table(model.name, *(column(c.name, SerializedJSON() if c.name in json_columns else c.type)
-                               for c in model.columns)), json_columns
+    lean = table(model.name, *(column(c.name, SerializedJSON() if c.name in json_columns else c.type)
+                               for c in model.columns))
+    return insert(lean), json_columns
 
 
 def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -54,7 +56,7 @@ def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return
-    lean, json_columns = _lean(model)
+    statement, json_columns = _lean(model)
     memo: dict[int, str] = {}
 
     def dumps(value: Any) -> str:
@@ -63,8 +65,8 @@ def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]
             text = memo[id(value)] = json.dumps(value)
         return text
 
-    session.execute(insert(lean), [{**row, **{name: dumps(row[name]) for name in json_columns}}
-                                   for row in rows])
+    session.connection().execute(statement, [{**row, **{name: dumps(row[name]) for name in json_columns}}
+                                             for row in rows])
 
 
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -72,44 +74,58 @@ def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
+# Built once: a decision runs these several times per request, and building a statement costs
+# more than executing it from SQLAlchemy's compiled cache. The key lists are expanding
+# parameters (one "IN (?, ?, ...)" per list length).
+_KEYS: Any = bindparam("keys", expanding=True)
+_CURRENT_TERMS = (
+    select(Consent.subject_key, Consent.id, ConsentVersion.version, ConsentVersion.purposes,
+           ConsentVersion.data_categories, ConsentVersion.recipients, ConsentVersion.expires_at,
+           ConsentVersion.recorded_at)
+    .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
+          & (ConsentVersion.version == Consent.current_version))
+    .where(Consent.subject_key.in_(_KEYS), Consent.status == "active"))
+_MEMBERSHIPS = (select(Membership.subject_key, Community.id, Community.policy_version)
+                .join(Membership, Membership.community_id == Community.id)
+                .where(Membership.subject_key.in_(_KEYS)))
+_APPROVALS = (select(Approval.id, Approval.community_id, Approval.requester, Approval.purposes,
+                     Approval.data_categories, Approval.expires_at, Approval.revoked_at)
+              .where(Approval.community_id.in_(bindparam("communities", expanding=True)),
+                     Approval.requester == bindparam("requester"), Approval.revoked_at.is_(None)))
+
+
 def current_terms_for_subjects(session: Session, subject_keys: Iterable[str]) -> dict[str, list[Row]]:
-    """subject_key -> the current version of each of its active consents (as the single query)."""
+    """subject_key -> the current version of each of its active consents: indexed by subject_key."""
     keys = sorted(set(subject_keys))
     found: dict[str, list[Row]] = defaultdict(list)
-    query = (select(Consent.subject_key, Consent.id, ConsentVersion.version, ConsentVersion.purposes,
-                    ConsentVersion.data_categories, ConsentVersion.recipients, ConsentVersion.expires_at,
-                    ConsentVersion.recorded_at)
-             .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
-                   & (ConsentVersion.version == Consent.current_version)))
+    conn = session.connection()
     for chunk in chunked(keys):
-        for row in session.execute(query.where(Consent.subject_key.in_(chunk), Consent.status == "active")):
+        for row in conn.execute(_CURRENT_TERMS, {"keys": list(chunk)}):
             found[row.subject_key].append(row)
     return found
 
 
 def memberships_with_versions(session: Session,
                               subject_keys: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
-    """subject_key -> [(community_id, policy_version)] ordered by community id (as the single query)."""
+    """subject_key -> [(community_id, policy_version)] ordered by community id."""
     keys = sorted(set(subject_keys))
     found: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    query = (select(Membership.subject_key, Community.id, Community.policy_version)
-             .join(Membership, Membership.community_id == Community.id))
+    conn = session.connection()
     for chunk in chunked(keys):
-        for row in session.execute(query.where(Membership.subject_key.in_(chunk))):
+        for row in conn.execute(_MEMBERSHIPS, {"keys": list(chunk)}):
             found[row.subject_key].append((row.id, row.policy_version))
     for memberships in found.values():
         memberships.sort()
     return found
 
 
-def approvals_for(session: Session, *, communities: Iterable[str], requester: str) -> list[Approval]:
-    """The requester's unrevoked approvals from any of these communities."""
+def approvals_for(session: Session, *, communities: Iterable[str], requester: str) -> list[Row]:
+    """The requester's unrevoked approvals from any of these communities (expiry is the engine's)."""
     wanted = sorted(set(communities))
-    found: list[Approval] = []
+    found: list[Row] = []
+    conn = session.connection()
     for chunk in chunked(wanted):
-        found.extend(session.scalars(select(Approval).where(
-            Approval.community_id.in_(chunk), Approval.requester == requester,
-            Approval.revoked_at.is_(None))))
+        found.extend(conn.execute(_APPROVALS, {"communities": list(chunk), "requester": requester}))
     return found
 
 

@@ -28,27 +28,42 @@ def add(session: Session, *rows: object) -> None:
 
 
 def stewards(session: Session, community_id: str) -> list[str]:
-    return list(session.scalars(select(CommunitySteward.organization_id)
-                                .where(CommunitySteward.community_id == community_id)
-                                .order_by(CommunitySteward.organization_id)))
+    return list(
+        session.scalars(
+            select(CommunitySteward.organization_id)
+            .where(CommunitySteward.community_id == community_id)
+            .order_by(CommunitySteward.organization_id)
+        )
+    )
 
 
 def bump_policy_version(session: Session, community_id: str) -> None:
     """Every change to a community's rules or approvals bumps its version in the same transaction."""
-    session.execute(update(Community).where(Community.id == community_id)
-                    .values(policy_version=Community.policy_version + 1))
+    session.execute(
+        update(Community)
+        .where(Community.id == community_id)
+        .values(policy_version=Community.policy_version + 1)
+    )
 
 
-def record_memberships(session: Session, *, subject_key: str, communities: Iterable[str], consent_id: str,
-                       at: datetime) -> None:
+def record_memberships(
+    session: Session, *, subject_key: str, communities: Iterable[str], consent_id: str, at: datetime
+) -> None:
     """Add the memberships the subject does not have yet; existing ones are kept as they are."""
     wanted = set(communities)
     if not wanted:
         return
-    have = set(session.scalars(select(Membership.community_id).where(
-        Membership.subject_key == subject_key, Membership.community_id.in_(wanted))))
-    session.add_all(Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
-                    for cid in sorted(wanted - have))
+    have = set(
+        session.scalars(
+            select(Membership.community_id).where(
+                Membership.subject_key == subject_key, Membership.community_id.in_(wanted)
+            )
+        )
+    )
+    session.add_all(
+        Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
+        for cid in sorted(wanted - have)
+    )
     session.flush()
 
 
@@ -57,13 +72,19 @@ def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Ro
     return session.execute(
         select(Community.id, Community.policy_version)
         .join(Membership, Membership.community_id == Community.id)
-        .where(Membership.subject_key == subject_key).order_by(Community.id)).all()
+        .where(Membership.subject_key == subject_key)
+        .order_by(Community.id)
+    ).all()
 
 
 def active_rules(session: Session, community_id: str) -> list[CommunityRule]:
-    return list(session.scalars(select(CommunityRule).where(
-        CommunityRule.community_id == community_id, CommunityRule.retired_at.is_(None))
-        .order_by(CommunityRule.created_at, CommunityRule.id)))
+    return list(
+        session.scalars(
+            select(CommunityRule)
+            .where(CommunityRule.community_id == community_id, CommunityRule.retired_at.is_(None))
+            .order_by(CommunityRule.created_at, CommunityRule.id)
+        )
+    )
 
 
 def rules(session: Session, community_id: str, *, include_retired: bool) -> list[CommunityRule]:
@@ -82,9 +103,15 @@ def approvals_for(session: Session, *, communities: Sequence[str], requester: st
     """The requester's unrevoked approvals from these communities (expiry is the engine's to judge)."""
     if not communities:
         return []
-    return list(session.scalars(select(Approval).where(
-        Approval.community_id.in_(communities), Approval.requester == requester,
-        Approval.revoked_at.is_(None))))
+    return list(
+        session.scalars(
+            select(Approval).where(
+                Approval.community_id.in_(communities),
+                Approval.requester == requester,
+                Approval.revoked_at.is_(None),
+            )
+        )
+    )
 
 
 def approvals(session: Session, community_id: str, *, include_revoked: bool) -> list[Approval]:

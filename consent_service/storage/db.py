@@ -40,6 +40,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, statement_timeout_ms: 
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
+            hide_parameters=True,  # personal data: never in logs or error messages
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             poolclass=NullPool if database in ("", ":memory:") else None,
         )
@@ -50,6 +51,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, statement_timeout_ms: 
         options += f" -c search_path={schema}"
     engine = create_engine(
         url,
+        hide_parameters=True,  # personal data: never in logs or error messages
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -266,6 +266,9 @@ class UserAccount(SQLModel, table=True):
     disabled_at: datetime | None = _ts(nullable=True)
     failed_sign_ins: int = Field(default=0)
     locked_until: datetime | None = _ts(nullable=True)
+    # Part of every session's stamp: signing out adds one, ending all of the person's sessions
+    # (a signed session cookie cannot otherwise be withdrawn before it expires).
+    session_epoch: int = Field(default=0)
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .models import OAuthClient, Organization
@@ -30,8 +30,12 @@ def get_client(session: Session, client_id: str) -> OAuthClient | None:
     return session.get(OAuthClient, client_id)
 
 
+# Built once and run as Core on the session's connection: every API call checks its client.
+_DISABLED_AT = select(OAuthClient.disabled_at).where(OAuthClient.client_id == bindparam("client_id"))
+
+
 def client_is_active(session: Session, client_id: str) -> bool:
-    disabled = session.execute(select(OAuthClient.disabled_at).where(OAuthClient.client_id == client_id)).first()
+    disabled = session.connection().execute(_DISABLED_AT, {"client_id": client_id}).first()
     return disabled is not None and disabled[0] is None
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-DOCS_CSP = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.jsdelivr.net; "
-            "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+HTML_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.jsdelivr.net; "
+    "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 DOCS_PATHS = frozenset({"/docs", "/swagger"})
 
 
@@ -28,5 +32,7 @@ def register(app: Flask) -> None:
         if "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
-            headers.setdefault("Content-Security-Policy", DOCS_CSP if request.path in DOCS_PATHS else HTML_CSP)
+            headers.setdefault(
+                "Content-Security-Policy", DOCS_CSP if request.path in DOCS_PATHS else HTML_CSP
+            )
         return response

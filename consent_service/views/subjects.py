@@ -21,6 +21,9 @@ class AccessReport(MethodView):
     @blp.arguments(AccessReportIn)
     @blp.arguments(FormatQuery, location="query")
     @blp.response(200, AccessReportOut)
+    @blp.alt_response(200, schema={"type": "string"}, content_type="text/html", success=True,
+                      description="the report; as text/html (?format=html or Accept: text/html), "
+                                  "the same as a printable page")
     def post(self, body: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | Response:
         """The person's consents with us (every version and revocation) and every decision about
         them: when, who asked, for what, which data, permit or deny, and why.

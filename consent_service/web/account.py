@@ -1,0 +1,79 @@
+"""Signing in and out, the start page, and the language switch."""
+
+from __future__ import annotations
+
+from flask import Response, flash, redirect, request, session, url_for
+
+from ..domain import stewardship, users
+from ..domain.users import SignInRefused
+from ..domain.wire import Scope
+from ..views.common import services
+from . import i18n
+from .render import blueprint, page
+from .session import begin, current_user, end, now, signed_in
+
+bp = blueprint("web", __name__, "/web")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of these pages: never another site (an open redirect)."""
+    if target and target.startswith("/web/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("web.home")
+
+
+@bp.get("/")
+def home() -> Response:
+    user = signed_in()
+    communities = stewardship.stewarded(services(), caller=user.caller) if user.has(Scope.RULES_WRITE) else []
+    return page("home.html", communities=communities)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Response:
+    failed = False
+    email = ""
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        try:
+            user = users.sign_in(
+                services(), email=email, password=request.form.get("password", ""), now=now()
+            )
+        except SignInRefused:
+            failed = True
+        else:
+            begin(user)
+            return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]
+    elif current_user() is not None:
+        return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+    settings = services().settings
+    return page(
+        "sign_in.html",
+        status=401 if failed else 200,
+        failed=failed,
+        email=email,
+        next=request.values.get("next", ""),
+        threshold=settings["WEB_LOCKOUT_THRESHOLD"],
+        minutes=settings["WEB_LOCKOUT_MINUTES"],
+    )
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    user = current_user()
+    if user is not None:
+        users.sign_out(services(), user_id=user.id)
+    end()
+    flash(i18n.translate("You have signed out."), "info")
+    return redirect(url_for("web.sign_in"))  # type: ignore[return-value]
+
+
+@bp.post("/language")
+def choose_language() -> Response:
+    language = request.form.get("language", "")
+    if language in i18n.LANGUAGES:
+        session["lang"] = language
+        user = current_user()
+        if user is not None:
+            users.set_language(services(), user_id=user.id, language=language)
+    return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]

@@ -1,0 +1,266 @@
+"""Intake pages for service-provider staff: record a consent, show and print its receipt, find a
+person's consents, withdraw one in two steps, print the person's access report.
+
+Each form is checked by the API's own schema (``ConsentIn``) and handed to the API's own use
+cases with the signed-in person as the caller, so the pages accept exactly what the API would.
+A person's identifier travels only in form bodies (POST), never in a URL, so it stays out of
+access logs and browser history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import Response, flash, redirect, request, url_for
+from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from ..domain import access_report, consents
+from ..domain.vocabulary import Term
+from ..domain.wire import EvidenceMethod, Scope
+from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from ..schemas.consents import ConsentIn, RevokeIn
+from ..views import html
+from ..views.common import services
+from . import i18n
+from .qr import qr_svg
+from .render import blueprint, page
+from .session import caller_with, now, signed_in
+
+bp = blueprint("intake", __name__, "/web/intake")
+
+# Form field for each field of the API body, where they differ.
+FORM_FIELD = {
+    "subject.system": "system",
+    "subject.value": "value",
+    "evidence.method": "method",
+    "evidence.obtained_by": "obtained_by",
+    "evidence.notes": "notes",
+    "expires_at": "valid_until",
+}
+METHODS = {"verbal": "Spoken", "written": "Written and signed", "electronic": "Electronically"}
+
+
+def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
+    """Terms in file order with each parent followed by its children, and each one's depth."""
+    out: list[tuple[Term, int]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        for term in terms.values():
+            if term.parent == parent:
+                out.append((term, depth))
+                visit(term.code, depth + 1)
+
+    visit(None, 0)
+    return out
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's or the domain's nested messages as ``{form field: [message, ...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, Mapping) and not all(isinstance(k, int) for k in value):
+                out.update(flatten(value, name))
+            else:
+                items = value.values() if isinstance(value, Mapping) else value
+                texts = [
+                    str(v)
+                    for item in ([items] if isinstance(items, str) else items)
+                    for v in (item if isinstance(item, list) else [item])
+                ]
+                out.setdefault(FORM_FIELD.get(name, name), []).extend(texts)
+    return out
+
+
+def end_of_day(value: str) -> str:
+    """A date typed in the form as the moment it ends (start of the next day, UTC), ISO 8601."""
+    day = date.fromisoformat(value)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).isoformat()
+
+
+def _body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
+    evidence = {"method": form.get("method", ""), "obtained_by": form.get("obtained_by", "").strip()}
+    if form.get("notes", "").strip():
+        evidence["notes"] = form["notes"].strip()
+    body: dict[str, Any] = {
+        "subject": {"system": form.get("system", "").strip(), "value": form.get("value", "").strip()},
+        "communities": form.getlist("communities"),
+        "purposes": form.getlist("purposes"),
+        "data_categories": form.getlist("data_categories"),
+        "recipients": form.getlist("recipients"),
+        "evidence": evidence,
+    }
+    if form.get("valid_until", "").strip():
+        try:
+            body["expires_at"] = end_of_day(form["valid_until"].strip())
+        except ValueError:
+            errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
+    plain = {
+        "system": "Give the identifier system.",
+        "value": "Give the person's identifier.",
+        "purposes": "Tick at least one use.",
+        "data_categories": "Tick at least one kind of information.",
+        "recipients": "Tick at least one organization.",
+        "method": "Say how consent was obtained.",
+        "obtained_by": "Say who took the consent.",
+    }
+    for field, message in plain.items():
+        if not (
+            form.getlist(field)
+            if field in ("purposes", "data_categories", "recipients")
+            else form.get(field, "").strip()
+        ):
+            errors.setdefault(field, []).append(i18n.translate(message))
+    return body
+
+
+def _form(
+    *,
+    values: MultiDict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Response:
+    user = signed_in()
+    vocabulary = services().policy.vocabulary
+    values = (
+        values
+        if values is not None
+        else MultiDict(
+            {
+                "system": f"urn:{user.organization}:client",
+                "obtained_by": user.name,
+                "recipients": user.organization,
+            }
+        )
+    )
+    return page(
+        "intake/record.html",
+        status=status,
+        values=values,
+        errors=errors or {},
+        purposes=tree(vocabulary.purposes),
+        categories=tree(vocabulary.data_categories),
+        methods=[(str(m), METHODS[str(m)]) for m in EvidenceMethod],
+        today=now().date(),
+    )
+
+
+@bp.get("/")
+def start() -> Response:
+    return redirect(url_for("intake.record"))  # type: ignore[return-value]
+
+
+@bp.route("/consents/new", methods=["GET", "POST"])
+def record() -> Response:
+    caller = caller_with(Scope.CONSENTS_WRITE)
+    if request.method == "GET":
+        return _form()
+    errors: dict[str, list[str]] = {}
+    body = _body(request.form, errors)
+    if not errors:
+        try:
+            body = ConsentIn().load(body)
+        except ValidationError as exc:
+            errors = flatten(exc.messages)
+    if not errors:
+        subject = body.pop("subject")
+        try:
+            created = consents.record(services(), caller=caller, subject=subject, terms=body, now=now())
+        except (ValidationFailed, UnknownCode) as exc:
+            errors = flatten(exc.details) or {"form": [exc.message]}
+        else:
+            return redirect(url_for("intake.receipt", consent_id=created["id"]))  # type: ignore[return-value]
+    return _form(values=request.form, errors=errors, status=400)
+
+
+@bp.get("/consents/<consent_id>/receipt")
+def receipt(consent_id: str) -> Response:
+    caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
+    context = access_report.receipt_page(
+        services(), caller=caller, consent_id=consent_id, version=None, now=now()
+    )
+    expires_at = context["expires_at"]
+    return page(
+        "intake/receipt.html",
+        **context,
+        valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
+        qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
+        method=METHODS.get(context["claims"]["collection_method"], context["claims"]["collection_method"]),
+    )
+
+
+@bp.route("/consents/<consent_id>/withdraw", methods=["GET", "POST"])
+def withdraw(consent_id: str) -> Response:
+    """Step 1 is the button beside the consent; this page is step 2: confirm, with a reason."""
+    caller = caller_with(Scope.CONSENTS_WRITE)
+    if request.method == "POST":
+        try:
+            body = RevokeIn().load({"reason": request.form.get("reason", "").strip() or None})
+        except ValidationError as exc:
+            consent = consents.get(services(), caller=caller, consent_id=consent_id, now=now())
+            return page("intake/withdraw.html", status=400, consent=consent, errors=flatten(exc.messages))
+        try:
+            consents.revoke(
+                services(), caller=caller, consent_id=consent_id, reason=body["reason"], now=now()
+            )
+            flash(i18n.translate("The consent is withdrawn."), "success")
+        except Conflict:
+            flash(i18n.translate("This consent is already withdrawn."), "info")
+        return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
+    consent = consents.get(services(), caller=caller, consent_id=consent_id, now=now())
+    if consent["status"] == "revoked":
+        flash(i18n.translate("This consent is already withdrawn."), "info")
+        return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
+    return page("intake/withdraw.html", consent=consent, errors={})
+
+
+def _subject(form: MultiDict[str, str]) -> tuple[dict[str, str] | None, dict[str, list[str]]]:
+    subject = {"system": form.get("system", "").strip(), "value": form.get("value", "").strip()}
+    errors = {name: [i18n.translate("Fill this in.")] for name, value in subject.items() if not value}
+    return (None if errors else subject), errors
+
+
+@bp.route("/find", methods=["GET", "POST"])
+def find() -> Response:
+    caller = caller_with(Scope.CONSENTS_READ)
+    user = signed_in()
+    if request.method == "GET":
+        return page(
+            "intake/find.html",
+            values={"system": f"urn:{user.organization}:client"},
+            errors={},
+            report=None,
+            searched=False,
+        )
+    subject, errors = _subject(request.form)
+    report = None
+    if subject is not None:
+        try:
+            report = access_report.report(services(), caller=caller, subject=subject, now=now())
+        except NotFound:
+            report = None
+    return page(
+        "intake/find.html",
+        status=400 if errors else 200,
+        values=request.form,
+        errors=errors,
+        report=report,
+        searched=subject is not None,
+    )
+
+
+@bp.post("/access-report")
+def print_access_report() -> Response:
+    """The person's access report, the same printable page the API gives with ``?format=html``."""
+    caller = caller_with(Scope.CONSENTS_READ)
+    subject, errors = _subject(request.form)
+    if subject is None:
+        return page(
+            "intake/find.html", status=400, values=request.form, errors=errors, report=None, searched=False
+        )
+    report = access_report.report(services(), caller=caller, subject=subject, now=now())
+    return html.page("access_report.html", report=report, labels=report["labels"])

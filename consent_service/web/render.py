@@ -1,0 +1,92 @@
+"""What every web page shares: its blueprint's checks, the page context, and HTML error pages.
+
+Every web blueprint is made by :func:`blueprint`, which checks the CSRF token of every unsafe
+request before the view runs, and answers errors as pages (the API answers them as JSON).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+from ..domain import stewardship
+from ..domain.wire import Scope
+from ..errors import ServiceError
+from ..views.common import services
+from . import i18n
+from .session import SignInNeeded, check_csrf, csrf_token, current_user
+from .words import Words
+
+log = logging.getLogger(__name__)
+
+
+def words() -> Words:
+    if "web_words" not in g:
+        names = stewardship.names(services())
+        g.web_words = Words(
+            language=i18n.language(),
+            vocabulary=services().policy.vocabulary,
+            organizations={o["id"]: o["name"] for o in names["organizations"]},
+            communities={c["id"]: c["name"] for c in names["communities"]},
+        )
+    return g.web_words  # type: ignore[no-any-return]
+
+
+def _context() -> dict[str, Any]:
+    user = current_user()
+    return {
+        "user": user,
+        "lang": i18n.language(),
+        "languages": i18n.LANGUAGES,
+        "_": i18n.translate,
+        "csrf_token": csrf_token,
+        "w": words(),
+        "can_steward": user is not None and user.has(Scope.RULES_WRITE),
+        "can_record": user is not None and user.has(Scope.CONSENTS_WRITE),
+        "can_find": user is not None and user.has(Scope.CONSENTS_READ),
+    }
+
+
+def page(template: str, *, status: int = 200, **context: Any) -> Response:
+    html = render_template(f"web/{template}", **context)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def error_page(status: int, message: str) -> Response:
+    return page("error.html", status=status, status_code=status, message=message)
+
+
+def blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
+    bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.before_request(check_csrf)
+    bp.context_processor(_context)
+
+    @bp.errorhandler(SignInNeeded)
+    def _sign_in(_: SignInNeeded) -> Response:
+        flash(i18n.translate("Please sign in to continue."), "info")
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("web.sign_in", next=target))  # type: ignore[return-value]
+
+    @bp.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        return error_page(exc.status, exc.message)
+
+    @bp.errorhandler(RateLimitExceeded)
+    def _rate_limited(_: RateLimitExceeded) -> Response:
+        return error_page(429, i18n.translate("Too many attempts from here. Wait a minute and try again."))
+
+    @bp.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        return error_page(exc.code or 500, exc.description or exc.name)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("web page failed")
+        return error_page(503 if isinstance(exc, DBAPIError) else 500, i18n.translate("Something went wrong"))
+
+    return bp

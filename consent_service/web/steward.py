@@ -1,0 +1,353 @@
+"""Steward pages: a community's rules, approvals, waiting requests and decisions about members.
+
+Every page needs the ``rules:write`` role (as the API's community endpoints need that scope)
+and then calls a use case that checks, with Casbin, that the person's organization is a
+steward of *this* community: a steward of community B gets 403 on community A's pages, and
+404 for a community that does not exist, exactly as through the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, flash, redirect, request, url_for
+from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from ..domain import communities, preview, stewardship
+from ..domain.wire import RuleEffect, Scope
+from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from ..schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
+from ..views.common import services
+from . import i18n
+from .charts import timeline_svg
+from .intake import end_of_day, flatten, tree
+from .render import blueprint, page, words
+from .session import caller_with, now
+from .words import OBLIGATIONS
+
+bp = blueprint("steward", __name__, "/web/communities")
+
+PERIODS = (30, 90, 365)
+
+
+def _community(community_id: str, **context: Any) -> dict[str, Any]:
+    return {"community_id": community_id, "community_name": words().community(community_id), **context}
+
+
+@bp.get("/")
+def index() -> Response:
+    caller = caller_with(Scope.RULES_WRITE)
+    return page("steward/index.html", communities=stewardship.stewarded(services(), caller=caller))
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+@bp.get("/<community_id>/")
+def rules(community_id: str) -> Response:
+    caller = caller_with(Scope.RULES_WRITE)
+    listed = communities.list_rules(
+        services(), caller=caller, community_id=community_id, include_retired=True
+    )
+    active = [r for r in listed["rules"] if r["status"] == "active"]
+    retired = [r for r in listed["rules"] if r["status"] != "active"]
+    return page("steward/rules.html", **_community(community_id, active=active, retired=retired))
+
+
+def _rule_body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
+    obligations: dict[str, Any] = {name: True for name in form.getlist("obligations") if name in OBLIGATIONS}
+    for number in ("min_cell_size", "retention_days"):
+        raw = form.get(number, "").strip()
+        if raw:
+            try:
+                obligations[number] = int(raw)
+            except ValueError:
+                errors[number] = [i18n.translate("Give a whole number.")]
+    body = {
+        "effect": form.get("effect", ""),
+        "purposes": form.getlist("purposes"),
+        "data_categories": form.getlist("data_categories"),
+        "requesters": form.getlist("requesters"),
+        "obligations": obligations,
+        "reason": form.get("reason", "").strip(),
+    }
+    plain = {
+        "effect": "Choose what the rule does.",
+        "purposes": "Tick at least one use.",
+        "data_categories": "Tick at least one kind of information.",
+        "requesters": "Tick at least one organization, or any organization.",
+        "reason": "Give the reason, in words the requesters will read.",
+    }
+    for field, message in plain.items():
+        if not body[field]:
+            errors.setdefault(field, []).append(i18n.translate(message))
+    return body
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _rule_form(
+    community_id: str,
+    *,
+    values: MultiDict[str, str],
+    errors: dict[str, list[str]],
+    result: dict[str, Any] | None = None,
+    fingerprint: str = "",
+    status: int = 200,
+) -> Response:
+    vocabulary = services().policy.vocabulary
+    organizations = stewardship.names(services())["organizations"]
+    return page(
+        "steward/rule_new.html",
+        status=status,
+        **_community(
+            community_id,
+            values=values,
+            errors=errors,
+            preview=result,
+            fingerprint=fingerprint,
+            purposes=tree(vocabulary.purposes),
+            categories=tree(vocabulary.data_categories),
+            organizations=organizations,
+            obligations=list(OBLIGATIONS),
+            effects=[str(e) for e in RuleEffect],
+            days=preview.PREVIEW_DAYS,
+        ),
+    )
+
+
+@bp.route("/<community_id>/rules/new", methods=["GET", "POST"])
+def new_rule(community_id: str) -> Response:
+    """Fill in, preview (replaying the last 90 days' decisions), then save what was previewed."""
+    caller = caller_with(Scope.RULES_WRITE)
+    if request.method == "GET":
+        # Checks the caller is a steward before showing anything of the community.
+        communities.list_rules(services(), caller=caller, community_id=community_id, include_retired=False)
+        return _rule_form(community_id, values=MultiDict({"effect": "deny", "requesters": "*"}), errors={})
+    errors: dict[str, list[str]] = {}
+    body = _rule_body(request.form, errors)
+    if not errors:
+        try:
+            body = RuleIn().load(body)
+        except ValidationError as exc:
+            errors = flatten(exc.messages)
+    if errors:
+        return _rule_form(community_id, values=request.form, errors=errors, status=400)
+    fingerprint = _fingerprint(body)
+    try:
+        if request.form.get("action") == "save" and request.form.get("previewed") == fingerprint:
+            communities.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
+            flash(i18n.translate("The rule is saved. It applies from the next request on."), "success")
+            return redirect(url_for("steward.rules", community_id=community_id))  # type: ignore[return-value]
+        if request.form.get("action") == "save":
+            flash(
+                i18n.translate("The rule changed since its preview. Check the new preview, then save."),
+                "info",
+            )
+        result = preview.preview_rule(
+            services(),
+            caller=caller,
+            community_id=community_id,
+            effect=body["effect"],
+            purposes=body["purposes"],
+            data_categories=body["data_categories"],
+            requesters=body["requesters"],
+            now=now(),
+        )
+    except (ValidationFailed, UnknownCode) as exc:
+        return _rule_form(
+            community_id,
+            values=request.form,
+            errors=flatten(exc.details) or {"form": [exc.message]},
+            status=400,
+        )
+    return _rule_form(community_id, values=request.form, errors={}, result=result, fingerprint=fingerprint)
+
+
+@bp.route("/<community_id>/rules/<rule_id>/retire", methods=["GET", "POST"])
+def retire_rule(community_id: str, rule_id: str) -> Response:
+    caller = caller_with(Scope.RULES_WRITE)
+    listed = communities.list_rules(
+        services(), caller=caller, community_id=community_id, include_retired=True
+    )
+    rule = next((r for r in listed["rules"] if r["id"] == rule_id), None)
+    if rule is None:
+        raise NotFound("No such rule in this community.")
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        reason = request.form.get("reason", "").strip()
+        if not reason:
+            errors["reason"] = [i18n.translate("Give the reason for retiring the rule.")]
+        else:
+            try:
+                body = ChangeReasonIn().load({"reason": reason})
+                communities.retire_rule(
+                    services(),
+                    caller=caller,
+                    community_id=community_id,
+                    rule_id=rule_id,
+                    reason=body["reason"],
+                    now=now(),
+                )
+                flash(i18n.translate("The rule is retired. It no longer applies."), "success")
+            except ValidationError as exc:
+                errors = flatten(exc.messages)
+            except Conflict:
+                flash(i18n.translate("This rule was already retired."), "info")
+            if not errors:
+                return redirect(url_for("steward.rules", community_id=community_id))  # type: ignore[return-value]
+    return page(
+        "steward/retire.html",
+        status=400 if errors else 200,
+        **_community(community_id, rule=rule, errors=errors, values=request.form),
+    )
+
+
+# -- approvals ----------------------------------------------------------------------------------
+
+
+def _approvals_page(
+    community_id: str,
+    caller: Any,
+    *,
+    values: MultiDict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Response:
+    listed = communities.list_approvals(
+        services(), caller=caller, community_id=community_id, include_revoked=True, now=now()
+    )
+    vocabulary = services().policy.vocabulary
+    default_until = (now() + timedelta(days=365)).date().isoformat()
+    return page(
+        "steward/approvals.html",
+        status=status,
+        **_community(
+            community_id,
+            approvals=listed["approvals"],
+            values=values or MultiDict({"valid_until": default_until}),
+            errors=errors or {},
+            organizations=stewardship.names(services())["organizations"],
+            purposes=tree(vocabulary.purposes),
+            categories=tree(vocabulary.data_categories),
+        ),
+    )
+
+
+@bp.get("/<community_id>/approvals")
+def approvals(community_id: str) -> Response:
+    return _approvals_page(community_id, caller_with(Scope.RULES_WRITE))
+
+
+@bp.post("/<community_id>/approvals")
+def grant_approval(community_id: str) -> Response:
+    """Grant from the approvals page, or in one step from a waiting request (``from=waiting``)."""
+    caller = caller_with(Scope.RULES_WRITE)
+    form = request.form
+    errors: dict[str, list[str]] = {}
+    body: dict[str, Any] = {
+        "requester": form.get("requester", ""),
+        "purposes": form.getlist("purposes"),
+        "data_categories": form.getlist("data_categories"),
+        "notes": form.get("notes", "").strip() or None,
+    }
+    if form.get("valid_until", "").strip():
+        try:
+            body["expires_at"] = end_of_day(form["valid_until"].strip())
+        except ValueError:
+            errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
+    for field, message in {
+        "requester": "Choose the organization.",
+        "purposes": "Tick at least one use.",
+        "data_categories": "Tick at least one kind of information.",
+    }.items():
+        if not (form.getlist(field) if field != "requester" else form.get(field)):
+            errors.setdefault(field, []).append(i18n.translate(message))
+    if not errors:
+        try:
+            communities.create_approval(
+                services(), caller=caller, community_id=community_id, now=now(), **ApprovalIn().load(body)
+            )
+        except ValidationError as exc:
+            errors = flatten(exc.messages)
+        except (ValidationFailed, UnknownCode) as exc:
+            errors = flatten(exc.details) or {"form": [exc.message]}
+    if not errors:
+        flash(
+            i18n.translate("The approval is granted. Matching requests are allowed from now on."), "success"
+        )
+        target = "steward.waiting" if form.get("from") == "waiting" else "steward.approvals"
+        return redirect(url_for(target, community_id=community_id))  # type: ignore[return-value]
+    if form.get("from") == "waiting":
+        flash(" ".join(m for messages in errors.values() for m in messages), "error")
+        return redirect(url_for("steward.waiting", community_id=community_id))  # type: ignore[return-value]
+    return _approvals_page(community_id, caller, values=form, errors=errors, status=400)
+
+
+@bp.post("/<community_id>/approvals/<approval_id>/revoke")
+def revoke_approval(community_id: str, approval_id: str) -> Response:
+    caller = caller_with(Scope.RULES_WRITE)
+    try:
+        body = ChangeReasonIn().load({"reason": request.form.get("reason", "").strip() or None})
+        communities.revoke_approval(
+            services(),
+            caller=caller,
+            community_id=community_id,
+            approval_id=approval_id,
+            reason=body["reason"],
+            now=now(),
+        )
+        flash(
+            i18n.translate("The approval is revoked. Matching requests are refused from now on."), "success"
+        )
+    except ValidationError as exc:
+        flash(" ".join(m for messages in flatten(exc.messages).values() for m in messages), "error")
+    except Conflict:
+        flash(i18n.translate("This approval was already revoked."), "info")
+    return redirect(url_for("steward.approvals", community_id=community_id))  # type: ignore[return-value]
+
+
+# -- what is waiting, what was decided ----------------------------------------------------------
+
+
+@bp.get("/<community_id>/waiting")
+def waiting(community_id: str) -> Response:
+    caller = caller_with(Scope.RULES_WRITE)
+    result = stewardship.waiting_requests(services(), caller=caller, community_id=community_id, now=now())
+    default_until = (now() + timedelta(days=365)).date().isoformat()
+    return page(
+        "steward/waiting.html", **_community(community_id, result=result, default_until=default_until)
+    )
+
+
+@bp.get("/<community_id>/decisions")
+def decisions(community_id: str) -> Response:
+    caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+    days = request.args.get("days", type=int)
+    days = days if days in PERIODS else stewardship.WINDOW_DAYS
+    timeline = stewardship.decision_timeline(
+        services(), caller=caller, community_id=community_id, now=now(), days=days
+    )
+    latest = communities.community_decisions(
+        services(), caller=caller, community_id=community_id, since=timeline["since"], until=None, limit=50
+    )
+    chart = timeline_svg(
+        timeline["series"],
+        t=i18n.translate,
+        title=i18n.translate(
+            "Decisions about members per day, last {days} days: {permit} allowed, {deny} refused",
+            days=days,
+            permit=timeline["total"]["permit"],
+            deny=timeline["total"]["deny"],
+        ),
+    )
+    return page(
+        "steward/decisions.html",
+        **_community(community_id, timeline=timeline, latest=latest, chart=chart, days=days, periods=PERIODS),
+    )

@@ -1,0 +1,66 @@
+"""A world in which every /v1 operation can succeed, for the security tests (issue 6).
+
+One consent of a member of Nation A recorded by outreach-org, a require_approval rule of Nation A
+and its approval for univ, a permit decision for gla, and a spare client to disable. Everything
+is made through the HTTP API, as a client would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api_helpers import CONSENT, SUBJECT, engine_of
+from flask import Flask
+from sqlalchemy import text
+
+from consent_service.domain.wire import Scope
+from consent_service.storage import models
+
+ALL_SCOPES = tuple(str(scope) for scope in Scope)
+PROVIDER, GOVERNMENT, RESEARCHER, OUTSIDER = "outreach-org", "gla", "univ", "home-office"
+COUNCIL_A, COUNCIL_B, ADMIN_ORG = "nation-a-council", "nation-b-council", "admin"
+NATION_A, NATION_B = "nation-a", "nation-b"
+
+ORGANIZATIONS = ((PROVIDER, "service-provider"), (GOVERNMENT, "government"), (RESEARCHER, "research"),
+                 (OUTSIDER, "government"), (COUNCIL_A, "community-governance"),
+                 (COUNCIL_B, "community-governance"))
+
+
+def _ok(response: Any, status: int = 200) -> dict[str, Any]:
+    body = response.get_json()
+    assert response.status_code == status, body
+    return body  # type: ignore[no-any-return]
+
+
+def seed_world(client: Any, world: Any, *, subject: dict[str, str] = SUBJECT,
+               evidence: dict[str, str] | None = None) -> dict[str, str]:
+    """Make the world; returns the ids a path or body may need (named as the url_map names them)."""
+    for org_id, org_type in ORGANIZATIONS:
+        world.org(org_id, org_type)
+    for community, council in ((NATION_A, COUNCIL_A), (NATION_B, COUNCIL_B)):
+        _ok(client.post("/v1/communities", headers=world.admin(), json={
+            "id": community, "name": community, "stewards": [council]}), 201)
+    consent = _ok(client.post("/v1/consents", headers=world.headers(PROVIDER, "consents:write"), json={
+        **CONSENT, "subject": subject, "communities": [NATION_A], "evidence": evidence or CONSENT["evidence"],
+        "recipients": [PROVIDER, GOVERNMENT, RESEARCHER]}), 201)
+    steward = world.headers(COUNCIL_A, "rules:write")
+    rule = _ok(client.post(f"/v1/communities/{NATION_A}/rules", headers=steward, json={
+        "effect": "require_approval", "purposes": ["research"], "data_categories": ["health"],
+        "requesters": ["*"], "reason": "ask first"}), 201)
+    approval = _ok(client.post(f"/v1/communities/{NATION_A}/approvals", headers=steward, json={
+        "requester": RESEARCHER, "purposes": ["research"], "data_categories": ["health"]}), 201)
+    decision = _ok(client.post("/v1/authorize", headers=world.headers(GOVERNMENT, "authorize"), json={
+        "subject": subject, "purpose": "service-planning", "data_categories": ["housing"]}))
+    assert decision["decision"] == "permit", decision
+    spare_client, _ = world.credentials(PROVIDER, "authorize")
+    return {"consent_id": consent["id"], "receipt": consent["receipt"], "community_id": NATION_A,
+            "rule_id": rule["id"], "approval_id": approval["id"], "decision_id": decision["decision_id"],
+            "client_id": spare_client}
+
+
+def row_counts(app: Flask) -> tuple[int, ...]:
+    """The row count of every table, in one statement (cheap enough to take around every request)."""
+    tables = models.metadata.sorted_tables
+    sql = "SELECT " + ", ".join(f'(SELECT count(*) FROM "{table.name}")' for table in tables)
+    with engine_of(app).connect() as conn:
+        return tuple(conn.execute(text(sql)).one())

@@ -1,0 +1,411 @@
+"""Authentication and authorization matrices (issue 6 item 6), over every operation of the app.
+
+The operations are read from the app's ``url_map``, so a new endpoint is in the 401 matrix the
+day it is added, and the scope table below must name it (``test_the_table_covers_every_operation``)
+before the suite passes again:
+
+* every ``/v1`` operation x every bad token (none, malformed, wrong signature, expired, wrong
+  audience or issuer, ``alg: none``, a receipt instead of an access token, unknown or disabled
+  client) -> 401 in the contract's body, nothing written; the same call with a good token
+  succeeds (the control);
+* every operation x a token with each single scope -> the operation's success status for the
+  scopes the table allows, 403 and nothing written for every other;
+* every operation on another organization's or community's object -> no success; and for
+  consents and decisions, "not yours" answers exactly like "does not exist" (same status,
+  same body), so nobody learns that a person has a consent on file elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from api_helpers import CONSENT, SUBJECT, assert_error, json_of, table_counts
+from flask import Flask
+from joserfc.jwk import KeySet
+from security_helpers import (
+    ADMIN_ORG,
+    ALL_SCOPES,
+    COUNCIL_A,
+    COUNCIL_B,
+    GOVERNMENT,
+    OUTSIDER,
+    PROVIDER,
+    RESEARCHER,
+    seed_world,
+)
+
+from consent_service.auth.tokens import ACCESS_TOKEN_TYP
+from consent_service.domain import organizations
+from consent_service.domain.keys import SigningKeys, new_signing_key
+from consent_service.domain.receipts import RECEIPT_TYP
+from consent_service.views.common import EXTENSION
+
+ANY_TOKEN = None  # an operation any valid token may call
+TERMS = {key: CONSENT[key] for key in ("purposes", "data_categories", "recipients", "evidence")}
+
+# Every rule outside /v1, and why it needs no bearer token. A new one fails the completeness
+# test until it is listed here (or is one of the web pages, which use a signed-in session).
+PUBLIC = {
+    "/oauth/token": "the token endpoint (client authentication)",
+    "/.well-known/jwks.json": "public keys",
+    "/openapi.json": "the API description",
+    "/docs": "API documentation page", "/swagger": "API documentation page",
+    "/healthz": "liveness", "/readyz": "readiness",
+    "/static/<path:filename>": "static files",
+    "/": "redirect to the web pages",
+}
+WEB_PREFIX = "/web/"  # pages for people, behind a signed-in session (tests/test_web*.py)
+WEB_OPEN = {"/web/", "/web/sign-in", "/web/language"}  # the pages one reaches before signing in
+
+
+@dataclass(frozen=True)
+class Op:
+    """How to call one operation so that it succeeds, and who may."""
+
+    scopes: frozenset[str] | None  # ANY_TOKEN: any valid token
+    org: str  # the organization whose client succeeds
+    status: int = 200
+    body: Callable[[dict[str, Any]], Any] | None = None
+    query: dict[str, Any] | None = None
+    # The answer to the right scope from the wrong organization or community: None when the
+    # operation does not depend on the caller's organization.
+    stranger: tuple[str, int, str] | None = None  # (organization, status, error code)
+
+
+def scopes(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+NOT_FOUND_FOR_OUTSIDER = (OUTSIDER, 404, "not_found")
+NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("POST", "/v1/organizations"): Op(scopes("admin"), ADMIN_ORG, 201,
+                                      lambda c: {"id": "new-org", "name": "New", "type": "other"}),
+    ("POST", "/v1/clients"): Op(scopes("admin"), ADMIN_ORG, 201,
+                                lambda c: {"organization": PROVIDER, "name": "x", "scopes": ["authorize"]}),
+    ("POST", "/v1/clients/<client_id>/disable"): Op(scopes("admin"), ADMIN_ORG),
+    ("POST", "/v1/communities"): Op(scopes("admin"), ADMIN_ORG, 201,
+                                    lambda c: {"id": "nation-c", "name": "C", "stewards": [COUNCIL_A]}),
+    ("POST", "/v1/consents"): Op(scopes("consents:write"), PROVIDER, 201, lambda c: CONSENT),
+    ("GET", "/v1/consents/<consent_id>"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER,
+                                             stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/consents/<consent_id>/history"): Op(scopes("consents:read", "consents:write", "admin"),
+                                                     PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/consents/<consent_id>/fhir"): Op(scopes("consents:read", "consents:write", "admin"),
+                                                  PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/consents/<consent_id>/receipt.html"): Op(scopes("consents:read", "consents:write"),
+                                                          PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("POST", "/v1/consents/<consent_id>/amend"): Op(scopes("consents:write"), PROVIDER,
+                                                    body=lambda c: {**TERMS, "version": 1},
+                                                    stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("POST", "/v1/consents/<consent_id>/revoke"): Op(scopes("consents:write"), PROVIDER,
+                                                     body=lambda c: {"reason": "withdrawn"},
+                                                     stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("POST", "/v1/authorize"): Op(scopes("authorize"), GOVERNMENT, body=lambda c: {
+        "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]}),
+    ("POST", "/v1/authorize/batch"): Op(scopes("authorize"), GOVERNMENT, body=lambda c: {
+        "subjects": [SUBJECT], "purpose": "service-planning", "data_categories": ["housing"]}),
+    ("GET", "/v1/decisions/<decision_id>"): Op(scopes("authorize", "audit:read"), GOVERNMENT,
+                                               stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/vocabulary"): Op(ANY_TOKEN, GOVERNMENT),
+    ("POST", "/v1/receipts/verify"): Op(ANY_TOKEN, GOVERNMENT, body=lambda c: {"receipt": c["receipt"]}),
+    ("POST", "/v1/subjects/access-report"): Op(scopes("consents:read"), PROVIDER,
+                                               body=lambda c: {"subject": SUBJECT},
+                                               stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/audit/verify"): Op(scopes("audit:read"), OUTSIDER),
+    ("POST", "/v1/audit/verify"): Op(scopes("audit:read"), OUTSIDER, body=lambda c: {"checkpoints": []}),
+    ("GET", "/v1/audit/checkpoint"): Op(scopes("audit:read"), OUTSIDER),
+    ("GET", "/v1/audit/entries"): Op(scopes("audit:read"), OUTSIDER),
+    ("GET", "/v1/communities/<community_id>/rules"): Op(scopes("rules:write"), COUNCIL_A,
+                                                        stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/rules"): Op(scopes("rules:write"), COUNCIL_A, 201, lambda c: {
+        "effect": "deny", "purposes": ["commercial"], "data_categories": ["*"], "requesters": ["*"],
+        "reason": "no commercial use"}, stranger=NOT_STEWARD),
+    ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): Op(
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "superseded"}, stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/approvals"): Op(scopes("rules:write"), COUNCIL_A,
+                                                            stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/approvals"): Op(
+        scopes("rules:write"), COUNCIL_A, 201,
+        lambda c: {"requester": RESEARCHER, "purposes": ["research"], "data_categories": ["housing"]},
+        stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): Op(
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/decisions"): Op(scopes("rules:write", "audit:read"), COUNCIL_A,
+                                                            stranger=NOT_STEWARD),
+}
+
+
+def api_operations(app: Flask) -> list[tuple[str, str]]:
+    """Every (method, rule) of the app under /v1."""
+    return sorted({(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1/")
+                   for method in rule.methods - {"HEAD", "OPTIONS"}})
+
+
+def operation_ids() -> list[Any]:
+    return [pytest.param(key, id=f"{key[0]} {key[1]}") for key in OPERATIONS]
+
+
+# -- a world in which every operation can succeed ------------------------------------------
+
+
+class Context(dict):
+    """Path parameters and values the bodies need, plus tokens by (organization, scopes)."""
+
+    def __init__(self, app: Flask, client: Any, world: Any) -> None:
+        super().__init__()
+        self.app, self.client, self.world = app, client, world
+        self.services = app.extensions[EXTENSION]
+
+    def headers(self, org: str, *scope_names: str) -> dict[str, str]:
+        return self.world.headers(org, *scope_names)
+
+    def path(self, rule: str, **overrides: str) -> str:
+        values = {**self, **overrides}
+        return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: str(values[m.group(1)]), rule)
+
+    def call(self, method: str, rule: str, headers: dict[str, str], op: Op | None = None, **overrides: str):
+        op = op or OPERATIONS.get((method, rule)) or Op(ANY_TOKEN, GOVERNMENT)
+        kwargs: dict[str, Any] = {"headers": headers}
+        if op.body is not None:
+            kwargs["json"] = op.body(self)
+        elif method in {"POST", "PUT", "PATCH"}:
+            kwargs["json"] = {}
+        if op.query:
+            kwargs["query_string"] = op.query
+        return self.client.open(self.path(rule, **overrides), method=method, **kwargs)
+
+
+@pytest.fixture
+def ctx(app, client, world) -> Context:
+    c = Context(app, client, world)
+    c.update(seed_world(client, world))
+    return c
+
+
+def assert_success(response, op: Op, label: str) -> None:
+    assert response.status_code == op.status, (label, response.status_code,
+                                               response.get_data(as_text=True)[:300])
+
+
+# -- the table is complete --------------------------------------------------------------------
+
+
+def test_the_table_covers_every_operation(app):
+    """A new /v1 endpoint must say here which scopes may call it (and how it succeeds)."""
+    assert set(api_operations(app)) == set(OPERATIONS)
+
+
+def test_every_other_rule_is_known_to_be_public(app):
+    unknown = [rule.rule for rule in app.url_map.iter_rules()
+               if not rule.rule.startswith(("/v1/", WEB_PREFIX)) and rule.rule not in PUBLIC]
+    assert unknown == []
+
+
+def test_no_web_page_answers_without_a_session(app, client):
+    """Each web page, without signing in, sends the visitor away (or refuses): never a 2xx."""
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(WEB_PREFIX) or rule.rule in WEB_OPEN:
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: str(uuid.uuid4()), rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method, data={"x": "1"})
+            assert not 200 <= response.status_code < 300, (method, rule.rule, response.status_code)
+
+
+def test_every_v1_operation_is_behind_the_bearer_check(app):
+    """Only ApiBlueprint authenticates first; a plain Blueprint under /v1 would not."""
+    from consent_service.views.common import _authenticate_first
+
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/"):
+            blueprint = rule.endpoint.rsplit(".", 1)[0]
+            assert _authenticate_first in app.before_request_funcs.get(blueprint, []), rule.rule
+
+
+# -- every operation x every bad token: 401 ----------------------------------------------------
+
+
+def b64url(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+class Tokens:
+    """Tokens of ``org`` carrying every scope: one good, and one bad of each kind."""
+
+    def __init__(self, ctx: Context, org: str) -> None:
+        self.ctx, self.org = ctx, org
+        services = ctx.services
+        self.keys: SigningKeys = services.keys
+        self.settings = services.settings
+        self.client_id, _ = ctx.world.credentials(org, *ALL_SCOPES)
+        disabled_id, _ = ctx.world.credentials(org, *ALL_SCOPES)
+        self.disabled_token = self.sign(self.claims(client_id=disabled_id))
+        organizations.disable_client(services, caller=None, client_id=disabled_id, now=datetime.now(UTC))
+
+    def claims(self, **changes: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {"iss": self.settings["TOKEN_ISSUER"], "aud": self.settings["TOKEN_AUDIENCE"],
+                  "sub": self.client_id, "client_id": self.client_id, "org": self.org,
+                  "scope": " ".join(ALL_SCOPES), "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex}
+        claims.update(changes)
+        return claims
+
+    def sign(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP,
+             keys: SigningKeys | None = None) -> str:
+        return (keys or self.keys).sign(claims, typ=typ)
+
+    def good(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.sign(self.claims())}"}
+
+    def bad(self) -> dict[str, dict[str, str]]:
+        past = int(time.time()) - 60
+        other_keys = SigningKeys(KeySet([new_signing_key()]))
+        header, _, signature = self.sign(self.claims()).split(".")
+
+        def bearer(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        return {
+            "none": {},
+            "empty-bearer": {"Authorization": "Bearer "},
+            "malformed": bearer("not.a.jwt"),
+            "garbage": bearer("x" * 500),
+            "basic-scheme": {"Authorization": "Basic " + base64.b64encode(b"cl_x:secret").decode()},
+            "wrong-signature": bearer(self.sign(self.claims(), keys=other_keys)),
+            "tampered-payload": bearer(f"{header}.{b64url(self.claims(org='admin'))}.{signature}"),
+            "expired": bearer(self.sign(self.claims(iat=past - 900, exp=past))),
+            "wrong-audience": bearer(self.sign(self.claims(aud="urn:someone-else"))),
+            "wrong-issuer": bearer(self.sign(self.claims(iss="urn:evil"))),
+            "alg-none": bearer(f"{b64url({'alg': 'none', 'typ': ACCESS_TOKEN_TYP})}."
+                               f"{b64url(self.claims())}."),
+            "receipt-typ": bearer(self.sign(self.claims(), typ=RECEIPT_TYP)),
+            "unknown-client": bearer(self.sign(self.claims(client_id="cl_nobody", sub="cl_nobody"))),
+            "disabled-client": bearer(self.disabled_token),
+        }
+
+
+@pytest.mark.parametrize("key", operation_ids())
+def test_every_bad_token_is_401_on_every_operation(ctx, key):
+    method, rule = key
+    op = OPERATIONS[key]
+    tokens = Tokens(ctx, op.org)
+    before = table_counts(ctx.app)
+    for label, headers in tokens.bad().items():
+        response = ctx.call(method, rule, headers)
+        error = assert_error(response, 401, "unauthorized")
+        assert "permit" not in json.dumps(error), label
+    assert table_counts(ctx.app) == before
+    # The control: the same call with a good token of the same client succeeds.
+    assert_success(ctx.call(method, rule, tokens.good()), op, "good token")
+
+
+# -- every operation x every single scope -------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", operation_ids())
+def test_each_scope_alone_gets_exactly_what_the_table_says(ctx, key):
+    method, rule = key
+    op = OPERATIONS[key]
+    allowed = set(ALL_SCOPES) if op.scopes is ANY_TOKEN else set(op.scopes)
+    for scope in sorted(set(ALL_SCOPES) - allowed):  # refusals first: they must change nothing
+        headers = ctx.headers(op.org, scope)
+        before = table_counts(ctx.app)
+        response = ctx.call(method, rule, headers)
+        assert_error(response, 403, "forbidden")
+        assert table_counts(ctx.app) == before, scope
+    for scope in sorted(allowed):
+        response = ctx.call(method, rule, ctx.headers(op.org, scope))
+        assert_success(response, op, scope)
+        if op.status == 201 or method == "DELETE" or rule.endswith(("/revoke", "/amend", "/disable")):
+            break  # a write succeeds once; the other allowed scopes were shown by the reads
+
+
+# -- every operation x the wrong organization or community ----------------------------------------
+
+
+STRANGER_OPERATIONS = [pytest.param(key, id=f"{key[0]} {key[1]}") for key, op in OPERATIONS.items()
+                       if op.stranger is not None]
+
+
+@pytest.mark.parametrize("key", STRANGER_OPERATIONS)
+def test_the_wrong_organization_with_the_right_scopes_gets_nothing(ctx, key):
+    method, rule = key
+    op = OPERATIONS[key]
+    assert op.stranger is not None and op.scopes is not None
+    org, status, code = op.stranger
+    headers = {scope: ctx.headers(org, scope) for scope in sorted(op.scopes - {"admin", "audit:read"})}
+    before = table_counts(ctx.app)
+    for scope in headers:  # admin and audit:read see everything, by design
+        assert_error(ctx.call(method, rule, headers[scope]), status, code)
+    assert table_counts(ctx.app) == before
+
+
+class TestAcrossCommunities:
+    """A steward of Nation B, naming its own community, cannot reach Nation A's rules or approvals."""
+
+    def test_retiring_another_communitys_rule_is_404_and_the_rule_stays(self, ctx):
+        headers = ctx.headers(COUNCIL_B, "rules:write")
+        ctx.headers(COUNCIL_A, "rules:write")
+        before = table_counts(ctx.app)
+        response = ctx.call("DELETE", "/v1/communities/<community_id>/rules/<rule_id>", headers,
+                            community_id="nation-b")
+        assert_error(response, 404, "not_found")
+        assert table_counts(ctx.app) == before
+        rules = ctx.client.get("/v1/communities/nation-a/rules",
+                               headers=ctx.headers(COUNCIL_A, "rules:write"))
+        assert [r["id"] for r in rules.get_json()["rules"]] == [ctx["rule_id"]]
+
+    def test_revoking_another_communitys_approval_is_404(self, ctx):
+        headers = ctx.headers(COUNCIL_B, "rules:write")
+        before = table_counts(ctx.app)
+        response = ctx.call("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke", headers,
+                            community_id="nation-b")
+        assert_error(response, 404, "not_found")
+        assert table_counts(ctx.app) == before
+
+    def test_another_communitys_rule_looks_like_no_rule(self, ctx):
+        headers = ctx.headers(COUNCIL_B, "rules:write")
+        rule = "/v1/communities/<community_id>/rules/<rule_id>"
+        theirs = ctx.call("DELETE", rule, headers, community_id="nation-b")
+        missing = ctx.call("DELETE", rule, headers, community_id="nation-b", rule_id=str(uuid.uuid4()))
+        assert (theirs.status_code, json_of(theirs)) == (missing.status_code, json_of(missing))
+
+
+# -- "not yours" is "does not exist" ---------------------------------------------------------------
+
+
+def private_object_operations(app: Flask) -> list[tuple[str, str]]:
+    return [(method, rule) for method, rule in api_operations(app)
+            if rule.startswith(("/v1/consents/<consent_id>", "/v1/decisions/<decision_id>"))]
+
+
+def test_not_yours_answers_exactly_like_does_not_exist(ctx):
+    operations = private_object_operations(ctx.app)
+    assert len(operations) >= 7  # consent: read, history, fhir, receipt page, amend, revoke; decision
+    for scope in ALL_SCOPES:
+        ctx.headers(OUTSIDER, scope)
+    before = table_counts(ctx.app)
+    for method, rule in operations:
+        op = OPERATIONS[(method, rule)]
+        assert op.scopes is not None
+        param = "consent_id" if "<consent_id>" in rule else "decision_id"
+        for scope in sorted(op.scopes - {"admin", "audit:read"}):
+            headers = ctx.headers(OUTSIDER, scope)
+            theirs = ctx.call(method, rule, headers)
+            missing = ctx.call(method, rule, headers, **{param: str(uuid.uuid4())})
+            label = f"{method} {rule} with {scope}"
+            assert theirs.status_code == missing.status_code == 404, label
+            assert theirs.get_data() == missing.get_data(), label
+            assert theirs.headers.get("Content-Type") == missing.headers.get("Content-Type"), label
+    assert table_counts(ctx.app) == before

@@ -1,0 +1,74 @@
+"""People and page helpers for the web page tests (Flask test client and browser).
+
+The world is the governance tests' (Nation A and B with their councils, univ, outreach-org,
+gla), set up through the API; people are made through the domain, as the CLI makes them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from flask.testing import FlaskClient
+from governance_helpers import COUNCIL_A, COUNCIL_B, PROVIDER
+from werkzeug.test import TestResponse
+
+from consent_service.domain import users
+
+PASSWORD = "a long enough passphrase"
+# Argon2 at its deployed cost takes ~0.3 s a hash here; the tests use the cheapest it allows.
+CHEAP_PASSWORDS = {"WEB_PASSWORD_TIME_COST": 1, "WEB_PASSWORD_MEMORY_KIB": 64}
+STEWARD_A = "ama@nation-a.example"
+STEWARD_B = "bea@nation-b.example"
+WORKER = "wes@outreach.example"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def make_people(world: Any) -> None:
+    """A steward of each council and an intake worker of outreach-org (the orgs must exist)."""
+    for email, name, org, roles in (
+        (STEWARD_A, "Ama Steward", COUNCIL_A, ["steward"]),
+        (STEWARD_B, "Bea Steward", COUNCIL_B, ["steward"]),
+        (WORKER, "Wes Worker", PROVIDER, ["intake"]),
+    ):
+        users.create_user(
+            world.services,
+            caller=None,
+            email=email,
+            name=name,
+            organization=org,
+            roles=roles,
+            password=PASSWORD,
+            language="en",
+            now=datetime.now(UTC),
+        )
+
+
+def csrf_token(client: FlaskClient, path: str = "/web/sign-in") -> str:
+    """This session's CSRF token, as a page of the session carries it."""
+    response = client.get(path)
+    match = CSRF.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
+    return client.post(
+        "/web/sign-in", data={"email": email, "password": password, "csrf_token": csrf_token(client)}
+    )
+
+
+def signed_in(client: FlaskClient, email: str) -> FlaskClient:
+    response = sign_in(client, email)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, Any]) -> TestResponse:
+    """POST a form with this session's CSRF token, as the browser would."""
+    return client.post(path, data={**data, "csrf_token": csrf_token(client, "/web/")})
+
+
+def text_of(response: TestResponse) -> str:
+    return response.get_data(as_text=True)
