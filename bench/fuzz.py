@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python -m bench.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(json.dumps(report, indent=2, sort_keys=True))
     if done.returncode != 0:
-        print(done.stdout[-6000:], file=sys.stderr)
+        print(done.stdout[-60000:], file=sys.stderr)
     save("fuzz.json", report)
     return done.returncode
 

@@ -13,9 +13,27 @@ from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .errors import ValidationFailed
+
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any key or string anywhere in a parsed body contains NUL (PostgreSQL refuses it)."""
+    pending = [value]
+    while pending:  # no recursion: the body may be nested as deep as the parser allows
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class ContractParser(FlaskParser):
@@ -25,6 +43,8 @@ class ContractParser(FlaskParser):
     refused, and a body nested too deep for the parser (``RecursionError``) or holding an
     integer too long to convert (``ValueError``) is invalid JSON, a 400, rather than a 500.
     A streamed body that reaches the size limit is a 413, as one with a Content-Length is.
+    A string holding NUL (``\\u0000``) is a 400: PostgreSQL cannot store it (the driver's
+    refusal would be a 503).
     """
 
     DEFAULT_VALIDATION_STATUS = 400
@@ -43,12 +63,16 @@ class ContractParser(FlaskParser):
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "(body)", 0) from exc
         try:
-            return json.loads(text, parse_constant=_no_constant)
+            parsed = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError:
             raise
         except (RecursionError, ValueError) as exc:
             # A non-empty ``doc``: webargs takes an empty one to mean "no body".
             raise json.JSONDecodeError(f"not usable JSON: {type(exc).__name__}", "(body)", 0) from exc
+        if "\\u0000" in text and _holds_nul(parsed):
+            raise ValidationFailed("The body contains a NUL character.",
+                                   details={"_body": ["text must not contain NUL (\\u0000) characters"]})
+        return parsed
 
 
 def make_api() -> Api:

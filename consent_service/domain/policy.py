@@ -54,8 +54,7 @@ class Hierarchy:
 
     def covers(self, granted: Iterable[str], requested: str) -> bool:
         """True when a granted code is ``requested`` or an ancestor of it."""
-        above = self.ancestors(requested)
-        return any(code in above for code in granted)
+        return not self.ancestors(requested).isdisjoint(granted)
 
 
 @dataclass(frozen=True)

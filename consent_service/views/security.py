@@ -1,13 +1,21 @@
-"""Response headers every answer carries.
+"""Response headers every answer carries, and the one input check every request gets.
 
 API answers are personal data or decisions about people: never cached (``no-store``), never
 sniffed. HTML pages get a Content-Security-Policy without inline scripts and may not be framed.
 The API documentation pages load their viewer from a CDN and are the one exception allowed.
+
+A NUL character (``%00``) in the path, the query or a form is refused with 400 before anything
+reads it: PostgreSQL cannot store or compare text containing NUL, and the driver's refusal would
+otherwise surface as a 503 (JSON bodies are checked by ``extensions.ContractParser``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, request
+
+from ..errors import ValidationFailed
 
 HTML_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -20,9 +28,21 @@ DOCS_CSP = (
     "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/swagger"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _has_nul(values: Any) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values.getlist(key)) for key in values)
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul() -> None:
+        form = request.mimetype in FORM_TYPES and _has_nul(request.form)
+        if "\x00" in request.path or _has_nul(request.args) or form:
+            raise ValidationFailed("The request contains a NUL character.",
+                                   details={"_request": ["must not contain NUL (%00) characters"]})
+
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
