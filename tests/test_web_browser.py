@@ -159,20 +159,27 @@ class Pages:
         self.after(element.click)
 
     def after(self, action: Any) -> None:
-        """Do ``action``; if it loads a new page, wait until that page is ready."""
-        from selenium.common.exceptions import TimeoutException
-        from selenium.webdriver.support import expected_conditions
+        """Do ``action``; if it loads a new page, wait until that page is ready.
+
+        The old page is marked with a window property that a new page does not have. Polling
+        that mark (rather than asking whether the old <html> element went stale) never touches
+        a node while Chromium is replacing the document, which is what made Chromium answer
+        "unhandled inspector error" now and then; errors raised mid-navigation are retried.
+        """
+        from selenium.common.exceptions import TimeoutException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        page = self.find("html")
+        self.driver.execute_script("window.__consentOldPage = true")
         action()
+        wait = WebDriverWait(self.driver, 10, ignored_exceptions=(WebDriverException,))
         try:
-            WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
+            wait.until(
+                lambda driver: driver.execute_script(
+                    "return window.__consentOldPage !== true && document.readyState === 'complete'"
+                )
+            )
         except TimeoutException:
             return  # the click did not load a page (a checkbox, a script's button)
-        WebDriverWait(self.driver, 10).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete"
-        )
 
     def tick(self, *ids: str) -> None:
         for element_id in ids:
