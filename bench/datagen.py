@@ -231,6 +231,7 @@ def rule_rows(
                     None,
                     None,
                     None,
+                    1,  # created_version: the community's version 1, as if added by the API
                 )
             )
         if rng.random() < 0.5:
@@ -299,6 +300,7 @@ COLUMNS = {
         "retired_at",
         "retired_by",
         "retired_reason",
+        "created_version",
     ),
     "approval": (
         "id",

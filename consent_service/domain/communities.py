@@ -65,15 +65,16 @@ def _require_steward(session: Session, services: Services, *, caller: Caller, co
 
 
 def _begin_change(session: Session, services: Services, *, caller: Caller, community_id: str,
-                  action: ManagementAction) -> None:
+                  action: ManagementAction) -> int:
     """Check the caller, then bump the community's policy version before reading what changes.
 
     The bump is an UPDATE of the community's row, so it also locks that row until commit:
     two changes to one community run one after the other, and the second reads the first's
-    result (e.g. a rule retired twice at once gives one retirement and one 409).
+    result (e.g. a rule retired twice at once gives one retirement and one 409). Returns the
+    new version, which a rule change stamps on its rule (the rule cache reads changes by it).
     """
     _require_steward(session, services, caller=caller, community_id=community_id, action=action)
-    store.bump_policy_version(session, community_id)
+    return store.bump_policy_version(session, community_id)
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -141,8 +142,8 @@ def create_rule(services: Services, *, caller: Caller, community_id: str, effect
     purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     requesters = list(dict.fromkeys(requesters))
     with write(services.sessions) as session:
-        _begin_change(session, services, caller=caller, community_id=community_id,
-                      action=ManagementAction.RULES_CREATE)
+        version = _begin_change(session, services, caller=caller, community_id=community_id,
+                                action=ManagementAction.RULES_CREATE)
         labels = _validated_terms(obligations, labels)
         codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
                     organizations={"requesters": requesters}, wildcards=RULE_WILDCARDS)
@@ -150,7 +151,7 @@ def create_rule(services: Services, *, caller: Caller, community_id: str, effect
             id=str(uuid.uuid4()), community_id=community_id, effect=str(RuleEffect(effect)),
             purposes=purposes, data_categories=data_categories, requesters=requesters,
             obligations=dict(obligations), labels=labels, reason=reason, created_at=now,
-            created_by=caller.organization, created_by_client=caller.client_id)
+            created_by=caller.organization, created_by_client=caller.client_id, created_version=version)
         store.add(session, rule)
         services.append_audit(session, at=now, tag=AuditTag.RULE_CREATED, caller=caller, object_id=rule.id,
                               payload={"community": community_id, "effect": rule.effect, "purposes": purposes,
@@ -173,14 +174,15 @@ def retire_rule(services: Services, *, caller: Caller, community_id: str, rule_i
                 now: datetime) -> dict[str, Any]:
     """Stop applying a rule from the next decision on; it stays in the history, stamped."""
     with write(services.sessions) as session:
-        _begin_change(session, services, caller=caller, community_id=community_id,
-                      action=ManagementAction.RULES_RETIRE)
+        version = _begin_change(session, services, caller=caller, community_id=community_id,
+                                action=ManagementAction.RULES_RETIRE)
         rule = store.get_rule(session, community_id, rule_id)
         if rule is None:
             raise NotFound("No such rule in this community.")
         if rule.retired_at is not None:
             raise Conflict("The rule is already retired.")
         rule.retired_at, rule.retired_by, rule.retired_reason = now, caller.organization, reason
+        rule.retired_version = version
         session.flush()
         services.append_audit(session, at=now, tag=AuditTag.RULE_RETIRED, caller=caller, object_id=rule.id,
                               payload={"community": community_id, "reason": reason})

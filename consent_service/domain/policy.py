@@ -139,31 +139,67 @@ class CompiledRules:
 
     Each rule is expanded once, at compile time, to the codes that overlap its purposes and
     categories (using the Casbin hierarchies), so a lookup is a handful of dict hits whatever
-    the number of rules.
+    the number of rules. After a change, :meth:`with_changes` expands only the rules that
+    changed and shares everything else with the rules it replaces (issue 5: the first decision
+    after a change costs at most twice a normal one); the result is the same as compiling the
+    community's rules afresh, which a property test holds.
     """
 
     def __init__(self, *, community: str, version: int, rules: Iterable[Rule], base: PolicyBase) -> None:
         self.community = community
         self.version = version
+        self._base = base
         self.rules: tuple[Rule, ...] = tuple(rules)
         buckets: dict[tuple[str, str, str, str], list[Rule]] = defaultdict(list)
-        all_categories = base.categories.codes
         for rule in self.rules:
-            purposes: set[str] = set()
-            for code in rule.purposes:
-                purposes |= base.purposes.overlapping(code)
-            if WILDCARD in rule.data_categories:
-                categories: set[str] = set(all_categories) | {WILDCARD}
-            else:
-                categories = set()
-                for code in rule.data_categories:
-                    categories |= base.categories.overlapping(code)
-            for requester in set(rule.requesters):
-                for purpose in purposes:
-                    for category in categories:
-                        buckets[(str(rule.effect), requester, purpose, category)].append(rule)
+            for key in self._keys(rule):
+                buckets[key].append(rule)
         self._buckets = {key: tuple(value) for key, value in buckets.items()}
         self._order = {rule.id: index for index, rule in enumerate(self.rules)}
+
+    def _keys(self, rule: Rule) -> set[tuple[str, str, str, str]]:
+        """Every exact (effect, requester, purpose, category) key the rule answers for."""
+        purposes: set[str] = set()
+        for code in rule.purposes:
+            purposes |= self._base.purposes.overlapping(code)
+        if WILDCARD in rule.data_categories:
+            categories: set[str] = set(self._base.categories.codes) | {WILDCARD}
+        else:
+            categories = set()
+            for code in rule.data_categories:
+                categories |= self._base.categories.overlapping(code)
+        effect = str(rule.effect)
+        return {(effect, requester, purpose, category) for requester in set(rule.requesters)
+                for purpose in purposes for category in categories}
+
+    def with_changes(self, version: int, *, in_force: Iterable[Rule],
+                     retired: Iterable[str]) -> CompiledRules:
+        """These rules after a change: ``retired`` ids removed, ``in_force`` rules added (or,
+        for an id held already, replaced), new rules after the old ones in the order given.
+
+        Built aside: ``self`` is not modified, so decisions using it meanwhile are unaffected.
+        Costs a copy of the bucket index plus the expansion of the changed rules only.
+        """
+        in_force = list(in_force)
+        leaving = set(retired) | {rule.id for rule in in_force}
+        old = [rule for rule in self.rules if rule.id in leaving]
+        fresh = object.__new__(CompiledRules)
+        fresh.community, fresh.version, fresh._base = self.community, version, self._base
+        fresh.rules = tuple(rule for rule in self.rules if rule.id not in leaving) + tuple(in_force)
+        fresh._order = {rule.id: index for index, rule in enumerate(fresh.rules)}
+        buckets = dict(self._buckets)
+        for rule in old:
+            for key in self._keys(rule):
+                kept = tuple(r for r in buckets.get(key, ()) if r.id != rule.id)
+                if kept:
+                    buckets[key] = kept
+                else:
+                    buckets.pop(key, None)
+        for rule in in_force:
+            for key in self._keys(rule):
+                buckets[key] = (*buckets.get(key, ()), rule)
+        fresh._buckets = buckets
+        return fresh
 
     def matching(self, *, effect: RuleEffect, requester: str, purpose: str,
                  categories: Iterable[str]) -> list[Rule]:

@@ -1,18 +1,32 @@
 """Each worker's compiled community rules, kept fresh by the community's policy version.
 
-Zero staleness: the decision reads ``(community, policy_version)`` in its own snapshot and
-rebuilds a community whose cached version differs, from rules read in that same snapshot.
-No time-based expiry anywhere. A rebuild is built aside and swapped in with one dict store,
-so concurrent decisions keep using the old compiled rules until the new ones are ready.
+Zero staleness: the decision reads ``(community, policy_version)`` in its own snapshot and,
+when the version it holds differs, brings the community up to date from rules read in that
+same snapshot. No time-based expiry anywhere. Normally only the rules changed since the
+held version are read and applied (each rule change stamps the version it bumped to), so
+the first decision after a change costs little more than any other; a community not held
+yet, or held at a newer version than this snapshot's, is compiled in full. Either way the
+result is built aside and swapped in with one dict store, so concurrent decisions keep
+using the old compiled rules until the new ones are ready.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from ..storage import communities as community_store
 from .policy import CompiledRules, PolicyBase, Rule
 from .wire import RuleEffect
+
+
+def _rule(community: str, row: Row) -> Rule:
+    return Rule(id=row.id, community=community, effect=RuleEffect(row.effect),
+                purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
+                requesters=tuple(row.requesters), obligations=dict(row.obligations),
+                labels=tuple(row.labels), reason=row.reason)
 
 
 class RuleCache:
@@ -25,17 +39,43 @@ class RuleCache:
         self._ignore_versions = testing_only_ignore_versions
 
     def compiled(self, session: Session, community: str, version: int) -> CompiledRules:
-        cached = self._compiled.get(community)
-        if cached is not None and (cached.version == version or self._ignore_versions):
-            return cached
-        rules = [Rule(id=row.id, community=row.community_id, effect=RuleEffect(row.effect),
-                      purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
-                      requesters=tuple(row.requesters), obligations=dict(row.obligations),
-                      labels=tuple(row.labels), reason=row.reason)
-                 for row in community_store.active_rules(session, community)]
-        fresh = self.policy.compile_rules(community, version, rules)
-        self._compiled[community] = fresh
+        held = self._compiled.get(community)
+        if held is not None and (held.version == version or self._ignore_versions):
+            return held
+        if held is not None and held.version < version:
+            fresh = self._updated(session, held, version)
+        else:
+            fresh = self.compile_in_full(session, community, version)
+        latest = self._compiled.get(community)
+        if latest is None or latest.version <= fresh.version:
+            # An older snapshot (held is newer) is answered from its own rules but not kept.
+            self._compiled[community] = fresh
+        return fresh
+
+    def compile_in_full(self, session: Session, community: str, version: int) -> CompiledRules:
+        rules = [_rule(community, row) for row in community_store.active_rules(session, community)]
+        return self.policy.compile_rules(community, version, rules)
+
+    def _updated(self, session: Session, held: CompiledRules, version: int) -> CompiledRules:
+        """``held`` plus the changes since its version; in full if the two disagree on the count.
+
+        Rules are only ever added or retired, each stamped with its version, and that is all
+        the changes can show. An edit outside that (a retired rule put back in force by hand,
+        say) leaves the number of rules in force different from what the changes predict, and
+        the community is then compiled in full: a change the stamps miss costs time, never
+        freshness.
+        """
+        community = held.community
+        changed = community_store.rules_changed_since(session, community, held.version)
+        fresh = held.with_changes(version, in_force=_in_force(community, changed),
+                                  retired=[row.id for row in changed if row.retired_at is not None])
+        if len(fresh.rules) != community_store.count_rules_in_force(session, community):
+            return self.compile_in_full(session, community, version)
         return fresh
 
     def clear(self) -> None:
         self._compiled.clear()
+
+
+def _in_force(community: str, rows: Iterable[Row]) -> list[Rule]:
+    return [_rule(community, row) for row in rows if row.retired_at is None]

@@ -1,10 +1,9 @@
 """The decision path's reads and writes, for one subject or a cohort, in SQLAlchemy Core.
 
-The same questions as the single-subject repositories (``consents.current_terms_for_subject``,
-``communities.memberships_with_versions``, ``communities.approvals_for``,
-``decisions.add``), asked for any number of subjects: ``IN`` over the subject keys, in chunks
-so no statement carries more than ``CHUNK`` parameters. Authorize, single and batch, uses
-these: they run on the session's connection as Core statements (no ORM compile or identity
+A subject's current consent terms, its memberships with each community's policy version,
+and the requester's approvals, asked for any number of subjects: ``IN`` over the subject keys,
+in chunks so no statement carries more than ``CHUNK`` parameters. Authorize, single and batch,
+uses these: they run on the session's connection as Core statements (no ORM compile or identity
 map per call; results are plain rows) and writes are one ``executemany`` per table.
 Repositories never commit.
 """

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import Approval, Community, CommunityRule, CommunitySteward, Membership
@@ -37,13 +38,17 @@ def stewards(session: Session, community_id: str) -> list[str]:
     )
 
 
-def bump_policy_version(session: Session, community_id: str) -> None:
-    """Every change to a community's rules or approvals bumps its version in the same transaction."""
-    session.execute(
+def bump_policy_version(session: Session, community_id: str) -> int:
+    """Every change to a community's rules or approvals bumps its version in the same transaction.
+
+    Returns the new version, which a rule change stamps on the rule it adds or retires.
+    """
+    return int(session.execute(
         update(Community)
         .where(Community.id == community_id)
         .values(policy_version=Community.policy_version + 1)
-    )
+        .returning(Community.policy_version)
+    ).scalar_one())
 
 
 def record_memberships(
@@ -77,41 +82,62 @@ def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Ro
     ).all()
 
 
-def active_rules(session: Session, community_id: str) -> list[CommunityRule]:
-    return list(
-        session.scalars(
-            select(CommunityRule)
-            .where(CommunityRule.community_id == community_id, CommunityRule.retired_at.is_(None))
-            .order_by(CommunityRule.created_at, CommunityRule.id)
-        )
-    )
+# The rule cache's two questions, in Core and built once (a decision after a change asks one).
+# Rule order is the order a rule took effect in: its version stamp (unstamped rows, NULL,
+# first on both backends), then time and id.
+_RULE_COLUMNS = (CommunityRule.id, CommunityRule.community_id, CommunityRule.created_at,
+                 CommunityRule.effect, CommunityRule.purposes, CommunityRule.data_categories,
+                 CommunityRule.requesters, CommunityRule.obligations, CommunityRule.labels,
+                 CommunityRule.reason, CommunityRule.retired_at)
+_RULE_ORDER = (func.coalesce(CommunityRule.created_version, -1), CommunityRule.created_at, CommunityRule.id)
+_ACTIVE_RULES = (select(*_RULE_COLUMNS)
+                 .where(CommunityRule.community_id == bindparam("community"),
+                        CommunityRule.retired_at.is_(None))
+                 .order_by(*_RULE_ORDER))
+_SINCE: Any = bindparam("since")
+_RULES_CHANGED_SINCE = (
+    select(*_RULE_COLUMNS)
+    .where(CommunityRule.community_id == bindparam("community"),
+           or_(CommunityRule.created_version.is_(None), CommunityRule.created_version > _SINCE,
+               and_(CommunityRule.retired_at.is_not(None),
+                    or_(CommunityRule.retired_version.is_(None), CommunityRule.retired_version > _SINCE))))
+    .order_by(*_RULE_ORDER))
+
+
+def active_rules(session: Session, community_id: str) -> Sequence[Row]:
+    """The community's rules in force, in the order they took effect (plain rows)."""
+    return session.connection().execute(_ACTIVE_RULES, {"community": community_id}).all()
+
+
+_RULES_IN_FORCE_COUNT = (select(func.count()).select_from(CommunityRule)
+                         .where(CommunityRule.community_id == bindparam("community"),
+                                CommunityRule.retired_at.is_(None)))
+
+
+def count_rules_in_force(session: Session, community_id: str) -> int:
+    """How many rules are in force: answered from ``ix_community_rule_community_active`` alone."""
+    return int(session.connection().execute(_RULES_IN_FORCE_COUNT, {"community": community_id}).scalar_one())
+
+
+def rules_changed_since(session: Session, community_id: str, version: int) -> Sequence[Row]:
+    """Rules added or retired after ``version`` (or never stamped), in the order they took effect.
+
+    A row whose ``retired_at`` is set is a retirement; any other is a rule in force.
+    """
+    return session.connection().execute(_RULES_CHANGED_SINCE,
+                                        {"community": community_id, "since": version}).all()
 
 
 def rules(session: Session, community_id: str, *, include_retired: bool) -> list[CommunityRule]:
     query = select(CommunityRule).where(CommunityRule.community_id == community_id)
     if not include_retired:
         query = query.where(CommunityRule.retired_at.is_(None))
-    return list(session.scalars(query.order_by(CommunityRule.created_at, CommunityRule.id)))
+    return list(session.scalars(query.order_by(*_RULE_ORDER)))
 
 
 def get_rule(session: Session, community_id: str, rule_id: str) -> CommunityRule | None:
     rule = session.get(CommunityRule, rule_id)
     return rule if rule is not None and rule.community_id == community_id else None
-
-
-def approvals_for(session: Session, *, communities: Sequence[str], requester: str) -> list[Approval]:
-    """The requester's unrevoked approvals from these communities (expiry is the engine's to judge)."""
-    if not communities:
-        return []
-    return list(
-        session.scalars(
-            select(Approval).where(
-                Approval.community_id.in_(communities),
-                Approval.requester == requester,
-                Approval.revoked_at.is_(None),
-            )
-        )
-    )
 
 
 def approvals(session: Session, community_id: str, *, include_revoked: bool) -> list[Approval]:

@@ -146,8 +146,21 @@ class Membership(SQLModel, table=True):
 
 
 class CommunityRule(SQLModel, table=True):
+    """A community's collective rule. Rules are never edited: a change adds one or retires one.
+
+    ``created_version`` and ``retired_version`` are the community's ``policy_version`` that the
+    change bumped to, so a worker holding the rules compiled at version v reads only the rules
+    changed since v (``ix_community_rule_changes`` covers that question). A row without them
+    (NULL: written by something that did not stamp it) counts as changed at every version, so
+    a missing stamp costs time, never freshness.
+    """
+
     __tablename__ = "community_rule"
-    __table_args__ = (Index("ix_community_rule_community_active", "community_id", "retired_at"),)
+    __table_args__ = (
+        Index("ix_community_rule_community_active", "community_id", "retired_at"),
+        Index("ix_community_rule_changes",
+              "community_id", "created_version", "retired_version", "retired_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     community_id: str = Field(foreign_key="community.id", max_length=64)
@@ -164,6 +177,8 @@ class CommunityRule(SQLModel, table=True):
     retired_at: datetime | None = _ts(nullable=True)
     retired_by: str | None = Field(default=None, max_length=64)
     retired_reason: str | None = Field(default=None, max_length=2000)
+    created_version: int | None = Field(default=None)
+    retired_version: int | None = Field(default=None)
 
 
 class Approval(SQLModel, table=True):
