@@ -223,14 +223,40 @@ def test_no_web_page_answers_without_a_session(app, client):
             assert not 200 <= response.status_code < 300, (method, rule.rule, response.status_code)
 
 
+# The one blueprint whose use case checks the client in its own read snapshot (authorize's hot
+# path); every other /v1 blueprint checks token and client before the view runs.
+CLIENT_CHECKED_BY_USE_CASE = {"authorize"}
+
+
 def test_every_v1_operation_is_behind_the_bearer_check(app):
     """Only ApiBlueprint authenticates first; a plain Blueprint under /v1 would not."""
-    from consent_service.views.common import _authenticate_first
+    from consent_service.views.common import _authenticate_first, _token_first
 
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/v1/"):
             blueprint = rule.endpoint.rsplit(".", 1)[0]
-            assert _authenticate_first in app.before_request_funcs.get(blueprint, []), rule.rule
+            first = _token_first if blueprint in CLIENT_CHECKED_BY_USE_CASE else _authenticate_first
+            assert first in app.before_request_funcs.get(blueprint, []), rule.rule
+
+
+def test_a_disabled_client_is_refused_by_authorize_before_anything_is_decided_or_written(app, client, world):
+    """Authorize checks the client inside its decision snapshot: 401, no decision, no audit entry."""
+    from consent_service.storage.models import AuditEntry, Decision
+
+    world.org("univ", "research")
+    client_id, secret = world.credentials("univ", "authorize")
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "authorize"},
+                        auth=(client_id, secret)).get_json()["access_token"]
+    organizations.disable_client(world.services, caller=None, client_id=client_id, now=datetime.now(UTC))
+    with world.services.sessions() as session:
+        before = (session.query(Decision).count(), session.query(AuditEntry).count())
+    response = client.post("/v1/authorize", headers={"Authorization": f"Bearer {token}"}, json={
+        "subject": {"system": "urn:outreach-org:client", "value": "C-1"}, "purpose": "research",
+        "data_categories": ["health"]})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    with world.services.sessions() as session:
+        assert (session.query(Decision).count(), session.query(AuditEntry).count()) == before
 
 
 # -- every operation x every bad token: 401 ----------------------------------------------------

@@ -8,6 +8,7 @@ community afresh from the same snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +65,7 @@ class TestCompiledRulesWithChanges:
         for version, (added, retiring) in enumerate(steps, start=2):
             held = list(compiled.rules)
             retired = [held[i].id for i in sorted(retiring) if i < len(held)]
-            added = [Rule(**{**vars(rule), "id": f"{rule.id}-v{version}"}) for rule in added]
+            added = [dataclasses.replace(rule, id=f"{rule.id}-v{version}") for rule in added]
             before = answers(compiled)
             updated = compiled.with_changes(version, in_force=added, retired=retired)
             assert answers(compiled) == before  # built aside: the rules in use are untouched
@@ -77,7 +78,7 @@ class TestCompiledRulesWithChanges:
     def test_a_rule_given_again_replaces_the_one_held(self):
         rule = Rule(id="r", community=COMMUNITY, effect=RuleEffect.DENY, purposes=("research",),
                     data_categories=("health",), requesters=(WILDCARD,))
-        changed = Rule(**{**vars(rule), "data_categories": ("housing",)})
+        changed = dataclasses.replace(rule, data_categories=("housing",))
         updated = _base.compile_rules(COMMUNITY, 1, [rule]).with_changes(2, in_force=[changed], retired=[])
         assert [r.id for r in updated.rules] == ["r"]
         assert not updated.matching(effect=RuleEffect.DENY, requester="univ", purpose="research",

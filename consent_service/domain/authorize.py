@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..errors import ServiceError, Unavailable
+from ..errors import ServiceError, Unauthorized, Unavailable
 from ..storage import bulk
+from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot, write
-from ..storage.models import Decision
 from . import decision_receipts
 from .caller import Caller
 from .decision_record import approval_terms, audit_payload, consent_terms, decision_values
@@ -51,12 +51,15 @@ class DecisionResult:
 
 
 def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: str,
-              data_categories: list[str], now: datetime) -> DecisionResult:
+              data_categories: list[str], now: datetime, check_client: bool) -> DecisionResult:
+    """Decide and record; with ``check_client``, a disabled or unknown client is refused (401)
+    from the decision's own snapshot, before anything is decided or written."""
     request = AccessRequest(requester=caller.organization, purpose=purpose,
                             data_categories=tuple(dict.fromkeys(data_categories)))
     key = services.subject_key(system=subject.system, value=subject.value)
     try:
-        verdict, versions = _decide(services, request=request, subject_key=key, now=now)
+        verdict, versions = _decide(services, request=request, subject_key=key, now=now,
+                                    client_id=caller.client_id if check_client else None)
         return _record(services, caller=caller, request=request, subject_key=key, verdict=verdict,
                        versions=versions, now=now)
     except ServiceError:
@@ -66,10 +69,12 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
         raise Unavailable("The decision could not be made; treat this as deny.") from exc
 
 
-def _decide(services: Services, *, request: AccessRequest, subject_key: str,
-            now: datetime) -> tuple[Verdict, dict[str, int]]:
+def _decide(services: Services, *, request: AccessRequest, subject_key: str, now: datetime,
+            client_id: str | None) -> tuple[Verdict, dict[str, int]]:
     # Core reads (storage.bulk), the same ones batch authorize makes for a whole cohort.
     with read_snapshot(services.sessions) as session:
+        if client_id is not None and not organization_store.client_is_active(session, client_id):
+            raise Unauthorized("The access token's client is disabled or unknown.")
         consents = [consent_terms(row)
                     for row in bulk.current_terms_for_subjects(session, [subject_key]).get(subject_key, ())]
         versions = dict(bulk.memberships_with_versions(session, [subject_key]).get(subject_key, ()))
@@ -88,7 +93,7 @@ def _record(services: Services, *, caller: Caller, request: AccessRequest, subje
     values = decision_values(result.id, caller=caller, request=request, subject_key=subject_key,
                              verdict=verdict, versions=versions, now=now)
     result = dataclasses.replace(result, receipt=decision_receipts.sign(
-        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=Decision(**values)))
+        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=values))
     tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
     touched = [{"decision_id": result.id, "community_id": cid, "at": now} for cid in sorted(versions)]
     entry = (now, str(tag), result.id, audit_payload(values))

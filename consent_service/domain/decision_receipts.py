@@ -10,43 +10,41 @@ the same decision as recorded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ..storage.models import Decision
 from .keys import SigningKeys
 
 DECISION_RECEIPT_TYP = "decision-receipt+jwt"
 SPEC_VERSION = "consent_service-decision-receipt/1"
 
 
-def decision_claims(*, issuer: str, decision: Decision) -> dict[str, Any]:
-    consent = (
-        {"id": decision.consent_id, "version": decision.consent_version}
-        if decision.consent_id is not None
-        else None
-    )
+def decision_claims(*, issuer: str, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """The receipt's claims from the decision row's column values (``decision_record.decision_values``)."""
+    consent = ({"id": decision["consent_id"], "version": decision["consent_version"]}
+               if decision["consent_id"] is not None else None)
     return {
         "iss": issuer,
-        "jti": decision.id,
-        "iat": int(decision.at.timestamp()),
+        "jti": decision["id"],
+        "iat": int(decision["at"].timestamp()),
         "receipt_version": SPEC_VERSION,
-        "decision_id": decision.id,
-        "decided_at": decision.at.isoformat(),
-        "requester": decision.requester,
-        "client_id": decision.client_id,
-        "subject": {"pseudonym": decision.subject_key},
-        "purpose": decision.purpose,
-        "data_categories": list(decision.data_categories),
-        "decision": decision.outcome,
-        "reasons": [dict(reason) for reason in decision.reasons],
-        "obligations": [dict(item) for item in decision.obligations],
+        "decision_id": decision["id"],
+        "decided_at": decision["at"].isoformat(),
+        "requester": decision["requester"],
+        "client_id": decision["client_id"],
+        "subject": {"pseudonym": decision["subject_key"]},
+        "purpose": decision["purpose"],
+        "data_categories": list(decision["data_categories"]),
+        "decision": decision["outcome"],
+        "reasons": [dict(reason) for reason in decision["reasons"]],
+        "obligations": [dict(item) for item in decision["obligations"]],
         "consent": consent,
-        "rule_ids": list(decision.rule_ids),
-        "policy_versions": dict(decision.policy_versions),
+        "rule_ids": list(decision["rule_ids"]),
+        "policy_versions": dict(decision["policy_versions"]),
     }
 
 
-def sign(keys: SigningKeys, *, issuer: str, decision: Decision) -> str:
+def sign(keys: SigningKeys, *, issuer: str, decision: Mapping[str, Any]) -> str:
     return keys.sign(decision_claims(issuer=issuer, decision=decision), typ=DECISION_RECEIPT_TYP)
 
 

@@ -57,7 +57,7 @@ class Hierarchy:
         return not self.ancestors(requested).isdisjoint(granted)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     community: str
@@ -82,6 +82,9 @@ class PolicyBase:
         self.categories = Hierarchy(self.vocabulary.data_categories,
                                     reference.get_named_role_manager("g2"))
         self._management_model_text = (self.dir / "management.conf").read_text()
+        # Bucket keys recur across communities ("deny", "*", "research", "health"): every
+        # community's index points at one shared tuple per key (issue 5: memory per rule).
+        self.shared_keys: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
         self._management_lines = _read_policy_csv(self.dir / "management.csv")
 
     def reference_enforcer(self, rules: Iterable[Rule] = ()) -> casbin.Enforcer:
@@ -154,7 +157,10 @@ class CompiledRules:
         for rule in self.rules:
             for key in self._keys(rule):
                 buckets[key].append(rule)
-        self._buckets = {key: tuple(value) for key, value in buckets.items()}
+        # Most keys hold one rule: they share that rule's one 1-tuple.
+        alone = {rule.id: (rule,) for rule in self.rules}
+        self._buckets = {key: alone[value[0].id] if len(value) == 1 else tuple(value)
+                         for key, value in buckets.items()}
         self._order = {rule.id: index for index, rule in enumerate(self.rules)}
 
     def _keys(self, rule: Rule) -> set[tuple[str, str, str, str]]:
@@ -168,9 +174,10 @@ class CompiledRules:
             categories = set()
             for code in rule.data_categories:
                 categories |= self._base.categories.overlapping(code)
-        effect = str(rule.effect)
-        return {(effect, requester, purpose, category) for requester in set(rule.requesters)
+        effect, shared = str(rule.effect), self._base.shared_keys
+        keys = {(effect, requester, purpose, category) for requester in set(rule.requesters)
                 for purpose in purposes for category in categories}
+        return {shared.setdefault(key, key) for key in keys}
 
     def with_changes(self, version: int, *, in_force: Iterable[Rule],
                      retired: Iterable[str]) -> CompiledRules:
@@ -196,8 +203,10 @@ class CompiledRules:
                 else:
                     buckets.pop(key, None)
         for rule in in_force:
+            alone = (rule,)
             for key in self._keys(rule):
-                buckets[key] = (*buckets.get(key, ()), rule)
+                held = buckets.get(key)
+                buckets[key] = (*held, rule) if held else alone
         fresh._buckets = buckets
         return fresh
 

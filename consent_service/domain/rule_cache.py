@@ -12,7 +12,10 @@ using the old compiled rules until the new ones are ready.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -21,12 +24,20 @@ from ..storage import communities as community_store
 from .policy import CompiledRules, PolicyBase, Rule
 from .wire import RuleEffect
 
+_NO_OBLIGATIONS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _codes(values: Iterable[str]) -> tuple[str, ...]:
+    # Interned: a worker holding 100,000 rules keeps one copy of each code, not one per rule.
+    return tuple(sys.intern(value) for value in values)
+
 
 def _rule(community: str, row: Row) -> Rule:
     return Rule(id=row.id, community=community, effect=RuleEffect(row.effect),
-                purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
-                requesters=tuple(row.requesters), obligations=dict(row.obligations),
-                labels=tuple(row.labels), reason=row.reason)
+                purposes=_codes(row.purposes), data_categories=_codes(row.data_categories),
+                requesters=_codes(row.requesters),
+                obligations=dict(row.obligations) if row.obligations else _NO_OBLIGATIONS,
+                labels=_codes(row.labels), reason=row.reason)
 
 
 class RuleCache:

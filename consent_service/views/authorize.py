@@ -10,9 +10,11 @@ from ..domain import authorize as cases
 from ..domain import codes
 from ..domain.wire import Scope
 from ..schemas.authorize import AuthorizeIn, DecisionOut
-from .common import ApiBlueprint, caller_with, now, services
+from .common import ApiBlueprint, now, services, token_caller_with
 
-blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)")
+# The decision checks that the token's client is still active in its own read snapshot.
+blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)",
+                   client_checked_by_use_case=True)
 
 
 @blp.route("/authorize")
@@ -24,9 +26,10 @@ class Authorize(MethodView):
 
         A 503 answer must be treated as deny.
         """
-        caller = caller_with(Scope.AUTHORIZE)
+        caller = token_caller_with(Scope.AUTHORIZE)
         codes.check(None, services().policy, purposes=[body["purpose"]], purposes_field="purpose",
                     data_categories=body["data_categories"])
         subject = cases.Subject(**body["subject"])
-        return cases.authorize(services(), caller=caller, subject=subject, purpose=body["purpose"],
-                               data_categories=body["data_categories"], now=now()).as_dict()
+        decision = cases.authorize(services(), caller=caller, subject=subject, purpose=body["purpose"],
+                                   data_categories=body["data_categories"], now=now(), check_client=True)
+        return decision.as_dict()

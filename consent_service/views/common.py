@@ -73,7 +73,20 @@ def authenticated() -> Caller:
 
 def caller_with(*scopes: Scope) -> Caller:
     """The caller, if its token carries at least one of ``scopes`` (none given: any valid token)."""
-    caller = authenticated()
+    return _with_scopes(authenticated(), scopes)
+
+
+def token_caller_with(*scopes: Scope) -> Caller:
+    """The token's caller with one of ``scopes``, its client NOT yet checked in the database.
+
+    Only for a use case that checks the client itself, inside the read snapshot it opens
+    anyway (authorize: ``check_client=True``), which saves a transaction on the hot path
+    and is exactly as fresh. Its blueprint is made with ``client_checked_by_use_case=True``.
+    """
+    return _with_scopes(token_caller(), scopes)
+
+
+def _with_scopes(caller: Caller, scopes: tuple[Scope, ...]) -> Caller:
     if scopes and not any(caller.has(scope) for scope in scopes):
         raise Forbidden(f"This needs the scope {' or '.join(str(s) for s in scopes)}.")
     return caller
@@ -106,9 +119,9 @@ class ApiBlueprint(Blueprint):
 
     ARGUMENTS_PARSER = ContractParser()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, client_checked_by_use_case: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.before_request(_authenticate_first)
+        self.before_request(_token_first if client_checked_by_use_case else _authenticate_first)
 
     @staticmethod
     def _prepare_response_doc(doc: Any, doc_info: Any, *, api: Any, spec: Any, **kwargs: Any) -> Any:
@@ -130,3 +143,7 @@ BODY_ERRORS = (413,)
 
 def _authenticate_first() -> None:
     authenticated()
+
+
+def _token_first() -> None:
+    token_caller()
