@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -142,44 +143,41 @@ def users_list(organization: str | None) -> None:
         click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
 
 
-@users.command("set-password", help="Set a new password (also unlocks; ends the person's sessions).")
-@click.option("--email", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def users_set_password(email: str, password: str) -> None:
+def _change_person(email: str, change: Literal["set_password", "unlock", "disable"], done: str,
+                   **values: str) -> None:
+    """Apply one of ``domain.users``' changes to the person with ``email``, then say ``done``.
+
+    A refusal (no such person, an unusable password) ends the command with its message and
+    exit status 1 rather than a traceback. The domain is imported here, not at the top, so
+    ``--help`` stays quick.
+    """
     from .domain import users as cases
     from .errors import ServiceError
 
     try:
-        cases.set_password(_services(), email=email, password=password, now=datetime.now(UTC))
+        getattr(cases, change)(_services(), email=email, now=datetime.now(UTC), **values)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"password of {email} changed")
+    click.echo(done)
+
+
+@users.command("set-password", help="Set a new password (also unlocks; ends the person's sessions).")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def users_set_password(email: str, password: str) -> None:
+    _change_person(email, "set_password", f"password of {email} changed", password=password)
 
 
 @users.command("unlock", help="Lift a lockout after failed sign-ins.")
 @click.option("--email", required=True)
 def users_unlock(email: str) -> None:
-    from .domain import users as cases
-    from .errors import ServiceError
-
-    try:
-        cases.unlock(_services(), email=email, now=datetime.now(UTC))
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{email} unlocked")
+    _change_person(email, "unlock", f"{email} unlocked")
 
 
 @users.command("disable", help="Stop a person signing in (their sessions end at once).")
 @click.option("--email", required=True)
 def users_disable(email: str) -> None:
-    from .domain import users as cases
-    from .errors import ServiceError
-
-    try:
-        cases.disable(_services(), email=email, now=datetime.now(UTC))
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{email} disabled")
+    _change_person(email, "disable", f"{email} disabled")
 
 
 @main.group(help="The tamper-evident audit log.")

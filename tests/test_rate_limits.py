@@ -1,6 +1,7 @@
 """Abuse limits (issue 6 item 7): per client once the token is valid, else per address; 429 in the
 contract's body with Retry-After; failed token requests limited per client id and per address;
-counters shared across instances through Redis.
+counters shared across instances through Redis. The shared-counter tests need Redis on
+127.0.0.1:6379: without it they are skipped locally and FAIL in CI (``CI=true``).
 
 Limits here are "N per hour": a fixed window starts at its first hit, so a test never straddles
 a reset.
@@ -13,12 +14,13 @@ from typing import Any
 
 import pytest
 from api_helpers import assert_error, assert_ok
-from conftest import World, basic_auth
+from conftest import World, basic_auth, skip_or_fail_in_ci
 
 from consent_service import create_app
 from consent_service.views.common import EXTENSION
 
 REDIS_URL = "redis://127.0.0.1:6379"
+START_REDIS = "start it with: redis-server --daemonize yes (Debian: apt-get install -y redis-server)"
 
 
 def _redis_available() -> bool:
@@ -194,8 +196,12 @@ class TestTokenEndpoint:
         assert secretish not in caplog.text
 
 
-@pytest.mark.skipif(not _redis_available(), reason="Redis is not reachable on 127.0.0.1:6379")
 class TestSharedCounters:
+    @pytest.fixture(autouse=True)
+    def redis_reachable(self) -> None:
+        if not _redis_available():
+            skip_or_fail_in_ci(f"Redis is not reachable on 127.0.0.1:6379; {START_REDIS}")
+
     @pytest.fixture
     def prefix(self):
         prefix = f"cs-test-{uuid.uuid4().hex}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from api_helpers import assert_ok
+from conftest import skip_or_fail_in_ci
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import (
@@ -54,10 +55,6 @@ CHROMIUM_FLAGS = [
 INSTALL = "install them with: apt-get install -y chromium chromium-driver"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def _browser_paths() -> tuple[str, str]:
     """Chromium and chromedriver, or fail (CI) / skip (elsewhere) saying how to install them."""
     problem = None
@@ -88,9 +85,7 @@ def _browser_paths() -> tuple[str, str]:
     if problem is None and (browser is None or driver is None):
         problem = f"Chromium and chromedriver are needed for the browser tests ({INSTALL})"
     if problem is not None:
-        if _in_ci():
-            pytest.fail(f"CI=true and {problem}", pytrace=False)
-        pytest.skip(problem)
+        skip_or_fail_in_ci(problem)
     assert browser is not None and driver is not None
     return browser, driver
 

@@ -2,7 +2,8 @@
 
 One place builds the engine's ``ConsentTerms``/``ApprovalTerms`` from the rows the storage
 reads return, the decision row's column values and the audit entry's payload, so the two
-paths cannot drift apart (tests/test_batch_authorize.py holds their answers together).
+paths cannot drift apart (tests/test_batch_authorize.py holds their answers together). The
+steward pages that replay decisions (``stewardship``, ``preview``) build approvals here too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def consent_terms(row: Any) -> ConsentTerms:
 
 
 def approval_terms(row: Any) -> ApprovalTerms:
+    """An approval row (an ``Approval`` or a storage.bulk row) as the engine's value."""
     return ApprovalTerms(id=row.id, community=row.community_id, requester=row.requester,
                          purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
                          expires_at=row.expires_at, active=row.revoked_at is None)

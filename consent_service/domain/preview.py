@@ -18,16 +18,16 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..storage import communities as community_store
 from ..storage import decision_history
 from ..storage.db import read_snapshot
 from . import codes
 from .caller import Caller
 from .communities import RULE_WILDCARDS
 from .communities import _require_steward as require_steward
-from .engine import AccessRequest, ApprovalTerms
+from .engine import AccessRequest
 from .policy import Rule
 from .services import Services
+from .stewardship import in_force_approvals
 from .wire import ManagementAction, Outcome, RuleEffect
 
 PREVIEW_DAYS = 90
@@ -76,19 +76,7 @@ def preview_rule(
             requesters=tuple(requesters),
         )
         compiled = services.policy.compile_rules(community_id, 0, [proposed])
-        approvals = [
-            ApprovalTerms(
-                id=a.id,
-                community=a.community_id,
-                requester=a.requester,
-                purposes=tuple(a.purposes),
-                data_categories=tuple(a.data_categories),
-                expires_at=a.expires_at,
-                active=a.revoked_at is None,
-            )
-            for a in community_store.approvals(session, community_id, include_revoked=False)
-        ]
-        in_force = [a for a in approvals if a.in_force(now)]
+        in_force = in_force_approvals(session, community_id, now)
 
         considered = matched = changed = 0
         changed_by: Counter[tuple[str, str]] = Counter()

@@ -12,11 +12,14 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ..storage import communities as community_store
 from ..storage import decision_history, directory
 from ..storage.db import read_snapshot
 from .caller import Caller
 from .communities import _require_steward as require_steward
+from .decision_record import approval_terms
 from .engine import AccessRequest, ApprovalTerms
 from .policy import Rule
 from .services import Services
@@ -42,20 +45,12 @@ def stewarded(services: Services, *, caller: Caller) -> list[dict[str, str]]:
         return [{"id": c.id, "name": c.name} for c in directory.stewarded_by(session, caller.organization)]
 
 
-def _in_force_approvals(session: Any, community_id: str, now: datetime) -> list[ApprovalTerms]:
-    terms = [
-        ApprovalTerms(
-            id=a.id,
-            community=a.community_id,
-            requester=a.requester,
-            purposes=tuple(a.purposes),
-            data_categories=tuple(a.data_categories),
-            expires_at=a.expires_at,
-            active=a.revoked_at is None,
-        )
-        for a in community_store.approvals(session, community_id, include_revoked=False)
-    ]
-    return [a for a in terms if a.in_force(now)]
+def in_force_approvals(session: Session, community_id: str, now: datetime) -> list[ApprovalTerms]:
+    """The community's approvals in force at ``now`` as the engine's values, built as authorize
+    builds them (``decision_record.approval_terms``) so a page's "would this be approved?" and
+    the real decision cannot disagree."""
+    approvals = community_store.approvals(session, community_id, include_revoked=False)
+    return [terms for terms in map(approval_terms, approvals) if terms.in_force(now)]
 
 
 def waiting_requests(
@@ -73,7 +68,7 @@ def waiting_requests(
             community_id=community_id,
             action=ManagementAction.APPROVALS_LIST,
         )
-        in_force = _in_force_approvals(session, community_id, now)
+        in_force = in_force_approvals(session, community_id, now)
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for row in decision_history.since(session, community_id, start=start, outcome=str(Outcome.DENY)):
             waiting = [

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .models import Consent, ConsentEvent, ConsentVersion
@@ -51,17 +50,6 @@ def mark_revoked(session: Session, *, consent_id: str, at: datetime, reason: str
         update(Consent).where(Consent.id == consent_id, Consent.status == "active")
         .values(status="revoked", revoked_at=at, revoked_reason=reason, updated_at=at))
     return bool(getattr(result, "rowcount", 0) == 1)
-
-
-def current_terms_for_subject(session: Session, subject_key: str) -> Sequence[Row]:
-    """The current version of every active consent of one subject: one indexed query."""
-    return session.execute(
-        select(Consent.id, ConsentVersion.version, ConsentVersion.purposes, ConsentVersion.data_categories,
-               ConsentVersion.recipients, ConsentVersion.expires_at, ConsentVersion.recorded_at)
-        .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
-              & (ConsentVersion.version == Consent.current_version))
-        .where(Consent.subject_key == subject_key, Consent.status == "active")
-    ).all()
 
 
 def for_subject(session: Session, subject_key: str, *, recorded_by: str | None = None) -> list[Consent]:
