@@ -137,6 +137,23 @@ class TestBearerValidation:
         token = sign(claims_for(creds[0], settings, iat=past - 900, exp=past))
         assert_error(vocabulary(client, token), 401, "unauthorized")
 
+    def test_a_token_that_worked_is_refused_once_it_expires(self, client, creds, settings, sign,
+                                                            monkeypatch):
+        """A worker remembers that a token's signature is good (keys.VERIFIED_CACHE_SIZE), never
+        that the token is: its expiry is judged again on every call."""
+        token = sign(claims_for(creds[0], settings, iat=int(time.time()), exp=int(time.time()) + 60))
+        assert_ok(vocabulary(client, token))
+        assert_ok(vocabulary(client, token))  # now answered from the remembered signature check
+        later = time.time() + 61
+        monkeypatch.setattr("joserfc._rfc7519.claims.time.time", lambda: later)
+        assert_error(vocabulary(client, token), 401, "unauthorized")
+
+    def test_a_bad_signature_is_refused_every_time(self, client, creds, settings, sign):
+        header, payload, signature = sign(claims_for(creds[0], settings)).split(".")
+        forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+        for _ in range(2):
+            assert_error(vocabulary(client, forged), 401, "unauthorized")
+
     @pytest.mark.parametrize("claim", ["exp", "iss", "aud", "client_id", "org"])
     def test_a_token_without_an_essential_claim_is_401(self, client, creds, settings, sign, claim):
         claims = claims_for(creds[0], settings)

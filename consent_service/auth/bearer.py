@@ -7,8 +7,6 @@ organization with an ``org`` claim.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from joserfc import jwt
 from joserfc.errors import JoseError
 
@@ -20,20 +18,12 @@ from .tokens import ACCESS_TOKEN_TYP
 LEEWAY_SECONDS = 0
 
 
-def caller_from_token(token: str, *, keys: SigningKeys, issuer: str, audience: str,
-                      client_is_active: Callable[[str], bool]) -> Caller:
-    caller = verified_caller(token, keys=keys, issuer=issuer, audience=audience)
-    if not client_is_active(caller.client_id):
-        raise Unauthorized("The access token's client is disabled or unknown.")
-    return caller
-
-
 def verified_caller(token: str, *, keys: SigningKeys, issuer: str, audience: str) -> Caller:
     """The caller a token names, checked without the database (signature and claims only).
 
     Enough to count requests per client (the rate limiter runs before anything else); not
-    enough to serve one, which also needs :func:`caller_from_token`'s check that the client
-    is still active.
+    enough to serve one, which also needs the check that the client is still active
+    (``views.common.authenticated``, or authorize's own snapshot).
     """
     try:
         _, claims = keys.verify(token, typ=ACCESS_TOKEN_TYP)

@@ -8,6 +8,7 @@ workers starting together agree on one key instead of each minting its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from joserfc.jwk import ECKey, KeySet
 ALGORITHM = "ES256"
 SECRET_FILE = "secret_key"
 SIGNING_KEYS_FILE = "signing_keys.json"
+VERIFIED_CACHE_SIZE = 4096  # tokens remembered per worker (a few MB at most)
 
 
 class InvalidSignature(ValueError):
@@ -64,6 +66,11 @@ class SigningKeys:
             raise ValueError("the signing key set is empty")
         self.keyset = keyset
         self.current = keyset.keys[0]
+        # A client sends the same access token on every call for its 15 minutes, and checking an
+        # ES256 signature costs ~0.2 ms. Whether a given token verifies against this key set
+        # never changes, so a good verification is remembered (bounded; failures are not, so
+        # bad tokens cannot fill it). Claims such as expiry are still judged on every call.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)(self._verify_signature)
 
     @classmethod
     def load(cls, configured: str, instance: Path) -> SigningKeys:
@@ -96,10 +103,14 @@ class SigningKeys:
 
     def verify(self, token: str, *, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Check signature and type; return (header, claims). Expiry etc. are the caller's."""
+        header, claims = self._verified(token)
+        if header.get("typ") != typ:
+            raise InvalidSignature(f"expected a {typ} token")
+        return dict(header), dict(claims)
+
+    def _verify_signature(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             decoded = jwt.decode(token, self.keyset, algorithms=[ALGORITHM])
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidSignature("not a valid signed token") from exc
-        if decoded.header.get("typ") != typ:
-            raise InvalidSignature(f"expected a {typ} token")
         return dict(decoded.header), dict(decoded.claims)
