@@ -103,12 +103,14 @@ def assert_permit(verdict: Verdict, *, consent_id: str = "consent-1") -> None:
 
 
 def assert_deny(verdict: Verdict, code: ReasonCode, *rules: Rule) -> None:
-    """Denied for ``code``, citing exactly ``rules`` (rule_id and community), in that order."""
+    """Denied for ``code``, citing exactly ``rules`` in that order: in the reasons (rule_id and
+    community) and in ``verdict.rules``, which the decision record keeps as its ``rule_ids``."""
     assert verdict.outcome is Outcome.DENY
     assert verdict.obligations == ()
     assert [r.code for r in verdict.reasons] == [code] * max(len(rules), 1)
     assert [(r.rule_id, r.community) for r in verdict.reasons if r.rule_id] == [
         (x.id, x.community) for x in rules]
+    assert verdict.rules == rules
 
 
 # -- 1. community deny ----------------------------------------------------------------------
@@ -196,6 +198,10 @@ class TestNoConsent:
         (reason,) = decide(consents=[]).reasons
         assert (reason.consent_id, reason.rule_id, reason.community) == (None, None, None)
 
+    def test_reason_says_who_asked_for_what(self, decide):
+        (reason,) = decide(request(categories=["health", "housing"]), consents=[]).reasons
+        assert reason.message == "No active consent lets univ use health, housing for research."
+
     def test_revoked(self, decide):
         assert_deny(decide(consents=[consent(active=False)]), ReasonCode.NO_CONSENT)
 
@@ -264,6 +270,10 @@ class TestApprovalRequired:
         assert_deny(verdict, ReasonCode.APPROVAL_REQUIRED, needs)
         assert "Health research needs the council's approval" in verdict.reasons[0].message
 
+    def test_rule_without_a_reason_still_says_who_must_approve(self, decide):
+        (reason,) = decide(rules=[conditional()]).reasons
+        assert reason.message == "Community nation-a must approve this use first."
+
     def test_approval_satisfies_it(self, decide):
         assert_permit(decide(rules=[conditional()], approvals=[approval()]))
 
@@ -315,6 +325,14 @@ class TestPermit:
         assert_permit(verdict)
         assert verdict.obligations == ()
         assert verdict.consent == consent()
+        assert verdict.reasons[0].message == "Consent consent-1 (version 1) covers this use."
+
+    def test_lists_the_rules_whose_obligations_apply(self, decide):
+        needs = conditional("rule-1", obligations={"aggregate_only": True})
+        unmatched = conditional("rule-2", purposes=["commercial"])
+        verdict = decide(rules=[needs, unmatched], approvals=[approval()])
+        assert_permit(verdict)
+        assert verdict.rules == (needs,)
 
     def test_returns_obligations_of_every_matching_rule(self, decide):
         aggregate = conditional("rule-1", obligations={"aggregate_only": True, "min_cell_size": 10})
@@ -343,6 +361,28 @@ class TestPermit:
         verdict = decide(consents=consents)
         assert_permit(verdict, consent_id="newest")
         assert verdict.consent == consents[1]
+
+
+# -- reasons on the wire ---------------------------------------------------------------------
+
+class TestReasonOnTheWire:
+    """``Reason.as_dict`` is the contract's reason: code and message, and each of consent_id,
+    rule_id and community only when it has one (never ``null``)."""
+
+    def test_a_permit_names_the_consent(self, decide):
+        assert decide().reasons[0].as_dict() == {
+            "code": "consent", "message": "Consent consent-1 (version 1) covers this use.",
+            "consent_id": "consent-1"}
+
+    def test_a_community_deny_names_rule_and_community(self, decide):
+        (reason,) = decide(rules=[rule(reason="Not for research")]).reasons
+        assert reason.as_dict() == {"code": "community_rule", "message": "Not for research",
+                                    "rule_id": "rule-1", "community": NATION_A}
+
+    def test_no_consent_has_code_and_message_only(self, decide):
+        (reason,) = decide(consents=[]).reasons
+        assert reason.as_dict() == {"code": "no_consent",
+                                    "message": "No active consent lets univ use health for research."}
 
 
 # -- a subject who is a member of two communities --------------------------------------------
