@@ -11,12 +11,14 @@ Repositories never commit.
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from functools import cache
-from typing import Any, TypeVar
+from datetime import datetime
+from functools import cache, lru_cache
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, Row, Table, bindparam, column, insert, select, table
+from sqlalchemy import JSON, Row, Table, Text, bindparam, cast, column, insert, select, table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -77,10 +79,15 @@ def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 # more than executing it from SQLAlchemy's compiled cache. The key lists are expanding
 # parameters (one "IN (?, ?, ...)" per list length).
 _KEYS: Any = bindparam("keys", expanding=True)
+# The three code lists come back as JSON text and are decoded through ``code_list``: consents
+# share a handful of distinct lists ("research, service-planning"), so a cohort of 100,000
+# consents decodes each list once instead of 300,000 times (batch authorize's largest cost).
 _CURRENT_TERMS = (
-    select(Consent.subject_key, Consent.id, ConsentVersion.version, ConsentVersion.purposes,
-           ConsentVersion.data_categories, ConsentVersion.recipients, ConsentVersion.expires_at,
-           ConsentVersion.recorded_at)
+    select(Consent.subject_key, Consent.id, ConsentVersion.version,
+           cast(ConsentVersion.purposes, Text).label("purposes"),
+           cast(ConsentVersion.data_categories, Text).label("data_categories"),
+           cast(ConsentVersion.recipients, Text).label("recipients"),
+           ConsentVersion.expires_at, ConsentVersion.recorded_at)
     .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
           & (ConsentVersion.version == Consent.current_version))
     .where(Consent.subject_key.in_(_KEYS), Consent.status == "active"))
@@ -93,14 +100,37 @@ _APPROVALS = (select(Approval.id, Approval.community_id, Approval.requester, App
                      Approval.requester == bindparam("requester"), Approval.revoked_at.is_(None)))
 
 
-def current_terms_for_subjects(session: Session, subject_keys: Iterable[str]) -> dict[str, list[Row]]:
+class CurrentTerms(NamedTuple):
+    """One active consent's current version, its code lists decoded (shared, interned tuples)."""
+
+    subject_key: str
+    id: str
+    version: int
+    purposes: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    expires_at: datetime | None
+    recorded_at: datetime
+
+
+@lru_cache(maxsize=16_384)
+def code_list(text: str) -> tuple[str, ...]:
+    """A JSON list of codes as a tuple of interned strings, decoded once per distinct text."""
+    return tuple(sys.intern(str(code)) for code in json.loads(text))
+
+
+def current_terms_for_subjects(session: Session,
+                               subject_keys: Iterable[str]) -> dict[str, list[CurrentTerms]]:
     """subject_key -> the current version of each of its active consents: indexed by subject_key."""
     keys = sorted(set(subject_keys))
-    found: dict[str, list[Row]] = defaultdict(list)
+    found: dict[str, list[CurrentTerms]] = defaultdict(list)
     conn = session.connection()
     for chunk in chunked(keys):
         for row in conn.execute(_CURRENT_TERMS, {"keys": list(chunk)}):
-            found[row.subject_key].append(row)
+            found[row.subject_key].append(CurrentTerms(
+                row.subject_key, row.id, row.version, code_list(row.purposes),
+                code_list(row.data_categories), code_list(row.recipients), row.expires_at,
+                row.recorded_at))
     return found
 
 
