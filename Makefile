@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint demo bench bench-quick clean
+.PHONY: install run test lint demo bench bench-quick soak mutants clean
 
 $(BIN)/consent-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ bench: install  # full sizes (1M consents), < 40 min; see docs/performance.md
 
 bench-quick: install  # small sizes, a few minutes
 	$(BIN)/python -m bench --quick
+
+soak: install  # load and soak with kill -9 of a worker, SQLite then PostgreSQL, 120 s each; docs/security.md
+	$(BIN)/python -m bench.soak
+
+mutants: install  # mutation testing of the decision engine (mutmut), ~2 min; docs/security.md
+	@test -x $(BIN)/mutmut || $(BIN)/pip install -q -e '.[mutation]'
+	$(BIN)/python -m bench.mutants
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
