@@ -32,9 +32,11 @@ test: install lint
 	$(BIN)/pytest -q
 
 bench: install  # full sizes (1M consents), < 40 min; see docs/performance.md
+	@test -x $(BIN)/pyinstrument || $(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
 bench-quick: install  # small sizes, a few minutes
+	@test -x $(BIN)/pyinstrument || $(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench --quick
 
 soak: install  # load and soak with kill -9 of a worker, SQLite then PostgreSQL, 120 s each; docs/security.md
