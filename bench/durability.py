@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.live_service import bearer, call, deployment, log, make_client, save, token
+from bench.live_service import bearer, call, consent_writes_held, deployment, log, make_client, save, token
 
 SUBJECT_SYSTEM = "urn:bench:durability"
 
@@ -116,11 +116,7 @@ def killer(instance: Any, kills: int, seconds: float, done: list[dict[str, Any]]
 def check(dep: Any, writers: Writers, retried: dict[str, str]) -> dict[str, Any]:
     engine = dep.engine()
     with engine.connect() as conn:
-        consents = {row.id: row.status for row in conn.execute(text("SELECT id, status FROM consent"))}
-        versions = {row.consent_id for row in conn.execute(
-            text("SELECT consent_id FROM consent_version WHERE version = 1"))}
-        events = {(row.consent_id, row.kind) for row in conn.execute(
-            text("SELECT consent_id, kind FROM consent_event"))}
+        consents, versions, events = consent_writes_held(conn)
         audited = {row.object_id for row in conn.execute(
             text("SELECT object_id FROM audit_entry WHERE tag IN ('consent:recorded', 'consent:revoked')"))}
     engine.dispose()

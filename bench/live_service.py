@@ -244,3 +244,16 @@ def save(name: str, report: dict[str, Any]) -> Path:
     path = RESULTS / name
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def consent_writes_held(conn: Any) -> tuple[dict[str, str], set[str], set[tuple[str, str]]]:
+    """What the database holds of consent writes, for the scripts that check none was lost:
+    status by consent id, the ids that have their version 1, and (consent id, event kind)."""
+    from sqlalchemy import text
+
+    consents = {row.id: row.status for row in conn.execute(text("SELECT id, status FROM consent"))}
+    versions = {row.consent_id for row in conn.execute(
+        text("SELECT consent_id FROM consent_version WHERE version = 1"))}
+    events = {(row.consent_id, row.kind) for row in conn.execute(
+        text("SELECT consent_id, kind FROM consent_event"))}
+    return consents, versions, events

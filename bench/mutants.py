@@ -1,19 +1,23 @@
-"""``python -m bench.mutants``: mutation testing of the decision engine, one JSON document.
+"""``python -m bench.mutants``: mutation testing of the decision engine and policy, one JSON document.
 
-    make mutants                                   # about a minute on 2 cores
+    make mutants                                   # about 10 minutes on 2 cores
     python -m bench.mutants --budget-minutes 5     # stop mutmut after 5 minutes (partial report)
 
-Runs mutmut 3 (``pip install -e '.[mutation]'``) over ``consent_service/domain/engine.py``
-against the engine's own tests, as configured in pyproject.toml's ``[tool.mutmut]``. mutmut
-rewrites the module into a ``mutants/`` folder next to the code it reads, so this command
-copies the package, tests, policies and pyproject.toml into a temporary folder and runs
-mutmut there: the checkout never holds mutated code or a ``mutants/`` folder, even when the
-run is interrupted, and other people's edits made during the run do not reach it.
+Runs mutmut 3 (``pip install -e '.[mutation]'``) over ``consent_service/domain/engine.py``,
+``policy.py`` and ``rule_cache.py`` against their tests (the engine's, the policy's against
+Casbin, the rule cache's and the pycasbin traps), as configured in pyproject.toml's
+``[tool.mutmut]``. mutmut rewrites the modules into a ``mutants/`` folder next to the code it
+reads, so this command copies the package, tests, policies and pyproject.toml into a temporary
+folder and runs mutmut there: the checkout never holds mutated code or a ``mutants/`` folder,
+even when the run is interrupted, and other people's edits made during the run do not reach
+it. ``CONSENT_TEST_DATABASE_URL`` is dropped from mutmut's environment, so the rule cache's
+database tests run on SQLite only.
 
 Prints and writes (``bench/results/mutants.json``) the counts by mutmut's status, and for
 every mutant tested and not killed its function, line and diff; when the budget runs out the
 untested ones are listed by name as ``not_checked`` and the report says ``complete: false``.
-Every survivor is explained in docs/security.md, "Surviving mutants of the engine".
+Every survivor is explained in docs/security.md, "Surviving mutants of the decision engine
+and policy".
 """
 
 from __future__ import annotations

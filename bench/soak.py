@@ -62,7 +62,19 @@ from bench.datagen import (
     generate,
     subject_value,
 )
-from bench.live_service import CLI, PG_URL, Answer, bearer, call, deployment, log, make_client, save, token
+from bench.live_service import (
+    CLI,
+    PG_URL,
+    Answer,
+    bearer,
+    call,
+    consent_writes_held,
+    deployment,
+    log,
+    make_client,
+    save,
+    token,
+)
 from bench.stale_check import percentile
 
 SIZES = Sizes(consents=20_000, subjects=5_000, rules=500, communities=50)
@@ -261,11 +273,7 @@ def check(dep: Any, soak: Soak, seeded: set[str]) -> dict[str, Any]:
     """What the database holds, against what the clients were told."""
     engine = dep.engine()
     with engine.connect() as conn:
-        consents = {row.id: row.status for row in conn.execute(text("SELECT id, status FROM consent"))}
-        versions = {row.consent_id for row in conn.execute(
-            text("SELECT consent_id FROM consent_version WHERE version = 1"))}
-        events = {(row.consent_id, row.kind) for row in conn.execute(
-            text("SELECT consent_id, kind FROM consent_event"))}
+        consents, versions, events = consent_writes_held(conn)
         audited = {(row.object_id, row.tag) for row in conn.execute(text(
             "SELECT object_id, tag FROM audit_entry WHERE tag IN ('consent:recorded', 'consent:revoked')"))}
         rows = {row.id: row.outcome for row in conn.execute(text("SELECT id, outcome FROM decision"))}
