@@ -224,8 +224,9 @@ def test_no_web_page_answers_without_a_session(app, client):
 
 
 # The one blueprint whose use case checks the client in its own read snapshot (authorize's hot
-# path); every other /v1 blueprint checks token and client before the view runs.
+# path), and its only route; every other /v1 blueprint checks token and client before the view.
 CLIENT_CHECKED_BY_USE_CASE = {"authorize"}
+ROUTES_CHECKING_THE_CLIENT_THEMSELVES = {"/v1/authorize"}
 
 
 def test_every_v1_operation_is_behind_the_bearer_check(app):
@@ -237,6 +238,8 @@ def test_every_v1_operation_is_behind_the_bearer_check(app):
             blueprint = rule.endpoint.rsplit(".", 1)[0]
             first = _token_first if blueprint in CLIENT_CHECKED_BY_USE_CASE else _authenticate_first
             assert first in app.before_request_funcs.get(blueprint, []), rule.rule
+            if blueprint in CLIENT_CHECKED_BY_USE_CASE:  # a new route there must check the client itself
+                assert rule.rule in ROUTES_CHECKING_THE_CLIENT_THEMSELVES, rule.rule
 
 
 def test_a_disabled_client_is_refused_by_authorize_before_anything_is_decided_or_written(app, client, world):

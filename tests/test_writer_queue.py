@@ -130,3 +130,28 @@ def test_writes_through_the_queue_all_land(tmp_path):
     with sessions() as session:
         assert session.execute(text("SELECT count(*), count(DISTINCT n) FROM t")).one() == (200, 200)
     assert is_free(tmp_path / "x.db.writer-lock")
+
+
+def test_engines_that_are_gone_leave_no_lock_file_open(tmp_path):
+    """Tests and tools make many apps in one process: each engine's lock file closes with it."""
+    import gc
+
+    from sqlalchemy import text
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def one_write(n: int) -> None:
+        engine = make_engine(f"sqlite:///{tmp_path / f'{n}.db'}")
+        with write(session_factory(engine)) as session:
+            session.execute(text("CREATE TABLE t (n INTEGER)"))
+            session.commit()
+        engine.dispose()
+
+    one_write(0)
+    gc.collect()
+    before = open_descriptors()
+    for n in range(1, 21):
+        one_write(n)
+    gc.collect()
+    assert open_descriptors() <= before

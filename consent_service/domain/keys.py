@@ -8,6 +8,7 @@ workers starting together agree on one key instead of each minting its own.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import os
@@ -106,7 +107,7 @@ class SigningKeys:
         header, claims = self._verified(token)
         if header.get("typ") != typ:
             raise InvalidSignature(f"expected a {typ} token")
-        return dict(header), dict(claims)
+        return copy.deepcopy(header), copy.deepcopy(claims)  # the cached ones stay as verified
 
     def _verify_signature(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         try:

@@ -179,6 +179,9 @@ class CompiledRules:
                 for purpose in purposes for category in categories}
         return {shared.setdefault(key, key) for key in keys}
 
+    def holds(self, rule_id: str) -> bool:
+        return rule_id in self._order
+
     def with_changes(self, version: int, *, in_force: Iterable[Rule],
                      retired: Iterable[str]) -> CompiledRules:
         """These rules after a change: ``retired`` ids removed, ``in_force`` rules added (or,

@@ -88,7 +88,7 @@ def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Ro
 _RULE_COLUMNS = (CommunityRule.id, CommunityRule.community_id, CommunityRule.created_at,
                  CommunityRule.effect, CommunityRule.purposes, CommunityRule.data_categories,
                  CommunityRule.requesters, CommunityRule.obligations, CommunityRule.labels,
-                 CommunityRule.reason, CommunityRule.retired_at)
+                 CommunityRule.reason, CommunityRule.retired_at, CommunityRule.created_version)
 _RULE_ORDER = (func.coalesce(CommunityRule.created_version, -1), CommunityRule.created_at, CommunityRule.id)
 _ACTIVE_RULES = (select(*_RULE_COLUMNS)
                  .where(CommunityRule.community_id == bindparam("community"),

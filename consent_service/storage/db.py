@@ -14,6 +14,7 @@ error, which the service answers with 503, never with a permit.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -51,7 +52,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, statement_timeout_ms: 
         )
         _configure_sqlite(engine, busy_timeout_ms)
         if database and database != ":memory:":
-            _WRITER_QUEUES[engine] = WriterQueue(Path(f"{database}.writer-lock"), busy_timeout_ms / 1000)
+            # Half the busy timeout for the turn: a writer that cannot get it then waits in
+            # SQLite too, so the longest wait before a 503 is 1.5 busy timeouts.
+            _WRITER_QUEUES[engine] = WriterQueue(Path(f"{database}.writer-lock"), busy_timeout_ms / 2000)
         return engine
     options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
     if schema:
@@ -140,14 +143,18 @@ class WriterQueue:
         self.path, self.timeout_s = path, timeout_s
         self._in_process = threading.Lock()
         self._local = threading.local()
-        self._fd: int | None = None
+        self._open: list[int] = []  # the lock file's descriptor in this process, once opened
         self._pid = 0
+        weakref.finalize(self, _close_all, self._open)  # with its engine, the queue goes
 
     def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not self._open or self._pid != os.getpid():
+            # A forked worker must not share its parent's open file (one flock for both):
+            # it closes the inherited descriptor (the parent's lock is unaffected) and opens its own.
+            _close_all(self._open)
+            self._open.append(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             self._pid = os.getpid()
-        return self._fd
+        return self._open[0]
 
     def _flock(self, deadline: float) -> int | None:
         fd, pause = self._file(), 0.0001
@@ -183,6 +190,12 @@ class WriterQueue:
                 fcntl.flock(held, fcntl.LOCK_UN)
             if in_process:
                 self._in_process.release()
+
+
+def _close_all(descriptors: list[int]) -> None:
+    while descriptors:
+        with contextlib.suppress(OSError):
+            os.close(descriptors.pop())
 
 
 _WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()

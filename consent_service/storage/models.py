@@ -151,8 +151,9 @@ class CommunityRule(SQLModel, table=True):
     ``created_version`` and ``retired_version`` are the community's ``policy_version`` that the
     change bumped to, so a worker holding the rules compiled at version v reads only the rules
     changed since v (``ix_community_rule_changes`` covers that question). A row without them
-    (NULL: written by something that did not stamp it) counts as changed at every version, so
-    a missing stamp costs time, never freshness.
+    (NULL: written by something that did not stamp it) counts as changed at every version and
+    makes the cache compile the community in full. Editing a rule's terms in place is not a
+    change the service makes or can see: retire the rule and add a new one.
     """
 
     __tablename__ = "community_rule"

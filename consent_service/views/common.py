@@ -115,6 +115,9 @@ class ApiBlueprint(Blueprint):
     it must be a class attribute here (setting it on the blueprint in the app factory is too
     late, and webargs would answer 422). Authenticating before the body is read makes a call
     without a valid token a 401 whatever its body, as the contract says of every ``/v1`` call.
+    With ``client_checked_by_use_case`` only the token is checked first; the use case checks
+    that its client is still active (so a disabled client's call with a bad body is a 400, and
+    its well-formed call a 401).
     """
 
     ARGUMENTS_PARSER = ContractParser()
