@@ -42,7 +42,7 @@ bench-quick: install  # small sizes, a few minutes
 soak: install  # load and soak with kill -9 of a worker, SQLite then PostgreSQL, 120 s each; docs/security.md
 	$(BIN)/python -m bench.soak
 
-mutants: install  # mutation testing of the decision engine (mutmut), ~2 min; docs/security.md
+mutants: install  # mutation testing of the engine, policy and rule cache (mutmut), 3-4 min; docs/security.md
 	@test -x $(BIN)/mutmut || $(BIN)/pip install -q -e '.[mutation]'
 	$(BIN)/python -m bench.mutants
 

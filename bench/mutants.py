@@ -1,17 +1,17 @@
 """``python -m bench.mutants``: mutation testing of the decision engine and policy, one JSON document.
 
-    make mutants                                   # about 10 minutes on 2 cores
+    make mutants                                   # about 3-4 minutes on 2 cores
     python -m bench.mutants --budget-minutes 5     # stop mutmut after 5 minutes (partial report)
 
 Runs mutmut 3 (``pip install -e '.[mutation]'``) over ``consent_service/domain/engine.py``,
 ``policy.py`` and ``rule_cache.py`` against their tests (the engine's, the policy's against
 Casbin, the rule cache's and the pycasbin traps), as configured in pyproject.toml's
 ``[tool.mutmut]``. mutmut rewrites the modules into a ``mutants/`` folder next to the code it
-reads, so this command copies the package, tests, policies and pyproject.toml into a temporary
-folder and runs mutmut there: the checkout never holds mutated code or a ``mutants/`` folder,
-even when the run is interrupted, and other people's edits made during the run do not reach
-it. ``CONSENT_TEST_DATABASE_URL`` is dropped from mutmut's environment, so the rule cache's
-database tests run on SQLite only.
+reads, so this command copies the package, tests, policies, migrations (the rule cache's tests
+build a database) and pyproject.toml into a temporary folder and runs mutmut there: the
+checkout never holds mutated code or a ``mutants/`` folder, even when the run is interrupted,
+and other people's edits made during the run do not reach it. ``CONSENT_TEST_DATABASE_URL`` is
+dropped from mutmut's environment, so the rule cache's database tests run on SQLite only.
 
 Prints and writes (``bench/results/mutants.json``) the counts by mutmut's status, and for
 every mutant tested and not killed its function, line and diff; when the budget runs out the
@@ -44,7 +44,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-COPIED = ("consent_service", "tests", "policies", "pyproject.toml")
+COPIED = ("consent_service", "tests", "policies", "migrations", "pyproject.toml")
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code); anything else is "suspicious".
 STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 2: "interrupted",

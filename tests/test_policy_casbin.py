@@ -6,10 +6,11 @@ the fast form the engine uses. For random rule sets, both must agree on a grid o
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent_service.domain.policy import PolicyBase, Rule
@@ -53,7 +54,8 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
 
 
 class TestCompiledRulesAgreeWithCasbin:
-    @settings(max_examples=80, derandomize=True, deadline=None)
+    @settings(max_examples=80, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.differing_executors])  # mutmut reruns in one process
     @given(rules=rule_sets())
     def test_on_every_request_of_the_grid(self, base, rules):
         enforcer = base.reference_enforcer(rules)
@@ -70,6 +72,36 @@ class TestCompiledRulesAgreeWithCasbin:
                         assert allowed == bool(matched), where
                         if allowed:
                             assert explain[-1] in {r.id for r in matched}, where
+
+
+class TestCodesOutsideTheVocabulary:
+    """A rule may name a code the vocabulary no longer has (it changes on restart, rules stay in
+    the database): the rule still matches that exact code, as Casbin's model says, and nothing else
+    is lost; compiling it must not fail."""
+
+    @pytest.mark.parametrize(("purposes", "categories"), [
+        (("research",), (UNKNOWN_CATEGORY,)),
+        (("marketing",), ("health",)),  # "marketing" is no purpose of the vocabulary
+    ])
+    def test_a_rule_naming_one_matches_that_code_exactly(self, base, purposes, categories):
+        assert "marketing" not in PURPOSES and UNKNOWN_CATEGORY not in CATEGORIES
+        rule = Rule(id="stale", community=COMMUNITY, effect=RuleEffect.DENY, purposes=purposes,
+                    data_categories=categories, requesters=(WILDCARD,))
+        compiled = base.compile_rules(COMMUNITY, 1, [rule])
+        enforcer = base.reference_enforcer([rule])
+        for purpose in (*GRID_PURPOSES, "marketing"):
+            for category in GRID_CATEGORIES:
+                matched = compiled.matching(effect=RuleEffect.DENY, requester="univ", purpose=purpose,
+                                            categories=[category])
+                expected = enforcer.enforce("univ", COMMUNITY, purpose, category, str(RuleEffect.DENY))
+                assert bool(matched) == expected, (purpose, category)
+        assert compiled.matching(effect=RuleEffect.DENY, requester="univ", purpose=purposes[0],
+                                 categories=[categories[0]]) == [rule]
+
+    def test_an_unknown_code_overlaps_only_itself(self, base):
+        assert base.categories.descendants(UNKNOWN_CATEGORY) == {UNKNOWN_CATEGORY}
+        assert base.categories.overlapping(UNKNOWN_CATEGORY) == {UNKNOWN_CATEGORY}
+        assert base.purposes.overlapping("marketing") == {"marketing"}
 
 
 class TestHierarchy:
@@ -139,6 +171,19 @@ class TestMayManage:
 
     def test_a_community_without_stewards_is_managed_by_no_one(self, base):
         assert not self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE, stewards=())
+
+    def test_comments_and_blank_lines_in_management_csv_are_skipped_not_the_end(self, tmp_path):
+        """An operator may annotate policies/management.csv: every permission after a comment or
+        a blank line still counts."""
+        policies = tmp_path / "policies"
+        shutil.copytree(POLICIES, policies)
+        original = (POLICIES / "management.csv").read_text()
+        (policies / "management.csv").write_text(
+            "# Stewards manage their own community.\n\n" + original.replace("\n", "\n\n# next\n", 1))
+        annotated = PolicyBase(policies)
+        for action in ManagementAction:
+            assert self.may(annotated, "nation-a-council", COMMUNITY, action), action
+        assert not self.may(annotated, "univ", COMMUNITY, ManagementAction.RULES_CREATE)
 
     def test_a_removed_steward_is_refused_at_once(self, base):
         assert self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE)

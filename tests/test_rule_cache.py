@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from governance_helpers import APPROVAL_RULE, DENY_RULE, NATION_A, RESEARCHER, Governance, reason_codes
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_policy_casbin import (
     COMMUNITY,
@@ -28,6 +28,7 @@ from test_policy_casbin import (
 )
 
 from consent_service.domain.policy import CompiledRules, Rule
+from consent_service.domain.rule_cache import RuleCache
 from consent_service.domain.wire import WILDCARD, RuleEffect
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import read_snapshot, write
@@ -57,7 +58,8 @@ def rules(draw: st.DrawFn, prefix: str) -> list[Rule]:
 
 
 class TestCompiledRulesWithChanges:
-    @settings(max_examples=60, derandomize=True, deadline=None)
+    @settings(max_examples=60, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.differing_executors])  # mutmut reruns in one process
     @given(start=rules("old"), steps=st.lists(st.tuples(rules("new"), st.sets(st.integers(0, 9))),
                                               min_size=1, max_size=4))
     def test_a_chain_of_changes_answers_like_compiling_the_result_afresh(self, start, steps):
@@ -188,3 +190,72 @@ class TestTheCacheFollowsChangesThroughTheApi:
         assert gov.ask("research", "health")["decision"] == "permit"
         gov.rule(requesters=["gla"])
         assert gov.ask("research", "health", requester=RESEARCHER)["decision"] == "permit"
+
+
+class TestWhatTheCacheHolds:
+    def test_rules_read_from_the_database_are_the_rules_the_steward_wrote(self, gov, services):
+        """Both ways in (the changes since the held version, and a full compile) give the engine
+        the rule as written: its community (cited in reasons, matched against approvals), its
+        obligations, labels and reason (returned with a permit or a deny)."""
+        assert gov.ask("research", "health")["decision"] == "permit"  # warms the cache
+        written = gov.rule(base=APPROVAL_RULE)
+        expected = Rule(id=written["id"], community=NATION_A, effect=RuleEffect.REQUIRE_APPROVAL,
+                        purposes=("research",), data_categories=("health",), requesters=(WILDCARD,),
+                        obligations=APPROVAL_RULE["obligations"], labels=tuple(APPROVAL_RULE["labels"]),
+                        reason=APPROVAL_RULE["reason"])
+        cached, fresh = compiled_now(services)  # by the changes, and in full
+        assert list(cached.rules) == [expected]
+        assert list(fresh.rules) == [expected]
+        [reason] = gov.ask("research", "health")["reasons"]
+        assert (reason["code"], reason["community"], reason["rule_id"]) == (
+            "approval_required", NATION_A, written["id"])
+
+    def test_a_community_held_at_the_current_version_is_not_read_again(self, gov, services, monkeypatch):
+        gov.rule()
+        assert reason_codes(gov.ask("research", "health")) == ["community_rule"]  # warms the cache
+        full_reads_forbidden(monkeypatch)
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the rule cache read changes although it holds the current version")
+
+        monkeypatch.setattr(community_store, "rules_changed_since", refuse)
+        assert reason_codes(gov.ask("research", "health")) == ["community_rule"]
+
+    @pytest.mark.parametrize("ignore_versions", [None, False, True])
+    def test_only_the_testing_flag_makes_a_cache_keep_stale_rules(self, gov, services, ignore_versions):
+        """A cache made without the flag (or with it off) follows the policy version; the
+        deliberately broken one (bench/stale_check.py's positive control) keeps its first rules."""
+        cache = (RuleCache(services.policy) if ignore_versions is None
+                 else RuleCache(services.policy, testing_only_ignore_versions=ignore_versions))
+        with read_snapshot(services.sessions) as session:
+            before = cache.compiled(session, NATION_A, community_store.get(session, NATION_A).policy_version)
+        written = gov.rule()
+        with read_snapshot(services.sessions) as session:
+            after = cache.compiled(session, NATION_A, community_store.get(session, NATION_A).policy_version)
+        assert not before.rules
+        if ignore_versions:
+            assert after is before
+        else:
+            assert [r.id for r in after.rules] == [written["id"]]
+
+    def test_an_unstamped_rule_takes_its_place_in_storage_order(self, gov, services):
+        """A rule written without a version stamp sorts first among the rules in force; one the
+        cache does not hold must not be appended after them by an incremental update, or a deny
+        would cite its rules in another order than a fresh worker's."""
+        stamped = gov.rule()
+        assert reason_codes(gov.ask("research", "health")) == ["community_rule"]  # warms the cache
+        unstamped = str(uuid.uuid4())
+        with write(services.sessions) as session:
+            session.add(CommunityRule(
+                id=unstamped, community_id=NATION_A, effect="deny", purposes=["research"],
+                data_categories=["health"], requesters=["*"], obligations={}, labels=[],
+                reason=DENY_RULE["reason"], created_at=datetime.now(UTC), created_by="nation-a-council",
+                created_by_client="hand"))
+            community_store.bump_policy_version(session, NATION_A)
+            session.commit()
+        cached, fresh = compiled_now(services)
+        assert [r.id for r in fresh.rules] == [unstamped, stamped["id"]]
+        assert [r.id for r in cached.rules] == [r.id for r in fresh.rules]
+        assert answers(cached) == answers(fresh)
+        assert [reason["rule_id"] for reason in gov.ask("research", "health")["reasons"]] == [
+            unstamped, stamped["id"]]
