@@ -109,6 +109,20 @@ def compiled_now(services: Any) -> tuple[CompiledRules, CompiledRules]:
                 services.rules.compile_in_full(session, NATION_A, version))
 
 
+def add_unstamped_deny_rule(services: Any) -> str:
+    """A deny rule (research, health) added by hand: version bumped, the rule left unstamped."""
+    rule_id = str(uuid.uuid4())
+    with write(services.sessions) as session:
+        session.add(CommunityRule(
+            id=rule_id, community_id=NATION_A, effect="deny", purposes=["research"],
+            data_categories=["health"], requesters=["*"], obligations={}, labels=[],
+            reason=DENY_RULE["reason"], created_at=datetime.now(UTC), created_by="nation-a-council",
+            created_by_client="hand"))
+        community_store.bump_policy_version(session, NATION_A)
+        session.commit()
+    return rule_id
+
+
 def full_reads_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the rule cache read every rule of a community it already held")
@@ -140,15 +154,7 @@ class TestTheCacheFollowsChangesThroughTheApi:
         """Anything that adds or retires a rule without stamping it (an older release during a
         rolling upgrade, a hand-written fix) leaves NULL, which counts as changed every time."""
         assert gov.ask("research", "health")["decision"] == "permit"  # warms the cache
-        rule_id = str(uuid.uuid4())
-        with write(services.sessions) as session:
-            session.add(CommunityRule(
-                id=rule_id, community_id=NATION_A, effect="deny", purposes=["research"],
-                data_categories=["health"], requesters=["*"], obligations={}, labels=[],
-                reason=DENY_RULE["reason"], created_at=datetime.now(UTC), created_by="nation-a-council",
-                created_by_client="hand"))
-            community_store.bump_policy_version(session, NATION_A)
-            session.commit()
+        rule_id = add_unstamped_deny_rule(services)
         assert reason_codes(gov.ask("research", "health")) == ["community_rule"]
         gov.rule(base=APPROVAL_RULE, purposes=["service-planning"])  # a stamped change after it
         assert reason_codes(gov.ask("research", "health")) == ["community_rule"]
@@ -244,15 +250,7 @@ class TestWhatTheCacheHolds:
         would cite its rules in another order than a fresh worker's."""
         stamped = gov.rule()
         assert reason_codes(gov.ask("research", "health")) == ["community_rule"]  # warms the cache
-        unstamped = str(uuid.uuid4())
-        with write(services.sessions) as session:
-            session.add(CommunityRule(
-                id=unstamped, community_id=NATION_A, effect="deny", purposes=["research"],
-                data_categories=["health"], requesters=["*"], obligations={}, labels=[],
-                reason=DENY_RULE["reason"], created_at=datetime.now(UTC), created_by="nation-a-council",
-                created_by_client="hand"))
-            community_store.bump_policy_version(session, NATION_A)
-            session.commit()
+        unstamped = add_unstamped_deny_rule(services)
         cached, fresh = compiled_now(services)
         assert [r.id for r in fresh.rules] == [unstamped, stamped["id"]]
         assert [r.id for r in cached.rules] == [r.id for r in fresh.rules]
