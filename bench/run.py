@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from consent_service.domain.keys import new_signing_key
 
 from . import datagen, engine_bench, load
 from .datagen import REQUESTER, SYSTEM, Sizes
+from .live_service import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -139,12 +139,6 @@ def commit() -> dict[str, Any]:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     name: str
@@ -234,23 +228,20 @@ class Store:
             "CONSENT_TOKEN_EXPIRES_IN": "3600",
         }
 
+    def app(self, keys: str, instance: Path) -> Any:
+        """The service in this process on this store, rate limits off (bench setup and profiles)."""
+        from consent_service import create_app
+
+        return create_app({"DATABASE_URL": self.url, "DB_SCHEMA": self.schema, "SECRET_KEY": SECRET,
+                           "SIGNING_KEYS": keys, "INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
+
 
 def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
     """A client of the requester with scope authorize, made through the domain (audited)."""
-    from consent_service import create_app
     from consent_service.domain import organizations
     from consent_service.views.common import EXTENSION
 
-    app = create_app(
-        {
-            "DATABASE_URL": store.url,
-            "DB_SCHEMA": store.schema,
-            "SECRET_KEY": SECRET,
-            "SIGNING_KEYS": keys,
-            "INSTANCE_PATH": str(instance),
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = store.app(keys, instance)
     services = app.extensions[EXTENSION]
     try:
         created = organizations.create_client(
@@ -448,21 +439,11 @@ def in_process(
     store: Store, keys: str, instance: Path, plan: Plan, client: tuple[str, str], backend: str, subjects: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The in-process measurements on the large world: first decision after a change, profile."""
-    from consent_service import create_app
     from consent_service.views.common import EXTENSION
 
     from .profile import authorize_profile
 
-    app = create_app(
-        {
-            "DATABASE_URL": store.url,
-            "DB_SCHEMA": store.schema,
-            "SECRET_KEY": SECRET,
-            "SIGNING_KEYS": keys,
-            "INSTANCE_PATH": str(instance),
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = store.app(keys, instance)
     services = app.extensions[EXTENSION]
     try:
         profile = authorize_profile(
