@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, UnknownCode
 from ..storage import organizations as store
@@ -22,25 +23,26 @@ def _org_dict(org: Organization) -> dict[str, Any]:
     return {"id": org.id, "name": org.name, "type": org.type, "created_at": org.created_at}
 
 
+def _add_organization(session: Session, services: Services, *, caller: Caller | None, id: str, name: str,
+                      type: str, now: datetime) -> Organization:
+    """Add the organization and its audit entry to the caller's unit of work."""
+    org = Organization(id=id, name=name, type=str(OrgType(type)), created_at=now)
+    store.add(session, org)
+    services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller, object_id=id,
+                          payload={"name": name, "type": type})
+    return org
+
+
 def create_organization(
     services: Services, *, caller: Caller | None, id: str, name: str, type: str, now: datetime
 ) -> dict[str, Any]:
     with write(services.sessions) as session:
         if store.get_organization(session, id) is not None:
             raise Conflict(f"Organization {id} already exists.")
-        org = Organization(id=id, name=name, type=str(OrgType(type)), created_at=now)
         try:
-            store.add(session, org)
+            org = _add_organization(session, services, caller=caller, id=id, name=name, type=type, now=now)
         except IntegrityError as exc:
             raise Conflict(f"Organization {id} already exists.") from exc
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.ORGANIZATION_CREATED,
-            caller=caller,
-            object_id=id,
-            payload={"name": name, "type": type},
-        )
         session.commit()
         return _org_dict(org)
 
@@ -88,20 +90,8 @@ def create_client(
                     "The organization does not exist.",
                     details={"organization": [f"unknown organization: {organization}"]},
                 )
-            store.add(
-                session,
-                Organization(
-                    id=organization, name=organization, type=create_organization_type, created_at=now
-                ),
-            )
-            services.append_audit(
-                session,
-                at=now,
-                tag=AuditTag.ORGANIZATION_CREATED,
-                caller=caller,
-                object_id=organization,
-                payload={"name": organization, "type": create_organization_type},
-            )
+            _add_organization(session, services, caller=caller, id=organization, name=organization,
+                              type=create_organization_type, now=now)
         client = OAuthClient(
             client_id=new_client_id(),
             secret_hash=hash_secret(secret),
