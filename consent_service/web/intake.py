@@ -57,6 +57,18 @@ def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
     return out
 
 
+def loaded(schema: Any, body: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """``body`` through the API's own request schema, unless the form already has ``errors``;
+    the schema's complaints are added to ``errors`` under the form's field names."""
+    if errors:
+        return body
+    try:
+        return dict(schema.load(body))
+    except ValidationError as exc:
+        errors.update(flatten(exc.messages))
+        return body
+
+
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """Marshmallow's or the domain's nested messages as ``{form field: [message, ...]}``."""
     out: dict[str, list[str]] = {}
@@ -160,12 +172,7 @@ def record() -> Response:
     if request.method == "GET":
         return _form()
     errors: dict[str, list[str]] = {}
-    body = _body(request.form, errors)
-    if not errors:
-        try:
-            body = ConsentIn().load(body)
-        except ValidationError as exc:
-            errors = flatten(exc.messages)
+    body = loaded(ConsentIn(), _body(request.form, errors), errors)
     if not errors:
         subject = body.pop("subject")
         try:

@@ -24,7 +24,7 @@ from ..schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
 from ..views.common import services
 from . import i18n
 from .charts import timeline_svg
-from .intake import end_of_day, flatten, tree
+from .intake import end_of_day, flatten, loaded, tree
 from .render import blueprint, page, words
 from .session import caller_with, now
 from .words import OBLIGATIONS
@@ -131,12 +131,7 @@ def new_rule(community_id: str) -> Response:
         communities.list_rules(services(), caller=caller, community_id=community_id, include_retired=False)
         return _rule_form(community_id, values=MultiDict({"effect": "deny", "requesters": "*"}), errors={})
     errors: dict[str, list[str]] = {}
-    body = _rule_body(request.form, errors)
-    if not errors:
-        try:
-            body = RuleIn().load(body)
-        except ValidationError as exc:
-            errors = flatten(exc.messages)
+    body = loaded(RuleIn(), _rule_body(request.form, errors), errors)
     if errors:
         return _rule_form(community_id, values=request.form, errors=errors, status=400)
     fingerprint = _fingerprint(body)
