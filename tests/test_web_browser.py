@@ -373,6 +373,8 @@ class TestIntakeInTheBrowser:
     ) -> None:
         pages.sign_in(WORKER)
         pages.click("header nav a[href='/web/intake/consents/new']")
+        pages.tick("setting-office")
+        pages.click("#continue")
         pages.type("#value", MEMBER["value"])
         pages.tick(
             "communities-nation-a",
@@ -440,7 +442,7 @@ class TestIntakeInTheBrowser:
         from selenium.webdriver.support.ui import Select
 
         pages.sign_in(WORKER)
-        pages.open("/web/intake/consents/new")
+        pages.open("/web/intake/consents/new?setting=office")
         Select(pages.find("#language")).select_by_value("fr")
         pages.click("form.inline button[type=submit]")
         assert pages.find("html").get_attribute("lang") == "fr"
