@@ -7,7 +7,6 @@ in Chromium (test_web_browser.py)."""
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,19 @@ from api_helpers import SUBJECT, assert_ok, unchanged_tables
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import MEMBER, NATION_A, PROVIDER, Governance
-from web_helpers import CHEAP_PASSWORDS, STEWARD_A, WORKER, make_people, post_form, signed_in, text_of
+from web_helpers import (
+    ALLOW_LAW_ENFORCEMENT,
+    CHEAP_PASSWORDS,
+    STEWARD_A,
+    WORKER,
+    make_people,
+    policies_with,
+    post_form,
+    signed_in,
+    text_of,
+)
 
 from consent_service import create_app
-from consent_service.config import DEFAULT_POLICIES_DIR
 from consent_service.domain import organizations
 from consent_service.web.words import UnknownTimeZone
 
@@ -57,15 +65,7 @@ def app_config(
 ) -> dict[str, Any]:
     config = {**app_config, **CHEAP_PASSWORDS, "TIMEZONE": zone}
     if policy_changes:
-        policies = tmp_path / "policies"
-        shutil.copytree(DEFAULT_POLICIES_DIR, policies)
-        deployment = policies / "deployment.toml"
-        text = deployment.read_text(encoding="utf-8")
-        for old, new in policy_changes.items():
-            assert old in text, old
-            text = text.replace(old, new)
-        deployment.write_text(text, encoding="utf-8")
-        config["POLICIES_DIR"] = str(policies)
+        config["POLICIES_DIR"] = policies_with(tmp_path, policy_changes)
     return config
 
 
@@ -174,6 +174,8 @@ class TestSettingFirst:
     def test_the_setting_is_recorded_in_the_evidence(self, gov: Governance, worker: FlaskClient) -> None:
         consent_id = record(worker, setting="emergency-shelter", purposes=["referral"])
         assert consent_of(gov, consent_id)["evidence"]["setting"] == "emergency-shelter"
+        receipt = text_of(worker.get(f"/web/intake/consents/{consent_id}/receipt"))
+        assert '<dd id="receipt-setting">Emergency shelter</dd>' in receipt
 
     def test_a_crisis_refusal_is_a_clear_message_under_the_purposes(
         self, app: Flask, worker: FlaskClient
@@ -264,12 +266,6 @@ class TestSensitiveCategories:
 
 # -- protected purposes -------------------------------------------------------------------------
 
-ALLOW_LAW_ENFORCEMENT = {
-    "[protected_purposes.law-enforcement]\nallowed = false": (
-        '[protected_purposes.law-enforcement]\nallowed = true\nsettings = ["office"]'
-    )
-}
-
 
 class TestProtectedPurposesNeverAllowed:
     def test_never_offered_and_refused_with_a_message_naming_it(
@@ -359,7 +355,7 @@ class TestProtectedPurposeAllowed:
         )
         assert "Law enforcement: a second worker must witness the consent." in section(page, "witness-field")
         assert spoken.status_code == 400 and "Record a person&#39;s consent" in text_of(spoken)
-        assert "Law enforcement: the person must agree written and signed." in section(
+        assert "Law enforcement: the consent must be written and signed." in section(
             text_of(spoken), "method-field"
         )
 

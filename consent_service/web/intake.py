@@ -281,6 +281,7 @@ def receipt(consent_id: str) -> Response:
         **context,
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
         qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
+        setting=_setting(context["consent"]["evidence"].get("setting")),
     )
 
 

@@ -33,7 +33,7 @@ _CONDITIONS = (
         "confirm",
         "{purpose}: the person's explicit agreement is needed. Tick the box to confirm it.",
     ),
-    ("evidence.method", "method", "{purpose}: the person must agree {methods}."),
+    ("evidence.method", "method", "{purpose}: the consent must be {methods}."),
     (
         "evidence.witness",
         "witness",
