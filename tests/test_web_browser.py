@@ -458,6 +458,9 @@ class TestIntakeInTheBrowser:
         pages.click("#confirm-withdraw")
         assert "The consent is withdrawn." in pages.text(".messages")
         assert pages.text("#receipt-status") == "withdrawn"
+        assert "Reason given: “The person asked to withdraw”" in pages.text("#withdrawn")
+        assert not pages.all("#how-to-withdraw") and not pages.all("#withdraw")
+        pages.shot("intake-withdrawn-receipt")
         pages.no_csp_violations()
 
     def test_the_form_in_french(self, pages: Pages, gov: Governance) -> None:
