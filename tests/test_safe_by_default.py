@@ -60,6 +60,11 @@ def terms(**changes: Any) -> dict[str, Any]:
     return body_with(CONSENT, **changes)
 
 
+def refused(client: Any, headers: dict[str, str], code: str, **changes: Any) -> dict[str, Any]:
+    """POST /v1/consents with the example terms changed so; the 400 error body with ``code``."""
+    return assert_error(client.post("/v1/consents", headers=headers, json=terms(**changes)), 400, code)
+
+
 def evidence(**changes: Any) -> dict[str, Any]:
     return {**CONSENT["evidence"], **changes}
 
@@ -126,7 +131,7 @@ class TestSensitiveCategories:
                 "'nationality' is sensitive and may not have a parent",
             ),
             (
-                '[data_categories.nationality]\nsensitive = true\n'
+                "[data_categories.nationality]\nsensitive = true\n"
                 '[data_categories.passport]\nparent = "nationality"\n',
                 "'passport' names sensitive 'nationality' as its parent",
             ),
@@ -194,7 +199,7 @@ BAD_POLICIES = [
     ),
     ('[settings.office]\nlabel = "Office"\n', "settings must include 'other'"),
     (
-        '[settings.other]\n[settings.tent]\ncrisis = true\n'
+        "[settings.other]\n[settings.tent]\ncrisis = true\n"
         'purposes = ["service-delivery", "housing-search"]\n',
         "line 4: \\[settings.tent\\] purposes names unknown purpose 'housing-search'",
     ),
@@ -250,14 +255,12 @@ class TestProtectedPurposes:
     @pytest.mark.parametrize("purpose", ["immigration-enforcement", "law-enforcement"])
     def test_refused_at_recording_naming_it_and_nothing_written(self, app, client, outreach, purpose):
         with unchanged_tables(app):
-            body = assert_error(
-                client.post(
-                    "/v1/consents",
-                    json=terms(purposes=["service-delivery", purpose], recipients=["home-office"]),
-                    headers=outreach,
-                ),
-                400,
+            body = refused(
+                client,
+                outreach,
                 "protected_purpose",
+                purposes=["service-delivery", purpose],
+                recipients=["home-office"],
             )
         assert any(purpose in message for message in body["details"]["purposes"])
 
@@ -314,11 +317,7 @@ class TestAProtectedPurposeUnderAParent:
 
     def test_naming_the_parent_is_refused(self, app, client, outreach):
         with unchanged_tables(app):
-            body = assert_error(
-                client.post("/v1/consents", json=terms(purposes=["enforcement"]), headers=outreach),
-                400,
-                "protected_purpose",
-            )
+            body = refused(client, outreach, "protected_purpose", purposes=["enforcement"])
         assert (
             "enforcement would cover protected purpose immigration-enforcement"
             in body["details"]["purposes"][0]
@@ -368,31 +367,57 @@ class TestAnAllowedProtectedPurpose:
     def test_refused_when_a_condition_is_unmet(self, app, client, outreach, world, change, unmet):
         world.org("police", "government")
         with unchanged_tables(app):
-            body = assert_error(
-                client.post(
-                    "/v1/consents",
-                    headers=outreach,
-                    json=terms(
-                        purposes=["law-enforcement"], recipients=["police"], evidence={**self.FULL, **change}
-                    ),
-                ),
-                400,
+            body = refused(
+                client,
+                outreach,
                 "protected_purpose",
+                purposes=["law-enforcement"],
+                recipients=["police"],
+                evidence={**self.FULL, **change},
             )
         assert any(unmet in message for message in body["details"]["purposes"])
 
-    def test_immigration_enforcement_stays_refused(self, client, outreach):
-        assert_error(
-            client.post(
-                "/v1/consents",
-                headers=outreach,
-                json=terms(
-                    purposes=["immigration-enforcement"],
-                    evidence={**self.FULL, "confirmed_protected_purposes": ["immigration-enforcement"]},
+    def test_each_grant_is_listed_to_the_persons_communities_without_identity(self, client, outreach, world):
+        world.org("police", "government")
+        world.org("nation-a-council", "community-governance")
+        world.org("nation-b-council", "community-governance")
+        for nation in ("nation-a", "nation-b"):
+            assert_ok(
+                client.post(
+                    "/v1/communities",
+                    headers=world.admin(),
+                    json={"id": nation, "name": nation, "stewards": [f"{nation}-council"]},
                 ),
-            ),
-            400,
+                201,
+            )
+        council = world.headers("nation-a-council", "rules:write")
+        record_consent(client, outreach, communities=["nation-a"])  # a membership from before
+        consent = record_consent(
+            client, outreach, purposes=["law-enforcement"], recipients=["police"], evidence=self.FULL
+        )
+        listed = assert_ok(client.get("/v1/communities/nation-a/protected-grants", headers=council))
+        assert [
+            (g["purposes"], g["recipients"], g["recorded_by"], g["setting"]) for g in listed["grants"]
+        ] == [(["law-enforcement"], ["police"], "outreach-org", "office")]
+        assert consent["id"] not in json.dumps(listed) and consent["subject_pseudonym"] not in json.dumps(
+            listed
+        )
+        other = world.headers("nation-b-council", "rules:write")
+        assert (
+            assert_ok(client.get("/v1/communities/nation-b/protected-grants", headers=other))["grants"] == []
+        )
+        assert client.get("/v1/communities/nation-a/protected-grants", headers=other).status_code in (
+            403,
+            404,
+        )
+
+    def test_immigration_enforcement_stays_refused(self, client, outreach):
+        refused(
+            client,
+            outreach,
             "protected_purpose",
+            purposes=["immigration-enforcement"],
+            evidence={**self.FULL, "confirmed_protected_purposes": ["immigration-enforcement"]},
         )
 
 
@@ -403,11 +428,7 @@ class TestSettings:
     @pytest.mark.parametrize("setting", ["tent", "", "Office"])
     def test_an_unknown_setting_is_a_validation_error_naming_it(self, app, client, outreach, setting):
         with unchanged_tables(app):
-            body = assert_error(
-                client.post("/v1/consents", headers=outreach, json=terms(evidence=evidence(setting=setting))),
-                400,
-                "validation_error",
-            )
+            body = refused(client, outreach, "validation_error", evidence=evidence(setting=setting))
         assert "setting" in body["details"]["evidence"][0]
 
     @pytest.mark.parametrize("setting", [None, "other", "office", "phone"])
@@ -423,11 +444,7 @@ class TestSettings:
     @pytest.mark.parametrize("setting", CRISIS)
     def test_a_crisis_setting_refuses_planning_naming_it(self, app, client, outreach, setting):
         with unchanged_tables(app):
-            body = assert_error(
-                client.post("/v1/consents", headers=outreach, json=terms(evidence=evidence(setting=setting))),
-                400,
-                "crisis_setting",
-            )
+            body = refused(client, outreach, "crisis_setting", evidence=evidence(setting=setting))
         assert body["details"]["purposes"] == [f"not granted in crisis setting {setting}: service-planning"]
 
     def test_a_crisis_setting_grants_service_delivery(self, client, outreach, world):
@@ -437,18 +454,13 @@ class TestSettings:
         assert ask(client, outreach, "referral", "health")["decision"] == "permit"
 
     def test_protected_comes_before_crisis(self, client, outreach):
-        assert_error(
-            client.post(
-                "/v1/consents",
-                headers=outreach,
-                json=terms(
-                    purposes=["immigration-enforcement"],
-                    recipients=["home-office"],
-                    evidence=evidence(setting="street-outreach"),
-                ),
-            ),
-            400,
+        refused(
+            client,
+            outreach,
             "protected_purpose",
+            purposes=["immigration-enforcement"],
+            recipients=["home-office"],
+            evidence=evidence(setting="street-outreach"),
         )
 
 

@@ -284,3 +284,16 @@ def community_decisions(services: Services, *, caller: Caller, community_id: str
                        "by_outcome": counts["outcome"]},
             "decisions": [_decision_as_seen_by(community_id, row) for row in rows],
         }
+
+
+def protected_grants(services: Services, *, caller: Caller, community_id: str) -> dict[str, Any]:
+    """Consents granting a protected purpose (where the deployment allows one) to members of the
+    community, newest first: when, by which organization, where, for what and to whom; never a
+    consent id or pseudonym."""
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.DECISIONS_LIST)
+        rows = store.protected_grants(session, community_id)
+        return {"community": community_id, "grants": [
+            {"at": row.at, "purposes": list(row.purposes), "recipients": list(row.recipients),
+             "recorded_by": row.recorded_by, "setting": row.setting} for row in rows]}

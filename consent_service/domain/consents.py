@@ -19,7 +19,7 @@ from ..storage import communities as community_store
 from ..storage import consents as store
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot, write
-from ..storage.models import Consent, ConsentEvent, ConsentVersion
+from ..storage.models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 from . import codes, receipts, safeguards
 from .caller import Caller
 from .deployment import DEFAULT_SETTING
@@ -129,6 +129,21 @@ def _new_version(
     )
 
 
+def _list_protected_grant(session: Any, services: Services, *, version: ConsentVersion, subject_key: str,
+                          recorded_by: str) -> None:
+    """A version granting a protected purpose (one the deployment allows, or it would have been
+    refused) is listed to every community the person belongs to, with no identity."""
+    protected = [p for p in version.purposes if p in services.policy.deployment.protected_purposes]
+    if not protected:
+        return
+    communities = [row[0] for row in community_store.memberships_with_versions(session, subject_key)]
+    store.add(session, *(ProtectedGrant(
+        community_id=community, consent_id=version.consent_id, consent_version=version.version,
+        purposes=protected, recipients=list(version.recipients), recorded_by=recorded_by,
+        setting=version.evidence.get("setting") or DEFAULT_SETTING, at=version.recorded_at)
+        for community in communities))
+
+
 def _audit_payload(version: ConsentVersion, subject_key: str,
                    protected_purposes: Iterable[str] = ()) -> dict[str, Any]:
     protected_purposes = set(protected_purposes)
@@ -226,6 +241,8 @@ def _record(
         community_store.record_memberships(
             session, subject_key=key, communities=version.communities, consent_id=consent.id, at=now
         )
+        _list_protected_grant(session, services, version=version, subject_key=key,
+                              recorded_by=consent.recorded_by)
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
         services.append_audit(
             session,
@@ -335,6 +352,8 @@ def amend(
             consent_id=consent.id,
             at=now,
         )
+        _list_protected_grant(session, services, version=version, subject_key=consent.subject_key,
+                              recorded_by=consent.recorded_by)
         services.append_audit(
             session,
             at=now,

@@ -244,6 +244,25 @@ class ConsentReview(SQLModel, table=True):
     audit_seq: int | None = Field(default=None)
 
 
+class ProtectedGrant(SQLModel, table=True):
+    """A consent version granting a protected purpose the deployment allows, one row per community
+    the person belonged to when it was recorded, so each community sees such grants (without any
+    identity: no consent id or pseudonym is shown to the community)."""
+
+    __tablename__ = "protected_grant"
+    __table_args__ = (Index("ix_protected_grant_community_at", "community_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: str = Field(max_length=64)
+    consent_id: str = Field(foreign_key="consent.id", max_length=36)
+    consent_version: int
+    purposes: list[str] = _json()
+    recipients: list[str] = _json()
+    recorded_by: str = Field(max_length=64)
+    setting: str = Field(max_length=64)
+    at: datetime = _ts()
+
+
 class DecisionCommunity(SQLModel, table=True):
     """Which communities' members a decision touched, so a community can see them."""
 
