@@ -6,7 +6,9 @@ in Chromium (test_web_browser.py)."""
 
 from __future__ import annotations
 
+import ast
 import re
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from web_helpers import (
 
 from consent_service import create_app
 from consent_service.domain import organizations
+from consent_service.web import safeguarding
 from consent_service.web.words import UnknownTimeZone
 
 PLANNER = "rpa"
@@ -489,3 +492,32 @@ class TestReasonsInNames:
         decision = self.refused_nationality(gov)
         assert decision["reasons"][0]["code"] == "no_consent"
         assert PLANNER in decision["reasons"][0]["message"]  # the id, as the API gives it
+
+
+# -- French: every sentence the pages can show has its translation --------------------------------
+
+PACKAGE = Path(__file__).resolve().parent.parent / "consent_service"
+TEMPLATE_TEXT = re.compile(r"""\b_\(\s*"((?:[^"\\]|\\.)*)"|\b_\(\s*'((?:[^'\\]|\\.)*)'""")
+
+
+def _python_texts() -> set[str]:
+    """The literal English texts the web package hands to ``translate`` / ``t`` (concatenations joined)."""
+    texts: set[str] = set()
+    for path in (PACKAGE / "web").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            first = node.args[0]
+            if name in ("translate", "t") and isinstance(first, ast.Constant):
+                texts.add(str(first.value))
+    return texts
+
+
+def test_every_text_of_the_pages_has_its_french() -> None:
+    catalog = tomllib.loads((PACKAGE / "web" / "translations" / "fr.toml").read_text(encoding="utf-8"))
+    texts = _python_texts() | {wording for _, _, wording in safeguarding._CONDITIONS}
+    for path in (PACKAGE / "templates").rglob("*.html"):
+        texts |= {a or b for a, b in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))}
+    assert len(texts) > 200  # the scan found the pages' texts
+    assert sorted(text for text in texts if text not in catalog) == []
