@@ -347,6 +347,11 @@ class TestStewardInTheBrowser:
         assert pages.find("svg.chart").is_displayed()
         assert MEMBER["value"] not in pages.text()
         pages.shot("steward-decisions")
+        assert (
+            "A rule of Nation A does not let Univ use Health for Research: "
+            "“Nation A has not approved health research”." in pages.text("#decisions")
+        )
+        pages.shot("steward-decisions-reasons", at="#decisions")
 
         pages.click("nav.tabs a[href$='/']")
         pages.click("#active-rules a[href$='/retire']")

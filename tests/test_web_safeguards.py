@@ -454,10 +454,15 @@ class TestReasonsInNames:
 
     def test_the_stewards_decisions_page(self, gov: Governance, steward: FlaskClient) -> None:
         self.refused_nationality(gov)
+        assert gov.ask("service-planning", "demographic", requester=PLANNER)["decision"] == "permit"
         gov.rule(purposes=["research"], data_categories=["health"])
         gov.ask("research", "health")
         page = text_of(steward.get(f"/web/communities/{NATION_A}/decisions"))
         table = section(page, "decisions")
+        assert (
+            "The member&#39;s consent lets Regional Planning Authority use Demographics for Service planning."
+            in table
+        )
         assert (
             "No consent lets Regional Planning Authority use Nationality and immigration status "
             "for Service planning." in table

@@ -261,7 +261,8 @@ class Words:
         Planning Authority use Nationality and immigration status for Service planning."
 
         ``to_the_person``: worded for the person the decision is about (their access report),
-        whose consents are numbered as the report numbers them (``consent_number``).
+        whose consents are numbered as the report numbers them (``consent_number``); otherwise
+        for a community's stewards, to whom the person is one of their members.
         """
         fr = self.language == "fr"
         org = self.org(decision["requester"])
@@ -284,7 +285,7 @@ class Words:
                     "Un consentement donné à une autre organisation",
                 )
             else:
-                who = self._pick("A consent of the person", "Un consentement de la personne")
+                who = self._pick("The member's consent", "Le consentement du membre")
             return f"{who} permet à {org} {use}." if fr else f"{who} lets {org} {use}."
         if code == "community_rule":
             if fr:
