@@ -493,6 +493,25 @@ class TestReasonsInNames:
         assert '<html lang="fr">' in page and "Vos données : qui les a demandées, et pourquoi" in page
         assert "Aucun consentement ne permet à Regional Planning Authority" in page
 
+    def test_the_apis_printable_pages_follow_accept_language(self, gov: Governance) -> None:
+        self.refused_nationality(gov)
+        headers = {**gov.world.headers(PROVIDER, "consents:read"), "Accept-Language": "fr-CA,fr;q=0.9"}
+        report = gov.client.post(
+            "/v1/subjects/access-report?format=html", json={"subject": MEMBER}, headers=headers
+        )
+        page = text_of(report)
+        assert report.status_code == 200 and '<html lang="fr">' in page
+        assert "Aucun consentement ne permet à Regional Planning Authority" in page
+        consent_id = assert_ok(
+            gov.client.post("/v1/subjects/access-report", json={"subject": MEMBER}, headers=headers)
+        )["consents"][0]["id"]
+        receipt = text_of(gov.client.get(f"/v1/consents/{consent_id}/receipt.html", headers=headers))
+        assert "Votre reçu de consentement" in receipt and "Renseignements sensibles" in receipt
+        english = gov.client.get(
+            f"/v1/consents/{consent_id}/receipt.html", headers=gov.world.headers(PROVIDER, "consents:read")
+        )
+        assert '<html lang="en">' in text_of(english) and "Your consent receipt" in text_of(english)
+
     def test_the_api_keeps_codes_and_ids(self, gov: Governance) -> None:
         decision = self.refused_nationality(gov)
         assert decision["reasons"][0]["code"] == "no_consent"
