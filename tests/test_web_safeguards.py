@@ -337,6 +337,21 @@ class TestProtectedPurposeAllowed:
         assert consent["evidence"]["witness"] == "Wanda Witness"
         assert consent["evidence"]["confirmed_protected_purposes"] == ["law-enforcement"]
 
+    def test_the_members_community_sees_the_grant_without_the_person(
+        self, worker: FlaskClient, steward: FlaskClient
+    ) -> None:
+        before = text_of(steward.get(f"/web/communities/{NATION_A}/decisions"))
+        assert 'id="no-protected-grants"' in before
+        confirmed = {
+            "step": "confirm",
+            "confirmed_protected_purposes": "law-enforcement",
+            "witness": "W. Witness",
+        }
+        record(worker, method="written", purposes=["law-enforcement"], **confirmed)
+        grants = section(text_of(steward.get(f"/web/communities/{NATION_A}/decisions")), "protected-grants")
+        assert "<td>Outreach-Org</td><td>Office</td><td>Law enforcement</td><td>Outreach-Org</td>" in grants
+        assert SUBJECT["value"] not in grants
+
     def test_unmet_conditions_are_messages_under_their_fields(self, app: Flask, worker: FlaskClient) -> None:
         confirm = {**FORM, "method": "written", "purposes": ["law-enforcement"], "step": "confirm"}
         with unchanged_tables(app):

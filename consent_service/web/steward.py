@@ -342,7 +342,20 @@ def decisions(community_id: str) -> Response:
             deny=timeline["total"]["deny"],
         ),
     )
+    grants = communities.protected_grants(services(), caller=caller, community_id=community_id)
+    settings = {
+        code: s.label_in(words().language) for code, s in services().policy.deployment.settings.items()
+    }
     return page(
         "steward/decisions.html",
-        **_community(community_id, timeline=timeline, latest=latest, chart=chart, days=days, periods=PERIODS),
+        **_community(
+            community_id,
+            timeline=timeline,
+            latest=latest,
+            chart=chart,
+            days=days,
+            periods=PERIODS,
+            grants=grants["grants"],
+            settings=settings,
+        ),
     )
