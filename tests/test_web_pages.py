@@ -758,6 +758,7 @@ class TestEveryPage:
             "/web/intake/consents/new",
             "/web/intake/consents/new?setting=street-outreach",
             "/web/intake/find",
+            "/web/intake/reviews",
             f"/web/intake/consents/{consent_id}/receipt",
             f"/web/intake/consents/{consent_id}/withdraw",
         ]:

@@ -19,6 +19,7 @@ from api_helpers import SUBJECT, assert_ok, unchanged_tables
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import MEMBER, NATION_A, PROVIDER, Governance
+from test_web_pages import audit_page
 from web_helpers import (
     ALLOW_LAW_ENFORCEMENT,
     CHEAP_PASSWORDS,
@@ -33,6 +34,7 @@ from web_helpers import (
 
 from consent_service import create_app
 from consent_service.domain import organizations
+from consent_service.storage.models import ConsentReview
 from consent_service.web import safeguarding
 from consent_service.web.words import UnknownTimeZone
 
@@ -560,3 +562,56 @@ def test_every_text_of_the_pages_has_its_french() -> None:
         texts |= {a or b for a, b in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))}
     assert len(texts) > 200  # the scan found the pages' texts
     assert sorted(text for text in texts if text not in catalog) == []
+
+
+class TestConsentsToAskAgain:
+    def test_the_organizations_listed_consents_with_what_changed(
+        self, app: Flask, gov: Governance, worker: FlaskClient
+    ) -> None:
+        assert 'id="no-reviews"' in text_of(worker.get("/web/intake/reviews"))
+        ours = record(worker, data_categories=["demographic"])
+        theirs = assert_ok(
+            gov.client.post(
+                "/v1/consents",
+                headers=gov.world.headers("gla", "consents:write"),
+                json={
+                    "subject": SUBJECT,
+                    "purposes": ["research"],
+                    "data_categories": ["demographic"],
+                    "recipients": ["gla"],
+                    "evidence": {"method": "verbal", "obtained_by": "x"},
+                },
+            ),
+            201,
+        )
+        with app.extensions["consent_service"].sessions() as session:
+            for consent_id, organization in ((ours, PROVIDER), (theirs["id"], "gla")):
+                session.add(
+                    ConsentReview(
+                        consent_id=consent_id,
+                        reason="sensitive_categories",
+                        consent_version=1,
+                        recorded_by=organization,
+                        codes=["nationality", "indigenous-identity"],
+                        flagged_at=datetime.now(UTC),
+                    )
+                )
+            session.commit()
+        assert 'id="reviews-link"' in text_of(worker.get("/web/"))
+        page = text_of(worker.get("/web/intake/reviews"))
+        listed = section(page, "reviews")
+        assert f"/web/intake/consents/{ours}/receipt" in listed and theirs["id"] not in page
+        assert (
+            "It named Demographics, which no longer includes Nationality and immigration status and "
+            "Indigenous identity" in listed
+        )
+
+
+@pytest.mark.parametrize("policy_changes", [ALLOW_LAW_ENFORCEMENT])
+def test_the_new_steps_have_labels_and_no_inline_script(worker: FlaskClient) -> None:
+    """The accessibility and CSP checks of every page (test_web_pages.audit_page) on the new steps."""
+    audit_page(worker.get(NEW))
+    audit_page(worker.get(f"{NEW}?setting=office"))
+    audit_page(post_form(worker, NEW, {**FORM, "purposes": ["law-enforcement"], "method": "written"}))
+    audit_page(post_form(worker, NEW, {**FORM, "purposes": ["law-enforcement"], "step": "confirm"}))
+    audit_page(post_form(worker, NEW, {**FORM, "setting": "street-outreach", "purposes": ["research"]}))

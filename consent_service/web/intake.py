@@ -17,7 +17,7 @@ from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..domain import access_report, consents
+from ..domain import access_report, consent_reviews, consents
 from ..domain.deployment import Setting
 from ..domain.vocabulary import Term
 from ..domain.wire import EvidenceMethod, Scope
@@ -356,3 +356,11 @@ def print_access_report() -> Response:
         )
     report = access_report.report(services(), caller=caller, subject=subject, now=now())
     return html.page("access_report.html", report=report, labels=report["labels"])
+
+
+@bp.get("/reviews")
+def reviews() -> Response:
+    """Consents of this organization whose meaning a release changed: ask the person again."""
+    caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
+    listed = consent_reviews.list_for(services(), caller=caller)
+    return page("intake/reviews.html", reviews=[r for r in listed if r["recorded_by"] == caller.organization])
