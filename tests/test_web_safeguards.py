@@ -615,3 +615,28 @@ def test_the_new_steps_have_labels_and_no_inline_script(worker: FlaskClient) -> 
     audit_page(post_form(worker, NEW, {**FORM, "purposes": ["law-enforcement"], "method": "written"}))
     audit_page(post_form(worker, NEW, {**FORM, "purposes": ["law-enforcement"], "step": "confirm"}))
     audit_page(post_form(worker, NEW, {**FORM, "setting": "street-outreach", "purposes": ["research"]}))
+
+
+@pytest.mark.parametrize("policy_changes", [ALLOW_LAW_ENFORCEMENT])
+def test_an_allowed_protected_purpose_in_a_crisis_setting_is_refused_under_the_setting(
+    app: Flask, worker: FlaskClient
+) -> None:
+    # Not offered there; a forged form still meets the deployment's conditions.
+    confirmed = {"step": "confirm", "confirmed_protected_purposes": "law-enforcement", "witness": "W"}
+    with unchanged_tables(app):
+        response = post_form(
+            worker,
+            NEW,
+            {
+                **FORM,
+                **confirmed,
+                "setting": "street-outreach",
+                "method": "verbal",
+                "purposes": "law-enforcement",
+            },
+        )
+    page = text_of(response)
+    assert response.status_code == 400 and "Record a person&#39;s consent" in page
+    assert "Law enforcement is never agreed to in a crisis setting." in section(page, "setting-summary")
+    assert "Law enforcement: the consent must be written and signed." in section(page, "method-field")
+    assert '<a href="#setting-field">' in page

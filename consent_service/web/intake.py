@@ -257,6 +257,9 @@ def record() -> Response:
         errors = safeguarding.refusal(exc, deployment=deployment, words=words(), form=form, setting=setting)
         if allowed and set(errors) <= safeguarding.CONFIRM_FIELDS:
             return _confirm(setting, allowed, values=form, errors=errors, status=400)
+        # The form has no fields of the confirmation step: their messages go in the summary.
+        for field in safeguarding.CONFIRM_FIELDS & set(errors):
+            errors.setdefault("form", []).extend(errors.pop(field))
     except (ValidationFailed, UnknownCode) as exc:
         errors = flatten(exc.details) or {"form": [exc.message]}
     else:
