@@ -252,6 +252,7 @@ class TestSensitiveCategories:
             f"/v1/consents/{consent_id}/receipt.html", headers=gov.world.headers(PROVIDER, "consents:read")
         )
         listed = section(text_of(printable), "sensitive")
+        assert "included: you agreed to it on its own." in listed
         assert 'class="sensitive-named" id="sensitive-nationality"' in listed
         assert 'class="sensitive-not-named" id="sensitive-indigenous-identity"' in listed
 
