@@ -1,5 +1,10 @@
 """Intake pages for service-provider staff: record a consent, show and print its receipt, find a
-person's consents, withdraw one in two steps, print the person's access report.
+person's consents, withdraw one in two steps, print the person's access report, list the
+consents to ask about again.
+
+Recording asks where consent is given first (a GET form: the setting is no personal data), then
+offers only what a consent given there may grant (``safeguarding``); a protected purpose the
+deployment allows adds a confirmation step. Every step is a plain form that works without script.
 
 Each form is checked by the API's own schema (``ConsentIn``) and handed to the API's own use
 cases with the signed-in person as the caller, so the pages accept exactly what the API would.
