@@ -33,10 +33,12 @@ from web_helpers import (
 )
 
 from consent_service import create_app
+from consent_service.config import DEFAULT_POLICIES_DIR
 from consent_service.domain import organizations
+from consent_service.domain.vocabulary import load_vocabulary
 from consent_service.storage.models import ConsentReview
 from consent_service.web import safeguarding
-from consent_service.web.words import UnknownTimeZone
+from consent_service.web.words import UnknownTimeZone, Words
 
 PLANNER = "rpa"
 FORM = {
@@ -641,3 +643,114 @@ def test_an_allowed_protected_purpose_in_a_crisis_setting_is_refused_under_the_s
     assert "Law enforcement is never agreed to in a crisis setting." in section(page, "setting-summary")
     assert "Law enforcement: the consent must be written and signed." in section(page, "method-field")
     assert '<a href="#setting-field">' in page
+
+
+class TestEveryReasonInWords:
+    """Words.reason for each reason code, in English and French, from what the engine records."""
+
+    DECISION = {
+        "requester": PLANNER,
+        "purpose": "service-planning",
+        "data_categories": ["nationality", "housing"],
+    }
+
+    def words(self, language: str) -> Words:
+        return Words(
+            language=language,
+            vocabulary=load_vocabulary(DEFAULT_POLICIES_DIR),
+            organizations={PLANNER: "Regional Planning Authority"},
+            communities={NATION_A: "Nation A"},
+            zone=ZoneInfo("America/Toronto"),
+        )
+
+    @pytest.mark.parametrize(
+        ("reason", "english", "french"),
+        [
+            (
+                {
+                    "code": "no_consent",
+                    "message": "No active consent lets rpa use nationality, housing for x.",
+                },
+                "No consent lets Regional Planning Authority use Nationality and immigration status and "
+                "Housing for Service planning.",
+                "Aucun consentement ne permet à Regional Planning Authority d'utiliser Nationalité et statut "
+                "d'immigration et Logement pour Planification des services.",
+            ),
+            (
+                {
+                    "code": "community_rule",
+                    "message": "Community nation-a does not allow this use of its members' data.",
+                    "rule_id": "r-1",
+                    "community": NATION_A,
+                },
+                "A rule of Nation A does not let Regional Planning Authority use Nationality and immigration "
+                "status and Housing for Service planning.",
+                "Une règle de Nation A ne permet pas à Regional Planning Authority d'utiliser",
+            ),
+            (
+                {
+                    "code": "approval_required",
+                    "message": "Community nation-a must approve this use first: Ask the council",
+                    "rule_id": "r-2",
+                    "community": NATION_A,
+                },
+                "Nation A has not approved Regional Planning Authority's use of Nationality and immigration "
+                "status and Housing for Service planning: “Ask the council”.",
+                "Nation A n'a pas approuvé l'utilisation de Nationalité et statut d'immigration et "
+                "Logement par Regional Planning Authority pour Planification des services : "
+                "« Ask the council ».",
+            ),
+            (
+                {"code": "community_rule", "message": "A rule of another community applies."},
+                "A rule of another community does not let Regional Planning Authority use",
+                "Une règle d'une autre communauté ne permet pas",
+            ),
+            (
+                {
+                    "code": "below_min_cell_size",
+                    "message": "Only 3 distinct subjects of this cohort would be "
+                    "permitted; this deployment releases nationality data for this purpose only in "
+                    "cells of at least 10.",
+                },
+                "This service releases Nationality and immigration status for this use only in groups of at "
+                "least 10 people; this request had fewer.",
+                "Ce service ne communique les renseignements « Nationalité et statut d'immigration » "
+                "pour cet usage que par groupes d'au moins 10 personnes",
+            ),
+            (
+                {
+                    "code": "below_min_cell_size",
+                    "message": "Only 3 distinct subjects of this cohort would be "
+                    "permitted; community nation-a releases its members' data only in cells of at least 5.",
+                    "rule_id": "r-3",
+                    "community": NATION_A,
+                },
+                "Nation A releases its members' data only in groups of at least 5 people; "
+                "this request had fewer.",
+                "Nation A ne communique les données de ses membres que par groupes d'au moins 5 personnes",
+            ),
+        ],
+    )
+    def test_in_both_languages_with_names_never_ids(
+        self, reason: dict[str, Any], english: str, french: str
+    ) -> None:
+        for language, expected in (("en", english), ("fr", french)):
+            sentence = self.words(language).reason(reason, self.DECISION)
+            assert sentence.startswith(expected), sentence
+            assert PLANNER not in sentence.split() and NATION_A not in sentence and "r-" not in sentence
+
+    def test_a_consent_reason_for_the_person_and_for_stewards(self) -> None:
+        reason = {
+            "code": "consent",
+            "message": "Consent c-1 (version 1) covers this use.",
+            "consent_id": "c-1",
+        }
+        words = self.words("en")
+        assert words.reason(reason, self.DECISION, to_the_person=True, consent_number=2).startswith(
+            "Your consent 2 lets Regional Planning Authority use"
+        )
+        assert words.reason({"code": "consent"}, self.DECISION, to_the_person=True).startswith(
+            "A consent you gave to another organization lets"
+        )
+        assert words.reason(reason, self.DECISION).startswith("The member's consent lets")
+        assert "c-1" not in words.reason(reason, self.DECISION, to_the_person=True, consent_number=2)

@@ -299,8 +299,21 @@ class Words:
                 return f"{whose} n'a pas approuvé l'utilisation de {data} par {org} pour {purpose}{quoted}."
             return f"{whose} has not approved {org}'s use of {data} for {purpose}{quoted}."
         if code == "below_min_cell_size":
-            size = re.search(r"at least (\d+)", str(reason.get("message", "")))
+            message = str(reason.get("message", ""))
+            size = re.search(r"at least (\d+)", message)
             n = size.group(1) if size else "?"
+            released = re.search(r"this deployment releases (\S+) data", message)
+            if community is None and released:  # the deployment's own rule for a sensitive category
+                name = self.category(released.group(1))
+                if fr:
+                    return (
+                        f"Ce service ne communique les renseignements « {name} » pour cet usage que par "
+                        f"groupes d'au moins {n} personnes ; cette demande en comptait moins."
+                    )
+                return (
+                    f"This service releases {name} for this use only in groups of at least {n} people; "
+                    "this request had fewer."
+                )
             whose = community or self._pick("A community", "Une communauté")
             if fr:
                 return (
