@@ -189,18 +189,26 @@ class DecisionEngine:
                     consent_id=consent.consent_id,
                 ),
             ),
-            obligations=tuple(
-                item
-                for rule in conditional
-                for item in obligation_list.as_list(
-                    rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
-                )
-            ) + self.deployment_obligations(request) if conditional else self.deployment_obligations(request),
+            obligations=self.obligations(request, conditional),
             consent=consent,
             rules=tuple(conditional),
         )
 
     # -- the steps -------------------------------------------------------------------------
+
+    def obligations(self, request: AccessRequest, rules: Sequence[Rule]) -> tuple[dict[str, Any], ...]:
+        """A permit's obligations: every matching rule's, then the deployment's. Without rules the
+        deployment's shared tuple itself, so a cohort's permits share one value."""
+        deployment = self.deployment_obligations(request)
+        if not rules:
+            return deployment
+        return tuple(
+            item
+            for rule in rules
+            for item in obligation_list.as_list(
+                rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
+            )
+        ) + deployment
 
     def rules_of(
         self, effect: RuleEffect, request: AccessRequest, communities: Sequence[CompiledRules]
