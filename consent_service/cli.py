@@ -43,6 +43,39 @@ def db_upgrade() -> None:
     settings = service_config.load()
     upgrade(database_url(settings), schema=settings["DB_SCHEMA"])
     click.echo("database is at the latest migration", err=True)
+    _record_consent_reviews(_services())
+
+
+def _record_consent_reviews(services) -> int:  # type: ignore[no-untyped-def]
+    """Put consents a migration listed for review into the audit chain (the migration lacks its key)."""
+    from .domain import consent_reviews
+
+    listed = consent_reviews.record_pending(services, now=datetime.now(UTC))
+    if listed:
+        click.echo(f"{listed} consent(s) listed for review by the organizations that recorded them "
+                   "(consent-service consents reviews)", err=True)
+    return listed
+
+
+@main.group(help="Consents.")
+def consents() -> None:
+    pass
+
+
+@consents.command("reviews", help="Consents whose meaning a release changed: ask the person again.")
+@click.option("--organization", default=None, help="Only those this organization recorded.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+def consents_reviews(organization: str | None, as_json: bool) -> None:
+    from .domain import consent_reviews
+
+    services = _services()
+    _record_consent_reviews(services)
+    for item in consent_reviews.list_for(services, caller=None, organization=organization):
+        if as_json:
+            click.echo(json.dumps({**item, "flagged_at": item["flagged_at"].isoformat()}))
+        else:
+            click.echo(f"{item['recorded_by']}\t{item['consent_id']}\tv{item['version']}\t{item['reason']}\t"
+                       f"{' '.join(item['codes'])}")
 
 
 @main.group(help="Administration.")

@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # Argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
     "WEB_PASSWORD_TIME_COST": 3,
     "WEB_PASSWORD_MEMORY_KIB": 65536,
+    # The IANA time zone every page and printable document shows times in (never bare UTC);
+    # a date typed in a form ends at midnight in this zone.
+    "TIMEZONE": "America/Toronto",
 }
 
 

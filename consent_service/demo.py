@@ -1,9 +1,13 @@
 """The rough-sleeper example world, for a newcomer's first minute with the service.
 
-An outreach organization records a person's consent to use their data for service delivery
-and planning. The planning authority is then permitted to plan services; the Home Office,
-asking to use the same nationality data for immigration enforcement, is denied; and a
-university asking for health research is stopped by the person's Nation.
+An outreach organization records, at its office, a person's consent to use their
+demographics, health and housing data for service delivery and planning. The planning
+authority is then permitted to plan services, and the permit says the data may not be passed
+on (``no_onward_disclosure``); asking for nationality it is refused, because the person agreed
+to demographics only and nationality is a sensitive category covered only when named; an
+attempt to record, at a street-outreach encounter, a consent for the Home Office to use the
+person's data for immigration enforcement is refused (``protected_purpose``); and a university
+asking for health research is stopped by the person's Nation.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime, timedelta
 from .domain import communities, consents, organizations
 from .domain.caller import Caller
 from .domain.services import Services
+from .errors import ServiceError
 from .storage import communities as community_store
 from .storage import organizations as organization_store
 from .storage.db import read_snapshot
@@ -82,12 +87,22 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         terms={
             "communities": ["nation-a"],
             "purposes": ["service-delivery", "service-planning"],
-            "data_categories": ["nationality", "health", "housing"],
+            "data_categories": ["demographic", "health", "housing"],
             "recipients": ["outreach-org", "gla"],
             "expires_at": now + timedelta(days=365),
-            "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"},
+            "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present",
+                         "setting": "office"},
         },
     )
+    # What the deployment policy refuses: immigration enforcement, asked at 2 a.m. in a tent.
+    try:
+        consents.record(services, caller=outreach, subject=SUBJECT, now=now, terms={
+            "communities": [], "purposes": ["immigration-enforcement"], "data_categories": ["nationality"],
+            "recipients": ["home-office"], "expires_at": None,
+            "evidence": {"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"}})
+        refusal = "RECORDED (the deployment policy allows it: check policies/deployment.toml)"
+    except ServiceError as exc:
+        refusal = f"{exc.code}: {exc.message}"
 
     def token(org: str) -> str:
         client_id, secret = credentials[org]
@@ -107,7 +122,13 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         )
 
     return f"""# The rough-sleeper example is loaded (consent {consent["id"]}, recorded by outreach-org
-# for service-delivery and service-planning; Nation A denies health research).
+# at its office for service-delivery and service-planning of demographics, health and housing;
+# Nation A denies health research).
+# Recording a second consent at a street-outreach encounter, for the Home Office to use the
+# person's nationality for immigration enforcement, was refused:
+#   {refusal}
+# (step 4 below does the same with curl)
+
 # Paste these into a shell while `make run` serves on {base_url}:
 
 TOKEN_GLA={token("gla")}
@@ -115,17 +136,29 @@ TOKEN_HOME_OFFICE={token("home-office")}
 TOKEN_UNIV={token("univ")}
 TOKEN_OUTREACH_ORG={token("outreach-org")}
 
-# 1. The planning authority plans services with the person's consent -> permit
+# 1. The planning authority plans services with the person's consent -> permit, with the
+#    obligations no_onward_disclosure and purpose_limited: the data may not be passed on
+{ask("gla", "service-planning", "housing")}
+
+# 2. The planning authority asks for nationality: the person agreed to demographics only, and
+#    nationality is a sensitive category, covered only when named -> deny (no_consent)
 {ask("gla", "service-planning", "nationality")}
 
-# 2. The Home Office wants the same nationality data for immigration enforcement -> deny (no_consent)
+# 3. The Home Office asks to use nationality for immigration enforcement -> deny (no_consent)
 {ask("home-office", "immigration-enforcement", "nationality")}
 
-# 3. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
+# 4. The outreach worker tries to record that consent at a street-outreach encounter
+#    -> 400 protected_purpose, nothing written
+curl -s {base_url}/v1/consents -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
+  -H 'Content-Type: application/json' -d '{{"subject": {subject}, "purposes": ["immigration-enforcement"],
+  "data_categories": ["nationality"], "recipients": ["home-office"],
+  "evidence": {{"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"}}}}'
+
+# 5. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
 {ask("univ", "research", "health")}
 
-# 4. The person withdraws consent; the planning authority's next call is denied
+# 6. The person withdraws consent; the planning authority's next call is denied
 curl -s {base_url}/v1/consents/{consent["id"]}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
   -H 'Content-Type: application/json' -d '{{"reason": "person asked"}}'
-{ask("gla", "service-planning", "nationality")}
+{ask("gla", "service-planning", "housing")}
 """

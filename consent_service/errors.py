@@ -14,6 +14,8 @@ from typing import Any
 class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     UNKNOWN_CODE = "unknown_code"
+    PROTECTED_PURPOSE = "protected_purpose"
+    CRISIS_SETTING = "crisis_setting"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -28,6 +30,8 @@ class ErrorCode(StrEnum):
 STATUS = {
     ErrorCode.VALIDATION_ERROR: 400,
     ErrorCode.UNKNOWN_CODE: 400,
+    ErrorCode.PROTECTED_PURPOSE: 400,
+    ErrorCode.CRISIS_SETTING: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
@@ -61,6 +65,18 @@ class ValidationFailed(ServiceError):
 
 class UnknownCode(ServiceError):
     code = ErrorCode.UNKNOWN_CODE
+
+
+class ProtectedPurposeRefused(ServiceError):
+    """A consent would grant a purpose the deployment policy protects (policies/deployment.toml)."""
+
+    code = ErrorCode.PROTECTED_PURPOSE
+
+
+class CrisisSettingRefused(ServiceError):
+    """A consent given in a crisis setting would grant a purpose that setting may not grant."""
+
+    code = ErrorCode.CRISIS_SETTING
 
 
 class Unauthorized(ServiceError):

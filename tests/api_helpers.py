@@ -35,6 +35,12 @@ CONSENT = {
     "evidence": EVIDENCE,
 }
 
+# What policies/deployment.toml attaches to every permit, and to nationality outside service delivery.
+DEFAULT_OBLIGATIONS = [{"code": "no_onward_disclosure", "source": "deployment"},
+                       {"code": "purpose_limited", "source": "deployment"}]
+NATIONALITY_AGGREGATE = {"code": "aggregate_only", "min_cell_size": 10, "source": "deployment",
+                         "category": "nationality"}
+
 _MISSING = object()
 
 ORGANIZATIONS = {"outreach-org": "service-provider", "gla": "government", "home-office": "government"}

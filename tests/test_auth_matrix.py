@@ -143,6 +143,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD),
     ("GET", "/v1/communities/<community_id>/decisions"): Op(scopes("rules:write", "audit:read"), COUNCIL_A,
                                                             stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/protected-grants"): Op(scopes("rules:write", "audit:read"),
+                                                                   COUNCIL_A, stranger=NOT_STEWARD),
+    # each organization reads its own list (another organization gets its own, empty)
+    ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
 }
 
 

@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from api_helpers import (
     CONSENT,
+    DEFAULT_OBLIGATIONS,
+    NATIONALITY_AGGREGATE,
     SUBJECT,
     Clock,
     ask,
@@ -80,7 +82,9 @@ def assert_permit(answer: dict, consent: dict) -> None:
     assert answer["decision"] == "permit", answer
     assert [r["code"] for r in answer["reasons"]] == ["consent"]
     assert answer["reasons"][0]["consent_id"] == consent["id"]
-    assert answer["obligations"] == []
+    # No community rule asks for anything here: only the deployment's obligations (nationality
+    # outside service delivery also brings aggregate_only).
+    assert answer["obligations"] in (DEFAULT_OBLIGATIONS, [*DEFAULT_OBLIGATIONS, NATIONALITY_AGGREGATE])
 
 
 def assert_deny(answer: dict, code: str = "no_consent") -> None:
@@ -92,6 +96,11 @@ def assert_deny(answer: dict, code: str = "no_consent") -> None:
 class TestRoughSleeperCase:
     def test_the_planning_authority_is_permitted_for_service_planning(self, client, asker, consent):
         assert_permit(ask(client, asker("gla"), "service-planning", "nationality"), consent)
+
+    def test_the_planning_permit_says_no_onward_disclosure_and_nationality_only_in_aggregate(
+            self, client, asker, consent):
+        answer = ask(client, asker("gla"), "service-planning", "nationality")
+        assert answer["obligations"] == [*DEFAULT_OBLIGATIONS, NATIONALITY_AGGREGATE]
 
     def test_the_recorder_is_permitted_for_service_delivery(self, client, asker, consent):
         assert_permit(ask(client, asker("outreach-org"), "service-delivery", "health", "housing"), consent)

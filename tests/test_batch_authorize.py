@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from api_helpers import CONSENT as BASE_CONSENT
-from api_helpers import assert_error, assert_ok, record_consent, table_counts
+from api_helpers import DEFAULT_OBLIGATIONS, assert_error, assert_ok, record_consent, table_counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
@@ -121,7 +121,8 @@ def cohort_world(app, client, world) -> dict[str, Any]:
     # subject 0 has nothing on file.
 
     rules = {
-        "a-deny": add_rule(app, "nation-a", "deny", ["research"], ["indigenous-identity"]),
+        # indigenous-identity stands alone (sensitive): the rule names demographic too to deny it
+        "a-deny": add_rule(app, "nation-a", "deny", ["research"], ["indigenous-identity", "demographic"]),
         "a-approval": add_rule(app, "nation-a", "require_approval", ["research"], ["health"],
                                obligations={"aggregate_only": True, "min_cell_size": 2}),
         "b-approval": add_rule(app, "nation-b", "require_approval", ["service-planning"], ["*"],
@@ -163,16 +164,18 @@ def comparable(answer: dict[str, Any]) -> tuple[Any, ...]:
 def expected_from_singles(singles: dict[int, dict[str, Any]], subjects: list[int]) -> list[tuple[Any, ...]]:
     """The cohort's answers as the contract derives them from the single answers."""
     permitted = {n for n in set(subjects) if singles[n]["decision"] == "permit"}
-    gates = sorted({(o["community"], o["rule_id"]): o["min_cell_size"] for n in permitted
-                    for o in singles[n]["obligations"]
-                    if o["code"] == "aggregate_only" and "min_cell_size" in o}.items())
+    # A rule's gate is (community, rule id); the deployment policy's (no community) its category.
+    gates = sorted({(o.get("community"), o.get("rule_id") or o.get("category")): o["min_cell_size"]
+                    for n in permitted for o in singles[n]["obligations"]
+                    if o["code"] == "aggregate_only" and "min_cell_size" in o}.items(),
+                   key=lambda gate: (gate[0][0] or "", gate[0][1]))
     failing = [(key, size) for key, size in gates if len(permitted) < size]
     out = []
     for n in subjects:
         answer = comparable(singles[n])
         if failing:
             own = [] if answer[0] == "permit" else answer[1]
-            answer = ("deny", [("below_min_cell_size", None, rule, community)
+            answer = ("deny", [("below_min_cell_size", None, rule if community else None, community)
                                for (community, rule), _ in failing] + own, [])
         out.append(answer)
     return out
@@ -257,7 +260,7 @@ class TestMinCellSize:
         assert [d["decision"] for d in answer["decisions"]] == ["permit", "permit", "deny"]
         assert answer["decisions"][0]["obligations"] == [
             {"code": "aggregate_only", "min_cell_size": 2, "rule_id": cohort_world["a-approval"],
-             "community": "nation-a"}]
+             "community": "nation-a"}, *DEFAULT_OBLIGATIONS]
 
     def test_a_repeated_subject_counts_once(self, client, world, cohort_world):
         answer = batch(client, world.headers("univ", "authorize"), [1, 1, 1], "research", ["health"])

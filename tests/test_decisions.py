@@ -122,7 +122,7 @@ class TestDecisionLookup:
             == 201
         )
         rule = add_rule(
-            app, community="nation-a", purposes=["service-planning"], data_categories=["demographic"]
+            app, community="nation-a", purposes=["service-planning"], data_categories=["nationality"]
         )
         answer = ask(client, world)
         record = client.get(

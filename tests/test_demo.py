@@ -27,16 +27,30 @@ def _token(client, text: str, org: str) -> str:
 
 
 class TestDemoWorld:
-    def test_the_printed_commands_show_a_permit_and_two_refusals(self, app, client, world):
+    def test_the_printed_commands_show_a_permit_and_the_refusals(self, app, client, world):
         text = load_demo(world.services, base_url="http://127.0.0.1:5000", now=datetime.now(UTC))
-        assert (
-            _ask(client, _token(client, text, "gla"), "service-planning", "nationality")["decision"]
-            == "permit"
-        )
+        gla = _token(client, text, "gla")
+        planning = _ask(client, gla, "service-planning", "housing")
+        assert planning["decision"] == "permit"
+        assert {"code": "no_onward_disclosure", "source": "deployment"} in planning["obligations"]
+        # the person agreed to demographics only: nationality stands alone
+        nationality = _ask(client, gla, "service-planning", "nationality")
+        assert [r["code"] for r in nationality["reasons"]] == ["no_consent"]
         refused = _ask(client, _token(client, text, "home-office"), "immigration-enforcement", "nationality")
         assert [r["code"] for r in refused["reasons"]] == ["no_consent"]
         research = _ask(client, _token(client, text, "univ"), "research", "health")
         assert [r["code"] for r in research["reasons"]] == ["community_rule"]
+
+    def test_recording_immigration_enforcement_at_street_outreach_was_refused(self, app, client, world):
+        text = load_demo(world.services, base_url="http://127.0.0.1:5000", now=datetime.now(UTC))
+        assert "protected_purpose: A consent may not grant immigration-enforcement" in text
+        body = re.search(r"/v1/consents -H [^\n]*\n[^\n]*-d '(\{.*?\}\}')", text, re.S)
+        assert body is not None
+        outreach = _token(client, text, "outreach-org")
+        response = client.post("/v1/consents", headers={"Authorization": f"Bearer {outreach}"},
+                               data=body.group(1)[:-1], content_type="application/json")
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "protected_purpose", response.get_json()
 
     def test_loading_twice_keeps_working(self, app, world):
         now = datetime.now(UTC)

@@ -29,6 +29,11 @@ NOW = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)
 REQUESTER = "univ"
 NATION_A = "nation-a"
 NATION_B = "nation-b"
+# What policies/deployment.toml attaches to every permit, whoever asks.
+DEFAULT_OBLIGATIONS = ({"code": "no_onward_disclosure", "source": "deployment"},
+                       {"code": "purpose_limited", "source": "deployment"})
+NATIONALITY_AGGREGATE = {"code": "aggregate_only", "min_cell_size": 10, "source": "deployment",
+                         "category": "nationality"}
 
 
 # -- factories -----------------------------------------------------------------------------
@@ -130,14 +135,15 @@ class TestCommunityDeny:
         ("health", "health"),
         ("mental-health", "health"),        # the request would include mental-health data
         ("health", "mental-health"),        # the rule covers its descendants
-        ("demographic", "nationality"),
+        ("nationality", "nationality"),
+        ("*", "nationality"),  # a sensitive category stands alone, but a rule's * still matches it
         ("*", "health"),
         ("*", "child-welfare"),
     ])
     def test_category_overlap_matches(self, decide, rule_category, requested):
         deny = rule(categories=[rule_category])
         verdict = decide(request(categories=[requested]),
-                         consents=[consent(categories=["health", "demographic", "child-welfare"])],
+                         consents=[consent(categories=["health", "nationality", "child-welfare"])],
                          rules=[deny])
         assert_deny(verdict, ReasonCode.COMMUNITY_RULE, deny)
 
@@ -148,8 +154,14 @@ class TestCommunityDeny:
     ])
     def test_category_without_overlap_does_not_match(self, decide, rule_category, requested):
         verdict = decide(request(categories=[requested]),
-                         consents=[consent(categories=["health", "demographic"])],
+                         consents=[consent(categories=["health", "demographic", "indigenous-identity"])],
                          rules=[rule(categories=[rule_category])])
+        assert_permit(verdict)
+
+    @pytest.mark.parametrize("sensitive", ["nationality", "indigenous-identity"])
+    def test_a_rule_naming_demographic_does_not_match_a_sensitive_category(self, decide, sensitive):
+        verdict = decide(request(categories=[sensitive]), consents=[consent(categories=[sensitive])],
+                         rules=[rule(categories=["demographic"])])
         assert_permit(verdict)
 
     def test_one_overlapping_category_among_several_is_enough(self, decide):
@@ -234,7 +246,7 @@ class TestNoConsent:
 
     @pytest.mark.parametrize(("granted", "requested"), [
         ("health", "mental-health"),
-        ("demographic", "indigenous-identity"),
+        ("health", "substance-use"),
     ])
     def test_category_covers_descendants(self, decide, granted, requested):
         assert_permit(decide(request(categories=[requested]), consents=[consent(categories=[granted])]))
@@ -243,6 +255,9 @@ class TestNoConsent:
         ("mental-health", "health"),
         ("mental-health", "substance-use"),
         ("nationality", "demographic"),
+        ("demographic", "nationality"),  # sensitive: covered only when named (v1 said otherwise)
+        ("demographic", "indigenous-identity"),
+        ("nationality", "indigenous-identity"),
     ])
     def test_category_never_covers_parent_or_sibling(self, decide, granted, requested):
         assert_deny(decide(request(categories=[requested]), consents=[consent(categories=[granted])]),
@@ -323,7 +338,7 @@ class TestPermit:
     def test_reason_names_the_consent(self, decide):
         verdict = decide()
         assert_permit(verdict)
-        assert verdict.obligations == ()
+        assert verdict.obligations == DEFAULT_OBLIGATIONS
         assert verdict.consent == consent()
         assert verdict.reasons[0].message == "Consent consent-1 (version 1) covers this use."
 
@@ -345,7 +360,7 @@ class TestPermit:
         assert list(verdict.obligations) == [
             item for r in (aggregate, labelled)
             for item in obligation_list.as_list(r.obligations, labels=r.labels, rule_id=r.id,
-                                            community=r.community)]
+                                            community=r.community)] + list(DEFAULT_OBLIGATIONS)
         assert {"code": "aggregate_only", "min_cell_size": 10, "rule_id": "rule-1",
                 "community": NATION_A} in verdict.obligations
         assert {"code": "local_contexts", "labels": ["BC Provenance", "TK Attribution"],
@@ -411,5 +426,49 @@ class TestTwoCommunities:
         approvals = [approval(f"approval-{name}", community=name) for name in (NATION_A, NATION_B)]
         verdict = decide(rules=rules, approvals=approvals)
         assert_permit(verdict)
-        assert [(o["rule_id"], o["community"]) for o in verdict.obligations] == [
+        assert [(o["rule_id"], o["community"]) for o in verdict.obligations if "rule_id" in o] == [
             ("rule-nation-a", NATION_A), ("rule-nation-b", NATION_B)]
+
+
+# -- the deployment policy (policies/deployment.toml) ------------------------------------------
+
+class TestDeploymentPolicy:
+    def test_a_planning_permit_says_the_data_may_not_be_passed_on(self, decide):
+        verdict = decide(request(requester="gla", purpose="service-planning", categories=["housing"]),
+                         consents=[consent(purposes=["service-planning"], categories=["housing"],
+                                           recipients=["gla"])])
+        assert_permit(verdict)
+        assert verdict.obligations == DEFAULT_OBLIGATIONS
+
+    @pytest.mark.parametrize("purpose", ["service-planning", "research", "program-evaluation"])
+    def test_nationality_outside_service_delivery_is_aggregate_only_in_cells_of_10(self, decide, purpose):
+        verdict = decide(request(purpose=purpose, categories=["housing", "nationality"]),
+                         consents=[consent(purposes=[purpose], categories=["housing", "nationality"])])
+        assert_permit(verdict)
+        assert verdict.obligations == (*DEFAULT_OBLIGATIONS, NATIONALITY_AGGREGATE)
+
+    @pytest.mark.parametrize("purpose", ["service-delivery", "referral", "care-coordination"])
+    def test_nationality_for_service_delivery_and_its_children_carries_the_defaults_only(self, decide,
+                                                                                          purpose):
+        verdict = decide(request(purpose=purpose, categories=["nationality"]),
+                         consents=[consent(purposes=["service-delivery"], categories=["nationality"])])
+        assert_permit(verdict)
+        assert verdict.obligations == DEFAULT_OBLIGATIONS
+
+    def test_indigenous_identity_carries_no_category_obligation_built_in(self, decide):
+        verdict = decide(request(categories=["indigenous-identity"]),
+                         consents=[consent(categories=["indigenous-identity"])])
+        assert verdict.obligations == DEFAULT_OBLIGATIONS
+
+    @pytest.mark.parametrize("purpose", ["immigration-enforcement", "law-enforcement"])
+    def test_a_protected_purpose_is_never_covered_even_by_a_consent_recorded_before(self, decide, purpose):
+        verdict = decide(request(requester="home-office", purpose=purpose, categories=["nationality"]),
+                         consents=[consent(purposes=[purpose], categories=["nationality"],
+                                           recipients=["home-office"])])
+        assert_deny(verdict, ReasonCode.NO_CONSENT)
+
+    def test_permits_of_one_shape_share_one_obligations_tuple(self, base):
+        engine = DecisionEngine(base)
+        first, second = (engine.decide(request=request(), consents=[consent(cid)], communities=[],
+                                       approvals=[], now=NOW) for cid in ("consent-1", "consent-2"))
+        assert first.obligations is second.obligations

@@ -9,6 +9,11 @@ evidence that the engine's bucketing and ordering say what the contract says:
     3. a matching require_approval rule without a usable approval   -> deny approval_required
     4. otherwise                                                    -> permit consent, with the
                                                                        matching rules' obligations
+                                                                       and the deployment's
+
+and the deployment policy, read from policies/deployment.toml by hand: a protected purpose it
+does not allow is covered by no consent; every permit carries its default obligations, and the
+obligations of each sensitive category requested unless the purpose descends from an exempt one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ with (POLICIES / "vocabulary.toml").open("rb") as _fh:
     _VOCABULARY = tomllib.load(_fh)
 PURPOSE_PARENT = {code: term.get("parent") for code, term in _VOCABULARY["purposes"].items()}
 CATEGORY_PARENT = {code: term.get("parent") for code, term in _VOCABULARY["data_categories"].items()}
+with (POLICIES / "deployment.toml").open("rb") as _fh:
+    _DEPLOYMENT = tomllib.load(_fh)
+NEVER = {code for code, entry in _DEPLOYMENT["protected_purposes"].items() if not entry.get("allowed")}
 
 
 def lineage(parents: dict[str, str | None], code: str) -> set[str]:
@@ -83,6 +91,17 @@ def grants(terms: ConsentTerms | ApprovalTerms, request: AccessRequest) -> bool:
             and all(covers(CATEGORY_PARENT, terms.data_categories, c) for c in request.data_categories))
 
 
+def deployment_obligations(request: AccessRequest) -> frozenset[tuple[str, str]]:
+    """("deployment" or "deployment:<category>", code) of what the deployment adds to a permit."""
+    found = {("deployment", code) for code in _DEPLOYMENT["default_obligations"]}
+    for entry in _DEPLOYMENT.get("category_obligations", []):
+        exempt = any(code in lineage(PURPOSE_PARENT, request.purpose) for code in entry["except_purposes"])
+        if entry["category"] in request.data_categories and not exempt:
+            found |= {(f"deployment:{entry['category']}", name)
+                      for name, value in entry["obligations"].items() if value is True}
+    return frozenset(found)
+
+
 def obligation_codes(rule: Rule) -> set[str]:
     """Flags set to true are listed, and ``retention_days`` (its value is the number of days)."""
     codes = {name for name, value in rule.obligations.items() if value is True or name == "retention_days"}
@@ -117,7 +136,8 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
     if denies:
         return Summary("deny", frozenset({"community_rule"}), denies, frozenset()), []
 
-    covering = [c for c in world.consents if request.requester in c.recipients and grants(c, request)]
+    covering = [c for c in world.consents if request.requester in c.recipients and grants(c, request)
+                and request.purpose not in NEVER]
     if not covering:
         return Summary("deny", frozenset({"no_consent"}), frozenset(), frozenset()), []
 
@@ -129,6 +149,7 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
     if unmet:
         return Summary("deny", frozenset({"approval_required"}), unmet, frozenset()), covering
     obligations = frozenset((r.id, code) for r in conditional for code in obligation_codes(r))
+    obligations |= deployment_obligations(request)
     return Summary("permit", frozenset({"consent"}), frozenset(), obligations), covering
 
 
@@ -151,7 +172,14 @@ def summarise(verdict: Verdict) -> Summary:
         str(verdict.outcome),
         frozenset(str(r.code) for r in verdict.reasons),
         frozenset((r.rule_id, r.community) for r in verdict.reasons if r.rule_id is not None),
-        frozenset((o["rule_id"], o["code"]) for o in verdict.obligations))
+        frozenset((obligation_source(o), o["code"]) for o in verdict.obligations))
+
+
+def obligation_source(item: dict[str, Any]) -> str:
+    """A rule's id, or "deployment" / "deployment:<category>" for the deployment policy's."""
+    if "rule_id" in item:
+        return str(item["rule_id"])
+    return ":".join(filter(None, (item["source"], item.get("category"))))
 
 
 # -- random worlds --------------------------------------------------------------------------

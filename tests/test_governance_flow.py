@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from api_helpers import Clock, assert_ok, in_days
+from api_helpers import DEFAULT_OBLIGATIONS, Clock, assert_ok, in_days
 from governance_helpers import (
     APPROVAL_RULE,
     GOVERNMENT,
@@ -101,7 +101,8 @@ class TestRetiringARuleRestoresAtOnce:
         gov.retire(rule)
 
         decision = gov.ask()
-        assert (decision["decision"], decision["obligations"]) == ("permit", [])
+        # no rule asks for anything any more: only the deployment's own obligations remain
+        assert (decision["decision"], decision["obligations"]) == ("permit", DEFAULT_OBLIGATIONS)
 
 
 class TestTwoKeyApproval:
@@ -169,6 +170,7 @@ class TestTwoKeyApproval:
             {"code": "aggregate_only", "min_cell_size": 10, **tags},
             {"code": "return_results_to_community", **tags},
             {"code": "local_contexts", "labels": ["TK Non-Commercial", "BC Consent Verified"], **tags},
+            *DEFAULT_OBLIGATIONS,
         ]
 
     def test_an_approval_of_a_parent_category_covers_its_children(self, gov, rule):
@@ -205,7 +207,8 @@ class TestAMemberOfTwoCommunitiesIsBoundByBoth:
         gov.approval(NATION_B)
         decision = gov.ask()
         assert decision["decision"] == "permit"
-        assert {item["community"] for item in decision["obligations"]} == {NATION_A, NATION_B}
+        communities = {item["community"] for item in decision["obligations"] if "rule_id" in item}
+        assert communities == {NATION_A, NATION_B}
 
 
 class TestMembershipOutlivesTheConsentThatRecordedIt:

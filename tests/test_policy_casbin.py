@@ -110,7 +110,9 @@ class TestHierarchy:
         ("health", "mental-health", True),          # parent covers child
         ("mental-health", "health", False),         # child never covers parent
         ("mental-health", "substance-use", False),  # nor its sibling
-        ("demographic", "indigenous-identity", True),
+        ("demographic", "indigenous-identity", False),  # sensitive: stands alone (v1: True)
+        ("demographic", "nationality", False),
+        ("nationality", "nationality", True),
         ("housing", "health", False),
     ])
     def test_categories_cover(self, base, granted, requested, covered):

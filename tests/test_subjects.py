@@ -142,7 +142,11 @@ class TestReport:
             "community": "nation-a",
         }
         page = report(client, world, query_string={"format": "html"}).get_data(as_text=True)
-        assert "A rule of Nation-A does not allow this" in page
+        assert (
+            "A rule of Nation-A does not let Gla use Housing for Referral: "
+            "“Nation A keeps referrals inside the nation”." in page
+        )
+        assert rule not in page  # names, never ids
 
 
 class TestWhoMaySee:
@@ -195,8 +199,14 @@ class TestPrintablePage:
         assert "Your data: who asked for it, and why" in page
         assert "Allowed" in page and "Refused" in page
         assert "Gla" in page and "Home-Office" in page and "Immigration enforcement" in page
-        assert "You had not agreed to this." in page
-        assert "A consent you gave to another organization covered this." in page
+        # Reasons in names, never ids (issue 11).
+        for sentence in (
+            "No consent lets Home-Office use Nationality and immigration status for Immigration enforcement.",
+            "Your consent 1 lets Gla use Housing for Referral.",
+            "A consent you gave to another organization lets Univ use Health for Program evaluation.",
+        ):
+            assert sentence in page
+        assert story["first"]["id"][:8] not in page.split("<table", 1)[1]
         assert "&lt;script&gt;" in page  # the revocation reason, escaped
 
     def test_accept_header(self, client, world, story):

@@ -33,7 +33,16 @@ from governance_helpers import (
     Governance,
     reason_codes,
 )
-from web_helpers import CHEAP_PASSWORDS, PASSWORD, STEWARD_A, STEWARD_B, WORKER, make_people
+from web_helpers import (
+    ALLOW_LAW_ENFORCEMENT,
+    CHEAP_PASSWORDS,
+    PASSWORD,
+    STEWARD_A,
+    STEWARD_B,
+    WORKER,
+    make_people,
+    policies_with,
+)
 from werkzeug.serving import make_server
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -91,8 +100,17 @@ def _browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
-    return {**app_config, **CHEAP_PASSWORDS}
+def policy_changes() -> dict[str, str]:
+    """Changes to policies/deployment.toml for the test's deployment (none: the built-in policy)."""
+    return {}
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any], policy_changes: dict[str, str], tmp_path: Path) -> dict[str, Any]:
+    config = {**app_config, **CHEAP_PASSWORDS}
+    if policy_changes:
+        config["POLICIES_DIR"] = policies_with(tmp_path, policy_changes)
+    return config
 
 
 @pytest.fixture
@@ -210,14 +228,18 @@ class Pages:
         self.type("#password", password)
         self.after(lambda: self.find("#password").send_keys(Keys.ENTER))  # the keyboard, not the mouse
 
-    def no_csp_violations(self) -> None:
-        """Nothing on the pages was refused by the Content-Security-Policy, and no script failed."""
+    def no_csp_violations(self, *, refused_forms: bool = False) -> None:
+        """Nothing on the pages was refused by the Content-Security-Policy, and no script failed.
+
+        ``refused_forms``: the test posted forms that the service refused on purpose (400)."""
         problems = [
             entry["message"]
             for entry in self.driver.get_log("browser")
             if entry["level"] == "SEVERE" or "Content Security Policy" in entry["message"]
         ]
         problems = [p for p in problems if "favicon.ico" not in p]
+        if refused_forms:
+            problems = [p for p in problems if "responded with a status of 400" not in p]
         assert not problems, problems
 
 
@@ -325,6 +347,11 @@ class TestStewardInTheBrowser:
         assert pages.find("svg.chart").is_displayed()
         assert MEMBER["value"] not in pages.text()
         pages.shot("steward-decisions")
+        assert (
+            "A rule of Nation A does not let Univ use Health for Research: "
+            "“Nation A has not approved health research”." in pages.text("#decisions")
+        )
+        pages.shot("steward-decisions-reasons", at="#decisions")
 
         pages.click("nav.tabs a[href$='/']")
         pages.click("#active-rules a[href$='/retire']")
@@ -373,6 +400,8 @@ class TestIntakeInTheBrowser:
     ) -> None:
         pages.sign_in(WORKER)
         pages.click("header nav a[href='/web/intake/consents/new']")
+        pages.tick("setting-office")
+        pages.click("#continue")
         pages.type("#value", MEMBER["value"])
         pages.tick(
             "communities-nation-a",
@@ -434,16 +463,92 @@ class TestIntakeInTheBrowser:
         pages.click("#confirm-withdraw")
         assert "The consent is withdrawn." in pages.text(".messages")
         assert pages.text("#receipt-status") == "withdrawn"
+        assert "Reason given: “The person asked to withdraw”" in pages.text("#withdrawn")
+        assert not pages.all("#how-to-withdraw") and not pages.all("#withdraw")
+        pages.shot("intake-withdrawn-receipt")
         pages.no_csp_violations()
 
     def test_the_form_in_french(self, pages: Pages, gov: Governance) -> None:
         from selenium.webdriver.support.ui import Select
 
         pages.sign_in(WORKER)
-        pages.open("/web/intake/consents/new")
+        pages.open("/web/intake/consents/new?setting=office")
         Select(pages.find("#language")).select_by_value("fr")
         pages.click("form.inline button[type=submit]")
         assert pages.find("html").get_attribute("lang") == "fr"
         assert "Prestation de services" in pages.text("#purposes-field")
         assert "Fournir un service directement à la personne." in pages.text("#purposes-field")
         pages.shot("intake-record-fr")
+
+
+class TestSafeguardsInTheBrowser:
+    """Issue 11: where consent is given decides what is offered; sensitive information is asked
+    about on its own; a protected purpose, where allowed, needs its own confirmation step."""
+
+    def test_a_crisis_setting_offers_only_its_purposes_and_sensitive_categories_stand_alone(
+        self, pages: Pages, gov: Governance
+    ) -> None:
+        pages.sign_in(WORKER)
+        pages.click("header nav a[href='/web/intake/consents/new']")
+        assert not pages.all("input[name=purposes]")  # the setting comes first
+        pages.shot("intake-setting")
+        pages.tick("setting-street-outreach")
+        pages.click("#continue")
+
+        assert "This is a crisis setting." in pages.text("#setting-summary")
+        offered = [box.get_attribute("value") for box in pages.all("#purposes-field input[name=purposes]")]
+        assert offered == ["service-delivery", "care-coordination", "referral"]
+        pages.shot("intake-record-crisis", at="main h1")
+
+        general = [box.get_attribute("value") for box in pages.all("#data_categories-field input")]
+        assert "demographic" in general and "nationality" not in general
+        assert "Citizenship, nationality and immigration status." in pages.text("#sensitive-field")
+        pages.type("#value", MEMBER["value"])
+        pages.tick(
+            "purposes-referral", "data_categories-demographic", "data_categories-housing", "method-verbal"
+        )
+        pages.shot("intake-sensitive", at="#sensitive-field")
+        pages.click("#record")
+
+        assert "/receipt" in pages.path()
+        assert "not included" in pages.text("#sensitive-nationality")
+        assert "not included" in pages.text("#sensitive-indigenous-identity")
+        pages.shot("intake-receipt-sensitive")
+        pages.no_csp_violations()
+
+    @pytest.mark.parametrize("policy_changes", [ALLOW_LAW_ENFORCEMENT])
+    def test_a_protected_purpose_is_recorded_only_after_its_confirmation_step(
+        self, pages: Pages, gov: Governance, client: FlaskClient
+    ) -> None:
+        pages.sign_in(WORKER)
+        pages.open("/web/intake/consents/new?setting=office")
+        assert "These uses can put the person at serious risk." in pages.text("#protected-field")
+        pages.type("#value", MEMBER["value"])
+        pages.tick("protected-law-enforcement", "data_categories-justice", "method-written")
+        pages.shot("intake-protected", at="#protected-field")
+        pages.click("#record")
+
+        assert pages.text("h1") == "Confirm a protected purpose"
+        assert "Nothing is recorded yet." in pages.text("#protected-warning")
+        pages.click("#confirm-protected")  # neither the person's agreement nor a witness
+        assert "the person's explicit agreement is needed" in pages.text("#confirm-field")
+        assert "a second worker must witness the consent" in pages.text("#witness-field")
+        assert "Law enforcement" in pages.text("#error-summary")
+        pages.shot("intake-protected-errors")
+
+        pages.tick("confirm-law-enforcement")
+        pages.type("#witness", "Wanda Witness")
+        pages.shot("intake-protected-confirm", at="#confirm-field")
+        pages.click("#confirm-protected")
+        assert "/receipt" in pages.path()
+        consent_id = pages.path().split("/")[-2]
+        consent = assert_ok(
+            client.get(
+                f"/v1/consents/{consent_id}", headers=gov.world.headers("outreach-org", "consents:read")
+            )
+        )
+        assert consent["purposes"] == ["law-enforcement"]
+        assert (
+            consent["evidence"]["witness"] == "Wanda Witness" and consent["evidence"]["setting"] == "office"
+        )
+        pages.no_csp_violations(refused_forms=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from api_helpers import SUBJECT, assert_ok, unchanged_tables
@@ -548,6 +549,7 @@ CONSENT_FORM = {
     "method": "verbal",
     "obtained_by": "Wes",
     "notes": "interpreter present",
+    "setting": "office",
 }
 
 
@@ -559,13 +561,13 @@ def record_through_the_form(worker: FlaskClient, **changes: Any) -> str:
 
 class TestRecordConsent:
     def test_the_form_explains_each_purpose_and_category(self, worker: FlaskClient) -> None:
-        page = text_of(worker.get("/web/intake/consents/new"))
+        page = text_of(worker.get("/web/intake/consents/new?setting=office"))
         assert "Providing a service to the person directly." in page
         assert "Sharing between the person&#39;s own service providers" in page
 
     def test_in_french(self, app: Flask, worker: FlaskClient) -> None:
         post_form(worker, "/web/language", {"language": "fr"})
-        page = text_of(worker.get("/web/intake/consents/new"))
+        page = text_of(worker.get("/web/intake/consents/new?setting=office"))
         assert '<html lang="fr">' in page
         assert "Prestation de services" in page and "Fournir un service directement à la personne." in page
         assert "Enregistrer le consentement d&#39;une personne" in page
@@ -585,8 +587,12 @@ class TestRecordConsent:
             "method": "verbal",
             "obtained_by": "Wes",
             "notes": "interpreter present",
+            "setting": "office",
         }
-        assert consent["expires_at"].startswith((until + timedelta(days=1)).isoformat())
+        # The typed date ends at midnight in the deployment's zone (America/Toronto by default).
+        midnight = datetime.min.time()
+        end = datetime.combine(until + timedelta(days=1), midnight, tzinfo=ZoneInfo("America/Toronto"))
+        assert datetime.fromisoformat(consent["expires_at"]) == end
 
         page = text_of(worker.get(f"/web/intake/consents/{consent_id}/receipt"))
         assert (
@@ -750,7 +756,9 @@ class TestEveryPage:
         for path in [
             "/web/",
             "/web/intake/consents/new",
+            "/web/intake/consents/new?setting=street-outreach",
             "/web/intake/find",
+            "/web/intake/reviews",
             f"/web/intake/consents/{consent_id}/receipt",
             f"/web/intake/consents/{consent_id}/withdraw",
         ]:
@@ -759,6 +767,7 @@ class TestEveryPage:
             post_form(worker, "/web/intake/find", {"system": SUBJECT["system"], "value": SUBJECT["value"]})
         )
         audit_page(post_form(worker, "/web/intake/consents/new", {}))
+        audit_page(post_form(worker, "/web/intake/consents/new", {"setting": "office"}))
 
     def test_error_pages_are_pages(self, browser_b: FlaskClient) -> None:
         response = browser_b.get(f"/web/communities/{NATION_A}/")

@@ -7,13 +7,16 @@ gla), set up through the API; people are made through the domain, as the CLI mak
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 from governance_helpers import COUNCIL_A, COUNCIL_B, PROVIDER
 from werkzeug.test import TestResponse
 
+from consent_service.config import DEFAULT_POLICIES_DIR
 from consent_service.domain import users
 
 PASSWORD = "a long enough passphrase"
@@ -23,6 +26,26 @@ STEWARD_A = "ama@nation-a.example"
 STEWARD_B = "bea@nation-b.example"
 WORKER = "wes@outreach.example"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+# A deployment that allows law enforcement as a protected purpose, in an office only (the built-in
+# policy allows no protected purpose at all).
+ALLOW_LAW_ENFORCEMENT = {
+    "[protected_purposes.law-enforcement]\nallowed = false": (
+        '[protected_purposes.law-enforcement]\nallowed = true\nsettings = ["office"]'
+    )
+}
+
+
+def policies_with(tmp_path: Path, changes: dict[str, str]) -> str:
+    """A copy of policies/ whose deployment.toml has each ``old`` text replaced by ``new``."""
+    policies = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICIES_DIR, policies)
+    deployment = policies / "deployment.toml"
+    text = deployment.read_text(encoding="utf-8")
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    deployment.write_text(text, encoding="utf-8")
+    return str(policies)
 
 
 def make_people(world: Any) -> None:

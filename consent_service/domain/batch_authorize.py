@@ -9,8 +9,9 @@ is answered unless it committed, and any failure is ``Unavailable`` (503, treat 
 One rule applies only to a cohort: when a matching rule carries ``aggregate_only`` with
 ``min_cell_size`` and fewer distinct subjects than that would be permitted, the cohort is too
 small to release safely and every subject is denied, reason ``below_min_cell_size``, naming the
-rule and its community. A subject listed twice counts once, so repeating a subject cannot lift
-a cohort over the threshold.
+rule and its community. The deployment policy's ``aggregate_only`` for a sensitive category
+(policies/deployment.toml) gates a cohort the same way, naming no rule. A subject listed
+twice counts once, so repeating a subject cannot lift a cohort over the threshold.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Ve
     its own reasons after the cohort reason.
     """
     permitted = {key for key, verdict in zip(subject_keys, verdicts, strict=True) if verdict.permitted}
-    thresholds: dict[tuple[str, str], int] = {}
+    thresholds: dict[tuple[str | None, str], int] = {}
     rules: dict[str, Rule] = {}
     for verdict in verdicts:
         if not verdict.permitted:
@@ -135,17 +136,24 @@ def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Ve
             if item.get("code") != AGGREGATE_ONLY or item.get(MIN_CELL_SIZE) is None:
                 continue
             size = int(item[MIN_CELL_SIZE])  # a malformed size raises: the batch fails closed (503)
-            key = (str(item.get("community")), str(item.get("rule_id")))
+            # The deployment policy's (per sensitive category) count as (None, "<category>").
+            key = ((str(item.get("community")), str(item.get("rule_id"))) if item.get("rule_id") is not None
+                   else (None, str(item.get("category"))))
             thresholds[key] = max(size, thresholds.get(key, 0))
         rules.update((rule.id, rule) for rule in verdict.rules)
-    failing = sorted((key, size) for key, size in thresholds.items() if len(permitted) < size)
+    failing = sorted(((key, size) for key, size in thresholds.items() if len(permitted) < size),
+                     key=lambda found: (found[0][0] or "", found[0][1]))
     if not failing:
         return verdicts
     cohort = tuple(Reason(
         ReasonCode.BELOW_MIN_CELL_SIZE,
         f"Only {len(permitted)} distinct subjects of this cohort would be permitted; community {community} "
         f"releases its members' data only in cells of at least {size}.",
-        rule_id=rule_id, community=community) for (community, rule_id), size in failing)
+        rule_id=rule_id, community=community) if community is not None else Reason(
+        ReasonCode.BELOW_MIN_CELL_SIZE,
+        f"Only {len(permitted)} distinct subjects of this cohort would be permitted; this deployment "
+        f"releases {rule_id} data for this purpose only in cells of at least {size}.")
+        for (community, rule_id), size in failing)
     gate = tuple(rules[rule_id] for (_, rule_id), _ in failing if rule_id in rules)
     return [Verdict(Outcome.DENY, cohort + (() if verdict.permitted else verdict.reasons),
                     rules=gate + (() if verdict.permitted else verdict.rules)) for verdict in verdicts]

@@ -24,7 +24,7 @@ from ..storage.db import read_snapshot, write
 from ..storage.models import Approval, Community, CommunityRule, CommunitySteward, Decision
 from . import codes, local_contexts
 from .caller import Caller
-from .obligations import KNOWN, PARAMETERS
+from .obligations import problems as obligation_problems
 from .services import Services
 from .wire import AuditTag, ManagementAction, ReasonCode, RuleEffect
 
@@ -91,41 +91,10 @@ def _rule_dict(rule: CommunityRule) -> dict[str, Any]:
     }
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _obligation_problems(obligations: Mapping[str, Any]) -> list[str]:
-    """What is wrong with a rule's obligations, judged against ``obligations.KNOWN``.
-
-    A flag must be ``true`` (leave it out to not impose it); a parameter such as
-    ``min_cell_size`` needs its obligation; ``retention_days`` is a number of days. Anything
-    the engine would silently drop is refused here, so a community never believes it asked
-    for something that will not travel with a permit.
-    """
-    problems = []
-    for name, value in obligations.items():
-        owners = [owner for owner, params in KNOWN.items() if name in params]
-        if name in PARAMETERS:
-            if not _positive_int(value):
-                problems.append(f"{name} must be a whole number of at least 1")
-            if not any(obligations.get(owner) is True for owner in owners):
-                problems.append(f"{name} needs {' or '.join(owners)}: true")
-        elif name == "retention_days":
-            if not _positive_int(value):
-                problems.append("retention_days must be a whole number of days, at least 1")
-        elif name in KNOWN:
-            if value is not True:
-                problems.append(f"{name} must be true (leave it out to not impose it)")
-        else:
-            problems.append(f"unknown obligation: {name}")
-    return problems
-
-
 def _validated_terms(obligations: Mapping[str, Any], labels: list[str]) -> list[str]:
     """The labels under their full names; ``ValidationFailed`` naming every problem otherwise."""
     details: dict[str, list[str]] = {}
-    if problems := _obligation_problems(obligations):
+    if problems := obligation_problems(obligations):
         details["obligations"] = problems
     known, unknown = local_contexts.canonical(labels)
     if unknown:
@@ -315,3 +284,16 @@ def community_decisions(services: Services, *, caller: Caller, community_id: str
                        "by_outcome": counts["outcome"]},
             "decisions": [_decision_as_seen_by(community_id, row) for row in rows],
         }
+
+
+def protected_grants(services: Services, *, caller: Caller, community_id: str) -> dict[str, Any]:
+    """Consents granting a protected purpose (where the deployment allows one) to members of the
+    community, newest first: when, by which organization, where, for what and to whom; never a
+    consent id or pseudonym."""
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.DECISIONS_LIST)
+        rows = store.protected_grants(session, community_id)
+        return {"community": community_id, "grants": [
+            {"at": row.at, "purposes": list(row.purposes), "recipients": list(row.recipients),
+             "recorded_by": row.recorded_by, "setting": row.setting} for row in rows]}

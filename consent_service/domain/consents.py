@@ -8,6 +8,7 @@ and adds an event; the terms of every version stay as they were.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,10 @@ from ..storage import communities as community_store
 from ..storage import consents as store
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot, write
-from ..storage.models import Consent, ConsentEvent, ConsentVersion
-from . import codes, receipts
+from ..storage.models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
+from . import codes, receipts, safeguards
 from .caller import Caller
+from .deployment import DEFAULT_SETTING
 from .idempotency import IdempotencyKey, earlier_result, remember
 from .services import Services
 from .wire import AuditTag, ConsentStatus
@@ -70,6 +72,9 @@ def _check_terms(session: Any, services: Services, terms: dict[str, Any], now: d
         organizations={"recipients": terms["recipients"]},
         communities=terms["communities"],
     )
+    # The deployment policy: a known setting, no protected purpose, nothing a crisis setting
+    # may not grant (policies/deployment.toml); refused before anything is written.
+    safeguards.check(services.policy.deployment, purposes=terms["purposes"], evidence=terms["evidence"])
 
 
 def _new_version(
@@ -124,8 +129,25 @@ def _new_version(
     )
 
 
-def _audit_payload(version: ConsentVersion, subject_key: str) -> dict[str, Any]:
-    return {
+def _list_protected_grant(session: Any, services: Services, *, version: ConsentVersion, subject_key: str,
+                          recorded_by: str) -> None:
+    """A version granting a protected purpose (one the deployment allows, or it would have been
+    refused) is listed to every community the person belongs to, with no identity."""
+    protected = [p for p in version.purposes if p in services.policy.deployment.protected_purposes]
+    if not protected:
+        return
+    communities = [row[0] for row in community_store.memberships_with_versions(session, subject_key)]
+    store.add(session, *(ProtectedGrant(
+        community_id=community, consent_id=version.consent_id, consent_version=version.version,
+        purposes=protected, recipients=list(version.recipients), recorded_by=recorded_by,
+        setting=version.evidence.get("setting") or DEFAULT_SETTING, at=version.recorded_at)
+        for community in communities))
+
+
+def _audit_payload(version: ConsentVersion, subject_key: str,
+                   protected_purposes: Iterable[str] = ()) -> dict[str, Any]:
+    protected_purposes = set(protected_purposes)
+    payload = {
         "subject": subject_key,
         "version": version.version,
         "purposes": version.purposes,
@@ -134,8 +156,14 @@ def _audit_payload(version: ConsentVersion, subject_key: str) -> dict[str, Any]:
         "communities": version.communities,
         "expires_at": version.expires_at.isoformat() if version.expires_at else None,
         "method": version.evidence.get("method"),
+        "setting": version.evidence.get("setting") or DEFAULT_SETTING,
         "receipt_id": version.receipt_id,
     }
+    # A protected purpose the deployment allowed: named on its own so oversight (the audit
+    # log) sees every such grant.
+    if protected := [p for p in version.purposes if p in protected_purposes]:
+        payload["protected_purposes"] = protected
+    return payload
 
 
 def record(
@@ -213,6 +241,8 @@ def _record(
         community_store.record_memberships(
             session, subject_key=key, communities=version.communities, consent_id=consent.id, at=now
         )
+        _list_protected_grant(session, services, version=version, subject_key=key,
+                              recorded_by=consent.recorded_by)
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
         services.append_audit(
             session,
@@ -220,7 +250,7 @@ def _record(
             tag=AuditTag.CONSENT_RECORDED,
             caller=caller,
             object_id=consent.id,
-            payload=_audit_payload(version, key),
+            payload=_audit_payload(version, key, services.policy.deployment.protected_purposes),
         )
         session.commit()
         return as_dict(consent, version, now)
@@ -322,13 +352,16 @@ def amend(
             consent_id=consent.id,
             at=now,
         )
+        _list_protected_grant(session, services, version=version, subject_key=consent.subject_key,
+                              recorded_by=consent.recorded_by)
         services.append_audit(
             session,
             at=now,
             tag=AuditTag.CONSENT_AMENDED,
             caller=caller,
             object_id=consent.id,
-            payload=_audit_payload(version, consent.subject_key),
+            payload=_audit_payload(version, consent.subject_key,
+                                   services.policy.deployment.protected_purposes),
         )
         session.commit()
         session.refresh(consent)

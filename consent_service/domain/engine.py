@@ -9,6 +9,12 @@ Order (contract, "Decision"):
 2. no active, unexpired, covering consent         -> deny ``no_consent``
 3. a matching ``require_approval`` rule unmet     -> deny ``approval_required``
 4. otherwise                                      -> permit ``consent`` + every matching rule's obligations
+                                                     + the deployment policy's obligations
+
+A purpose the deployment policy protects and does not allow (policies/deployment.toml) is
+covered by no consent, whatever was recorded before the policy existed. The deployment's
+obligations depend only on the request's purpose and categories: they are built once per
+distinct (purpose, categories) and the same tuple is shared by every permit of that shape.
 """
 
 from __future__ import annotations
@@ -89,9 +95,25 @@ class Verdict:
         return self.outcome is Outcome.PERMIT
 
 
+_SHAPES_KEPT = 4096  # distinct (purpose, categories) whose deployment obligations are kept
+
+
 class DecisionEngine:
     def __init__(self, base: PolicyBase) -> None:
         self.base = base
+        self._refused = base.deployment.refused_purposes
+        self._deployment_obligations: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Any], ...]] = {}
+
+    def deployment_obligations(self, request: AccessRequest) -> tuple[dict[str, Any], ...]:
+        """The deployment policy's obligations for this request's shape (built once per shape)."""
+        key = (request.purpose, request.data_categories)
+        found = self._deployment_obligations.get(key)
+        if found is None:
+            if len(self._deployment_obligations) >= _SHAPES_KEPT:
+                self._deployment_obligations.clear()
+            found = self._deployment_obligations[key] = self.base.deployment.obligations_for(
+                request.purpose, request.data_categories)
+        return found
 
     def decide(
         self,
@@ -167,18 +189,26 @@ class DecisionEngine:
                     consent_id=consent.consent_id,
                 ),
             ),
-            obligations=tuple(
-                item
-                for rule in conditional
-                for item in obligation_list.as_list(
-                    rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
-                )
-            ),
+            obligations=self.obligations(request, conditional),
             consent=consent,
             rules=tuple(conditional),
         )
 
     # -- the steps -------------------------------------------------------------------------
+
+    def obligations(self, request: AccessRequest, rules: Sequence[Rule]) -> tuple[dict[str, Any], ...]:
+        """A permit's obligations: every matching rule's, then the deployment's. Without rules the
+        deployment's shared tuple itself, so a cohort's permits share one value."""
+        deployment = self.deployment_obligations(request)
+        if not rules:
+            return deployment
+        return tuple(
+            item
+            for rule in rules
+            for item in obligation_list.as_list(
+                rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
+            )
+        ) + deployment
 
     def rules_of(
         self, effect: RuleEffect, request: AccessRequest, communities: Sequence[CompiledRules]
@@ -200,7 +230,12 @@ class DecisionEngine:
     def covering_consent(
         self, request: AccessRequest, consents: Iterable[ConsentTerms], now: datetime
     ) -> ConsentTerms | None:
-        """The newest consent in force that covers purpose, every category, and the requester."""
+        """The newest consent in force that covers purpose, every category, and the requester.
+
+        None for a protected purpose the deployment does not allow, whatever the consents say.
+        """
+        if request.purpose in self._refused:
+            return None
         best: ConsentTerms | None = None
         for consent in consents:
             if not (

@@ -23,6 +23,7 @@ from typing import Any
 
 import casbin
 
+from .deployment import DeploymentPolicy, load_deployment
 from .vocabulary import Vocabulary, load_vocabulary
 from .wire import WILDCARD, RuleEffect
 
@@ -71,7 +72,7 @@ class Rule:
 
 
 class PolicyBase:
-    """Everything loaded from policies/ at start: vocabulary, hierarchies, model files."""
+    """Everything loaded from policies/ at start: vocabulary, hierarchies, deployment policy, model files."""
 
     def __init__(self, policies_dir: Path | str) -> None:
         self.dir = Path(policies_dir)
@@ -81,6 +82,9 @@ class PolicyBase:
         self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"))
         self.categories = Hierarchy(self.vocabulary.data_categories,
                                     reference.get_named_role_manager("g2"))
+        # policies/deployment.toml: protected purposes, settings, obligations on every permit.
+        below = {code: self.purposes.descendants(code) for code in self.purposes.codes}
+        self.deployment: DeploymentPolicy = load_deployment(self.dir, self.vocabulary, below)
         self._management_model_text = (self.dir / "management.conf").read_text()
         # Bucket keys recur across communities ("deny", "*", "research", "health"): every
         # community's index points at one shared tuple per key (issue 5: memory per rule).

@@ -60,6 +60,7 @@ class AuditTag(StrEnum):
     CONSENT_RECORDED = "consent:recorded"
     CONSENT_AMENDED = "consent:amended"
     CONSENT_REVOKED = "consent:revoked"
+    CONSENTS_LISTED_FOR_REVIEW = "consents:listed_for_review"
     ORGANIZATION_CREATED = "organization:created"
     CLIENT_CREATED = "client:created"
     CLIENT_DISABLED = "client:disabled"

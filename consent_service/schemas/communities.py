@@ -138,3 +138,16 @@ class CommunityDecisionsOut(StrictSchema):
     total = fields.Integer(metadata={"description": "decisions in [since, until), however many are listed"})
     counts = fields.Nested(DecisionCountsOut)
     decisions = fields.List(fields.Nested(CommunityDecisionOut))
+
+
+class ProtectedGrantOut(StrictSchema):
+    at = fields.AwareDateTime()
+    purposes = fields.List(fields.String())
+    recipients = fields.List(fields.String())
+    recorded_by = fields.String()
+    setting = fields.String()
+
+
+class ProtectedGrantsOut(StrictSchema):
+    community = fields.String()
+    grants = fields.List(fields.Nested(ProtectedGrantOut))

@@ -10,6 +10,12 @@ class EvidenceSchema(StrictSchema):
     method = fields.String(required=True, validate=validate.OneOf([str(m) for m in EvidenceMethod]))
     obtained_by = fields.String(required=True, validate=validate.Length(min=1, max=200))
     notes = text(2000)
+    setting = code(allow_none=True, metadata={
+        "description": "where consent was given (policies/deployment.toml settings); left out: other"})
+    witness = fields.String(validate=validate.Length(min=1, max=200), allow_none=True, metadata={
+        "description": "a second worker who was present, where the deployment asks for one"})
+    confirmed_protected_purposes = fields.List(code(), validate=validate.Length(max=MAX_LIST), metadata={
+        "description": "protected purposes the person explicitly confirmed (where allowed)"})
 
 
 class ConsentTermsIn(StrictSchema):
@@ -70,3 +76,17 @@ class ConsentHistoryOut(StrictSchema):
     id = fields.String()
     versions = fields.List(fields.Nested(ConsentVersionOut))
     events = fields.List(fields.Dict())
+
+
+class ConsentReviewOut(StrictSchema):
+    consent_id = fields.String()
+    version = fields.Integer()
+    reason = fields.String(metadata={"description": "sensitive_categories | protected_purpose"})
+    codes = fields.List(fields.String(), metadata={"description": "what the consent no longer covers"})
+    why = fields.String()
+    recorded_by = fields.String()
+    flagged_at = fields.AwareDateTime()
+
+
+class ConsentReviewsOut(StrictSchema):
+    consents = fields.List(fields.Nested(ConsentReviewOut))

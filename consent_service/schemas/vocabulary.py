@@ -10,6 +10,7 @@ class TermOut(StrictSchema):
     parent = fields.String(allow_none=True, required=True)
     label = fields.String(required=True)
     description = fields.String()
+    sensitive = fields.Boolean(metadata={"description": "stands alone: covered only when named"})
 
 
 class VocabularyOut(StrictSchema):

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
-from .models import Approval, Community, CommunityRule, CommunitySteward, Membership
+from .models import Approval, Community, CommunityRule, CommunitySteward, Membership, ProtectedGrant
 
 
 def get(session: Session, community_id: str) -> Community | None:
@@ -150,3 +151,9 @@ def approvals(session: Session, community_id: str, *, include_revoked: bool) -> 
 def get_approval(session: Session, community_id: str, approval_id: str) -> Approval | None:
     approval = session.get(Approval, approval_id)
     return approval if approval is not None and approval.community_id == community_id else None
+
+
+def protected_grants(session: Session, community_id: str) -> Sequence[ProtectedGrant]:
+    """The community's protected-purpose grants, newest first."""
+    return session.scalars(select(ProtectedGrant).where(col(ProtectedGrant.community_id) == community_id)
+                           .order_by(col(ProtectedGrant.at).desc(), col(ProtectedGrant.id).desc())).all()

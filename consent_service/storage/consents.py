@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .models import Consent, ConsentEvent, ConsentVersion
+from .models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 
 
 def get(session: Session, consent_id: str) -> Consent | None:
@@ -28,7 +28,7 @@ def events(session: Session, consent_id: str) -> list[ConsentEvent]:
                                 .order_by(ConsentEvent.id)))
 
 
-def add(session: Session, *rows: Consent | ConsentVersion | ConsentEvent) -> None:
+def add(session: Session, *rows: Consent | ConsentVersion | ConsentEvent | ProtectedGrant) -> None:
     session.add_all(rows)
     session.flush()
 

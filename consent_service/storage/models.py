@@ -225,6 +225,44 @@ class Decision(SQLModel, table=True):
     policy_versions: dict[str, int] = _json()
 
 
+class ConsentReview(SQLModel, table=True):
+    """A consent whose meaning a release changed, listed for the organization that recorded it
+    so the person can be asked again (migration 0005: sensitive categories stand alone).
+
+    ``codes`` are what the consent no longer covers; ``audit_seq`` is the audit entry that
+    recorded the listing (NULL until ``consent-service db upgrade`` has written it).
+    """
+
+    __tablename__ = "consent_review"
+
+    consent_id: str = Field(foreign_key="consent.id", primary_key=True, max_length=36)
+    reason: str = Field(primary_key=True, max_length=32)  # sensitive_categories | protected_purpose
+    consent_version: int
+    recorded_by: str = Field(index=True, max_length=64)
+    codes: list[str] = _json()
+    flagged_at: datetime = _ts()
+    audit_seq: int | None = Field(default=None)
+
+
+class ProtectedGrant(SQLModel, table=True):
+    """A consent version granting a protected purpose the deployment allows, one row per community
+    the person belonged to when it was recorded, so each community sees such grants (without any
+    identity: no consent id or pseudonym is shown to the community)."""
+
+    __tablename__ = "protected_grant"
+    __table_args__ = (Index("ix_protected_grant_community_at", "community_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: str = Field(max_length=64)
+    consent_id: str = Field(foreign_key="consent.id", max_length=36)
+    consent_version: int
+    purposes: list[str] = _json()
+    recipients: list[str] = _json()
+    recorded_by: str = Field(max_length=64)
+    setting: str = Field(max_length=64)
+    at: datetime = _ts()
+
+
 class DecisionCommunity(SQLModel, table=True):
     """Which communities' members a decision touched, so a community can see them."""
 

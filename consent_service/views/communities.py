@@ -23,6 +23,7 @@ from ..schemas.communities import (
     ChangeReasonIn,
     CommunityDecisionsOut,
     DecisionsQuery,
+    ProtectedGrantsOut,
     RuleIn,
     RuleListOut,
     RuleOut,
@@ -100,3 +101,12 @@ class Decisions(MethodView):
         """Every decision that touched a member: what was asked, by whom, and the answer; no identities."""
         caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
         return cases.community_decisions(services(), caller=caller, community_id=community_id, **query)
+
+
+@blp.route("/<community_id>/protected-grants")
+class ProtectedGrants(MethodView):
+    @blp.response(200, ProtectedGrantsOut)
+    def get(self, community_id: str) -> dict[str, Any]:
+        """Consents granting a protected purpose the deployment allows, to members; no identities."""
+        caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+        return cases.protected_grants(services(), caller=caller, community_id=community_id)

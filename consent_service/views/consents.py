@@ -7,9 +7,17 @@ from typing import Any
 from flask import request
 from flask.views import MethodView
 
+from ..domain import consent_reviews
 from ..domain import consents as cases
 from ..domain.wire import Scope
-from ..schemas.consents import AmendIn, ConsentHistoryOut, ConsentIn, ConsentOut, RevokeIn
+from ..schemas.consents import (
+    AmendIn,
+    ConsentHistoryOut,
+    ConsentIn,
+    ConsentOut,
+    ConsentReviewsOut,
+    RevokeIn,
+)
 from .common import ApiBlueprint, caller_with, idempotency_key, now, services
 
 blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
@@ -25,6 +33,15 @@ class Consents(MethodView):
         subject = body.pop("subject")
         return cases.record(services(), caller=caller, subject=subject, terms=body, now=now(),
                             idempotency=idempotency)
+
+
+@blp.route("/reviews")
+class ConsentReviews(MethodView):
+    @blp.response(200, ConsentReviewsOut)
+    def get(self) -> dict[str, Any]:
+        """Consents this organization recorded whose meaning a release changed: ask the person again."""
+        caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
+        return {"consents": consent_reviews.list_for(services(), caller=caller)}
 
 
 @blp.route("/<consent_id>")

@@ -1,14 +1,15 @@
 """Printable HTML pages: autoescaped Jinja templates, no script, a strict Content-Security-Policy.
 
 The pages' one stylesheet is inlined and allowed by its hash, so the policy can forbid every
-other source (``default-src 'none'``) and the page still prints nicely offline.
+other source (``default-src 'none'``) and the page still prints nicely offline. Their wording
+(the reader's language, names, times in the deployment's zone) comes from the web pages' own
+(``web._wording``, an app-wide template context).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,19 +32,6 @@ def content_security_policy() -> str:
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def when(value: datetime | None) -> str:
-    """A time as people read it, in UTC: 31 January 2027, 14:05 UTC."""
-    if value is None:
-        return ""
-    value = value.astimezone(UTC)
-    return f"{value.day} {value:%B %Y, %H:%M} UTC"
-
-
-def day(value: datetime | None) -> str:
-    """A date as people read it: 31 January 2027."""
-    return "" if value is None else f"{value.astimezone(UTC).day} {value.astimezone(UTC):%B %Y}"
-
-
 def wants_html(format_param: str | None) -> bool:
     """``?format=`` decides; otherwise the Accept header, JSON unless HTML is preferred."""
     if format_param is not None:
@@ -55,7 +43,7 @@ def wants_html(format_param: str | None) -> bool:
 
 def page(template: str, **context: Any) -> Response:
     css = _stylesheet()[0]
-    html = render_template(template, stylesheet=Markup(css), when=when, day=day, **context)
+    html = render_template(template, stylesheet=Markup(css), **context)
     response = Response(html, status=200, mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy()
     response.headers["Cache-Control"] = "no-store"

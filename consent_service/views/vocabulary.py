@@ -18,7 +18,8 @@ class VocabularyView(MethodView):
         vocabulary = services().policy.vocabulary
 
         def terms(section: dict[str, Any]) -> list[dict[str, Any]]:
-            return [{"code": t.code, "parent": t.parent, "label": t.label, "description": t.description}
+            return [{"code": t.code, "parent": t.parent, "label": t.label, "description": t.description,
+                     "sensitive": t.sensitive}
                     for t in section.values()]
 
         return {"purposes": terms(vocabulary.purposes), "data_categories": terms(vocabulary.data_categories)}

@@ -10,20 +10,25 @@ Content-Security-Policy (``views.security``) allows no inline script or style.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, redirect, url_for
+from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
 from ..domain import pseudonyms
 from ..views.common import EXTENSION
-from . import account, intake, steward
+from . import account, i18n, intake, steward
+from .render import words
 from .session import TLSAwareSessions
+from .words import time_zone
 
 
 def register(app: Flask) -> None:
     services = app.extensions[EXTENSION]
     settings = services.settings
     minutes = int(settings["WEB_SESSION_MINUTES"])
+    time_zone(settings["TIMEZONE"])  # an unknown zone stops the service here, naming the setting
     app.secret_key = pseudonyms.derive_key(services.secret, "web-session-cookie")
     app.session_interface = TLSAwareSessions()
     app.config.update(
@@ -36,6 +41,7 @@ def register(app: Flask) -> None:
     )
     for module in (account, steward, intake):
         app.register_blueprint(module.bp)
+    app.context_processor(_wording)
 
     def to_pages() -> Response:
         return redirect(url_for("web.home"))
@@ -48,3 +54,10 @@ def register(app: Flask) -> None:
         app.view_functions["web.sign_in"] = limiter.limit(settings["RATELIMIT_SIGN_IN"], methods=["POST"])(
             app.view_functions["web.sign_in"]
         )
+
+
+def _wording() -> dict[str, Any]:
+    """Every template, the API's printable pages (receipt, access report) too, words things as the
+    web pages do: in the reader's language, with names, in the deployment's time zone. Looked up
+    only when a template uses them."""
+    return {"_": i18n.translate, "w": LocalProxy(words), "lang": LocalProxy(i18n.language)}

@@ -1,5 +1,10 @@
 """Intake pages for service-provider staff: record a consent, show and print its receipt, find a
-person's consents, withdraw one in two steps, print the person's access report.
+person's consents, withdraw one in two steps, print the person's access report, list the
+consents to ask about again.
+
+Recording asks where consent is given first (a GET form: the setting is no personal data), then
+offers only what a consent given there may grant (``safeguarding``); a protected purpose the
+deployment allows adds a confirmation step. Every step is a plain form that works without script.
 
 Each form is checked by the API's own schema (``ConsentIn``) and handed to the API's own use
 cases with the signed-in person as the caller, so the pages accept exactly what the API would.
@@ -10,23 +15,31 @@ access logs and browser history.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..domain import access_report, consents
+from ..domain import access_report, consent_reviews, consents
+from ..domain.deployment import Setting
 from ..domain.vocabulary import Term
 from ..domain.wire import EvidenceMethod, Scope
-from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from ..errors import (
+    Conflict,
+    CrisisSettingRefused,
+    NotFound,
+    ProtectedPurposeRefused,
+    UnknownCode,
+    ValidationFailed,
+)
 from ..schemas.consents import ConsentIn, RevokeIn
 from ..views import html
 from ..views.common import services
-from . import i18n
+from . import i18n, safeguarding
 from .qr import qr_svg
-from .render import blueprint, page
+from .render import blueprint, page, words
 from .session import caller_with, now, signed_in
 
 bp = blueprint("intake", __name__, "/web/intake")
@@ -38,9 +51,11 @@ FORM_FIELD = {
     "evidence.method": "method",
     "evidence.obtained_by": "obtained_by",
     "evidence.notes": "notes",
+    "evidence.setting": "setting",
+    "evidence.witness": "witness",
+    "evidence.confirmed_protected_purposes": "confirm",
     "expires_at": "valid_until",
 }
-METHODS = {"verbal": "Spoken", "written": "Written and signed", "electronic": "Electronically"}
 
 
 def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
@@ -88,16 +103,18 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def end_of_day(value: str) -> str:
-    """A date typed in the form as the moment it ends (start of the next day, UTC), ISO 8601."""
+def end_of_day(value: str, zone: tzinfo) -> str:
+    """A date typed in the form as the moment it ends in the deployment's time zone (the start of
+    the next day there), in UTC, ISO 8601."""
     day = date.fromisoformat(value)
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).isoformat()
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC).isoformat()
 
 
 def _body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
     evidence = {"method": form.get("method", ""), "obtained_by": form.get("obtained_by", "").strip()}
     if form.get("notes", "").strip():
         evidence["notes"] = form["notes"].strip()
+    evidence.update(safeguarding.evidence_extras(form))
     body: dict[str, Any] = {
         "subject": {"system": form.get("system", "").strip(), "value": form.get("value", "").strip()},
         "communities": form.getlist("communities"),
@@ -108,7 +125,7 @@ def _body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, 
     }
     if form.get("valid_until", "").strip():
         try:
-            body["expires_at"] = end_of_day(form["valid_until"].strip())
+            body["expires_at"] = end_of_day(form["valid_until"].strip(), words().zone)
         except ValueError:
             errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
     plain = {
@@ -130,14 +147,35 @@ def _body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, 
     return body
 
 
+def _setting(code: str | None) -> Setting | None:
+    """The deployment's setting ``code``; None when none is given or it is not one of them."""
+    return services().policy.deployment.setting(code) if code else None
+
+
+def _choose_setting(
+    *, values: Mapping[str, str] | None = None, errors: dict[str, list[str]] | None = None, status: int = 200
+) -> Response:
+    """Step 1: where the person is giving consent, which decides what the form may offer."""
+    return page(
+        "intake/setting.html",
+        status=status,
+        values=values or {},
+        errors=errors or {},
+        settings=list(services().policy.deployment.settings.values()),
+    )
+
+
 def _form(
+    setting: Setting,
     *,
     values: MultiDict[str, str] | None = None,
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
 ) -> Response:
+    """Step 2: the consent, offering what a consent given in ``setting`` may grant."""
     user = signed_in()
-    vocabulary = services().policy.vocabulary
+    policy = services().policy
+    vocabulary = policy.vocabulary
     values = (
         values
         if values is not None
@@ -149,15 +187,43 @@ def _form(
             }
         )
     )
+    categories = tree(vocabulary.data_categories)
     return page(
         "intake/record.html",
         status=status,
         values=values,
         errors=errors or {},
-        purposes=tree(vocabulary.purposes),
-        categories=tree(vocabulary.data_categories),
-        methods=[(str(m), METHODS[str(m)]) for m in EvidenceMethod],
-        today=now().date(),
+        setting=setting,
+        purposes=safeguarding.offered_purposes(policy.deployment, tree(vocabulary.purposes), setting),
+        protected=[
+            (term, 0) for term, _ in safeguarding.protected_offered(policy.deployment, vocabulary, setting)
+        ],
+        categories=[(term, depth) for term, depth in categories if not term.sensitive],
+        sensitive=[term for term, _ in categories if term.sensitive],
+        methods=[str(m) for m in EvidenceMethod],
+        today=words().local(now()).date(),
+    )
+
+
+def _confirm(
+    setting: Setting,
+    protected: list[str],
+    *,
+    values: MultiDict[str, str],
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Response:
+    """Step 3, only for a protected purpose the deployment allows: its conditions and the person's
+    explicit agreement, with everything else of the form carried along unchanged."""
+    deployment = services().policy.deployment
+    return page(
+        "intake/confirm.html",
+        status=status,
+        values=values,
+        errors=errors or {},
+        setting=setting,
+        protected=[safeguarding.conditions(deployment, code, words()) for code in protected],
+        carried=safeguarding.carried(values, leave_out=("witness", "confirmed_protected_purposes")),
     )
 
 
@@ -168,20 +234,47 @@ def start() -> Response:
 
 @bp.route("/consents/new", methods=["GET", "POST"])
 def record() -> Response:
+    """Where consent is given (step 1), then the consent (step 2), then, for a protected purpose
+    the deployment allows, its confirmation (step 3). Every step is a plain form."""
     caller = caller_with(Scope.CONSENTS_WRITE)
-    if request.method == "GET":
-        return _form()
+    form: MultiDict[str, str] = request.args if request.method == "GET" else request.form
+    if request.method == "GET" and "setting" not in form:
+        return _choose_setting()
+    setting = _setting(form.get("setting", "").strip())
+    if setting is None:
+        message = i18n.translate("Choose where the person is giving consent.")
+        return _choose_setting(values=form, errors={"setting": [message]}, status=400)
+    if request.method == "GET" or form.get("step") == "edit":
+        return _form(setting, values=None if request.method == "GET" else _without_confirmation(form))
     errors: dict[str, list[str]] = {}
-    body = loaded(ConsentIn(), _body(request.form, errors), errors)
-    if not errors:
-        subject = body.pop("subject")
-        try:
-            created = consents.record(services(), caller=caller, subject=subject, terms=body, now=now())
-        except (ValidationFailed, UnknownCode) as exc:
-            errors = flatten(exc.details) or {"form": [exc.message]}
-        else:
-            return redirect(url_for("intake.receipt", consent_id=created["id"]))  # type: ignore[return-value]
-    return _form(values=request.form, errors=errors, status=400)
+    body = loaded(ConsentIn(), _body(form, errors), errors)
+    if errors:
+        return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
+    deployment = services().policy.deployment
+    protected = safeguarding.protected_ticked(deployment, form)
+    allowed = [code for code in protected if deployment.protected_purposes[code].allowed]
+    if allowed and form.get("step") != "confirm":
+        return _confirm(setting, allowed, values=form)
+    subject = body.pop("subject")
+    try:
+        created = consents.record(services(), caller=caller, subject=subject, terms=body, now=now())
+    except (ProtectedPurposeRefused, CrisisSettingRefused) as exc:
+        errors = safeguarding.refusal(exc, deployment=deployment, words=words(), form=form, setting=setting)
+        if allowed and set(errors) <= safeguarding.CONFIRM_FIELDS:
+            return _confirm(setting, allowed, values=form, errors=errors, status=400)
+        # The form has no fields of the confirmation step: their messages go in the summary.
+        for field in safeguarding.CONFIRM_FIELDS & set(errors):
+            errors.setdefault("form", []).extend(errors.pop(field))
+    except (ValidationFailed, UnknownCode) as exc:
+        errors = flatten(exc.details) or {"form": [exc.message]}
+    else:
+        return redirect(url_for("intake.receipt", consent_id=created["id"]))  # type: ignore[return-value]
+    return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
+
+
+def _without_confirmation(form: MultiDict[str, str]) -> MultiDict[str, str]:
+    """The form's values without the confirmation step's: the worker confirms again each time."""
+    return MultiDict(safeguarding.carried(form, leave_out=("witness", "confirmed_protected_purposes")))
 
 
 @bp.get("/consents/<consent_id>/receipt")
@@ -196,7 +289,7 @@ def receipt(consent_id: str) -> Response:
         **context,
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
         qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
-        method=METHODS.get(context["claims"]["collection_method"], context["claims"]["collection_method"]),
+        setting=_setting(context["consent"]["evidence"].get("setting")),
     )
 
 
@@ -271,3 +364,11 @@ def print_access_report() -> Response:
         )
     report = access_report.report(services(), caller=caller, subject=subject, now=now())
     return html.page("access_report.html", report=report, labels=report["labels"])
+
+
+@bp.get("/reviews")
+def reviews() -> Response:
+    """Consents of this organization whose meaning a release changed: ask the person again."""
+    caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
+    listed = consent_reviews.list_for(services(), caller=caller)
+    return page("intake/reviews.html", reviews=[r for r in listed if r["recorded_by"] == caller.organization])

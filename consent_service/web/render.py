@@ -20,7 +20,7 @@ from ..errors import ServiceError
 from ..views.common import services
 from . import i18n
 from .session import SignInNeeded, check_csrf, csrf_token, current_user
-from .words import Words
+from .words import Words, time_zone
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def words() -> Words:
             vocabulary=services().policy.vocabulary,
             organizations={o["id"]: o["name"] for o in names["organizations"]},
             communities={c["id"]: c["name"] for c in names["communities"]},
+            zone=time_zone(services().settings["TIMEZONE"]),
         )
     return g.web_words  # type: ignore[no-any-return]
 

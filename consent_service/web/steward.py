@@ -219,7 +219,7 @@ def _approvals_page(
         services(), caller=caller, community_id=community_id, include_revoked=True, now=now()
     )
     vocabulary = services().policy.vocabulary
-    default_until = (now() + timedelta(days=365)).date().isoformat()
+    default_until = words().local(now() + timedelta(days=365)).date().isoformat()
     return page(
         "steward/approvals.html",
         status=status,
@@ -254,7 +254,7 @@ def grant_approval(community_id: str) -> Response:
     }
     if form.get("valid_until", "").strip():
         try:
-            body["expires_at"] = end_of_day(form["valid_until"].strip())
+            body["expires_at"] = end_of_day(form["valid_until"].strip(), words().zone)
         except ValueError:
             errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
     for field, message in {
@@ -315,7 +315,7 @@ def revoke_approval(community_id: str, approval_id: str) -> Response:
 def waiting(community_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
     result = stewardship.waiting_requests(services(), caller=caller, community_id=community_id, now=now())
-    default_until = (now() + timedelta(days=365)).date().isoformat()
+    default_until = words().local(now() + timedelta(days=365)).date().isoformat()
     return page(
         "steward/waiting.html", **_community(community_id, result=result, default_until=default_until)
     )
@@ -342,7 +342,20 @@ def decisions(community_id: str) -> Response:
             deny=timeline["total"]["deny"],
         ),
     )
+    grants = communities.protected_grants(services(), caller=caller, community_id=community_id)
+    settings = {
+        code: s.label_in(words().language) for code, s in services().policy.deployment.settings.items()
+    }
     return page(
         "steward/decisions.html",
-        **_community(community_id, timeline=timeline, latest=latest, chart=chart, days=days, periods=PERIODS),
+        **_community(
+            community_id,
+            timeline=timeline,
+            latest=latest,
+            chart=chart,
+            days=days,
+            periods=PERIODS,
+            grants=grants["grants"],
+            settings=settings,
+        ),
     )
