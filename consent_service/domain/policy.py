@@ -149,7 +149,8 @@ class PolicyBase:
     def rule_request(requester: str, community: str, purpose: str, category: str,
                      effect: str) -> tuple[str, str, str, str, str]:
         """The namespaced request ``reference_enforcer``'s model is asked."""
-        return org(requester), community_name(community), purpose_name(purpose), category_name(category), effect
+        return (org(requester), community_name(community), purpose_name(purpose),
+                category_name(category), effect)
 
     def compile_rules(self, community: str, version: int, rules: Iterable[Rule]) -> CompiledRules:
         return CompiledRules(community=community, version=version, rules=rules, base=self)
