@@ -73,8 +73,9 @@ def _decide(services: Services, *, request: AccessRequest, subject_key: str, now
             client_id: str | None) -> tuple[Verdict, dict[str, int]]:
     # Core reads (storage.bulk), the same ones batch authorize makes for a whole cohort.
     with read_snapshot(services.sessions) as session:
-        if client_id is not None and not organization_store.client_is_active(session, client_id):
-            raise Unauthorized("The access token's client is disabled or unknown.")
+        if client_id is not None and not organization_store.client_is_active(
+                session, client_id, request.requester):
+            raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
         consents = [consent_terms(row)
                     for row in bulk.current_terms_for_subjects(session, [subject_key]).get(subject_key, ())]
         versions = dict(bulk.memberships_with_versions(session, [subject_key]).get(subject_key, ()))
