@@ -88,11 +88,14 @@ Or load the example world with ready-to-paste commands:  make demo
 def serve(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from .log_hygiene import ACCESS_LOG_FORMAT
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
 
         def load(self):  # type: ignore[no-untyped-def]
             return _app()

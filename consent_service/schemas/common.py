@@ -7,6 +7,7 @@ question, answered with ``unknown_code`` rather than ``validation_error``.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -49,9 +50,22 @@ class SubjectSchema(StrictSchema):
     value = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters])
 
 
+class _UTCDateTime(fields.AwareDateTime):
+    """An aware time, converted to UTC when read: a time whose UTC form falls outside the
+    years 1..9999 (``9999-12-31T23:00:00-01:00``) cannot be represented, stored or compared,
+    so it is refused here, for every field of every endpoint, as out of range (it was a 500)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise ValidationError("out of range: the time in UTC must fall in the years 1 to 9999") from exc
+
+
 def aware_datetime(**kwargs: Any) -> fields.AwareDateTime:
     """ISO 8601 with a zone; a time without one is refused rather than guessed."""
-    return fields.AwareDateTime(format="iso", **kwargs)
+    return _UTCDateTime(format="iso", **kwargs)
 
 
 class ErrorDetailSchema(Schema):
