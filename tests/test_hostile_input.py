@@ -353,7 +353,8 @@ HURTFUL = {
     "nested-arrays": "[" * 100_000 + "]" * 100_000,
     "nested-objects": '{"a":' * 40_000 + "1" + "}" * 40_000,
     "giant-integer": '{"purpose": ' + "9" * 5000 + "}",
-    "nan": '{"purpose": "research", "data_categories": ["health"], "subject": {"system": "s", "value": "v"}, '
+    "nan": '{"purpose": "research", "data_categories": ["health"], '
+           '"subject": {"system": "urn:s", "value": "v"}, '
            '"x": NaN}',
     "infinity": '{"version": Infinity}',
     "huge-string": '{"purpose": "' + "x" * 200_000 + '"}',
@@ -420,7 +421,7 @@ class TestBodyLimit:
 
     def test_the_batch_endpoint_has_its_own_larger_limit(self, app, client, seeded):
         _, headers = seeded
-        body = json.dumps({"subjects": [{"system": "s", "value": f"v{i}"} for i in range(9000)],
+        body = json.dumps({"subjects": [{"system": "urn:s", "value": f"v{i}"} for i in range(9000)],
                            "purpose": "research", "data_categories": ["health"]})
         assert len(body) > app.config["MAX_CONTENT_LENGTH"]
         assert client.post("/v1/authorize/batch", data=body, content_type="application/json",
@@ -444,7 +445,7 @@ class TestNulCharacters:
 
     def test_in_a_key_deep_inside_a_body(self, app, client, seeded):
         _, headers = seeded
-        body = {"subject": {"system": "s", "value": "v"}, "purpose": "research",
+        body = {"subject": {"system": "urn:s", "value": "v"}, "purpose": "research",
                 "data_categories": ["health"], "x": [[{"a\u0000": 1}]]}
         assert_error(client.post("/v1/authorize", headers=headers, json=body), 400, "validation_error")
 

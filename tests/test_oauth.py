@@ -244,7 +244,7 @@ class TestScopes:
 
     def test_authorize_needs_the_authorize_scope(self, client, world):
         response = client.post("/v1/authorize", headers=world.headers("gla", "consents:read"), json={
-            "subject": {"system": "s", "value": "v"}, "purpose": "service-planning",
+            "subject": {"system": "urn:s", "value": "v"}, "purpose": "service-planning",
             "data_categories": ["housing"]})
         assert_error(response, 403, "forbidden")
 

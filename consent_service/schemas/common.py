@@ -12,6 +12,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from ..domain import pseudonyms
+
 MAX_LIST = 100
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -45,9 +47,29 @@ def _no_control_characters(value: str) -> None:
         raise ValidationError("must not contain control characters")
 
 
+def subject_problem(name: str, value: str) -> str | None:
+    """What is wrong with a subject's ``system`` or ``value`` beyond its length and control
+    characters (the same rules for one subject and for a batch's 10,000): a value that is only
+    white space (nothing is left once normalized), a system that is not ``urn:``/``https:``."""
+    if not value.strip():
+        return "must not be blank"
+    return pseudonyms.system_problem(value) if name == "system" else None
+
+
+def _subject_part(name: str) -> Any:
+    def check(value: str) -> None:
+        problem = subject_problem(name, value)
+        if problem:
+            raise ValidationError(problem)
+    return check
+
+
 class SubjectSchema(StrictSchema):
-    system = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters])
-    value = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters])
+    system = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters,
+                                                    _subject_part("system")],
+                           metadata={"description": "an absolute URI: urn:... or https:..."})
+    value = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters,
+                                                   _subject_part("value")])
 
 
 class _UTCDateTime(fields.AwareDateTime):
