@@ -287,6 +287,10 @@ class TestAccessReport:
         second = assert_ok(report(gov, person))
         assert [r["organization"] for r in second["reports"]] == [PROVIDER, PROVIDER]
         assert second["reports"][0]["at"] == first["generated_at"]
+        page = gov.client.post("/v1/subjects/access-report", query_string={"format": "html"},
+                               headers=world.headers(PROVIDER, "consents:read"), json={"subject": person})
+        listed = page.get_data(as_text=True).split("asked for this report</h2>")[1].split("</section>")[0]
+        assert listed.count(": Outreach-Org</li>") == 3  # the two before, and this one
 
 
 class TestUpgradingAVersion1Database:
