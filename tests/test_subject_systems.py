@@ -179,6 +179,16 @@ class TestOneSpelling:
         assert api["id"] in page.get_data(as_text=True)
 
 
+    def test_the_web_intake_refuses_a_system_that_is_not_a_uri_on_its_field(self, gov, app):
+        from web_helpers import WORKER, make_people, post_form, signed_in  # noqa: PLC0415
+
+        make_people(gov.world)
+        browser = signed_in(app.test_client(), WORKER)
+        page = post_form(browser, "/web/intake/find", {"system": "client-registry", "value": "C-1"})
+        assert page.status_code == 400
+        assert "must be an absolute URI" in page.get_data(as_text=True)
+
+
 class TestRecordedBeforeNormalization:
     """A v1 database holds keys of identifiers as they were sent; they cannot be recomputed."""
 
