@@ -180,7 +180,7 @@ class TestOneSpelling:
 
 
     def test_the_web_intake_refuses_a_system_that_is_not_a_uri_on_its_field(self, gov, app):
-        from web_helpers import WORKER, make_people, post_form, signed_in  # noqa: PLC0415
+        from web_helpers import WORKER, make_people, post_form, signed_in
 
         make_people(gov.world)
         browser = signed_in(app.test_client(), WORKER)
