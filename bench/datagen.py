@@ -257,6 +257,7 @@ def rule_rows(
 
 COLUMNS = {
     "organization": ("id", "name", "type", "created_at"),
+    "subject_system": ("system", "organization_id", "shared", "case_insensitive", "created_at", "created_by"),
     "consent": (
         "id",
         "subject_key",
@@ -401,6 +402,8 @@ def generate(
     organizations = [(org, org, kind, _ts(EPOCH)) for org, kind in ORGANIZATIONS.items()]
     tables: list[tuple[str, Sequence[tuple[Any, ...]]]] = [
         ("organization", organizations),
+        # Many organizations record the same people here: the system is shared (contract v1.1).
+        ("subject_system", [(SYSTEM, None, True, False, _ts(EPOCH), "bench")]),
         ("community", communities),
         ("community_rule", rules),
         ("approval", approvals),

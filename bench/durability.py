@@ -34,7 +34,17 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.live_service import bearer, call, consent_writes_held, deployment, log, make_client, save, token
+from bench.live_service import (
+    bearer,
+    call,
+    consent_writes_held,
+    deployment,
+    log,
+    make_client,
+    register_system,
+    save,
+    token,
+)
 
 SUBJECT_SYSTEM = "urn:bench:durability"
 
@@ -143,6 +153,7 @@ def run(backend: str, *, seconds: float, kills: int, threads: int, control: bool
         instance = dep.start("durability", workers=2)
         admin = token(instance.base, *dep.admin)
         writer_token = make_client(instance.base, admin, "writer-org", "service-provider", ["consents:write"])
+        register_system(instance.base, admin, SUBJECT_SYSTEM, "writer-org")
         writers = Writers(instance.base, writer_token, threads, seconds)
         killed: list[dict[str, Any]] = []
         chaos = threading.Thread(target=killer, args=(instance, kills, seconds, killed), daemon=True)

@@ -229,6 +229,13 @@ def deployment(backend: str, *, pg_url: str = PG_URL, keep: bool = False,
             log(f"kept {workdir}")
 
 
+def register_system(base: str, admin_token: str, system: str, org: str) -> None:
+    """Register ``system`` to ``org`` (consents are recorded only under a registered system)."""
+    made = call(base, "POST", "/v1/subject-systems", headers=bearer(admin_token),
+                body={"system": system, "organization": org})
+    assert made.status == 201, made
+
+
 def make_client(base: str, admin_token: str, org: str, org_type: str, scopes: list[str]) -> str:
     """An organization (if new) and a client of it; returns a token of that client."""
     call(base, "POST", "/v1/organizations", body={"id": org, "name": org, "type": org_type},

@@ -19,6 +19,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from consent_service.log_hygiene import ACCESS_LOG_FORMAT
+
 
 def warm(app: Any) -> int:
     """Compile every community's active rules into the worker's rule cache; returns communities."""
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             self.cfg.set("bind", f"127.0.0.1:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
             # the benchmark's own hook:
             self.cfg.set("post_worker_init", post_worker_init)
 

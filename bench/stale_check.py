@@ -30,7 +30,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.live_service import PG_URL, bearer, call, deployment, log, make_client, save, token
+from bench.live_service import (
+    PG_URL,
+    bearer,
+    call,
+    deployment,
+    log,
+    make_client,
+    register_system,
+    save,
+    token,
+)
 
 SYSTEM = "urn:bench:stale"
 
@@ -68,6 +78,7 @@ def run(*, trials: int, threads: int, stale: bool, pg_url: str) -> dict[str, Any
                       extra_env={"CONSENT_TESTING_ONLY_STALE_RULE_CACHE": "true"} if stale else None)
         admin = token(a.base, *dep.admin)
         recorder = make_client(a.base, admin, "recorder", "service-provider", ["consents:write"])
+        register_system(a.base, admin, SYSTEM, "recorder")
         requester = make_client(a.base, admin, "univ", "research", ["authorize"])
         steward = make_client(a.base, admin, "council", "community-governance", ["rules:write"])
 

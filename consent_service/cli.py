@@ -101,6 +101,37 @@ def create_client(name: str, organization: str, scopes: tuple[str, ...], as_json
                    "(the secret is shown only now)")
 
 
+@main.group("subject-systems", help="Identifier systems consents are recorded under.")
+def subject_systems() -> None:
+    pass
+
+
+@subject_systems.command("add", help="Register a system to an organization (or --shared); docs/upgrading.md.")
+@click.argument("system")
+@click.option("--organization", default=None, help="the organization it is registered to")
+@click.option("--shared", is_flag=True, help="any organization may record under it")
+@click.option("--case-insensitive", is_flag=True, help="values compare case-folded")
+def subject_systems_add(system: str, organization: str | None, shared: bool, case_insensitive: bool) -> None:
+    from .domain import subjects
+    from .errors import ServiceError
+
+    try:
+        added = subjects.register(_services(), caller=None, system=system, organization=organization,
+                                  shared=shared, case_insensitive=case_insensitive, now=datetime.now(UTC))
+    except ServiceError as exc:
+        details = json.dumps(exc.details) if exc.details else ""
+        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
+    click.echo(json.dumps({**added, "created_at": added["created_at"].isoformat()}))
+
+
+@subject_systems.command("list", help="Print the registered systems, one JSON object a line.")
+def subject_systems_list() -> None:
+    from .domain import subjects
+
+    for entry in subjects.list_systems(_services()):
+        click.echo(json.dumps({**entry, "created_at": entry["created_at"].isoformat()}))
+
+
 @admin.command("hint", help="Print how to get a token.")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000)
@@ -121,11 +152,14 @@ Or load the example world with ready-to-paste commands:  make demo
 def serve(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from .log_hygiene import ACCESS_LOG_FORMAT
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
 
         def load(self):  # type: ignore[no-untyped-def]
             return _app()

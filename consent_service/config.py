@@ -34,8 +34,6 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN_ISSUER": "urn:consent-service",
     "TOKEN_AUDIENCE": "urn:consent-service:api",
     "TOKEN_EXPIRES_IN": 900,
-    # An external issuer's JWKS (JSON text or path) to accept its tokens too; empty: only ours.
-    "TRUSTED_ISSUER_JWKS": "",
     # Request limits.
     "MAX_CONTENT_LENGTH": 256 * 1024,
     "MAX_LIST_LENGTH": 100,
@@ -85,8 +83,19 @@ def _coerce(raw: str, default: Any) -> Any:
     return raw
 
 
+# Settings a deployment may still set that no longer exist: refused at start, never ignored
+# (an operator who set one believes it has an effect).
+REMOVED = {
+    "TRUSTED_ISSUER_JWKS": "external token issuers are not supported: only tokens this service "
+                           "issues are accepted (issue 12: the setting was never read)",
+}
+
+
 def load(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the effective settings; later sources override earlier ones."""
+    for name, why in REMOVED.items():
+        if os.environ.get(f"CONSENT_{name}") or (test_config and name in test_config):
+            raise ValueError(f"CONSENT_{name} is set but {why}; unset it.")
     settings = dict(DEFAULTS)
     for name, default in DEFAULTS.items():
         raw = os.environ.get(f"CONSENT_{name}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .domain import communities, consents, organizations
+from .domain import communities, consents, organizations, subjects
 from .domain.caller import Caller
 from .domain.services import Services
 from .errors import ServiceError
@@ -71,9 +71,19 @@ def _ensure_community(services: Services, now: datetime) -> None:
     )
 
 
+def _ensure_subject_system(services: Services, now: datetime) -> None:
+    """outreach-org records its clients under its own system (contract v1.1: registered first)."""
+    with read_snapshot(services.sessions) as session:
+        exists = services.subjects.system(session, SUBJECT["system"]) is not None
+    if not exists:
+        subjects.register(services, caller=None, system=SUBJECT["system"], organization="outreach-org",
+                          shared=False, case_insensitive=False, now=now)
+
+
 def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
     credentials = _ensure_organizations(services, now)
     _ensure_community(services, now)
+    _ensure_subject_system(services, now)
     outreach = Caller(
         organization="outreach-org",
         client_id=credentials["outreach-org"][0],

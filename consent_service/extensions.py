@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,20 +21,55 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether any key or string anywhere in a parsed body contains NUL (PostgreSQL refuses it)."""
-    pending = [value]
+# What a JSON text must hold for a parsed string to contain NUL or a lone surrogate: the
+# escapes \u0000 and \uD800-\uDFFF (a raw surrogate is not UTF-8, refused when decoding).
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _unstorable(text: str) -> str | None:
+    """Why a string cannot be stored or hashed as it is, or None.
+
+    NUL: PostgreSQL refuses it. A lone surrogate (half of a UTF-16 pair, which JSON's \\u
+    escapes can name alone) is not a character: it cannot be encoded as UTF-8, so neither
+    stored nor turned into a subject key (it was a 500, issue 12).
+    """
+    if "\x00" in text:
+        return "text must not contain NUL (\\u0000) characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must not contain lone surrogates (\\uD800-\\uDFFF without their pair)"
+    return None
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def first_unstorable(value: Any) -> tuple[str, str] | None:
+    """``(field, message)`` for the first key or string of a parsed body that cannot be stored:
+    the top-level field it is in (``_body`` for a bare string) and, as in every other
+    validation message, its path inside that field (``{"subject": ["value: ..."]}``)."""
+    pending: list[tuple[tuple[str, ...], Any]] = [((), value)]
     while pending:  # no recursion: the body may be nested as deep as the parser allows
-        item = pending.pop()
+        parts, item = pending.pop()
+        problem, where = None, parts
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            problem = _unstorable(item)
         elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            for key, inner in item.items():
+                where = (*parts, _printable(key))
+                problem = _unstorable(key)
+                if problem:
+                    problem += " (in a field name)"
+                    break
+                pending.append((where, inner))
         elif isinstance(item, list):
-            pending.extend(item)
-    return False
+            pending.extend(((*parts, str(i)), inner) for i, inner in enumerate(item))
+        if problem:
+            inner_path = ".".join(where[1:])
+            return (where[0] if where else "_body"), (f"{inner_path}: {problem}" if inner_path else problem)
+    return None
 
 
 class ContractParser(FlaskParser):
@@ -43,8 +79,10 @@ class ContractParser(FlaskParser):
     refused, and a body nested too deep for the parser (``RecursionError``) or holding an
     integer too long to convert (``ValueError``) is invalid JSON, a 400, rather than a 500.
     A streamed body that reaches the size limit is a 413, as one with a Content-Length is.
-    A string holding NUL (``\\u0000``) is a 400: PostgreSQL cannot store it (the driver's
-    refusal would be a 503).
+    A string (or a name) holding NUL (``\\u0000``) or a lone surrogate (``\\uD800``) is a 400
+    naming the field it is in: PostgreSQL cannot store NUL (the driver's refusal would be a
+    503) and a lone surrogate cannot be encoded at all (a 500). Every JSON body of every
+    endpoint is read here, so no endpoint needs its own check.
     """
 
     DEFAULT_VALIDATION_STATUS = 400
@@ -69,9 +107,11 @@ class ContractParser(FlaskParser):
         except (RecursionError, ValueError) as exc:
             # A non-empty ``doc``: webargs takes an empty one to mean "no body".
             raise json.JSONDecodeError(f"not usable JSON: {type(exc).__name__}", "(body)", 0) from exc
-        if "\\u0000" in text and _holds_nul(parsed):
-            raise ValidationFailed("The body contains a NUL character.",
-                                   details={"_body": ["text must not contain NUL (\\u0000) characters"]})
+        found = first_unstorable(parsed) if _SUSPECT_ESCAPE.search(text) else None
+        if found is not None:
+            field, message = found
+            raise ValidationFailed("A text in the body holds a character that cannot be stored.",
+                                   details={field: [message]})
         return parsed
 
 

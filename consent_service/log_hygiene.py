@@ -1,6 +1,8 @@
 """Keep personal data and credentials out of the logs, whatever level an operator turns on.
 
-Our own code logs no identifiers, notes, secrets or tokens. Two libraries would at DEBUG:
+Our own code logs no identifiers, notes, secrets or tokens. The access log (gunicorn, set up by
+``consent-service serve``) has no query strings: :data:`ACCESS_LOG_FORMAT`. Two libraries would
+at DEBUG:
 
 * Authlib logs every access token it issues (``Issue token {...} to client``): the token is
   replaced by a placeholder, the client kept.
@@ -14,6 +16,12 @@ Our own code logs no identifiers, notes, secrets or tokens. Two libraries would 
 from __future__ import annotations
 
 import logging
+
+# gunicorn's access log line, without the query string (gunicorn's default "%(r)s" is the
+# whole request line) and without the Referer (a page's address may carry one): query strings
+# can hold free text (``?reason=`` of DELETE .../rules/{id}) or credentials someone put in a
+# URL, and an access log is kept and shipped far more widely than the database.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(L)s'
 
 AUTHLIB_ISSUER_LOGGER = "authlib.oauth2.rfc6749.grants.client_credentials"
 SQLALCHEMY_ENGINE_LOGGERS = ("sqlalchemy.engine.Engine", "sqlalchemy.engine.base.Engine")

@@ -127,7 +127,22 @@ class World:
             organizations.create_organization(
                 self.services, caller=None, id=org_id, name=org_id.title(), type=type, now=datetime.now(UTC)
             )
+            # Each organization records under its own system (contract v1.1: consents only under
+            # a registered system), the one the intake pages suggest.
+            self.system(f"urn:{org_id}:client", org_id)
         return org_id
+
+    def system(self, system: str, org_id: str | None = None, *, case_insensitive: bool = False) -> str:
+        """Register ``system`` to ``org_id`` (None: shared), unless it is registered already."""
+        from consent_service.domain import pseudonyms, subjects
+        from consent_service.storage import subjects as subject_store
+
+        with self.services.sessions() as session:
+            exists = subject_store.get_system(session, pseudonyms.normalize_system(system)) is not None
+        if not exists:
+            subjects.register(self.services, caller=None, system=system, organization=org_id,
+                              shared=org_id is None, case_insensitive=case_insensitive, now=datetime.now(UTC))
+        return system
 
     def credentials(self, org_id: str, *scopes: str) -> tuple[str, str]:
         self.org(org_id)

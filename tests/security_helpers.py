@@ -53,9 +53,37 @@ def seed_world(client: Any, world: Any, *, subject: dict[str, str] = SUBJECT,
         "subject": subject, "purpose": "service-planning", "data_categories": ["housing"]}))
     assert decision["decision"] == "permit", decision
     spare_client, _ = world.credentials(PROVIDER, "authorize")
+    legacy_consent(client, world, LEGACY_SUBJECT)
     return {"consent_id": consent["id"], "receipt": consent["receipt"], "community_id": NATION_A,
             "rule_id": rule["id"], "approval_id": approval["id"], "decision_id": decision["decision_id"],
             "client_id": spare_client}
+
+
+# A subject as v1 recorded it: under the key of a spelling that is not normalized (a trailing space).
+LEGACY_SUBJECT = {"system": SUBJECT["system"], "value": "C-9001 "}
+
+
+def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str = PROVIDER,
+                   **body: Any) -> dict[str, Any]:
+    """A consent of ``spelled`` stored as v1 stored it: keyed by the identifier exactly as sent
+    (recorded now, then its rows moved to that key, as a v1-era database holds them)."""
+    from sqlalchemy import update
+
+    from consent_service.domain import pseudonyms
+
+    consent = _ok(client.post("/v1/consents", headers=world.headers(org, "consents:write"),
+                              json={**CONSENT, "subject": spelled, **body}), 201)
+    services = world.services
+    old = pseudonyms.key_as_given(services.pseudonym_key, **spelled)
+    with services.sessions() as session:
+        new = session.get(models.Consent, consent["id"]).subject_key
+        assert new != old, "the spelling is normalized already"
+        session.execute(update(models.Consent).where(models.Consent.subject_key == new)
+                        .values(subject_key=old))
+        session.execute(update(models.Membership).where(models.Membership.subject_key == new)
+                        .values(subject_key=old))
+        session.commit()
+    return consent
 
 
 def row_counts(app: Flask) -> tuple[int, ...]:

@@ -25,6 +25,9 @@ ENTRIES = AuditEntry.__table__
 HEAD = AuditHead.__table__
 
 
+SYSTEM = {"system": "urn:outreach-org:client"}
+
+
 def verify_endpoint(client, world: World, checkpoints: list[str] | None = None) -> dict[str, Any]:
     headers = world.headers("auditor", "audit:read")
     if checkpoints is None:
@@ -45,7 +48,7 @@ def busy_chain(client, world: World) -> int:
     ids = []
     for n in range(3):
         response = client.post(
-            "/v1/consents", json=consent_body(subject={"system": "urn:s", "value": f"C-{n}"}), headers=writer
+            "/v1/consents", json=consent_body(subject={**SYSTEM, "value": f"C-{n}"}), headers=writer
         )
         assert response.status_code == 201, response.get_json()
         ids.append(response.get_json()["id"])
@@ -59,7 +62,7 @@ def busy_chain(client, world: World) -> int:
         response = client.post(
             "/v1/authorize",
             json={
-                "subject": {"system": "urn:s", "value": f"C-{n}"},
+                "subject": {"system": "urn:outreach-org:client", "value": f"C-{n}"},
                 "purpose": "service-planning",
                 "data_categories": ["housing"],
             },
@@ -449,7 +452,7 @@ class TestConcurrentAppends:
                 target = app if index % 2 else other
                 client = target.test_client()
                 for n in range(per_thread):
-                    subject = {"system": "urn:s", "value": f"T{index}-{n}"}
+                    subject = {"system": "urn:outreach-org:client", "value": f"T{index}-{n}"}
                     for response in (
                         client.post("/v1/consents", json=consent_body(subject=subject), headers=writer),
                         client.post(

@@ -96,6 +96,21 @@ RAW_BODIES = {
     "json-null": "null",
 }
 NAIVE_DATETIMES = ["2099-11-22T00:00:00", "2099-11-22", "next tuesday"]
+# Valid ISO 8601 with a zone, but their UTC time is outside the years 1..9999 (issue 12: a 500).
+OUT_OF_RANGE_DATETIMES = ["9999-12-31T23:00:00-01:00", "0001-01-01T00:00:00+01:00"]
+LONE_SURROGATES = ["\ud800", "\udfff"]  # half a UTF-16 pair: JSON can name one, UTF-8 cannot encode it
+
+
+def with_surrogate(value: Any, surrogate: str) -> Any:
+    """``value`` with a lone surrogate in its first text (a string, a list's first, a dict's first)."""
+    if isinstance(value, str):
+        return value + surrogate
+    if isinstance(value, list) and value:
+        return [with_surrogate(value[0], surrogate), *value[1:]]
+    if isinstance(value, dict) and value:
+        first = next(iter(value))
+        return {**value, first: with_surrogate(value[first], surrogate)}
+    return None
 CONTROL_CHARACTERS = ["C-1042\n", "C-\x001042", "C-1042\x7f"]
 
 
@@ -131,6 +146,14 @@ def cases(endpoint: Endpoint) -> Iterator[Any]:
     for name in endpoint.datetimes:
         for i, value in enumerate(NAIVE_DATETIMES):
             yield case(f"naive-{name}-{i}", body_with(base, **{name: value}), field=name)
+        for i, value in enumerate(OUT_OF_RANGE_DATETIMES):
+            yield case(f"out-of-range-{name}-{i}", body_with(base, **{name: value}), field=name)
+    for name, value in base.items():
+        for i, surrogate in enumerate(LONE_SURROGATES):
+            spoiled = with_surrogate(value, surrogate)
+            if spoiled is not None:
+                yield case(f"surrogate-in-{name}-{i}", body_with(base, **{name: spoiled}), field=name)
+    yield case("surrogate-in-a-field-name", {**base, "note\ud800": "x"}, field="note\\ud800")
     if endpoint.subject:
         def subject(label: str, field: str = "subject", **parts: str) -> Any:
             return case(label, body_with(base, subject={**SUBJECT, **parts}), field=field)
@@ -138,9 +161,8 @@ def cases(endpoint: Endpoint) -> Iterator[Any]:
         for part in ("system", "value"):
             for i, value in enumerate(CONTROL_CHARACTERS):
                 # NUL is refused by the JSON parser, before any field is read (PostgreSQL cannot
-                # store it), so it is reported against the body rather than the subject.
-                field = "_body" if "\x00" in value else "subject"
-                yield subject(f"control-in-subject-{part}-{i}", field=field, **{part: value})
+                # store it), which names the field it is in, as the schema does.
+                yield subject(f"control-in-subject-{part}-{i}", **{part: value})
             yield subject(f"empty-subject-{part}", **{part: ""})
             yield subject(f"overlong-subject-{part}", **{part: "x" * 257})
         yield subject("subject-extra-field", name="Ann")

@@ -368,6 +368,9 @@ OUTSIDERS = {
     "steward without the scope": lambda gov: gov.steward(NATION_A, "consents:write", "authorize"),
     "the service's admin": lambda gov: gov.world.admin(),
     "admin holding rules:write": lambda gov: gov.world.headers("admin", "admin", "rules:write", "audit:read"),
+    # issue 12: pycasbin linked the organization "steward" to the role of the same name
+    "organization named steward": lambda gov: gov.world.headers("steward", "rules:write", "audit:read"),
+    "organization named role:steward": lambda gov: gov.world.headers("role:steward", "rules:write"),
 }
 
 

@@ -21,6 +21,7 @@ import re
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -112,8 +114,55 @@ def check_answer(app: Any, case: Any, response: Any, before: tuple[int, ...]) ->
         assert row_counts(app) == before, (case.operation.label, status, body)
 
 
+# Issue 12: inputs every field must refuse with a 400 (they were 500s). A lone surrogate can only
+# travel in a JSON body (a URL or a form is UTF-8 on the wire, and werkzeug replaces what is not);
+# a date out of range can travel anywhere.
+OUT_OF_RANGE = ("9999-12-31T23:00:00-01:00", "0001-01-01T00:00:00+01:00")
+SURROGATES = ("\ud800", "\udbff", "\udc00", "\udfff")
+
+
+def _is_datetime(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return "T" in value
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every string of a body (its names included, as ``("name", key)``)."""
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [*(((*path, ("name", key))) for key in value),
+                *(leaf for key, inner in value.items() for leaf in _leaves(inner, (*path, key)))]
+    if isinstance(value, list):
+        return [leaf for i, inner in enumerate(value) for leaf in _leaves(inner, (*path, i))]
+    return []
+
+
+def _spoil(body: Any, path: tuple[Any, ...], data: st.DataObject) -> tuple[Any, str]:
+    """``body`` with the string at ``path`` made hostile; returns it and the top-level field."""
+    *parents, last = path
+    holder = body
+    for step in parents:
+        holder = holder[step]
+    if isinstance(last, tuple):  # a field name
+        key = last[1]
+        spoiled = key + data.draw(st.sampled_from(SURROGATES), label="surrogate")
+        holder[spoiled] = holder.pop(key)
+        if not parents:  # a top-level name: the answer names it, escaped
+            return body, spoiled.encode("utf-8", "backslashreplace").decode("utf-8")
+        return body, str(path[0])
+    original = holder[last]
+    hostile = (data.draw(st.sampled_from(OUT_OF_RANGE), label="date") if _is_datetime(original)
+               else original + data.draw(st.sampled_from(SURROGATES), label="surrogate"))
+    holder[last] = hostile
+    return body, str(path[0])
+
+
 def fuzz(app: Any, headers_for: Callable[[str], dict[str, str]], mode: GenerationMode,
-         ids: dict[str, str]) -> tuple[list[str], dict[str, Counter[int]]]:
+         ids: dict[str, str], *, hostile: bool = False) -> tuple[list[str], dict[str, Counter[int]]]:
     """Run every operation; one line per operation that failed (with hypothesis' minimal case),
     and the statuses each operation answered."""
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
@@ -124,7 +173,7 @@ def fuzz(app: Any, headers_for: Callable[[str], dict[str, str]], mode: Generatio
         operation = result.ok()
         seen = statuses.setdefault(operation.label, Counter())
         try:
-            _examples(app, operation, mode, ids, headers_for(operation.path), checks, seen)()
+            _examples(app, operation, mode, ids, headers_for(operation.path), checks, seen, hostile)()
         except Unsatisfiable:
             continue  # nothing negative to say about an operation without inputs
         except BaseException as exc:  # collected and reported below
@@ -133,8 +182,12 @@ def fuzz(app: Any, headers_for: Callable[[str], dict[str, str]], mode: Generatio
 
 
 def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str], headers: dict[str, str],
-              checks: list[Any], seen: Counter[int]) -> Callable[[], None]:
-    """The hypothesis test of one operation: generate, call, check (see check_answer)."""
+              checks: list[Any], seen: Counter[int], hostile: bool = False) -> Callable[[], None]:
+    """The hypothesis test of one operation: generate, call, check (see check_answer).
+
+    ``hostile``: one string of each (valid) request, in its body or its query, is then made
+    hostile (a lone surrogate, or a date whose UTC time is out of range): the answer must be
+    400 ``validation_error`` naming the field it is in."""
     names = {p.name for p in operation.path_parameters}
     fixed = {name: ids[name] for name in names} if mode is GenerationMode.POSITIVE else None
 
@@ -144,7 +197,25 @@ def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str
         if mode is GenerationMode.POSITIVE:
             case.body = _plausible(case.body, data)
         case.headers = {**(case.headers or {}), **headers}
+        spoiled = None
+        if hostile:
+            if case.body is not None and case.body is not NOT_SET:  # one hostile string, no other
+                case.body = json.loads(json.dumps(case.body).replace("\\u0000", "0"))
+            places = [("body", leaf) for leaf in _leaves(case.body)] + [
+                ("query", (name,)) for name, value in (case.query or {}).items()
+                if isinstance(value, str) and _is_datetime(value)]
+            if places:
+                where, path = data.draw(st.sampled_from(places), label="hostile place")
+                if where == "body":
+                    case.body, spoiled = _spoil(case.body, path, data)
+                else:
+                    case.query[path[0]] = data.draw(st.sampled_from(OUT_OF_RANGE), label="date")
+                    spoiled = path[0]
         before = row_counts(app)
+        if spoiled is not None:
+            _refused_naming(app, case, spoiled, before)
+            seen[400] += 1
+            return
         response = case.call()
         seen[response.status_code] += 1
         case.validate_response(response, checks=checks)
@@ -172,6 +243,36 @@ def test_schemathesis_finds_no_error_in_any_operation(app, client, world, mode):
         succeeded = sorted(label for label, seen in statuses.items() if any(200 <= s < 300 for s in seen))
         print(f"{len(succeeded)} of {len(statuses)} operations answered 2xx:", statuses)
         assert len(succeeded) >= 24, statuses  # 26 of 28 when written
+
+
+def _refused_naming(app: Any, case: Any, field: str, before: tuple[int, ...]) -> None:
+    """Send ``case`` as JSON with \\u escapes (schemathesis would try to encode the surrogate as
+    UTF-8, which cannot be done); it must be a 400 validation_error naming ``field``, writing
+    nothing."""
+    data = None if case.body is None or case.body is NOT_SET else json.dumps(case.body)
+    response = app.test_client().open(case.formatted_path, method=case.method, query_string=case.query,
+                                      headers=case.headers, data=data, content_type="application/json")
+    label = (case.operation.label, field)
+    assert response.status_code == 400, (*label, response.get_data(as_text=True)[:300])
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error", (*label, error)
+    assert field in error["details"], (*label, error)
+    assert row_counts(app) == before, label
+
+
+def test_schemathesis_surrogates_and_out_of_range_dates_in_every_field_are_400(app, client, world):
+    """Issue 12: a lone surrogate in any text, or a date out of range, was a 500."""
+    ids = seed_world(client, world)
+    recorder, steward = world.headers(PROVIDER, *ALL_SCOPES), world.headers(COUNCIL_A, *ALL_SCOPES)
+
+    def headers_for(path: str) -> dict[str, str]:
+        return recorder if path.startswith(("/v1/consents", "/v1/subjects")) else steward
+
+    problems, statuses = fuzz(app, headers_for, GenerationMode.POSITIVE, ids, hostile=True)
+    assert problems == [], "\n\n".join(problems)
+    refused = sorted(label for label, seen in statuses.items() if seen[400])
+    assert len(refused) >= 15, statuses  # every operation with a body or a date in its query
 
 
 # -- the published document bounds every input ----------------------------------------------------
@@ -252,7 +353,8 @@ HURTFUL = {
     "nested-arrays": "[" * 100_000 + "]" * 100_000,
     "nested-objects": '{"a":' * 40_000 + "1" + "}" * 40_000,
     "giant-integer": '{"purpose": ' + "9" * 5000 + "}",
-    "nan": '{"purpose": "research", "data_categories": ["health"], "subject": {"system": "s", "value": "v"}, '
+    "nan": '{"purpose": "research", "data_categories": ["health"], '
+           '"subject": {"system": "urn:s", "value": "v"}, '
            '"x": NaN}',
     "infinity": '{"version": Infinity}',
     "huge-string": '{"purpose": "' + "x" * 200_000 + '"}',
@@ -319,7 +421,7 @@ class TestBodyLimit:
 
     def test_the_batch_endpoint_has_its_own_larger_limit(self, app, client, seeded):
         _, headers = seeded
-        body = json.dumps({"subjects": [{"system": "s", "value": f"v{i}"} for i in range(9000)],
+        body = json.dumps({"subjects": [{"system": "urn:s", "value": f"v{i}"} for i in range(9000)],
                            "purpose": "research", "data_categories": ["health"]})
         assert len(body) > app.config["MAX_CONTENT_LENGTH"]
         assert client.post("/v1/authorize/batch", data=body, content_type="application/json",
@@ -343,7 +445,7 @@ class TestNulCharacters:
 
     def test_in_a_key_deep_inside_a_body(self, app, client, seeded):
         _, headers = seeded
-        body = {"subject": {"system": "s", "value": "v"}, "purpose": "research",
+        body = {"subject": {"system": "urn:s", "value": "v"}, "purpose": "research",
                 "data_categories": ["health"], "x": [[{"a\u0000": 1}]]}
         assert_error(client.post("/v1/authorize", headers=headers, json=body), 400, "validation_error")
 

@@ -189,6 +189,21 @@ class TestBearerValidation:
         assert_error(vocabulary(client, sign(claims_for(creds[0], settings), typ=RECEIPT_TYP)),
                      401, "unauthorized")
 
+    @pytest.mark.parametrize("org", ["admin", "univ"])
+    def test_a_signed_token_naming_another_organization_than_its_clients_is_401(
+            self, client, world, creds, settings, sign, org):
+        """Issue 12: the org claim must be the client's own organization, on every path (the
+        API's common authentication and authorize's own client check)."""
+        world.org("univ", "research")
+        assert_ok(vocabulary(client, sign(claims_for(creds[0], settings))))  # the control
+        token = sign(claims_for(creds[0], settings, org=org, scope="authorize admin"))
+        assert_error(vocabulary(client, token), 401, "unauthorized")
+        assert_error(client.post("/v1/organizations", headers=bearer(token),
+                                 json={"id": "x", "name": "X", "type": "other"}), 401, "unauthorized")
+        body = {"subject": {"system": "urn:outreach-org:client", "value": "C-1"}, "purpose": "research",
+                "data_categories": ["health"]}
+        assert_error(client.post("/v1/authorize", headers=bearer(token), json=body), 401, "unauthorized")
+
     def test_a_token_of_an_unknown_client_is_401(self, client, settings, sign):
         assert_error(vocabulary(client, sign(claims_for("cl_nobody", settings))), 401, "unauthorized")
 
@@ -229,7 +244,7 @@ class TestScopes:
 
     def test_authorize_needs_the_authorize_scope(self, client, world):
         response = client.post("/v1/authorize", headers=world.headers("gla", "consents:read"), json={
-            "subject": {"system": "s", "value": "v"}, "purpose": "service-planning",
+            "subject": {"system": "urn:s", "value": "v"}, "purpose": "service-planning",
             "data_categories": ["housing"]})
         assert_error(response, 403, "forbidden")
 
@@ -255,3 +270,20 @@ class TestJwks:
         decoded = jwt.decode(receipt, keys, algorithms=["ES256"])
         assert decoded.header["typ"] == RECEIPT_TYP
         assert decoded.claims["controller"]["id"] == "outreach-org"
+
+
+class TestNoExternalIssuer:
+    """TRUSTED_ISSUER_JWKS was documented but never read; it is removed, and a deployment that
+    still sets it is refused at start rather than believing it has an effect."""
+
+    def test_a_deployment_setting_trusted_issuer_jwks_does_not_start(self, monkeypatch):
+        from consent_service import config
+
+        monkeypatch.setenv("CONSENT_TRUSTED_ISSUER_JWKS", '{"keys": []}')
+        with pytest.raises(ValueError, match="CONSENT_TRUSTED_ISSUER_JWKS"):
+            config.load()
+
+    def test_a_token_from_another_issuer_with_its_own_keys_is_401(self, client, creds, settings):
+        other = SigningKeys(KeySet([new_signing_key()]))
+        token = other.sign(claims_for(creds[0], settings, iss="https://idp.example"), typ=ACCESS_TOKEN_TYP)
+        assert_error(vocabulary(client, token), 401, "unauthorized")

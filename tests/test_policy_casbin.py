@@ -64,8 +64,8 @@ class TestCompiledRulesAgreeWithCasbin:
             for purpose in GRID_PURPOSES:
                 for category in GRID_CATEGORIES:
                     for effect in RuleEffect:
-                        allowed, explain = enforcer.enforce_ex(requester, COMMUNITY, purpose, category,
-                                                               str(effect))
+                        allowed, explain = enforcer.enforce_ex(*base.rule_request(
+                            requester, COMMUNITY, purpose, category, str(effect)))
                         matched = compiled.matching(effect=effect, requester=requester, purpose=purpose,
                                                     categories=[category])
                         where = (requester, purpose, category, effect)
@@ -93,7 +93,8 @@ class TestCodesOutsideTheVocabulary:
             for category in GRID_CATEGORIES:
                 matched = compiled.matching(effect=RuleEffect.DENY, requester="univ", purpose=purpose,
                                             categories=[category])
-                expected = enforcer.enforce("univ", COMMUNITY, purpose, category, str(RuleEffect.DENY))
+                expected = enforcer.enforce(*base.rule_request("univ", COMMUNITY, purpose, category,
+                                                               str(RuleEffect.DENY)))
                 assert bool(matched) == expected, (purpose, category)
         assert compiled.matching(effect=RuleEffect.DENY, requester="univ", purpose=purposes[0],
                                  categories=[categories[0]]) == [rule]
@@ -191,3 +192,57 @@ class TestMayManage:
         assert self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE)
         assert not self.may(base, "nation-a-council", COMMUNITY, ManagementAction.RULES_CREATE,
                             stewards=("new-council",))
+
+
+# Every name a policy knows, in every namespace, plus keywords and spellings of namespaces
+# themselves: an organization (or community) may be given any of them as its id.
+POLICY_NAMES = sorted({
+    "steward", "admin", "*", "org", "role", "community", "action", "purpose", "category",
+    *(f"{ns}:{name}" for ns in ("org", "role", "community", "action") for name in ("steward", "*", "admin")),
+    *(str(a) for a in ManagementAction), *(f"action:{a}" for a in ManagementAction),
+    *("consents:write", "consents:read", "authorize", "rules:write", "audit:read", "community:read"),
+    COMMUNITY, OTHER_COMMUNITY, f"community:{COMMUNITY}", "nation-a-council", "org:nation-a-council",
+    *PURPOSES, *CATEGORIES, *(f"purpose:{p}" for p in PURPOSES), *(f"category:{c}" for c in CATEGORIES),
+    "deny", "require_approval", "role:steward:nation-a",
+})
+ORG_IDS = st.one_of(st.sampled_from(POLICY_NAMES),
+                    st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:*-]{0,20}\Z"))
+
+
+class TestNoNameGrantsWhatItWasNotGiven:
+    """Issue 12: an organization whose id was ``steward`` managed every community, because
+    pycasbin links two equal names. With every name namespaced, no id does."""
+
+    def test_an_organization_named_steward_manages_nothing(self, base):
+        for action in ManagementAction:
+            assert not base.may_manage(organization="steward", community=COMMUNITY, action=action,
+                                       stewards=["nation-a-council"])
+            assert not base.may_manage(organization="role:steward", community=COMMUNITY,
+                                       action=action, stewards=["nation-a-council"])
+
+    @settings(max_examples=300, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.differing_executors])
+    @given(organization=ORG_IDS, community=ORG_IDS, stewards=st.lists(ORG_IDS, max_size=3),
+           action=st.one_of(st.sampled_from([str(a) for a in ManagementAction]), ORG_IDS))
+    def test_may_manage_only_as_a_steward_of_that_community(self, base, organization, community,
+                                                           stewards, action):
+        granted = organization in stewards and action in {str(a) for a in ManagementAction}
+        assert base.may_manage(organization=organization, community=community, action=action,
+                               stewards=stewards) is granted
+
+    @settings(max_examples=150, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.differing_executors])
+    @given(requester=ORG_IDS, named=st.lists(ORG_IDS, min_size=1, max_size=2),
+           community=ORG_IDS, asked_community=ORG_IDS, purpose=st.sampled_from(PURPOSES),
+           category=st.sampled_from(CATEGORIES))
+    def test_a_rule_reaches_only_the_requesters_and_community_it_names(
+            self, base, requester, named, community, asked_community, purpose, category):
+        """A rule naming organizations matches a request only from one of them (or from anyone
+        for ``*``), and only in its own community, whatever the ids are."""
+        rule = Rule(id="r1", community=community, effect=RuleEffect.DENY, purposes=(purpose,),
+                    data_categories=(category,), requesters=tuple(named))
+        enforcer = base.reference_enforcer([rule])
+        matched = enforcer.enforce(*base.rule_request(requester, asked_community, purpose, category,
+                                                      str(RuleEffect.DENY)))
+        expected = asked_community == community and (requester in named or WILDCARD in named)
+        assert matched is expected

@@ -183,6 +183,8 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
     rec.call("admin", "POST", "/v1/communities", headers=admin,
              json={"id": NATION_A, "name": "Nation A", "stewards": [COUNCIL_A]})
 
+    rec.call("admin", "POST", "/v1/subject-systems", headers=admin,
+             json={"system": can.system, "organization": PROVIDER})
     subject = {"system": can.system, "value": can.subject}
     keyed = {**headers[PROVIDER], "Idempotency-Key": "k1"}
     consent = rec.call(PROVIDER, "POST", "/v1/consents", headers=keyed,
@@ -465,7 +467,7 @@ def error_kinds(app, client, world, monkeypatch) -> Iterator[tuple[str, Any]]:
     writer = world.headers("outreach-org", "consents:write")
     gla = world.headers("gla", "authorize")
     consent = record_consent(client, writer)
-    ask = {"subject": {"system": "s", "value": "v"}, "purpose": "research", "data_categories": ["health"]}
+    ask = {"subject": {"system": "urn:s", "value": "v"}, "purpose": "research", "data_categories": ["health"]}
     yield "400 validation", client.post("/v1/authorize", headers=gla, json={"purpose": 5})
     yield "400 invalid json", client.post("/v1/authorize", headers=gla, data="{",
                                           content_type="application/json")

@@ -156,12 +156,13 @@ class TestFastModelDropsG2:
                     data_categories=("health",), requesters=("univ",))
         enforcer = base.reference_enforcer([rule])
         assert sorted(enforcer.model["g"].keys()) == ["g", "g2"]
-        assert enforcer.get_named_role_manager("g2").has_link("mental-health", "health")
-        assert enforcer.get_named_role_manager("g").has_link("referral", "service-delivery")
+        assert enforcer.get_named_role_manager("g2").has_link("category:mental-health", "category:health")
+        assert enforcer.get_named_role_manager("g").has_link("purpose:referral", "purpose:service-delivery")
         deny = str(RuleEffect.DENY)
-        assert enforcer.enforce("univ", COMMUNITY, "service-delivery", "mental-health", deny)  # via g2
-        assert enforcer.enforce("univ", COMMUNITY, "referral", "health", deny)  # via g
-        assert not enforcer.enforce("univ", COMMUNITY, "service-delivery", "housing", deny)
+        ask = base.rule_request
+        assert enforcer.enforce(*ask("univ", COMMUNITY, "service-delivery", "mental-health", deny))  # via g2
+        assert enforcer.enforce(*ask("univ", COMMUNITY, "referral", "health", deny))  # via g
+        assert not enforcer.enforce(*ask("univ", COMMUNITY, "service-delivery", "housing", deny))
 
 
 # --- Trap 2: FastEnforcer's key cache works with exactly two key fields ------------------------
@@ -208,7 +209,8 @@ class TestFastEnforcerKeyWidth:
                  for i, category in enumerate(("health", "housing"))]
         enforcer = base.reference_enforcer(rules)
         assert type(enforcer) is casbin.Enforcer and type(enforcer.model["p"]["p"].policy) is list
-        expected = [[who, COMMUNITY, "research", r.data_categories[0], "deny", r.id]
+        expected = [[f"org:{who}", f"community:{COMMUNITY}", "purpose:research",
+                     f"category:{r.data_categories[0]}", "deny", r.id]
                     for r in rules for who in r.requesters]
         assert sorted(enforcer.get_policy()) == sorted(expected)
         assert all(enforcer.has_policy(*line) for line in expected)
@@ -323,7 +325,8 @@ class TestDomainRoleManagerIsQuadratic:
                                action=str(ManagementAction.RULES_CREATE), stewards=stewards)
         (enforcer,) = built
         links = enforcer.get_named_grouping_policy("g")
-        assert sorted(links) == sorted([s, "steward", COMMUNITY] for s in stewards)
+        domain = f"community:{COMMUNITY}"
+        assert sorted(links) == sorted([f"org:{s}", "role:steward", domain] for s in stewards)
 
     def test_we_stay_linear_in_communities_and_bounded_per_community(self, base, name_comparisons):
         """Ours grows linearly in the communities asked about (each call starts from nothing)

@@ -88,7 +88,8 @@ class TestPerClient:
         headers = World(app, client).headers("gla", "authorize")
         assert_ok(vocabulary(client, headers))
         assert_ok(client.post("/v1/authorize", headers=headers, **at("10.0.0.1"), json={
-            "subject": {"system": "s", "value": "v"}, "purpose": "research", "data_categories": ["health"]}))
+            "subject": {"system": "urn:s", "value": "v"}, "purpose": "research",
+            "data_categories": ["health"]}))
         assert_error(client.get("/v1/decisions/nope", headers=headers, **at("10.0.0.1")), 404, "not_found")
         assert_rate_limited(vocabulary(client, headers))
 

@@ -147,7 +147,7 @@ class TestKeyRotation:
     @staticmethod
     def _issue(world: World, value: str = "C-1") -> dict[str, str]:
         world.org("gla", "government")
-        subject = {"system": "urn:s", "value": value}
+        subject = {"system": "urn:outreach-org:client", "value": value}
         consent = world.client.post(
             "/v1/consents",
             json=consent_body(subject=subject),

@@ -590,7 +590,8 @@ class TestMigration0005:
             client.post(f"/v1/consents/{revoked['id']}/revoke", json={"reason": "asked"}, headers=outreach)
         )
         elsewhere = record_consent(
-            client, shelter, data_categories=["demographic"], recipients=["shelter-co"]
+            client, shelter, subject={"system": "urn:shelter-co:client", "value": "V1-8"},
+            data_categories=["demographic"], recipients=["shelter-co"],
         )
         enforcement = record_consent(client, outreach, recipients=["home-office"])
         services = app.extensions[EXTENSION]

@@ -21,7 +21,9 @@ def terms(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def story(app, client, world) -> dict[str, Any]:
-    """outreach-org records, amends and revokes; others ask; another organization has its own consent."""
+    """outreach-org records, amends and revokes; others ask; another organization has its own consent
+    (under the same system, so it is registered as shared, before anyone uses it)."""
+    world.system(SUBJECT["system"])
     for org, kind in (("gla", "government"), ("home-office", "government"), ("univ", "research")):
         world.org(org, kind)
     writer = world.headers("outreach-org", "consents:write")

@@ -520,7 +520,8 @@ class TestDecisionsPage:
         assert '<svg class="chart"' in page and 'class="bar-permit"' in page and 'class="bar-deny"' in page
         assert "3 allowed and 1 refused" in page
         services = app.extensions["consent_service"]
-        pseudonym = services.subject_key(**MEMBER)
+        with services.sessions() as session:
+            pseudonym = services.subject(session, **MEMBER).key
         consent_ids = [c.id for c in _consents(app)]
         for secret in (MEMBER["value"], OUTSIDER["value"], pseudonym, *consent_ids):
             assert secret not in page
@@ -625,7 +626,7 @@ class TestRecordConsent:
                 "/v1/consents",
                 headers=theirs,
                 json={
-                    "subject": SUBJECT,
+                    "subject": {**SUBJECT, "system": "urn:gla:client"},
                     "purposes": ["research"],
                     "data_categories": ["health"],
                     "recipients": ["gla"],

@@ -578,7 +578,7 @@ class TestConsentsToAskAgain:
                 "/v1/consents",
                 headers=gov.world.headers("gla", "consents:write"),
                 json={
-                    "subject": SUBJECT,
+                    "subject": {"system": "urn:gla:client", "value": "G-1"},
                     "purposes": ["research"],
                     "data_categories": ["demographic"],
                     "recipients": ["gla"],

@@ -1,8 +1,8 @@
 """Validating bearer tokens as a resource server (RFC 9068): signature, typ, iss, aud, exp.
 
-Only the token says who the caller is. An external issuer (e.g. Keycloak) can replace the
-built-in one by configuration: give its JWKS and issuer, and map its client to an
-organization with an ``org`` claim.
+Only the token says who the caller is, and only tokens this service issued (signed with its
+own keys) are accepted; there is no external issuer. The token's ``org`` claim must also be
+its client's organization, which the database check of the client confirms.
 """
 
 from __future__ import annotations

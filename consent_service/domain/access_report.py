@@ -3,6 +3,8 @@
 What the recording organization may see (docs/audit.md, "The person's access report"):
 
 * only if it has recorded at least one consent of this person; otherwise the answer is 404,
+  (under a system not registered to it, e.g. a shared one, only what happened from its own
+  first consent of the person on; see :func:`report`),
   exactly as for a person the service has never heard of, so the report cannot be used to
   find out whether someone is known to the service;
 * every version, amendment and revocation of the consents *it* recorded (not other
@@ -22,17 +24,19 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import NotFound
+from ..storage import audit as audit_store
 from ..storage import communities as community_store
 from ..storage import consents as consent_store
 from ..storage import decisions as decision_store
 from ..storage import organizations as organization_store
-from ..storage.db import read_snapshot
+from ..storage import subjects as subject_store
+from ..storage.db import read_snapshot, write
 from . import consents as consent_cases
 from . import receipts
 from .caller import Caller
 from .keys import InvalidSignature
 from .services import Services
-from .wire import ReasonCode
+from .wire import AuditTag, ReasonCode
 
 OTHER_CONSENT = "A consent the person gave to another organization covered this use."
 
@@ -84,36 +88,66 @@ def _consent_entry(consent: Any, versions: list[Any], events: list[Any], now: da
     }
 
 
+def _own_consents(session: Any, keys: list[str], organization: str) -> list[Any]:
+    found = {c.id: c for k in keys for c in consent_store.for_subject(session, k, recorded_by=organization)}
+    return sorted(found.values(), key=lambda c: (c.created_at, c.id))
+
+
 def report(services: Services, *, caller: Caller, subject: dict[str, str], now: datetime) -> dict[str, Any]:
-    key = services.subject_key(system=subject["system"], value=subject["value"])
-    with read_snapshot(services.sessions) as session:
-        own = consent_store.for_subject(session, key, recorded_by=caller.organization)
-        if not own:
+    """The person's report for the caller's organization (contract v1.1 section 4).
+
+    The person is looked up by every key they may be recorded under (domain.subjects: the
+    normalized one, the spelling as given, and the keys re-keyed into it). Under a system
+    registered to the caller, every decision about the person is shown; under any other (a
+    shared one, where anyone may record), only those from the caller's own first consent of
+    the person on: recording a throwaway consent does not open the person's past. Asking is
+    itself recorded (an audit entry) and listed in every later report, the caller's included.
+    """
+    with write(services.sessions) as session:
+        ref = services.subject(session, system=subject["system"], value=subject["value"])
+        keys = list(dict.fromkeys([*ref.keys, *subject_store.old_keys(session, ref.key)]))
+        found = _own_consents(session, keys, caller.organization)
+        if not found:
             raise NotFound("Your organization has recorded no consent of this person.")
-        own_ids = {c.id for c in own}
+        own_ids = [c.id for c in found]
+        first = min(c.created_at for c in found)
+        entry = services.subjects.system(session, ref.system)
+        since = None if entry is not None and entry.organization == caller.organization else first
+        services.append_audit(session, at=now, tag=AuditTag.SUBJECT_REPORTED, caller=caller,
+                              object_id=ref.key, payload={"organization": caller.organization})
+        session.commit()
+    with read_snapshot(services.sessions) as session:
+        own = [c for c in (consent_store.get(session, i) for i in own_ids) if c is not None]
         consents = [_consent_entry(c, consent_store.versions(session, c.id),
                                    consent_store.events(session, c.id), now) for c in own]
+        rows = sorted({d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
+                      key=lambda d: (d.at, d.id))
         decisions: list[dict[str, Any]] = [{
             "decision_id": d.id, "at": d.at, "requester": d.requester, "purpose": d.purpose,
             "data_categories": list(d.data_categories), "decision": d.outcome,
-            "reasons": [_reason(r, own_ids) for r in d.reasons],
+            "reasons": [_reason(r, set(own_ids)) for r in d.reasons],
             "consent_id": d.consent_id if d.consent_id in own_ids else None,
             "consent_version": d.consent_version if d.consent_id in own_ids else None,
-        } for d in decision_store.for_subject(session, key)]
+        } for d in rows if since is None or d.at >= since]
+        reports = [{"at": e.at, "organization": e.actor_org}
+                   for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED),
+                                                      object_ids=keys)
+                   if since is None or e.at >= since]
 
         purposes = {p for c in consents for v in c["versions"] for p in v["purposes"]}
         purposes |= {d["purpose"] for d in decisions}
         categories = {x for c in consents for v in c["versions"] for x in v["data_categories"]}
         categories |= {x for d in decisions for x in d["data_categories"]}
         organizations = {caller.organization} | {d["requester"] for d in decisions}
+        organizations |= {r["organization"] for r in reports if r["organization"]}
         organizations |= {r for c in consents for v in c["versions"] for r in v["recipients"]}
         communities = {x for c in consents for v in c["versions"] for x in v["communities"]}
         communities |= {r["community"] for d in decisions for r in d["reasons"] if r.get("community")}
         names = _names(session, organizations=organizations, communities=communities)
     return {
-        "subject": {"system": subject["system"], "value": subject["value"], "pseudonym": key},
+        "subject": {"system": ref.system, "value": ref.value, "pseudonym": ref.key},
         "organization": caller.organization, "generated_at": now,
-        "consents": consents, "decisions": decisions,
+        "consents": consents, "decisions": decisions, "reports": reports,
         "labels": {**_labels(services, purposes=purposes, categories=categories), **names},
     }
 

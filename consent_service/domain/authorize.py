@@ -56,10 +56,9 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
     from the decision's own snapshot, before anything is decided or written."""
     request = AccessRequest(requester=caller.organization, purpose=purpose,
                             data_categories=tuple(dict.fromkeys(data_categories)))
-    key = services.subject_key(system=subject.system, value=subject.value)
     try:
-        verdict, versions = _decide(services, request=request, subject_key=key, now=now,
-                                    client_id=caller.client_id if check_client else None)
+        key, verdict, versions = _decide(services, request=request, subject=subject, now=now,
+                                         client_id=caller.client_id if check_client else None)
         return _record(services, caller=caller, request=request, subject_key=key, verdict=verdict,
                        versions=versions, now=now)
     except ServiceError:
@@ -69,22 +68,27 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
         raise Unavailable("The decision could not be made; treat this as deny.") from exc
 
 
-def _decide(services: Services, *, request: AccessRequest, subject_key: str, now: datetime,
-            client_id: str | None) -> tuple[Verdict, dict[str, int]]:
+def _decide(services: Services, *, request: AccessRequest, subject: Subject, now: datetime,
+            client_id: str | None) -> tuple[str, Verdict, dict[str, int]]:
     # Core reads (storage.bulk), the same ones batch authorize makes for a whole cohort.
     with read_snapshot(services.sessions) as session:
-        if client_id is not None and not organization_store.client_is_active(session, client_id):
-            raise Unauthorized("The access token's client is disabled or unknown.")
-        consents = [consent_terms(row)
-                    for row in bulk.current_terms_for_subjects(session, [subject_key]).get(subject_key, ())]
-        versions = dict(bulk.memberships_with_versions(session, [subject_key]).get(subject_key, ()))
+        if client_id is not None and not organization_store.client_is_active(
+                session, client_id, request.requester):
+            raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
+        ref = services.subject(session, system=subject.system, value=subject.value)
+        # The key of the spelling as given too, when it differs: a subject recorded before
+        # normalization (domain.subjects) keeps its consents and memberships until re-keyed.
+        consent_rows = bulk.current_terms_for_subjects(session, list(ref.keys))
+        consents = [consent_terms(row) for key in ref.keys for row in consent_rows.get(key, ())]
+        member_rows = bulk.memberships_with_versions(session, list(ref.keys))
+        versions = {cid: version for key in ref.keys for cid, version in member_rows.get(key, ())}
         compiled = [services.rules.compiled(session, cid, version) for cid, version in versions.items()]
         with_rules = [c.community for c in compiled if c.rules]
         approvals = [approval_terms(row) for row in bulk.approvals_for(
             session, communities=with_rules, requester=request.requester)] if with_rules else []
     verdict = services.engine.decide(request=request, consents=consents, communities=compiled,
                                      approvals=approvals, now=now)
-    return verdict, versions
+    return ref.key, verdict, versions
 
 
 def _record(services: Services, *, caller: Caller, request: AccessRequest, subject_key: str,

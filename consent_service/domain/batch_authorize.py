@@ -77,9 +77,8 @@ def authorize_batch(services: Services, *, caller: Caller, subjects: Sequence[Su
         raise ValueError(f"a batch has 1 to {MAX_SUBJECTS} subjects")
     request = AccessRequest(requester=caller.organization, purpose=purpose,
                             data_categories=tuple(dict.fromkeys(data_categories)))
-    keys = [services.subject_key(system=s.system, value=s.value) for s in subjects]
     try:
-        verdicts, versions = _decide(services, request=request, subject_keys=keys, now=now)
+        keys, verdicts, versions = _decide(services, request=request, subjects=subjects, now=now)
         verdicts = cohort_gate(verdicts, keys)
         return _record(services, caller=caller, request=request, subject_keys=keys, verdicts=verdicts,
                        versions=versions, now=now)
@@ -92,12 +91,21 @@ def authorize_batch(services: Services, *, caller: Caller, subjects: Sequence[Su
 
 # -- read and decide ----------------------------------------------------------------------------
 
-def _decide(services: Services, *, request: AccessRequest, subject_keys: list[str],
-            now: datetime) -> tuple[list[Verdict], list[dict[str, int]]]:
-    distinct = list(dict.fromkeys(subject_keys))
+def _decide(services: Services, *, request: AccessRequest, subjects: Sequence[Subject],
+            now: datetime) -> tuple[list[str], list[Verdict], list[dict[str, int]]]:
     with read_snapshot(services.sessions) as session:
-        consent_rows = bulk.current_terms_for_subjects(session, distinct)
-        memberships = bulk.memberships_with_versions(session, distinct)
+        refs = [services.subject(session, system=s.system, value=s.value) for s in subjects]
+        subject_keys = [ref.key for ref in refs]
+        distinct = list(dict.fromkeys(subject_keys))
+        # Each subject also by the key of its spelling as given, when it differs (a subject
+        # recorded before normalization, domain.subjects): read with the others, merged below.
+        also = {ref.key: ref.as_given for ref in refs if ref.as_given is not None}
+        looked_up = [*distinct, *also.values()]
+        consent_rows = bulk.current_terms_for_subjects(session, looked_up)
+        memberships = bulk.memberships_with_versions(session, looked_up)
+        for key, old in also.items():
+            consent_rows[key] = [*consent_rows.get(key, ()), *consent_rows.get(old, ())]
+            memberships[key] = sorted({*memberships.get(key, ()), *memberships.get(old, ())})
         community_versions = {cid: version for rows in memberships.values() for cid, version in rows}
         compiled: dict[str, CompiledRules] = {
             cid: services.rules.compiled(session, cid, version)
@@ -116,7 +124,7 @@ def _decide(services: Services, *, request: AccessRequest, subject_keys: list[st
             communities=communities,
             approvals=[a for c in communities if c.rules for a in approvals.get(c.community, ())], now=now)
         decided[key] = (verdict, versions)
-    return [decided[key][0] for key in subject_keys], [decided[key][1] for key in subject_keys]
+    return subject_keys, [decided[key][0] for key in subject_keys], [decided[key][1] for key in subject_keys]
 
 
 def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Verdict]:

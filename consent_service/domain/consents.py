@@ -206,12 +206,14 @@ def _record(
     now: datetime,
     idempotency: IdempotencyKey | None,
 ) -> dict[str, Any]:
-    key = services.subject_key(system=subject["system"], value=subject["value"])
     with write(services.sessions) as session:
         earlier = earlier_result(session, caller, idempotency)
         if earlier is not None:
             session.rollback()
             return get(services, caller=caller, consent_id=earlier, now=now)
+        ref = services.subject(session, system=subject["system"], value=subject["value"])
+        services.subjects.check_may_record(session, organization=caller.organization, ref=ref)
+        key = ref.key
         _check_terms(session, services, terms, now)
         consent = Consent(
             id=str(uuid.uuid4()),

@@ -11,6 +11,12 @@ finds"):
   line at ~200 µs a call here; tests hold the buckets against ``enforce`` on model.conf);
 * who may manage a community: RBAC with domains (policies/management.conf + .csv), the
   domain being the community and the role links its stewards.
+
+Every name handed to Casbin carries its namespace (``org:``, ``role:``, ``community:``,
+``action:``, ``purpose:``, ``category:``; only the policy's own ``*`` wildcard stays bare).
+pycasbin links two equal strings, so without namespaces an organization whose id is
+``steward`` was the steward role of every community (issue 12). Ids are codes, which may hold
+``:`` themselves; a prefix on every name of every kind keeps the kinds apart all the same.
 """
 
 from __future__ import annotations
@@ -28,13 +34,44 @@ from .vocabulary import Vocabulary, load_vocabulary
 from .wire import WILDCARD, RuleEffect
 
 
+def org(name: str) -> str:
+    return f"org:{name}"
+
+
+def role(name: str) -> str:
+    return f"role:{name}"
+
+
+def community_name(name: str) -> str:
+    return f"community:{name}"
+
+
+def action_name(name: str) -> str:
+    return f"action:{name}"
+
+
+def purpose_name(code: str) -> str:
+    return f"purpose:{code}"
+
+
+def category_name(code: str) -> str:
+    return f"category:{code}"
+
+
+def _or_wildcard(namer: Any, value: str) -> str:
+    return WILDCARD if value == WILDCARD else namer(value)
+
+
+STEWARD_ROLE = role("steward")
+
+
 class Hierarchy:
     """Ancestor/descendant closure of one code tree, read from a Casbin role manager."""
 
-    def __init__(self, codes: Iterable[str], role_manager: Any) -> None:
+    def __init__(self, codes: Iterable[str], role_manager: Any, namer: Any) -> None:
         codes = list(codes)
         self.codes = frozenset(codes)
-        self._ancestors = {c: frozenset(p for p in codes if role_manager.has_link(c, p)) | {c}
+        self._ancestors = {c: frozenset(p for p in codes if role_manager.has_link(namer(c), namer(p))) | {c}
                            for c in codes}
         descendants: dict[str, set[str]] = {c: set() for c in codes}
         for child, ancestors in self._ancestors.items():
@@ -79,9 +116,10 @@ class PolicyBase:
         self.model_path = str(self.dir / "model.conf")
         self.vocabulary: Vocabulary = load_vocabulary(self.dir)
         reference = self.reference_enforcer()
-        self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"))
+        self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"),
+                                  purpose_name)
         self.categories = Hierarchy(self.vocabulary.data_categories,
-                                    reference.get_named_role_manager("g2"))
+                                    reference.get_named_role_manager("g2"), category_name)
         # policies/deployment.toml: protected purposes, settings, obligations on every permit.
         below = {code: self.purposes.descendants(code) for code in self.purposes.codes}
         self.deployment: DeploymentPolicy = load_deployment(self.dir, self.vocabulary, below)
@@ -98,16 +136,25 @@ class PolicyBase:
         of what "a rule matches a request" means, against which the compiled buckets are tested.
         """
         enforcer = casbin.Enforcer(self.model_path)
-        for kind, terms in (("g", self.vocabulary.purposes), ("g2", self.vocabulary.data_categories)):
-            links = [[t.code, t.parent] for t in terms.values() if t.parent]
+        for kind, terms, namer in (("g", self.vocabulary.purposes, purpose_name),
+                                   ("g2", self.vocabulary.data_categories, category_name)):
+            links = [[namer(t.code), namer(t.parent)] for t in terms.values() if t.parent]
             if links:
                 enforcer.add_named_grouping_policies(kind, links)
-        lines = [[requester, r.community, purpose, category, str(r.effect), r.id]
+        lines = [[_or_wildcard(org, requester), community_name(r.community), purpose_name(purpose),
+                  _or_wildcard(category_name, category), str(r.effect), r.id]
                  for r in rules for requester in r.requesters
                  for purpose in r.purposes for category in r.data_categories]
         if lines:
             enforcer.add_policies(lines)
         return enforcer
+
+    @staticmethod
+    def rule_request(requester: str, community: str, purpose: str, category: str,
+                     effect: str) -> tuple[str, str, str, str, str]:
+        """The namespaced request ``reference_enforcer``'s model is asked."""
+        return (org(requester), community_name(community), purpose_name(purpose),
+                category_name(category), effect)
 
     def compile_rules(self, community: str, version: int, rules: Iterable[Rule]) -> CompiledRules:
         return CompiledRules(community=community, version=version, rules=rules, base=self)
@@ -123,10 +170,11 @@ class PolicyBase:
         model.load_model_from_text(self._management_model_text)
         enforcer = casbin.Enforcer(model)
         enforcer.add_policies(self._management_lines)
-        links = [[steward, "steward", community] for steward in set(stewards)]
+        domain = community_name(community)
+        links = [[org(steward), STEWARD_ROLE, domain] for steward in set(stewards)]
         if links:
             enforcer.add_grouping_policies(links)
-        return bool(enforcer.enforce(organization, community, action))
+        return bool(enforcer.enforce(org(organization), domain, action_name(action)))
 
 
 def _read_policy_csv(path: Path) -> list[list[str]]:

@@ -20,6 +20,7 @@ from .engine import DecisionEngine
 from .keys import SigningKeys
 from .policy import PolicyBase
 from .rule_cache import RuleCache
+from .subjects import SubjectRef, Subjects
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Services:
     pseudonym_key: bytes = field(init=False)
     audit_key: bytes = field(init=False)
     idempotency_key: bytes = field(init=False)
+    subjects: Subjects = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = DecisionEngine(self.policy)
@@ -45,9 +47,11 @@ class Services:
         self.pseudonym_key = pseudonyms.derive_key(self.secret, "subject")
         self.audit_key = pseudonyms.derive_key(self.secret, "audit-chain")
         self.idempotency_key = pseudonyms.derive_key(self.secret, "idempotency")
+        self.subjects = Subjects(self.pseudonym_key)
 
-    def subject_key(self, *, system: str, value: str) -> str:
-        return pseudonyms.subject_key(self.pseudonym_key, system=system, value=value)
+    def subject(self, session: Session, *, system: str, value: str) -> SubjectRef:
+        """The identifier's normalized keys (``domain.subjects``): the only way to a subject key."""
+        return self.subjects.ref(session, system=system, value=value)
 
     def append_audit(self, session: Session, *, at: datetime, tag: str, caller: Caller | None,
                      object_id: str | None, payload: dict[str, Any]) -> int:

@@ -72,6 +72,9 @@ class AuditTag(StrEnum):
     USER_CREATED = "user:created"
     USER_CHANGED = "user:changed"
     USER_LOCKED = "user:locked"
+    SUBJECT_SYSTEM_REGISTERED = "subject_system:registered"
+    SUBJECT_REKEYED = "subject:rekeyed"
+    SUBJECT_REPORTED = "subject:access-reported"
 
 
 class ManagementAction(StrEnum):

@@ -48,3 +48,24 @@ class CommunityOut(StrictSchema):
     stewards = fields.List(fields.String())
     policy_version = fields.Integer()
     created_at = fields.AwareDateTime()
+
+
+class SubjectSystemIn(StrictSchema):
+    system = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
+        "description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"})
+    organization = code(load_default=None, metadata={"description": "the organization it is registered to"})
+    shared = fields.Boolean(load_default=False, metadata={"description": "true: any organization may use it"})
+    case_insensitive = fields.Boolean(load_default=False, metadata={
+        "description": "true: values compare case-folded (e.g. a health card number)"})
+
+
+class SubjectSystemOut(StrictSchema):
+    system = fields.String()
+    organization = fields.String(allow_none=True)
+    shared = fields.Boolean()
+    case_insensitive = fields.Boolean()
+    created_at = fields.AwareDateTime()
+
+
+class SubjectSystemsOut(StrictSchema):
+    subject_systems = fields.List(fields.Nested(SubjectSystemOut))

@@ -16,7 +16,7 @@ from marshmallow import ValidationError, fields
 
 from ..domain.batch_authorize import MAX_SUBJECTS
 from .authorize import ReasonOut
-from .common import StrictSchema, code, code_list
+from .common import StrictSchema, code, code_list, subject_problem
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = ("system", "value")
@@ -41,6 +41,8 @@ def _problems(item: Any) -> dict[str, list[str]]:
             found[name] = [f"Length must be between 1 and {_MAX_LENGTH}."]
         elif _CONTROL.search(value):
             found[name] = ["must not contain control characters"]
+        elif problem := subject_problem(name, value):
+            found[name] = [problem]
     return found
 
 

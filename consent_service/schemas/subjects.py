@@ -64,11 +64,25 @@ class ReportDecisionOut(StrictSchema):
     consent_version = fields.Integer(allow_none=True)
 
 
+class ReportRequestOut(StrictSchema):
+    at = fields.AwareDateTime()
+    organization = fields.String()
+
+
 class AccessReportOut(StrictSchema):
     subject = fields.Nested(ReportSubjectOut)
     organization = fields.String()
     generated_at = fields.AwareDateTime()
     consents = fields.List(fields.Nested(ReportConsentOut))
     decisions = fields.List(fields.Nested(ReportDecisionOut))
+    reports = fields.List(fields.Nested(ReportRequestOut), metadata={
+        "description": "every access report asked for about the person (this one included)"})
     labels = fields.Dict(metadata={"description": "plain-language names of the codes used above: purposes, "
                                                   "data_categories, organizations, communities"})
+
+
+class RekeyOut(StrictSchema):
+    pseudonym = fields.String(metadata={"description": "the key of the normalized spelling"})
+    previous_pseudonym = fields.String()
+    consents = fields.List(fields.String(), metadata={"description": "consents moved"})
+    communities = fields.List(fields.String(), metadata={"description": "memberships moved"})

@@ -84,3 +84,9 @@ def entries(session: Session, *, batch: int = 1000) -> Iterator[AuditEntry]:
 def entries_for(session: Session, *, object_id: str) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id == object_id)
                                 .order_by(AuditEntry.seq)))
+
+
+def entries_about(session: Session, *, tag: str, object_ids: list[str]) -> list[AuditEntry]:
+    """Entries of ``tag`` about any of ``object_ids``, in chain order (object_id is indexed)."""
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id.in_(object_ids),
+                                                         AuditEntry.tag == tag).order_by(AuditEntry.seq)))

@@ -339,3 +339,31 @@ class IdempotencyRecord(SQLModel, table=True):
     status: int
     body: dict[str, Any] = _json()
     created_at: datetime = _ts()
+
+
+class SubjectSystem(SQLModel, table=True):
+    """An identifier system consents may be recorded under (contract v1.1 section 4): registered
+    to one organization, or shared by all. ``system`` is in its normalized spelling."""
+
+    __tablename__ = "subject_system"
+
+    system: str = Field(primary_key=True, max_length=256)
+    organization_id: str | None = Field(default=None, foreign_key="organization.id", index=True,
+                                        max_length=64)
+    shared: bool = Field(default=False)
+    case_insensitive: bool = Field(default=False)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)
+
+
+class SubjectKeyAlias(SQLModel, table=True):
+    """A subject recorded before normalization, re-keyed: ``old_key`` (of the spelling it was
+    recorded under) now answers as ``new_key``. Consents and memberships were moved to the new
+    key; decisions stay under the key they were made for and are found through this row."""
+
+    __tablename__ = "subject_key_alias"
+
+    old_key: str = Field(primary_key=True, max_length=64)
+    new_key: str = Field(index=True, max_length=64)
+    at: datetime = _ts()
+    by_organization: str = Field(max_length=64)

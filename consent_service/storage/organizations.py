@@ -31,12 +31,16 @@ def get_client(session: Session, client_id: str) -> OAuthClient | None:
 
 
 # Built once and run as Core on the session's connection: every API call checks its client.
-_DISABLED_AT = select(OAuthClient.disabled_at).where(OAuthClient.client_id == bindparam("client_id"))
+_CLIENT_STATE = select(OAuthClient.disabled_at, OAuthClient.organization_id).where(
+    OAuthClient.client_id == bindparam("client_id"))
 
 
-def client_is_active(session: Session, client_id: str) -> bool:
-    disabled = session.connection().execute(_DISABLED_AT, {"client_id": client_id}).first()
-    return disabled is not None and disabled[0] is None
+def client_is_active(session: Session, client_id: str, organization: str) -> bool:
+    """The client exists, is not disabled, and belongs to ``organization``: a token whose
+    ``org`` claim names another organization than its client's is not honoured, however well
+    it is signed (issue 12)."""
+    row = session.connection().execute(_CLIENT_STATE, {"client_id": client_id}).first()
+    return row is not None and row[0] is None and row[1] == organization
 
 
 def list_clients(session: Session, organization: str | None = None) -> list[OAuthClient]:

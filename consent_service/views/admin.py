@@ -8,8 +8,19 @@ from flask.views import MethodView
 
 from ..domain import communities as community_cases
 from ..domain import organizations as cases
+from ..domain import subjects as subject_cases
 from ..domain.wire import Scope
-from ..schemas.admin import ClientIn, ClientOut, CommunityIn, CommunityOut, OrganizationIn, OrganizationOut
+from ..schemas.admin import (
+    ClientIn,
+    ClientOut,
+    CommunityIn,
+    CommunityOut,
+    OrganizationIn,
+    OrganizationOut,
+    SubjectSystemIn,
+    SubjectSystemOut,
+    SubjectSystemsOut,
+)
 from .common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
@@ -48,3 +59,22 @@ class Communities(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         caller = caller_with(Scope.ADMIN)
         return community_cases.create_community(services(), caller=caller, now=now(), **body)
+
+
+@blp.route("/subject-systems")
+class SubjectSystems(MethodView):
+    @blp.arguments(SubjectSystemIn)
+    @blp.response(201, SubjectSystemOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Register an identifier system to one organization, or as shared (admin); 409 if it exists.
+
+        An organization records consents only under the systems registered to it or shared.
+        """
+        caller = caller_with(Scope.ADMIN)
+        return subject_cases.register(services(), caller=caller, now=now(), **body)
+
+    @blp.response(200, SubjectSystemsOut)
+    def get(self) -> dict[str, Any]:
+        """Every registered subject system (any client: each needs to know which it may use)."""
+        caller_with()
+        return {"subject_systems": subject_cases.list_systems(services())}

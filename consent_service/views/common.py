@@ -30,9 +30,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _client_is_active(client_id: str) -> bool:
+def _client_is_active(client_id: str, organization: str) -> bool:
     with read_snapshot(services().sessions) as session:
-        return organization_store.client_is_active(session, client_id)
+        return organization_store.client_is_active(session, client_id, organization)
 
 
 def token_caller() -> Caller:
@@ -65,8 +65,8 @@ def authenticated() -> Caller:
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     caller = token_caller()
-    if not _client_is_active(caller.client_id):
-        raise Unauthorized("The access token's client is disabled or unknown.")
+    if not _client_is_active(caller.client_id, caller.organization):
+        raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
     g.caller = caller
     return caller
 

@@ -8,8 +8,9 @@ from flask import Response
 from flask.views import MethodView
 
 from ..domain import access_report as cases
+from ..domain import subjects as subject_cases
 from ..domain.wire import Scope
-from ..schemas.subjects import AccessReportIn, AccessReportOut, FormatQuery
+from ..schemas.subjects import AccessReportIn, AccessReportOut, FormatQuery, RekeyOut
 from . import html
 from .common import ApiBlueprint, caller_with, now, services
 
@@ -37,3 +38,19 @@ class AccessReport(MethodView):
         if html.wants_html(query.get("format")):
             return html.page("access_report.html", report=report, labels=report["labels"])
         return report
+
+
+@blp.route("/rekey")
+class Rekey(MethodView):
+    @blp.arguments(AccessReportIn)
+    @blp.response(200, RekeyOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Move a person recorded before identifiers were normalized to the normalized spelling.
+
+        Send the identifier exactly as it was recorded then: the consents and memberships
+        recorded under that spelling move to the key of its normalized spelling (audited), and
+        its decisions stay in the person's access report. 404 unless your organization recorded
+        a consent under that spelling (or when it is normalized already).
+        """
+        caller = caller_with(Scope.CONSENTS_WRITE)
+        return subject_cases.rekey(services(), caller=caller, subject=body["subject"], now=now())

@@ -343,6 +343,8 @@ def find() -> Response:
             report = access_report.report(services(), caller=caller, subject=subject, now=now())
         except NotFound:
             report = None
+        except ValidationFailed as exc:  # a system that is not a urn:/https: URI
+            errors.update(flatten(exc.details))
     return page(
         "intake/find.html",
         status=400 if errors else 200,

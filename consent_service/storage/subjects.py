@@ -1,0 +1,54 @@
+"""Subject systems, and re-keying subjects recorded before identifiers were normalized."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from .models import Consent, Membership, SubjectKeyAlias, SubjectSystem
+
+
+def get_system(session: Session, system: str) -> SubjectSystem | None:
+    return session.get(SubjectSystem, system)
+
+
+def list_systems(session: Session) -> list[SubjectSystem]:
+    return list(session.scalars(select(SubjectSystem).order_by(SubjectSystem.system)))
+
+
+def add_system(session: Session, row: SubjectSystem) -> None:
+    session.add(row)
+    session.flush()
+
+
+def consents_under(session: Session, keys: Iterable[str], *, recorded_by: str) -> list[str]:
+    return list(session.scalars(select(Consent.id).where(
+        Consent.subject_key.in_(list(keys)), Consent.recorded_by == recorded_by)))
+
+
+def old_keys(session: Session, new_key: str) -> list[str]:
+    return list(session.scalars(select(SubjectKeyAlias.old_key).where(SubjectKeyAlias.new_key == new_key)))
+
+
+def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime) -> dict[str, list[str]]:
+    """Move every consent and membership of ``old_key`` to ``new_key`` and remember the alias.
+
+    A membership the subject already has under the new key is kept (the old one goes).
+    Returns the ids of the consents moved and the communities whose memberships moved.
+    """
+    consents = list(session.scalars(select(Consent.id).where(Consent.subject_key == old_key)))
+    session.execute(update(Consent).where(Consent.subject_key == old_key).values(subject_key=new_key))
+    have = set(session.scalars(select(Membership.community_id).where(Membership.subject_key == new_key)))
+    moving = session.execute(select(Membership.community_id, Membership.consent_id, Membership.created_at)
+                             .where(Membership.subject_key == old_key)).all()
+    session.execute(delete(Membership).where(Membership.subject_key == old_key))
+    session.add_all(Membership(subject_key=new_key, community_id=community, consent_id=consent,
+                               created_at=since)
+                    for community, consent, since in moving if community not in have)
+    if session.get(SubjectKeyAlias, old_key) is None:
+        session.add(SubjectKeyAlias(old_key=old_key, new_key=new_key, at=at, by_organization=by))
+    session.flush()
+    return {"consents": sorted(consents), "communities": sorted(community for community, _, _ in moving)}
