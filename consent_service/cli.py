@@ -6,11 +6,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from . import config as service_config
+
+if TYPE_CHECKING:
+    from .errors import ServiceError
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -28,6 +31,13 @@ def _services():  # type: ignore[no-untyped-def]
 @click.group(help="consent_service: consent and access control with community rules.")
 def main() -> None:
     pass
+
+
+def _refused(exc: ServiceError) -> click.ClickException:
+    """A refusal of the service (no such person, an unusable value) as the command's error
+    message and exit status 1, naming the fields at fault, rather than a traceback."""
+    details = json.dumps(exc.details) if exc.details else ""
+    return click.ClickException(f"{exc.message} {details}".strip())
 
 
 @main.group(help="Database schema.")
@@ -124,8 +134,7 @@ def users_create(email: str, name: str, organization: str, roles: tuple[str, ...
                                  organization=organization, roles=list(roles), password=password,
                                  language=language, now=datetime.now(UTC))
     except ServiceError as exc:
-        details = json.dumps(exc.details) if exc.details else ""
-        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
+        raise _refused(exc) from exc
     if as_json:
         click.echo(json.dumps({"id": user["id"], "email": user["email"], "organization": user["organization"],
                                "scopes": user["roles"]}))
@@ -143,8 +152,8 @@ def users_list(organization: str | None) -> None:
         click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
 
 
-def _change_person(email: str, change: Literal["set_password", "unlock", "disable"], done: str,
-                   **values: str) -> None:
+def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,
+                   **values: str | list[str]) -> None:
     """Apply one of ``domain.users``' changes to the person with ``email``, then say ``done``.
 
     A refusal (no such person, an unusable password) ends the command with its message and
@@ -157,7 +166,7 @@ def _change_person(email: str, change: Literal["set_password", "unlock", "disabl
     try:
         getattr(cases, change)(_services(), email=email, now=datetime.now(UTC), **values)
     except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     click.echo(done)
 
 
@@ -166,6 +175,13 @@ def _change_person(email: str, change: Literal["set_password", "unlock", "disabl
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def users_set_password(email: str, password: str) -> None:
     _change_person(email, "set_password", f"password of {email} changed", password=password)
+
+
+@users.command("set-roles", help="Replace a person's roles (steward, intake, or scopes).")
+@click.option("--email", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="steward, intake, or a scope; repeatable")
+def users_set_roles(email: str, roles: tuple[str, ...]) -> None:
+    _change_person(email, "set_roles", f"roles of {email} changed", roles=list(roles))
 
 
 @users.command("unlock", help="Lift a lockout after failed sign-ins.")
@@ -219,10 +235,17 @@ def keys() -> None:
 
 @keys.command("rotate", help="Add a new signing key in the instance folder; old keys still verify.")
 def keys_rotate() -> None:
-    from .domain.keys import SigningKeys
-    from .storage.urls import instance_path
+    from .domain import key_rotation
+    from .errors import ServiceError
+    from .views.common import EXTENSION
 
-    click.echo(SigningKeys.rotate(instance_path()))
+    app = _app()
+    try:
+        kid = key_rotation.rotate(app.extensions[EXTENSION], instance=Path(app.instance_path),
+                                  now=datetime.now(UTC))
+    except ServiceError as exc:
+        raise _refused(exc) from exc
+    click.echo(kid)
 
 
 @main.command(help="Load the rough-sleeper example world and print ready-to-paste curl commands.")

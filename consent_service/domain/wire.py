@@ -71,6 +71,10 @@ class AuditTag(StrEnum):
     USER_CREATED = "user:created"
     USER_CHANGED = "user:changed"
     USER_LOCKED = "user:locked"
+    USER_SIGNED_IN = "user:signed-in"
+    USER_SIGN_IN_FAILED = "user:sign-in-failed"
+    USER_SIGNED_OUT = "user:signed-out"
+    KEY_ROTATED = "key:rotated"
 
 
 class ManagementAction(StrEnum):
