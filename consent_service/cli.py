@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -52,6 +54,11 @@ def db_upgrade() -> None:
 
     settings = service_config.load()
     upgrade(database_url(settings), schema=settings["DB_SCHEMA"])
+    from .domain import audit_log
+
+    bound = audit_log.bind_existing_rows(_services(), now=datetime.now(UTC))
+    if bound:
+        click.echo(f"bound the existing rows to the audit chain ({bound} entries)", err=True)
     click.echo("database is at the latest migration", err=True)
 
 
@@ -209,8 +216,10 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     from .domain.keys import InvalidSignature
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
+    services = _services()
     try:
-        result = audit_log.verify(_services(), checkpoint_tokens=tokens)
+        with _progress(services, "verifying the chain and every bound row") as step:
+            result = audit_log.verify(services, checkpoint_tokens=tokens, progress=step)
     except InvalidSignature as exc:
         click.echo(f"audit verify: a checkpoint file is not signed by this service's keys ({exc})", err=True)
         sys.exit(2)
@@ -221,11 +230,29 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     click.echo(f"audit chain intact: {result.entries} entries, head {result.head_seq}", err=True)
 
 
-@audit.command("checkpoint", help="Print a signed checkpoint (sequence + head hash) to keep elsewhere.")
+@audit.command("checkpoint", help="Verify the chain and every bound row, then print a signed checkpoint "
+               "(sequence, head hash, state) to keep elsewhere.")
 def audit_checkpoint() -> None:
     from .domain import audit_log
+    from .errors import Conflict
 
-    click.echo(audit_log.checkpoint(_services(), now=datetime.now(UTC)))
+    services = _services()
+    try:
+        with _progress(services, "verifying before signing") as step:
+            token = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
+    except Conflict as exc:
+        click.echo(f"audit checkpoint: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(token)
+
+
+@contextmanager
+def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type: ignore[no-untyped-def]
+    """A progress bar on stderr over the entries and rows a verification reads."""
+    from .domain import audit_log
+
+    with click.progressbar(length=audit_log.work(services), label=label, file=sys.stderr) as bar:
+        yield bar.update
 
 
 @main.group(help="Signing keys.")

@@ -30,6 +30,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from ..storage import audit_rows as bound_rows
 from ..storage import organizations as organization_store
 from ..storage import users as store
 from ..storage.db import read_snapshot, write
@@ -312,14 +313,25 @@ def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
 
 def _change(services: Services, *, email: str, now: datetime, change: str, **values: Any) -> dict[str, Any]:
     """Set ``values`` on the person with ``email``: an operator's command, so the entry has no
-    actor. A change of roles records the roles before and after (never a password or its hash)."""
+    actor. A change of roles records the roles before and after (never a password or its hash).
+
+    Only a change is recorded: a command that changes nothing (unlocking an account that is not
+    locked, giving the roles it has) writes nothing. A disabled account keeps the time it was
+    first disabled.
+    """
     with write(services.sessions) as session:
         user = store.by_email(session, email.strip())
         if user is None:
             raise NotFound(f"No person with the email {email}.")
+        values = {name: value for name, value in values.items() if getattr(user, name) != value}
+        if user.disabled_at is not None:
+            values.pop("disabled_at", None)
+        if not values:
+            return _as_dict(user)
         payload: dict[str, Any] = {"change": change}
         if "roles" in values:
             payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
+        bound_rows.changing(session, UserAccount, user.id)
         for name, value in values.items():
             setattr(user, name, value)
         session.flush()
@@ -375,6 +387,7 @@ def set_language(services: Services, *, user_id: str, language: str, now: dateti
         if user.language == language:
             return
         payload = {"change": "language", "previous_language": user.language, "language": language}
+        bound_rows.changing(session, UserAccount, user.id)
         user.language = language
         session.flush()
         services.append_audit(session, at=now, tag=AuditTag.USER_CHANGED, caller=_acting(user),

@@ -84,3 +84,11 @@ def entries(session: Session, *, batch: int = 1000) -> Iterator[AuditEntry]:
 def entries_for(session: Session, *, object_id: str) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id == object_id)
                                 .order_by(AuditEntry.seq)))
+
+
+def at(session: Session, seq: int) -> AuditEntry | None:
+    return session.get(AuditEntry, seq)
+
+
+def has_tag(session: Session, tag: str) -> bool:
+    return session.execute(select(AuditEntry.seq).where(AuditEntry.tag == tag).limit(1)).first() is not None
