@@ -12,6 +12,7 @@ entries it adds (or shows that it adds none and writes nothing).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from consent_service.domain import audit_log, key_rotation, users
 from consent_service.domain.keys import SIGNING_KEYS_FILE, StagedRotation
 from consent_service.domain.services import Services
 from consent_service.domain.wire import AuditTag
+from consent_service.storage import audit as audit_store
 from consent_service.storage import models
 from consent_service.storage.models import AuditEntry, UserAccount
 from consent_service.views.common import EXTENSION
@@ -144,6 +146,10 @@ class Trial:
         self.secrets: list[str] = [PASSWORD, WRONG, SUBJECT["value"], MEMBER["value"], OUTSIDER["value"]]
         self.seq = 0
         self.before: dict[str, list[str]] = {}
+        self.started = False
+        # Set by a test: from start() on, every audit append fails (and is counted).
+        self.break_appends: pytest.MonkeyPatch | None = None
+        self.appends_tried = 0
 
     def api(self, org: str, *scopes: str) -> dict[str, str]:
         return self.world.headers(org, *scopes)  # type: ignore[no-any-return]
@@ -157,7 +163,14 @@ class Trial:
         return self.browsers[email]
 
     def start(self) -> None:
-        self.seq, self.before = head_seq(self.app), state(self.app)
+        self.seq, self.before, self.started = head_seq(self.app), state(self.app), True
+        if self.break_appends is not None:
+            for name in ("append", "append_many"):
+                self.break_appends.setattr(audit_store, name, self._failing_append)
+
+    def _failing_append(self, *args: Any, **kwargs: Any) -> int:
+        self.appends_tried += 1
+        raise RuntimeError("the audit chain cannot be written")
 
     def new_entries(self) -> list[AuditEntry]:
         return entries_after(self.app, self.seq)
@@ -472,6 +485,13 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/web/sign-out"): web_sign_out,
 }
 SAFE = {"GET", "HEAD", "OPTIONS"}
+# The routes that only read, though not with GET (a body that must not be in a URL, or a token
+# issued without being stored): no entry, and nothing written.
+READS = {
+    ("POST", "/oauth/token"), ("POST", "/v1/audit/verify"), ("POST", "/v1/receipts/verify"),
+    ("POST", "/v1/subjects/access-report"), ("POST", "/web/intake/access-report"),
+    ("POST", "/web/intake/find"),
+}
 
 
 def test_the_table_covers_every_route(app: Flask) -> None:
@@ -489,11 +509,28 @@ def test_each_change_through_a_route_is_exactly_its_audit_entries(
     expected = ROUTES[route](trial)
     entries = trial.new_entries()
     assert summary(entries) == expected
+    assert (expected == []) == (route in READS)
     if not expected:
         assert not changed_tables(trial.before, state(trial.app)), "a route without entries wrote something"
     text = json.dumps([[e.tag, e.object_id, e.payload] for e in entries], ensure_ascii=False)
     for secret in [*trial.secrets, *trial.session_cookies()]:
         assert secret not in text
+    assert_verifies(trial.app)
+
+
+@pytest.mark.parametrize("route", [pytest.param(r, id=f"{r[0]} {r[1]}") for r in ROUTES])
+def test_no_route_changes_anything_when_its_entry_cannot_be_written(
+    trial: Trial, route: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry is written in the transaction of the change: when the append fails, the change
+    is rolled back with it (the answer is an error; no row is left behind)."""
+    trial.break_appends = monkeypatch
+    with contextlib.suppress(AssertionError, RuntimeError):  # the case's checks of success fail here
+        ROUTES[route](trial)
+    assert trial.started, "the case failed before it got to the change"
+    assert (trial.appends_tried > 0) == (route not in READS)
+    assert trial.new_entries() == [] and not changed_tables(trial.before, state(trial.app))
+    monkeypatch.undo()
     assert_verifies(trial.app)
 
 
