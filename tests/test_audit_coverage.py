@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from api_helpers import CONSENT, SUBJECT, assert_ok, engine_of
 from flask import Flask
@@ -47,6 +48,7 @@ from web_helpers import (
     signed_in,
 )
 
+from consent_service import cli
 from consent_service.domain import audit_log, key_rotation, users
 from consent_service.domain.keys import SIGNING_KEYS_FILE, StagedRotation
 from consent_service.domain.services import Services
@@ -815,3 +817,46 @@ class TestKeyRotation:
         result = run_cli({**app_config, "SIGNING_KEYS": SIGNING_KEYS}, "keys", "rotate")
         assert result.exit_code == 1 and "CONSENT_SIGNING_KEYS" in result.output
         assert trial.new_entries() == []
+
+
+# -- every command of the command line is accounted for -----------------------------------------
+
+# Each command that changes something, and the test that performs it and finds its entries.
+COMMAND_CHANGES: dict[str, Callable[..., None]] = {
+    "admin create-client": TestCommandLine.test_admin_create_client,
+    "users create": TestCommandLine.test_users_create,
+    "users set-password": TestCommandLine.test_users_changes,
+    "users set-roles": TestCommandLine.test_users_changes,
+    "users unlock": TestCommandLine.test_users_changes,
+    "users disable": TestCommandLine.test_users_changes,
+    "demo": TestCommandLine.test_the_demo,
+    "keys rotate": TestKeyRotation.test_a_rotation_is_an_entry_naming_the_new_key_and_those_kept,
+}
+# Commands that only read (on a database already at the latest migration, ``db upgrade`` too).
+COMMAND_READS = [["users", "list"], ["audit", "verify"], ["audit", "checkpoint"], ["admin", "hint"],
+                 ["db", "upgrade"]]
+COMMANDS_NOT_RUN = {"serve": "runs the service: what it changes is what the routes above change"}
+
+
+def _commands(group: click.Group, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        names |= _commands(command, f"{path} ") if isinstance(command, click.Group) else {path}
+    return names
+
+
+def test_every_command_is_accounted_for() -> None:
+    listed = {*COMMAND_CHANGES, *(" ".join(args) for args in COMMAND_READS), *COMMANDS_NOT_RUN}
+    assert _commands(cli.main) == listed
+
+
+@pytest.mark.parametrize("args", COMMAND_READS, ids=[" ".join(args) for args in COMMAND_READS])
+def test_a_command_that_reads_records_and_writes_nothing(
+    cli_trial: Trial, app_config: dict[str, Any], args: list[str]
+) -> None:
+    cli_trial.gov.consent()
+    cli_trial.start()
+    result = run_cli(app_config, *args)
+    assert result.exit_code == 0, result.output
+    assert cli_trial.new_entries() == [] and not changed_tables(cli_trial.before, state(cli_trial.app))
