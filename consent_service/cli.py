@@ -251,7 +251,11 @@ def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type:
     """A progress bar on stderr over the entries and rows a verification reads."""
     from .domain import audit_log
 
-    with click.progressbar(length=audit_log.work(services), label=label, file=sys.stderr) as bar:
+    total = audit_log.work(services)
+    if not total:
+        yield lambda _: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         yield bar.update
 
 

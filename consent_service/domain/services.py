@@ -72,11 +72,13 @@ class Services:
                           entries: list[tuple[datetime, str, str | None, dict[str, Any]]]) -> int:
         """Append ``(at, tag, object_id, payload)`` entries, linked in order, in the caller's unit of work.
 
-        Each payload carries the namings of its rows already (``audit_rows.inserted``).
+        Each payload carries the namings of its rows already (``audit_rows.inserted``); one
+        without them gets an empty list, so every entry written now says which rows it binds.
         """
         return audit_store.append_many(session, hasher=self._hash, entries=[
             {"at": at, "tag": tag, "actor_org": caller.organization if caller else None,
-             "actor_client": caller.client_id if caller else None, "object_id": object_id, "payload": payload}
+             "actor_client": caller.client_id if caller else None, "object_id": object_id,
+             "payload": payload if audit_rows.ROWS in payload else {**payload, audit_rows.ROWS: []}}
             for at, tag, object_id, payload in entries])
 
     def _hash(self, **fields: Any) -> str:
