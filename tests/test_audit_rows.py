@@ -8,6 +8,7 @@ after revocations, retirements, a disabled client and account changes made the n
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -367,3 +368,31 @@ def test_the_namings_of_an_entry_cannot_be_edited_without_breaking_the_chain(app
         conn.execute(update(entries).where(entries.c.seq == entry["seq"]).values(payload=payload))
     result = audit_log.verify(services_of(app))
     assert result.ok is False and result.seq == entry["seq"] and "modified" in result.problem
+
+
+def test_simultaneous_changes_of_one_row_each_record_what_the_other_left(app, populated):
+    """Two wrong passwords at once both count; each entry's "before" is the state the other
+    committed (the row is locked from the read of its "before" to the commit), so the chain of
+    the row's states has no gap and the database still verifies."""
+    services = services_of(app)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def wrong_password() -> None:
+        barrier.wait()
+        try:
+            users.sign_in(services, email="worker1@example.org", password="not the password",
+                          now=datetime.now(UTC))
+        except users.SignInRefused:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrong_password) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    result = audit_log.verify(services)
+    assert result.ok, result.problem

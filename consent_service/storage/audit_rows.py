@@ -49,8 +49,11 @@ def _where_key(table: Table, key: Key) -> Any:
     return and_(*(column == value for column, value in zip(table.primary_key.columns, key, strict=True)))
 
 
-def row(session: Session, table: Table, key: Key) -> dict[str, Any] | None:
-    found = session.connection().execute(select(table).where(_where_key(table, key))).mappings().first()
+def row(session: Session, table: Table, key: Key, *, lock: bool = False) -> dict[str, Any] | None:
+    """The row with this key; ``lock``: also lock it until the commit (PostgreSQL; SQLite's
+    writer holds the whole database already)."""
+    query = select(table).where(_where_key(table, key))
+    found = session.connection().execute(query.with_for_update() if lock else query).mappings().first()
     return dict(found) if found is not None else None
 
 
@@ -102,12 +105,15 @@ def added_rows(session: Session, *objects: Any) -> None:
 def changing(session: Session, model: Any, *key: Any) -> None:
     """A row this unit of work is about to update or delete: call BEFORE the change.
 
-    The row as it was is kept, so the audit entry records what it replaced.
+    The row as it was is kept, so the audit entry records what it replaced. The row is locked
+    from here to the commit: a concurrent change of the same row (two failed sign-ins at once)
+    waits, then reads what the first one committed, so each entry's "before" is the state the
+    previous entry recorded.
     """
     pending = session.info.setdefault(_PENDING, {})
     name = model.__table__.name
     if (name, tuple(key)) not in pending:
-        pending[(name, tuple(key))] = row(session, model.__table__, tuple(key))
+        pending[(name, tuple(key))] = row(session, model.__table__, tuple(key), lock=True)
 
 
 def take(session: Session) -> list[tuple[Table, Key, dict[str, Any] | None, dict[str, Any] | None]]:
