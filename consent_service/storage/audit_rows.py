@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Table, and_, event, func, inspect, or_, select
+from sqlalchemy import Table, and_, event, func, inspect, literal, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import (
@@ -58,13 +58,13 @@ def row(session: Session, table: Table, key: Key, *, lock: bool = False) -> dict
 
 
 def _after(table: Table, last: Key) -> Any:
-    """Keyset condition ``key > last`` for a key of one or more columns (no row values needed)."""
+    """Keyset condition ``key > last``: a row-value comparison for a key of several columns,
+    which both PostgreSQL and SQLite answer from the primary key's index (an OR of column
+    comparisons would not be, on PostgreSQL)."""
     columns = list(table.primary_key.columns)
-    clauses = []
-    for i, column in enumerate(columns):
-        equal = [columns[j] == last[j] for j in range(i)]
-        clauses.append(and_(*equal, column > last[i]))
-    return or_(*clauses)
+    if len(columns) == 1:
+        return columns[0] > last[0]
+    return tuple_(*columns) > tuple_(*(literal(v, type_=c.type) for c, v in zip(columns, last, strict=True)))
 
 
 def rows(session: Session, table: Table, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
