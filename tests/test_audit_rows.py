@@ -396,3 +396,20 @@ def test_simultaneous_changes_of_one_row_each_record_what_the_other_left(app, po
     assert not errors
     result = audit_log.verify(services)
     assert result.ok, result.problem
+
+
+def test_a_hand_edit_the_service_later_overwrote_is_still_named(app, populated):
+    """A row edited by hand and then changed by the service is not laundered by that change:
+    the entry recorded the row as it found it, which the chain never had."""
+    services = services_of(app)
+    accounts = BOUND["user_account"]
+    with engine_of(app).begin() as conn:
+        user_id = conn.execute(select(accounts.c.id)
+                               .where(accounts.c.email == "worker1@example.org")).scalar_one()
+        conn.execute(update(accounts).where(accounts.c.id == user_id).values(roles="admin"))
+    with pytest.raises(users.SignInRefused):  # the failure counter moves: the service changes the row
+        users.sign_in(services, email="worker1@example.org", password="not the password",
+                      now=datetime.now(UTC))
+    result = audit_log.verify(services)
+    assert result.ok is False and result.table == "user_account" and result.row == [user_id]
+    assert "changed outside the service before entry" in result.problem
