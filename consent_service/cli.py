@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from . import config as service_config
+
+if TYPE_CHECKING:
+    from .errors import ServiceError
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -30,6 +35,13 @@ def main() -> None:
     pass
 
 
+def _refused(exc: ServiceError) -> click.ClickException:
+    """A refusal of the service (no such person, an unusable value) as the command's error
+    message and exit status 1, naming the fields at fault, rather than a traceback."""
+    details = json.dumps(exc.details) if exc.details else ""
+    return click.ClickException(f"{exc.message} {details}".strip())
+
+
 @main.group(help="Database schema.")
 def db() -> None:
     pass
@@ -42,6 +54,11 @@ def db_upgrade() -> None:
 
     settings = service_config.load()
     upgrade(database_url(settings), schema=settings["DB_SCHEMA"])
+    from .domain import audit_log
+
+    bound = audit_log.bind_existing_rows(_services(), now=datetime.now(UTC))
+    if bound:
+        click.echo(f"bound the existing rows to the audit chain ({bound} entries)", err=True)
     click.echo("database is at the latest migration", err=True)
     _record_consent_reviews(_services())
 
@@ -191,8 +208,7 @@ def users_create(email: str, name: str, organization: str, roles: tuple[str, ...
                                  organization=organization, roles=list(roles), password=password,
                                  language=language, now=datetime.now(UTC))
     except ServiceError as exc:
-        details = json.dumps(exc.details) if exc.details else ""
-        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
+        raise _refused(exc) from exc
     if as_json:
         click.echo(json.dumps({"id": user["id"], "email": user["email"], "organization": user["organization"],
                                "scopes": user["roles"]}))
@@ -210,8 +226,8 @@ def users_list(organization: str | None) -> None:
         click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
 
 
-def _change_person(email: str, change: Literal["set_password", "unlock", "disable"], done: str,
-                   **values: str) -> None:
+def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,
+                   **values: str | list[str]) -> None:
     """Apply one of ``domain.users``' changes to the person with ``email``, then say ``done``.
 
     A refusal (no such person, an unusable password) ends the command with its message and
@@ -224,7 +240,7 @@ def _change_person(email: str, change: Literal["set_password", "unlock", "disabl
     try:
         getattr(cases, change)(_services(), email=email, now=datetime.now(UTC), **values)
     except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise _refused(exc) from exc
     click.echo(done)
 
 
@@ -233,6 +249,13 @@ def _change_person(email: str, change: Literal["set_password", "unlock", "disabl
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def users_set_password(email: str, password: str) -> None:
     _change_person(email, "set_password", f"password of {email} changed", password=password)
+
+
+@users.command("set-roles", help="Replace a person's roles (steward, intake, or scopes).")
+@click.option("--email", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="steward, intake, or a scope; repeatable")
+def users_set_roles(email: str, roles: tuple[str, ...]) -> None:
+    _change_person(email, "set_roles", f"roles of {email} changed", roles=list(roles))
 
 
 @users.command("unlock", help="Lift a lockout after failed sign-ins.")
@@ -260,8 +283,10 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     from .domain.keys import InvalidSignature
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
+    services = _services()
     try:
-        result = audit_log.verify(_services(), checkpoint_tokens=tokens)
+        with _progress(services, "verifying the chain and every bound row") as step:
+            result = audit_log.verify(services, checkpoint_tokens=tokens, progress=step)
     except InvalidSignature as exc:
         click.echo(f"audit verify: a checkpoint file is not signed by this service's keys ({exc})", err=True)
         sys.exit(2)
@@ -272,11 +297,33 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     click.echo(f"audit chain intact: {result.entries} entries, head {result.head_seq}", err=True)
 
 
-@audit.command("checkpoint", help="Print a signed checkpoint (sequence + head hash) to keep elsewhere.")
+@audit.command("checkpoint", help="Verify the chain and every bound row, then print a signed checkpoint "
+               "(sequence, head hash, state) to keep elsewhere.")
 def audit_checkpoint() -> None:
     from .domain import audit_log
+    from .errors import Conflict
 
-    click.echo(audit_log.checkpoint(_services(), now=datetime.now(UTC)))
+    services = _services()
+    try:
+        with _progress(services, "verifying before signing") as step:
+            token = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
+    except Conflict as exc:
+        click.echo(f"audit checkpoint: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(token)
+
+
+@contextmanager
+def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type: ignore[no-untyped-def]
+    """A progress bar on stderr over the entries and rows a verification reads."""
+    from .domain import audit_log
+
+    total = audit_log.work(services)
+    if not total:
+        yield lambda _: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
 
 
 @main.group(help="Signing keys.")
@@ -286,10 +333,17 @@ def keys() -> None:
 
 @keys.command("rotate", help="Add a new signing key in the instance folder; old keys still verify.")
 def keys_rotate() -> None:
-    from .domain.keys import SigningKeys
-    from .storage.urls import instance_path
+    from .domain import key_rotation
+    from .errors import ServiceError
+    from .views.common import EXTENSION
 
-    click.echo(SigningKeys.rotate(instance_path()))
+    app = _app()
+    try:
+        kid = key_rotation.rotate(app.extensions[EXTENSION], instance=Path(app.instance_path),
+                                  now=datetime.now(UTC))
+    except ServiceError as exc:
+        raise _refused(exc) from exc
+    click.echo(kid)
 
 
 @main.command(help="Load the rough-sleeper example world and print ready-to-paste curl commands.")

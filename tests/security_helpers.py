@@ -67,9 +67,12 @@ def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str
                    **body: Any) -> dict[str, Any]:
     """A consent of ``spelled`` stored as v1 stored it: keyed by the identifier exactly as sent
     (recorded now, then its rows moved to that key, as a v1-era database holds them)."""
-    from sqlalchemy import update
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, update
 
     from consent_service.domain import pseudonyms
+    from consent_service.storage import audit_rows
 
     consent = _ok(client.post("/v1/consents", headers=world.headers(org, "consents:write"),
                               json={**CONSENT, "subject": spelled, **body}), 201)
@@ -78,10 +81,20 @@ def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str
     with services.sessions() as session:
         new = session.get(models.Consent, consent["id"]).subject_key
         assert new != old, "the spelling is normalized already"
+        # Bound to an audit entry, as `db upgrade` binds a v1-era database's rows: the chain
+        # must still verify, so only what the test does afterwards is judged.
+        audit_rows.changing(session, models.Consent, consent["id"])
+        for community in session.scalars(select(models.Membership.community_id)
+                                         .where(models.Membership.subject_key == new)):
+            audit_rows.changing(session, models.Membership, new, community)
         session.execute(update(models.Consent).where(models.Consent.subject_key == new)
                         .values(subject_key=old))
-        session.execute(update(models.Membership).where(models.Membership.subject_key == new)
-                        .values(subject_key=old))
+        moved = session.execute(update(models.Membership).where(models.Membership.subject_key == new)
+                                .values(subject_key=old).returning(models.Membership.community_id))
+        for community in moved.scalars().all():
+            audit_rows.added(session, models.Membership, old, community)
+        services.append_audit(session, at=datetime.now(UTC), tag="test:legacy-key", caller=None,
+                              object_id=consent["id"], payload={})
         session.commit()
     return consent
 

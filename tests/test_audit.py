@@ -18,6 +18,7 @@ from trust_helpers import cli_json, consent_body, engine_of, run_cli
 
 from consent_service import create_app
 from consent_service.domain.audit import link_hash
+from consent_service.storage.audit_rows import BOUND
 from consent_service.storage.models import AuditEntry, AuditHead
 from consent_service.views.common import EXTENSION
 
@@ -249,13 +250,28 @@ class TestTamperingIsCaught:
 
 
 class TestCuttingTheTailWithASignedCheckpoint:
-    """Cutting the tail and moving the head row back leaves a shorter chain that is intact in
-    itself; only a checkpoint exported earlier shows what is missing."""
+    """Cutting the tail, moving the head row back and deleting the rows the cut entries added
+    leaves a shorter chain that is intact in itself; only a checkpoint exported earlier shows
+    what is missing. Cutting the tail alone leaves rows no entry records, which verify names."""
 
-    def _cut_and_fix_head(self, app, n: int) -> None:
+    def _cut_and_fix_head(self, app, n: int, *, rows_too: bool = True) -> None:
         with engine_of(app).begin() as conn:
+            if rows_too:
+                for entry in conn.execute(select(ENTRIES).where(ENTRIES.c.seq > n - 3)).mappings():
+                    for table_name, key, _new, old in entry["payload"]["rows"]:
+                        assert old is None  # the last entries of busy_chain only add rows
+                        table = BOUND[table_name]
+                        conn.execute(delete(table).where(*(
+                            c == v for c, v in zip(table.primary_key.columns, key, strict=True))))
             conn.execute(delete(ENTRIES).where(ENTRIES.c.seq > n - 3))
             conn.execute(update(HEAD).values(seq=n - 3, hash=_row(conn, n - 3)["hash"]))
+
+    def test_cutting_the_tail_but_not_its_rows_is_caught_without_a_checkpoint(self, app, client, world,
+                                                                               busy_chain):
+        self._cut_and_fix_head(app, busy_chain, rows_too=False)
+        result = verify_endpoint(client, world)
+        assert result["ok"] is False and result["table"] in ("decision", "decision_community")
+        assert "inserted outside the service" in result["problem"]
 
     def test_endpoint(self, app, client, world, busy_chain):
         response = client.get("/v1/audit/checkpoint", headers=world.headers("auditor", "audit:read"))

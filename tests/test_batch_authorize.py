@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from consent_service.domain import audit_log
+from consent_service.storage import audit_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import write
 from consent_service.storage.models import Approval, AuditEntry, CommunityRule, ConsentVersion, Decision
@@ -41,12 +42,14 @@ def add_rule(app: Any, community: str, effect: str, purposes: list[str], categor
     services = app.extensions[EXTENSION]
     rule_id = str(uuid.uuid4())
     with write(services.sessions) as session:
-        session.add(CommunityRule(
+        community_store.add(session, CommunityRule(
             id=rule_id, community_id=community, effect=effect, purposes=purposes, data_categories=categories,
             requesters=list(requesters), obligations=obligations or {}, labels=[], reason=f"{effect} rule",
             created_at=datetime.now(UTC), created_by="nation-a-council", created_by_client="test"))
-        session.flush()
         community_store.bump_policy_version(session, community)
+        # recorded as the service records a change, so the chain binds these rows
+        services.append_audit(session, at=datetime.now(UTC), tag="rule:created", caller=None,
+                              object_id=rule_id, payload={})
         session.commit()
     return rule_id
 
@@ -55,12 +58,13 @@ def add_approval(app: Any, community: str, requester: str, purposes: list[str],
                  categories: list[str]) -> None:
     services = app.extensions[EXTENSION]
     with write(services.sessions) as session:
-        session.add(Approval(id=str(uuid.uuid4()), community_id=community, requester=requester,
-                             purposes=purposes,
-                             data_categories=categories, created_at=datetime.now(UTC),
-                             created_by="nation-a-council", created_by_client="test"))
-        session.flush()
+        community_store.add(session, Approval(
+            id=str(uuid.uuid4()), community_id=community, requester=requester, purposes=purposes,
+            data_categories=categories, created_at=datetime.now(UTC), created_by="nation-a-council",
+            created_by_client="test"))
         community_store.bump_policy_version(session, community)
+        services.append_audit(session, at=datetime.now(UTC), tag="approval:granted", caller=None,
+                              object_id=None, payload={})
         session.commit()
 
 
@@ -92,8 +96,12 @@ def cohort_world(app, client, world) -> dict[str, Any]:
     expired = consent(client, world, 5, data_categories=["health"], **research)
     services = app.extensions[EXTENSION]
     with write(services.sessions) as session:
+        audit_rows.changing(session, ConsentVersion, expired["id"], 1)
         session.execute(update(ConsentVersion).where(ConsentVersion.consent_id == expired["id"])
                         .values(expires_at=datetime.now(UTC) - timedelta(days=1)))
+        # an expiry moved into the past, recorded as a change so that the chain still binds the row
+        services.append_audit(session, at=datetime.now(UTC), tag="consent:amended", caller=None,
+                              object_id=expired["id"], payload={})
         session.commit()
     amended = consent(client, world, 6, data_categories=["income"], communities=["nation-c"], **research)
     amend = {k: v for k, v in BASE_CONSENT.items() if k != "subject"} | {

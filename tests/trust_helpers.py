@@ -94,7 +94,8 @@ def add_rule(
     requesters: list[str] | None = None,
     reason: str = "Not approved by the community",
 ) -> str:
-    """A community rule written straight to the store (as the rules API would), bumping the version."""
+    """A community rule written straight to the store (as the rules API would), bumping the version
+    and recording the change in the audit chain as the API does (so the database still verifies)."""
     import uuid
     from datetime import UTC, datetime
 
@@ -102,8 +103,10 @@ def add_rule(
     from consent_service.storage.models import CommunityRule
 
     rule_id = str(uuid.uuid4())
-    with app.extensions[EXTENSION].sessions() as session:
-        session.add(
+    services = app.extensions[EXTENSION]
+    with services.sessions() as session:
+        community_store.add(
+            session,
             CommunityRule(
                 id=rule_id,
                 community_id=community,
@@ -117,9 +120,10 @@ def add_rule(
                 created_at=datetime.now(UTC),
                 created_by="nation-a-council",
                 created_by_client="test",
-            )
+            ),
         )
-        session.flush()
         community_store.bump_policy_version(session, community)
+        services.append_audit(session, at=datetime.now(UTC), tag="rule:created", caller=None,
+                              object_id=rule_id, payload={"community": community})
         session.commit()
     return rule_id

@@ -57,10 +57,14 @@ class Verification:
     head_hash: str
     problem: str | None = None
     seq: int | None = None
+    table: str | None = None  # a bound row that differs from the chain: its table and key
+    row: list[Any] | None = None
+    rows: tuple[dict[str, Any], ...] = ()  # every such row found (up to a limit), first one above
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "problem": self.problem, "seq": self.seq}
+                "head_hash": self.head_hash, "problem": self.problem, "seq": self.seq,
+                "table": self.table, "row": self.row, "rows": list(self.rows)}
 
 
 def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] | None = None,
@@ -105,13 +109,25 @@ def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] 
     return Verification(True, count, last, prev)
 
 
-def sign_checkpoint(keys: SigningKeys, *, seq: int, head_hash: str, at: datetime) -> str:
-    return keys.sign({"seq": seq, "hash": head_hash, "iat": int(at.timestamp())}, typ=CHECKPOINT_TYP)
+def sign_checkpoint(keys: SigningKeys, *, seq: int, head_hash: str, at: datetime,
+                    state: str | None = None) -> str:
+    """``state`` commits to the rows the chain binds at ``seq`` (see audit_rows.Tally.commitment)."""
+    claims: dict[str, Any] = {"seq": seq, "hash": head_hash, "iat": int(at.timestamp())}
+    if state is not None:
+        claims["state"] = state
+    return keys.sign(claims, typ=CHECKPOINT_TYP)
 
 
 def read_checkpoint(keys: SigningKeys, token: str) -> tuple[int, str]:
+    seq, head_hash, _ = read_checkpoint_state(keys, token)
+    return seq, head_hash
+
+
+def read_checkpoint_state(keys: SigningKeys, token: str) -> tuple[int, str, str | None]:
+    """(seq, head hash, state commitment or None for a checkpoint signed before rows were bound)."""
     _, claims = keys.verify(token, typ=CHECKPOINT_TYP)
     try:
-        return int(claims["seq"]), str(claims["hash"])
+        state = claims.get("state")
+        return int(claims["seq"]), str(claims["hash"]), str(state) if state is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidSignature("checkpoint lacks seq or hash") from exc

@@ -19,7 +19,7 @@ from ..errors import ServiceError, Unauthorized, Unavailable
 from ..storage import bulk
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot, write
-from . import decision_receipts
+from . import audit_rows, decision_receipts
 from .caller import Caller
 from .decision_record import approval_terms, audit_payload, consent_terms, decision_values
 from .engine import AccessRequest, Verdict
@@ -100,7 +100,9 @@ def _record(services: Services, *, caller: Caller, request: AccessRequest, subje
         services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=values))
     tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
     touched = [{"decision_id": result.id, "community_id": cid, "at": now} for cid in sorted(versions)]
-    entry = (now, str(tag), result.id, audit_payload(values))
+    payload = audit_payload(values)
+    payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [values], touched)
+    entry = (now, str(tag), result.id, payload)
     # Everything is built before the write lock is taken (SQLite: BEGIN IMMEDIATE), so the
     # lock is held for the Core statements and the commit only.
     with write(services.sessions) as session:

@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ServiceError, Unavailable
 from ..storage import bulk
 from ..storage.db import read_snapshot, write
+from . import audit_rows
 from .authorize import Subject
 from .caller import Caller
 from .decision_record import SharedValues, approval_terms, audit_payload, consent_terms, decision_values
@@ -190,6 +191,8 @@ def _record(services: Services, *, caller: Caller, request: AccessRequest, subje
         tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
         payload = audit_payload(row)
         payload["batch"] = {"id": batch_id, "index": index, "size": len(subject_keys)}
+        links = touched[len(touched) - len(policy_versions):]
+        payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [row], links)
         entries.append((now, str(tag), decision.id, payload))
     with write(services.sessions) as session:
         bulk.add_decisions(session, rows, touched)

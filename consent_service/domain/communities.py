@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..storage import audit_rows as bound_rows
 from ..storage import communities as store
 from ..storage import decisions as decision_store
 from ..storage.db import read_snapshot, write
@@ -150,6 +151,7 @@ def retire_rule(services: Services, *, caller: Caller, community_id: str, rule_i
             raise NotFound("No such rule in this community.")
         if rule.retired_at is not None:
             raise Conflict("The rule is already retired.")
+        bound_rows.changing(session, CommunityRule, rule.id)
         rule.retired_at, rule.retired_by, rule.retired_reason = now, caller.organization, reason
         rule.retired_version = version
         session.flush()
@@ -226,6 +228,7 @@ def revoke_approval(services: Services, *, caller: Caller, community_id: str, ap
             raise NotFound("No such approval in this community.")
         if approval.revoked_at is not None:
             raise Conflict("The approval is already revoked.")
+        bound_rows.changing(session, Approval, approval.id)
         approval.revoked_at, approval.revoked_by, approval.revoked_reason = now, caller.organization, reason
         session.flush()
         services.append_audit(session, at=now, tag=AuditTag.APPROVAL_REVOKED, caller=caller,

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import functools
 import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,62 @@ def new_signing_key() -> ECKey:
     return ECKey.generate_key("P-256", parameters={"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
 
 
+def _replace(path: Path, content: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@dataclass
+class StagedRotation:
+    """A new signing key ready to go first in the instance key file (see :func:`staged_rotation`)."""
+
+    path: Path
+    kid: str
+    previous: list[str]  # the kids already in the file, in order; all still verify
+    content: str
+    before: str | None
+    applied: bool = False
+
+    def apply(self) -> None:
+        _replace(self.path, self.content)
+        self.applied = True
+
+    def undo(self) -> None:
+        if self.before is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            _replace(self.path, self.before)
+        self.applied = False
+
+
+@contextlib.contextmanager
+def staged_rotation(instance: Path) -> Iterator[StagedRotation]:
+    """A new key for the instance key file, put in place by ``apply()`` inside the block.
+
+    The key file is locked for the whole block, so two rotations cannot drop each other's key;
+    if the block raises after ``apply()`` (the audit entry recording the rotation could not be
+    committed, say), the old file is put back: a rotation and its record happen together.
+    """
+    path = instance / SIGNING_KEYS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = path.read_text() if path.exists() else None
+        old = json.loads(before)["keys"] if before else []
+        key = new_signing_key()
+        staged = StagedRotation(path=path, kid=str(key.kid), previous=[str(k.get("kid")) for k in old],
+                                content=json.dumps({"keys": [key.as_dict(private=True), *old]}),
+                                before=before)
+        try:
+            yield staged
+        except BaseException:
+            if staged.applied:
+                staged.undo()
+            raise
+
+
 class SigningKeys:
     """A key set whose first key signs; the others are kept so old receipts still verify."""
 
@@ -81,19 +140,6 @@ class SigningKeys:
             fresh = KeySet([new_signing_key()]).as_dict(private=True)
             text = _create_once(instance / SIGNING_KEYS_FILE, json.dumps(fresh))
         return cls(KeySet.import_key_set(json.loads(text)))
-
-    @staticmethod
-    def rotate(instance: Path) -> str:
-        """Put a new signing key first in the instance key file, keeping the old ones; return its kid."""
-        path = instance / SIGNING_KEYS_FILE
-        old = json.loads(path.read_text())["keys"] if path.exists() else []
-        key = new_signing_key()
-        data = {"keys": [key.as_dict(private=True), *old]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        return str(key.kid)
 
     def public_jwks(self) -> dict[str, Any]:
         return dict(self.keyset.as_dict(private=False))

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, UnknownCode
+from ..storage import audit_rows as bound_rows
 from ..storage import organizations as store
 from ..storage.db import write
 from ..storage.models import OAuthClient, Organization
@@ -122,6 +123,7 @@ def disable_client(
             raise NotFound("No such client.")
         if client.disabled_at is not None:
             raise Conflict("The client is already disabled.")
+        bound_rows.changing(session, OAuthClient, client_id)
         client.disabled_at = now
         session.flush()
         services.append_audit(

@@ -8,6 +8,12 @@ Passwords are hashed with Argon2id (argon2-cffi's defaults, rehashed on sign-in 
 change). After ``WEB_LOCKOUT_THRESHOLD`` wrong passwords in a row the account is locked for
 ``WEB_LOCKOUT_MINUTES``; a sign-in to a locked, disabled or unknown account fails exactly like a
 wrong password, after the same amount of work, so the form cannot be used to find accounts.
+
+Every change to an account is an audit entry in the same transaction: its creation and each
+change (password, roles, unlock, disable, language), every sign-in, successful or not, a
+lockout, and a sign-out (which ends all of the person's sessions). A failed sign-in names the
+account only when there is one, and never records what was typed: an unknown "email" may be a
+password typed into the wrong field, or someone else's address.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from ..storage import audit_rows as bound_rows
 from ..storage import organizations as organization_store
 from ..storage import users as store
 from ..storage.db import read_snapshot, write
@@ -78,10 +85,19 @@ class SignedInUser:
 
     @property
     def caller(self) -> Caller:
-        return Caller(organization=self.organization, client_id=f"user:{self.id}", scopes=self.scopes)
+        return _person(self.id, self.organization, self.scopes)
 
     def has(self, scope: Scope) -> bool:
         return str(scope) in self.scopes
+
+
+def _person(user_id: str, organization: str, scopes: frozenset[str]) -> Caller:
+    """The caller a person acts as, on the pages and in the audit entries of what they do."""
+    return Caller(organization=organization, client_id=f"user:{user_id}", scopes=scopes)
+
+
+def _acting(user: UserAccount) -> Caller:
+    return _person(user.id, user.organization_id, frozenset(user.roles.split()))
 
 
 def scopes_for(roles: list[str]) -> list[str]:
@@ -213,7 +229,8 @@ def sign_in(services: Services, *, email: str, password: str, now: datetime) -> 
 
     Each wrong password for a usable account counts towards its lockout; attempts while it is
     locked are refused without counting, so guessing during a lock does not extend it (the
-    per-address rate limit on the form slows guessing further).
+    per-address rate limit on the form slows guessing further). Every attempt is an audit
+    entry (``user:signed-in`` or ``user:sign-in-failed``, and ``user:locked`` when it locks).
     """
     threshold = int(services.settings["WEB_LOCKOUT_THRESHOLD"])
     lock_for = timedelta(minutes=int(services.settings["WEB_LOCKOUT_MINUTES"]))
@@ -232,28 +249,43 @@ def sign_in(services: Services, *, email: str, password: str, now: datetime) -> 
             right = usable
         except (VerificationError, InvalidHashError):
             right = False
-        if user is None:
-            raise SignInRefused
-        if not right:
-            if user.disabled_at is None and (user.locked_until is None or user.locked_until <= now):
-                if store.count_failure(session, user.id) >= threshold:
-                    store.lock(session, user.id, until=now + lock_for)
-                    services.append_audit(
-                        session,
-                        at=now,
-                        tag=AuditTag.USER_LOCKED,
-                        caller=None,
-                        object_id=user.id,
-                        payload={"until": (now + lock_for).isoformat()},
-                    )
-                session.commit()
+        if user is None or not right:
+            _refused(services, session, user, now=now, threshold=threshold, lock_for=lock_for)
+            session.commit()
             raise SignInRefused
         store.clear_failures(session, user.id)
         if password_hasher.check_needs_rehash(user.password_hash):
             user.password_hash = password_hasher.hash(password)
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_IN, caller=_acting(user),
+                              object_id=user.id, payload={})
         session.commit()
         session.refresh(user)
         return _signed_in(services, session, user)
+
+
+def _refused(services: Services, session: Any, user: UserAccount | None, *, now: datetime, threshold: int,
+             lock_for: timedelta) -> None:
+    """Record a refused sign-in: who tried is not known, so the entry has no actor; the account
+    is named (by id) only if there is one, and the reason is for the reader of the log only (the
+    form answers every refusal alike)."""
+    def failed(object_id: str | None, **payload: Any) -> None:
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGN_IN_FAILED, caller=None,
+                              object_id=object_id, payload=payload)
+
+    if user is None:
+        failed(None, reason="unknown-account")
+    elif user.disabled_at is not None:
+        failed(user.id, reason="disabled")
+    elif user.locked_until is not None and user.locked_until > now:
+        failed(user.id, reason="locked")
+    else:
+        failures = store.count_failure(session, user.id)
+        failed(user.id, reason="wrong-password", failures=failures)
+        if failures >= threshold:
+            store.lock(session, user.id, until=now + lock_for)
+            services.append_audit(session, at=now, tag=AuditTag.USER_LOCKED, caller=None, object_id=user.id,
+                                  payload={"until": (now + lock_for).isoformat(), "failures": failures})
 
 
 def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUser | None:
@@ -267,18 +299,39 @@ def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUse
         return signed_in if hmac.compare_digest(signed_in.stamp, stamp) else None
 
 
-def sign_out(services: Services, *, user_id: str) -> None:
+def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
     """End every session of this person, on every device (the stamp of each one changes)."""
     with write(services.sessions) as session:
+        user = store.get(session, user_id)
+        if user is None:
+            return
         store.bump_session_epoch(session, user_id)
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_OUT, caller=_acting(user),
+                              object_id=user_id, payload={"sessions": "all"})
         session.commit()
 
 
 def _change(services: Services, *, email: str, now: datetime, change: str, **values: Any) -> dict[str, Any]:
+    """Set ``values`` on the person with ``email``: an operator's command, so the entry has no
+    actor. A change of roles records the roles before and after (never a password or its hash).
+
+    Only a change is recorded: a command that changes nothing (unlocking an account that is not
+    locked, giving the roles it has) writes nothing. A disabled account keeps the time it was
+    first disabled.
+    """
     with write(services.sessions) as session:
         user = store.by_email(session, email.strip())
         if user is None:
             raise NotFound(f"No person with the email {email}.")
+        values = {name: value for name, value in values.items() if getattr(user, name) != value}
+        if user.disabled_at is not None:
+            values.pop("disabled_at", None)
+        if not values:
+            return _as_dict(user)
+        payload: dict[str, Any] = {"change": change}
+        if "roles" in values:
+            payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
+        bound_rows.changing(session, UserAccount, user.id)
         for name, value in values.items():
             setattr(user, name, value)
         session.flush()
@@ -288,7 +341,7 @@ def _change(services: Services, *, email: str, now: datetime, change: str, **val
             tag=AuditTag.USER_CHANGED,
             caller=None,
             object_id=user.id,
-            payload={"change": change},
+            payload=payload,
         )
         session.commit()
         return _as_dict(user)
@@ -316,13 +369,27 @@ def disable(services: Services, *, email: str, now: datetime) -> dict[str, Any]:
     return _change(services, email=email, now=now, change="disabled", disabled_at=now)
 
 
-def set_language(services: Services, *, user_id: str, language: str) -> None:
-    """The language the pages speak to this person from the next page on."""
+def set_roles(services: Services, *, email: str, roles: list[str], now: datetime) -> dict[str, Any]:
+    """The person's roles from their next page on (the scopes are read at every request)."""
+    return _change(services, email=email, now=now, change="roles", roles=" ".join(scopes_for(roles)))
+
+
+def set_language(services: Services, *, user_id: str, language: str, now: datetime) -> None:
+    """The language the pages speak to this person from the next page on: the person's own
+    setting, so the entry's actor is the person. Choosing the language they have changes nothing
+    and records nothing."""
     if language not in LANGUAGES:
         raise ValidationFailed("Unknown language.", details={"language": [f"one of {', '.join(LANGUAGES)}"]})
     with write(services.sessions) as session:
         user = store.get(session, user_id)
         if user is None:
             raise NotFound("No such person.")
+        if user.language == language:
+            return
+        payload = {"change": "language", "previous_language": user.language, "language": language}
+        bound_rows.changing(session, UserAccount, user.id)
         user.language = language
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.USER_CHANGED, caller=_acting(user),
+                              object_id=user.id, payload=payload)
         session.commit()

@@ -75,6 +75,10 @@ class AuditTag(StrEnum):
     SUBJECT_SYSTEM_REGISTERED = "subject_system:registered"
     SUBJECT_REKEYED = "subject:rekeyed"
     SUBJECT_REPORTED = "subject:access-reported"
+    USER_SIGNED_IN = "user:signed-in"
+    USER_SIGN_IN_FAILED = "user:sign-in-failed"
+    USER_SIGNED_OUT = "user:signed-out"
+    KEY_ROTATED = "key:rotated"
 
 
 class ManagementAction(StrEnum):

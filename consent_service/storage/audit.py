@@ -90,3 +90,11 @@ def entries_about(session: Session, *, tag: str, object_ids: list[str]) -> list[
     """Entries of ``tag`` about any of ``object_ids``, in chain order (object_id is indexed)."""
     return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id.in_(object_ids),
                                                          AuditEntry.tag == tag).order_by(AuditEntry.seq)))
+
+
+def at(session: Session, seq: int) -> AuditEntry | None:
+    return session.get(AuditEntry, seq)
+
+
+def has_tag(session: Session, tag: str) -> bool:
+    return session.execute(select(AuditEntry.seq).where(AuditEntry.tag == tag).limit(1)).first() is not None

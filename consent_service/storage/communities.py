@@ -10,6 +10,7 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from . import audit_rows
 from .models import Approval, Community, CommunityRule, CommunitySteward, Membership, ProtectedGrant
 
 
@@ -27,6 +28,7 @@ def existing(session: Session, ids: Iterable[str]) -> set[str]:
 def add(session: Session, *rows: object) -> None:
     session.add_all(rows)
     session.flush()
+    audit_rows.added_rows(session, *rows)
 
 
 def stewards(session: Session, community_id: str) -> list[str]:
@@ -44,6 +46,7 @@ def bump_policy_version(session: Session, community_id: str) -> int:
 
     Returns the new version, which a rule change stamps on the rule it adds or retires.
     """
+    audit_rows.changing(session, Community, community_id)
     return int(session.execute(
         update(Community)
         .where(Community.id == community_id)
@@ -66,11 +69,11 @@ def record_memberships(
             )
         )
     )
-    session.add_all(
-        Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
-        for cid in sorted(wanted - have)
-    )
+    new = [Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
+           for cid in sorted(wanted - have)]
+    session.add_all(new)
     session.flush()
+    audit_rows.added_rows(session, *new)
 
 
 def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Row]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from . import audit_rows
 from .models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 
 
@@ -31,6 +32,7 @@ def events(session: Session, consent_id: str) -> list[ConsentEvent]:
 def add(session: Session, *rows: Consent | ConsentVersion | ConsentEvent | ProtectedGrant) -> None:
     session.add_all(rows)
     session.flush()
+    audit_rows.added_rows(session, *rows)
 
 
 def advance_version(session: Session, *, consent_id: str, expected: int, at: datetime) -> bool:
@@ -38,6 +40,7 @@ def advance_version(session: Session, *, consent_id: str, expected: int, at: dat
 
     The compare-and-set is what makes two simultaneous amendments end with one winner.
     """
+    audit_rows.changing(session, Consent, consent_id)
     result = session.execute(
         update(Consent).where(Consent.id == consent_id, Consent.current_version == expected,
                               Consent.status == "active")
@@ -46,6 +49,7 @@ def advance_version(session: Session, *, consent_id: str, expected: int, at: dat
 
 
 def mark_revoked(session: Session, *, consent_id: str, at: datetime, reason: str | None) -> bool:
+    audit_rows.changing(session, Consent, consent_id)
     result = session.execute(
         update(Consent).where(Consent.id == consent_id, Consent.status == "active")
         .values(status="revoked", revoked_at=at, revoked_reason=reason, updated_at=at))

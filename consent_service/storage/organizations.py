@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from . import audit_rows
 from .models import OAuthClient, Organization
 
 
@@ -24,6 +25,7 @@ def existing_organizations(session: Session, ids: Iterable[str]) -> set[str]:
 def add(session: Session, row: Organization | OAuthClient) -> None:
     session.add(row)
     session.flush()
+    audit_rows.added_rows(session, row)
 
 
 def get_client(session: Session, client_id: str) -> OAuthClient | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from . import audit_rows
 from .models import Consent, Membership, SubjectKeyAlias, SubjectSystem
 
 
@@ -22,6 +23,7 @@ def list_systems(session: Session) -> list[SubjectSystem]:
 def add_system(session: Session, row: SubjectSystem) -> None:
     session.add(row)
     session.flush()
+    audit_rows.added_rows(session, row)
 
 
 def consents_under(session: Session, keys: Iterable[str], *, recorded_by: str) -> list[str]:
@@ -40,15 +42,21 @@ def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime
     Returns the ids of the consents moved and the communities whose memberships moved.
     """
     consents = list(session.scalars(select(Consent.id).where(Consent.subject_key == old_key)))
+    for consent_id in consents:  # the audit entry binds each row as it was and as it becomes
+        audit_rows.changing(session, Consent, consent_id)
     session.execute(update(Consent).where(Consent.subject_key == old_key).values(subject_key=new_key))
     have = set(session.scalars(select(Membership.community_id).where(Membership.subject_key == new_key)))
     moving = session.execute(select(Membership.community_id, Membership.consent_id, Membership.created_at)
                              .where(Membership.subject_key == old_key)).all()
+    for community, _, _ in moving:
+        audit_rows.changing(session, Membership, old_key, community)
     session.execute(delete(Membership).where(Membership.subject_key == old_key))
-    session.add_all(Membership(subject_key=new_key, community_id=community, consent_id=consent,
-                               created_at=since)
-                    for community, consent, since in moving if community not in have)
+    added: list[Membership | SubjectKeyAlias] = [
+        Membership(subject_key=new_key, community_id=community, consent_id=consent, created_at=since)
+        for community, consent, since in moving if community not in have]
     if session.get(SubjectKeyAlias, old_key) is None:
-        session.add(SubjectKeyAlias(old_key=old_key, new_key=new_key, at=at, by_organization=by))
+        added.append(SubjectKeyAlias(old_key=old_key, new_key=new_key, at=at, by_organization=by))
+    session.add_all(added)
     session.flush()
+    audit_rows.added_rows(session, *added)
     return {"consents": sorted(consents), "communities": sorted(community for community, _, _ in moving)}

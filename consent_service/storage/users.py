@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from . import audit_rows
 from .models import UserAccount
 
 
@@ -22,6 +23,7 @@ def by_email(session: Session, email: str) -> UserAccount | None:
 def add(session: Session, user: UserAccount) -> None:
     session.add(user)
     session.flush()
+    audit_rows.added_rows(session, user)
 
 
 def listed(session: Session, organization: str | None = None) -> list[UserAccount]:
@@ -33,6 +35,7 @@ def listed(session: Session, organization: str | None = None) -> list[UserAccoun
 
 def count_failure(session: Session, user_id: str) -> int:
     """Add one failed sign-in atomically (two wrong passwords at once both count); the new count."""
+    audit_rows.changing(session, UserAccount, user_id)
     session.execute(
         update(UserAccount)
         .where(UserAccount.id == user_id)
@@ -42,18 +45,21 @@ def count_failure(session: Session, user_id: str) -> int:
 
 
 def lock(session: Session, user_id: str, *, until: datetime) -> None:
+    audit_rows.changing(session, UserAccount, user_id)
     session.execute(
         update(UserAccount).where(UserAccount.id == user_id).values(locked_until=until, failed_sign_ins=0)
     )
 
 
 def clear_failures(session: Session, user_id: str) -> None:
+    audit_rows.changing(session, UserAccount, user_id)
     session.execute(
         update(UserAccount).where(UserAccount.id == user_id).values(failed_sign_ins=0, locked_until=None)
     )
 
 
 def bump_session_epoch(session: Session, user_id: str) -> None:
+    audit_rows.changing(session, UserAccount, user_id)
     session.execute(
         update(UserAccount)
         .where(UserAccount.id == user_id)

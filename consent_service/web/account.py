@@ -1,4 +1,9 @@
-"""Signing in and out, the start page, and the language switch."""
+"""Signing in and out, the start page, and the language switch.
+
+Each of these that changes something on the server (a sign-in attempt, a sign-out, a signed-in
+person's language) is recorded in the audit chain by ``domain.users``; a language chosen before
+signing in lives only in the cookie.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ def sign_in() -> Response:
 def sign_out() -> Response:
     user = current_user()
     if user is not None:
-        users.sign_out(services(), user_id=user.id)
+        users.sign_out(services(), user_id=user.id, now=now())
     end()
     flash(i18n.translate("You have signed out."), "info")
     return redirect(url_for("web.sign_in"))  # type: ignore[return-value]
@@ -75,5 +80,5 @@ def choose_language() -> Response:
         session["lang"] = language
         user = current_user()
         if user is not None:
-            users.set_language(services(), user_id=user.id, language=language)
+            users.set_language(services(), user_id=user.id, language=language, now=now())
     return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]

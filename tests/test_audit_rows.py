@@ -1,0 +1,415 @@
+"""The audit chain binds every row a decision reads or that records one (issue 13, contract 7).
+
+A populated database is tampered with by hand (direct SQL: change any column, add a row,
+delete a row, swap two rows) and ``audit verify`` must fail and name the table and the row;
+every edit is then undone and the database must verify again (the positive control, also
+after revocations, retirements, a disabled client and account changes made the normal way).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from api_helpers import assert_ok, body_with
+from conftest import World
+from governance_helpers import (
+    APPROVAL_RULE,
+    GOVERNMENT,
+    MEMBER_CONSENT,
+    NATION_A,
+    NATION_B,
+    OUTSIDER,
+    PROVIDER,
+    Governance,
+)
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from sqlalchemy import Integer, String, Table, and_, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from trust_helpers import cli_json, engine_of, run_cli
+
+from consent_service.domain import audit_log, audit_rows, organizations, users
+from consent_service.domain.services import Services
+from consent_service.storage import audit as audit_store
+from consent_service.storage.audit_rows import BOUND
+from consent_service.storage.models import AuditEntry, AuditHead
+from consent_service.storage.types import UTCDateTime
+from consent_service.views.common import EXTENSION
+
+PASSWORD = "correct horse battery staple"
+TABLES = sorted(BOUND)
+
+
+def services_of(app: Any) -> Services:
+    return app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
+    """Every bound table with at least two rows, made only through the service."""
+    gov = Governance(client, world)
+    services = services_of(app)
+    now = datetime.now(UTC)
+    rule = gov.rule()
+    gov.rule(NATION_B, APPROVAL_RULE)
+    gov.retire(rule, reason="superseded")
+    first = gov.approval()
+    gov.approval(NATION_B, requester=GOVERNMENT)
+    gov.revoke(first, reason="agreement ended")
+    member = gov.consent()
+    outsider = gov.consent(subject=OUTSIDER, communities=[NATION_A, NATION_B])
+    amended = {k: v for k, v in body_with(MEMBER_CONSENT, purposes=["research"]).items() if k != "subject"}
+    assert_ok(client.post(f"/v1/consents/{member['id']}/amend", json=amended, headers=gov.recorder()))
+    assert_ok(client.post(f"/v1/consents/{outsider['id']}/revoke", json={"reason": "asked"},
+                          headers=gov.recorder()))
+    for subject in ({"system": "urn:outreach-org:client", "value": "C-1042"}, OUTSIDER):
+        for purpose, category in (("research", "health"), ("service-planning", "housing")):
+            gov.ask(purpose, category, subject=subject)
+    for n in range(2):
+        users.create_user(services, caller=None, email=f"worker{n}@example.org", name=f"Worker {n}",
+                          organization=PROVIDER, roles=["intake"], password=PASSWORD, language="en", now=now)
+    with pytest.raises(users.SignInRefused):
+        users.sign_in(services, email="worker0@example.org", password="wrong password here", now=now)
+    users.sign_in(services, email="worker1@example.org", password=PASSWORD, now=now)
+    client_id, _ = world.credentials(PROVIDER, "consents:read")
+    organizations.disable_client(services, caller=None, client_id=client_id, now=now)
+    return {"member": member, "outsider": outsider, "governance": gov}
+
+
+@pytest.fixture
+def populated(app, client, world) -> dict[str, Any]:
+    facts = populate(app, client, world)
+    assert audit_log.verify(services_of(app)).ok
+    return facts
+
+
+# -- tampering by hand -------------------------------------------------------------------------------
+
+def _key(table: Table, row: dict[str, Any]) -> list[Any]:
+    return [row[c.name] for c in table.primary_key.columns]
+
+
+def _where(table: Table, key: list[Any]) -> Any:
+    return and_(*(c == v for c, v in zip(table.primary_key.columns, key, strict=True)))
+
+
+def changed(value: Any, column: Any) -> Any:
+    """A value of the same type that differs from ``value`` (and fits the column)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1000
+    if isinstance(value, str):
+        return value[:-1] + ("y" if value.endswith("x") else "x") if value else "x"
+    if isinstance(value, datetime):
+        return value + timedelta(seconds=1)
+    if isinstance(value, list):
+        return [*value, "immigration-enforcement"]
+    if isinstance(value, dict):
+        return {**value, "tampered": True}
+    if isinstance(column.type, UTCDateTime):
+        return datetime.now(UTC)
+    if isinstance(column.type, Integer):
+        return 1
+    if isinstance(column.type, String):
+        return "x"
+    return ["tampered"]
+
+
+def _rows(conn: Any, table: Table) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns)).mappings()]
+
+
+def tamper(app: Any, table: Table, data: Any) -> tuple[list[list[Any]], Any]:
+    """Apply one random edit to ``table``; returns the keys it touched and how to undo it."""
+    engine = engine_of(app)
+    op = data.draw(st.sampled_from(["update", "insert", "delete", "swap"]), label="op")
+    with engine.begin() as conn:
+        rows = _rows(conn, table)
+    assert len(rows) >= 2, f"populate() left {table.name} with fewer than two rows"
+    index = data.draw(st.integers(0, len(rows) - 1), label="row")
+    row = rows[index]
+    key = _key(table, row)
+    try:
+        with engine.begin() as conn:
+            if op == "update":
+                column = data.draw(st.sampled_from(list(table.columns)), label="column")
+                new = {**row, column.name: changed(row[column.name], column)}
+                conn.execute(update(table).where(_where(table, key)).values(**new))
+                new_key = _key(table, new)
+
+                def undo(c: Any) -> None:
+                    c.execute(update(table).where(_where(table, new_key)).values(**row))
+                return [key, new_key], undo
+            if op == "insert":
+                pk = list(table.primary_key.columns)
+                column = pk[data.draw(st.integers(0, len(pk) - 1), label="key column")]
+                copy = {**row, column.name: changed(row[column.name], column)}
+                conn.execute(insert(table).values(**copy))
+                copy_key = _key(table, copy)
+                return [copy_key], lambda c: c.execute(delete(table).where(_where(table, copy_key)))
+            if op == "delete":
+                conn.execute(delete(table).where(_where(table, key)))
+                return [key], lambda c: c.execute(insert(table).values(**row))
+            other = rows[data.draw(st.integers(0, len(rows) - 1).filter(lambda i: i != index), label="other")]
+            keys = {c.name for c in table.primary_key.columns}
+            mine = {n: v for n, v in row.items() if n not in keys}
+            theirs = {n: v for n, v in other.items() if n not in keys}
+            if not mine or mine == theirs:
+                reject()  # nothing to swap: the two rows would stay as they are
+            other_key = _key(table, other)
+            conn.execute(update(table).where(_where(table, key)).values(**theirs))
+            conn.execute(update(table).where(_where(table, other_key)).values(**mine))
+
+            def unswap(c: Any) -> None:
+                c.execute(update(table).where(_where(table, key)).values(**mine))
+                c.execute(update(table).where(_where(table, other_key)).values(**theirs))
+            return [key, other_key], unswap
+    except (IntegrityError, DBAPIError):
+        reject()  # the database's own constraints refused the edit: nothing was changed
+    raise AssertionError("unreachable")
+
+
+def _named(result: Any, table: str, keys: list[list[Any]]) -> bool:
+    return any(p["table"] == table and p["row"] in keys for p in result.rows)
+
+
+@pytest.mark.parametrize("table_name", TABLES)
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_a_direct_edit_of_any_bound_table_is_found_and_named(app, populated, table_name, data):
+    table = BOUND[table_name]
+    services = services_of(app)
+    keys, undo = tamper(app, table, data)
+    try:
+        result = audit_log.verify(services)
+        assert result.ok is False
+        assert result.table == table_name, result.problem
+        assert _named(result, table_name, keys), (keys, result.rows)
+        assert result.row in keys and result.problem
+    finally:
+        with engine_of(app).begin() as conn:
+            undo(conn)
+    assert audit_log.verify(services).ok, "undoing the edit restores a database that verifies"
+
+
+# -- what the reader sees ------------------------------------------------------------------------------
+
+def _edit_consent_terms(app: Any, consent_id: str) -> None:
+    """The issue's example: immigration enforcement added to a consent version by hand."""
+    versions = BOUND["consent_version"]
+    with engine_of(app).begin() as conn:
+        conn.execute(update(versions).where(versions.c.consent_id == consent_id, versions.c.version == 1)
+                     .values(purposes=["research", "immigration-enforcement"],
+                             recipients=["home-office"]))
+
+
+def test_the_cli_and_the_endpoint_name_the_table_and_the_row(app, app_config, client, world, populated):
+    consent_id = populated["outsider"]["id"]
+    _edit_consent_terms(app, consent_id)
+    cli = run_cli(app_config, "audit", "verify")
+    assert cli.exit_code == 1
+    out = cli_json(cli)
+    assert out["ok"] is False and out["table"] == "consent_version" and out["row"] == [consent_id, 1]
+    assert "consent_version" in cli.stderr and consent_id in cli.stderr and "edited outside" in cli.stderr
+    response = client.get("/v1/audit/verify", headers=world.headers("auditor", "audit:read"))
+    body = assert_ok(response)
+    assert body["ok"] is False and body["table"] == "consent_version" and body["row"] == [consent_id, 1]
+    assert body["rows"][0]["seq"] is not None and body["entry"]["object_id"] == consent_id
+
+
+def test_a_revoked_consent_put_back_to_its_active_version_is_found(app, populated):
+    """Rolling a row back to an earlier state the chain did record is still a change."""
+    consent_id = populated["outsider"]["id"]
+    consents = BOUND["consent"]
+    with engine_of(app).begin() as conn:
+        conn.execute(update(consents).where(consents.c.id == consent_id)
+                     .values(status="active", revoked_at=None, revoked_reason=None))
+    result = audit_log.verify(services_of(app))
+    assert result.ok is False and result.table == "consent" and result.row == [consent_id]
+
+
+def test_a_flipped_decision_and_a_deleted_membership_are_both_named(app, populated):
+    decisions, memberships = BOUND["decision"], BOUND["membership"]
+    with engine_of(app).begin() as conn:
+        decision = conn.execute(select(decisions).where(decisions.c.outcome == "deny")).mappings().first()
+        member = conn.execute(select(memberships)).mappings().first()
+        conn.execute(update(decisions).where(decisions.c.id == decision["id"]).values(outcome="permit"))
+        conn.execute(delete(memberships).where(_where(memberships, _key(memberships, dict(member)))))
+    result = audit_log.verify(services_of(app))
+    assert result.ok is False
+    assert _named(result, "decision", [[decision["id"]]])
+    assert _named(result, "membership", [[member["subject_key"], member["community_id"]]])
+    assert any("deleted outside" in p["problem"] for p in result.rows)
+
+
+def test_normal_use_keeps_the_database_verifying(app, app_config, client, world, populated):
+    """Revoke, amend, retire, revoke an approval, disable a client, lock and unlock a person:
+    each row is then bound to the last entry that changed it."""
+    gov: Governance = populated["governance"]
+    services = services_of(app)
+    now = datetime.now(UTC)
+    member = populated["member"]["id"]
+    assert_ok(client.post(f"/v1/consents/{member}/revoke", json={"reason": "moved"}, headers=gov.recorder()))
+    gov.retire(gov.rule(purposes=["service-planning"]))
+    gov.revoke(gov.approval(requester=PROVIDER))
+    for _ in range(int(services.settings["WEB_LOCKOUT_THRESHOLD"])):
+        with pytest.raises(users.SignInRefused):
+            users.sign_in(services, email="worker1@example.org", password="not the password", now=now)
+    users.unlock(services, email="worker1@example.org", now=now)
+    users.set_language(services, user_id=users.list_users(services)[0]["id"], language="fr", now=now)
+    users.sign_out(services, user_id=users.list_users(services)[0]["id"], now=now)
+    client_id, _ = world.credentials(GOVERNMENT, "authorize")
+    organizations.disable_client(services, caller=None, client_id=client_id, now=now)
+    gov.ask("research", "health", subject=OUTSIDER)
+    result = audit_log.verify(services)
+    assert result.ok, result.problem
+    cli = run_cli(app_config, "audit", "verify")
+    assert cli.exit_code == 0 and cli_json(cli)["ok"] is True
+
+
+# -- checkpoints cover the state ----------------------------------------------------------------------
+
+def test_a_checkpoint_signs_the_state_and_is_refused_over_a_tampered_one(app, app_config, client, world,
+                                                                         populated):
+    auditor = world.headers("auditor", "audit:read")
+    token = assert_ok(client.get("/v1/audit/checkpoint", headers=auditor))["checkpoint"]
+    _, claims = services_of(app).keys.verify(token, typ="audit-checkpoint+jwt")
+    assert len(claims["state"]) == 64
+    assert audit_log.verify(services_of(app), checkpoint_tokens=[token]).ok
+    _edit_consent_terms(app, populated["member"]["id"])
+    response = client.get("/v1/audit/checkpoint", headers=auditor)
+    assert response.status_code == 409 and "consent_version" in response.get_json()["error"]["message"]
+    cli = run_cli(app_config, "audit", "checkpoint")
+    assert cli.exit_code == 1 and cli.stdout.strip() == "" and "consent_version" in cli.stderr
+
+
+def test_a_checkpoint_still_verifies_after_later_changes(app, client, populated):
+    """The state a checkpoint signed is the chain's state at its entry: later changes (a
+    revocation, new decisions) do not disturb it, and verify recomputes and compares it."""
+    services = services_of(app)
+    token = audit_log.checkpoint(services, now=datetime.now(UTC))
+    gov: Governance = populated["governance"]
+    assert_ok(client.post(f"/v1/consents/{populated['member']['id']}/revoke", json={"reason": "moved"},
+                          headers=gov.recorder()))
+    gov.ask("research", "health", subject=OUTSIDER)
+    assert audit_log.verify(services, checkpoint_tokens=[token]).ok
+
+
+# -- databases older than the binding -------------------------------------------------------------------
+
+def test_rows_of_an_older_database_are_bound_once_by_db_upgrade(app, app_config, client, world, monkeypatch):
+    services = services_of(app)
+
+    def unbound_append(self: Services, session: Any, *, at: datetime, tag: str, caller: Any,
+                       object_id: str | None, payload: dict[str, Any]) -> int:  # the release before
+        audit_rows.pending(self.rows_key, session)
+        return audit_store.append(session, hasher=self._hash, at=at, tag=tag,
+                                  actor_org=caller.organization if caller else None,
+                                  actor_client=caller.client_id if caller else None, object_id=object_id,
+                                  payload=payload)
+
+    monkeypatch.setattr(Services, "append_audit", unbound_append)
+    gov = Governance(client, world)
+    gov.consent()
+    monkeypatch.undo()
+    before = audit_log.verify(services)
+    assert before.ok is False and "db upgrade" in before.problem
+
+    upgrade = run_cli(app_config, "db", "upgrade")
+    assert upgrade.exit_code == 0 and "bound the existing rows" in upgrade.stderr
+    assert audit_log.verify(services).ok
+    assert run_cli(app_config, "db", "upgrade").exit_code == 0
+    assert audit_log.bind_existing_rows(services, now=datetime.now(UTC)) == 0  # once only
+
+    gov.ask("research", "health")  # new entries bind their rows as usual
+    assert audit_log.verify(services).ok
+    consents = BOUND["consent"]
+    with engine_of(app).begin() as conn:
+        consent_id = conn.execute(select(consents.c.id)).scalar_one()
+        conn.execute(update(consents).where(consents.c.id == consent_id).values(recorded_by=GOVERNMENT))
+    result = audit_log.verify(services)
+    assert result.ok is False and result.table == "consent" and result.row == [consent_id]
+
+
+def test_verify_streams_in_bounded_pages_and_reports_progress(app, populated, monkeypatch):
+    """Tables are read in keyset pages; the progress callback counts every entry and row."""
+    from consent_service.storage import audit_rows as row_store
+
+    pages: list[int] = []
+    original = row_store.rows
+
+    def small_pages(session: Any, table: Table, *, batch: int = 1000) -> Any:
+        for row in original(session, table, batch=2):
+            pages.append(1)
+            yield row
+
+    monkeypatch.setattr(row_store, "rows", small_pages)
+    steps: list[int] = []
+    services = services_of(app)
+    assert audit_log.verify(services, progress=steps.append).ok
+    assert sum(steps) == audit_log.work(services)
+    with engine_of(app).begin() as conn:
+        entries = conn.execute(select(AuditHead.seq)).scalar_one()
+        assert conn.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()[0] == entries
+    assert len(pages) == sum(steps) - entries
+
+
+def test_the_namings_of_an_entry_cannot_be_edited_without_breaking_the_chain(app, populated):
+    """An entry's namings are inside its keyed hash: changing them breaks the chain itself."""
+    with engine_of(app).begin() as conn:
+        entries = AuditEntry.__table__
+        entry = conn.execute(select(entries).where(entries.c.tag == "consent:revoked")).mappings().first()
+        payload = {**entry["payload"], "rows": []}
+        conn.execute(update(entries).where(entries.c.seq == entry["seq"]).values(payload=payload))
+    result = audit_log.verify(services_of(app))
+    assert result.ok is False and result.seq == entry["seq"] and "modified" in result.problem
+
+
+def test_simultaneous_changes_of_one_row_each_record_what_the_other_left(app, populated):
+    """Two wrong passwords at once both count; each entry's "before" is the state the other
+    committed (the row is locked from the read of its "before" to the commit), so the chain of
+    the row's states has no gap and the database still verifies."""
+    services = services_of(app)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def wrong_password() -> None:
+        barrier.wait()
+        try:
+            users.sign_in(services, email="worker1@example.org", password="not the password",
+                          now=datetime.now(UTC))
+        except users.SignInRefused:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrong_password) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    result = audit_log.verify(services)
+    assert result.ok, result.problem
+
+
+def test_a_hand_edit_the_service_later_overwrote_is_still_named(app, populated):
+    """A row edited by hand and then changed by the service is not laundered by that change:
+    the entry recorded the row as it found it, which the chain never had."""
+    services = services_of(app)
+    accounts = BOUND["user_account"]
+    with engine_of(app).begin() as conn:
+        user_id = conn.execute(select(accounts.c.id)
+                               .where(accounts.c.email == "worker1@example.org")).scalar_one()
+        conn.execute(update(accounts).where(accounts.c.id == user_id).values(roles="admin"))
+    with pytest.raises(users.SignInRefused):  # the failure counter moves: the service changes the row
+        users.sign_in(services, email="worker1@example.org", password="not the password",
+                      now=datetime.now(UTC))
+    result = audit_log.verify(services)
+    assert result.ok is False and result.table == "user_account" and result.row == [user_id]
+    assert "changed outside the service before entry" in result.problem
