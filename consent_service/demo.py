@@ -1,9 +1,10 @@
 """The rough-sleeper example world, for a newcomer's first minute with the service.
 
 An outreach organization records a person's consent to use their data for service delivery
-and planning. The planning authority is then permitted to plan services; the Home Office,
-asking to use the same nationality data for immigration enforcement, is denied; and a
-university asking for health research is stopped by the person's Nation.
+and planning (and research with a university). The planning authority is then permitted to
+plan services; the Home Office, asking to use the same nationality data for immigration
+enforcement, is denied; and the university asking for health research is stopped by the
+person's Nation. The Nation's council gets rules:write and community:read, never audit:read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ ORGANIZATIONS = [
     ("gla", "Regional Planning Authority", "government", ["authorize"]),
     ("home-office", "Home Office", "government", ["authorize"]),
     ("univ", "University Research Centre", "research", ["authorize"]),
-    ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "audit:read"]),
+    # A council manages and reads its own community; audit:read (every entry about everyone) is
+    # oversight of the whole deployment and is not a council's.
+    ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "community:read"]),
 ]
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 
@@ -81,9 +84,9 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         now=now,
         terms={
             "communities": ["nation-a"],
-            "purposes": ["service-delivery", "service-planning"],
+            "purposes": ["service-delivery", "service-planning", "research"],
             "data_categories": ["nationality", "health", "housing"],
-            "recipients": ["outreach-org", "gla"],
+            "recipients": ["outreach-org", "gla", "univ"],
             "expires_at": now + timedelta(days=365),
             "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"},
         },
@@ -107,7 +110,7 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         )
 
     return f"""# The rough-sleeper example is loaded (consent {consent["id"]}, recorded by outreach-org
-# for service-delivery and service-planning; Nation A denies health research).
+# for service-delivery, service-planning and research; Nation A denies health research).
 # Paste these into a shell while `make run` serves on {base_url}:
 
 TOKEN_GLA={token("gla")}
@@ -121,7 +124,9 @@ TOKEN_OUTREACH_ORG={token("outreach-org")}
 # 2. The Home Office wants the same nationality data for immigration enforcement -> deny (no_consent)
 {ask("home-office", "immigration-enforcement", "nationality")}
 
-# 3. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
+# 3. A university the person consented to asks for health research; Nation A's rule overrides
+#    -> deny (community_rule, with the rule's id and reason; Nation A's id is not shown unless it
+#    chooses so). A requester no consent names would get exactly the no_consent of an unknown person.
 {ask("univ", "research", "health")}
 
 # 4. The person withdraws consent; the planning authority's next call is denied
