@@ -395,3 +395,18 @@ class TestOversight:
             400, "validation_error")
         assert "audit:read" in error["details"]["scopes"][0]
         assert table_counts(app) == before
+
+    def test_a_person_of_another_organization_cannot_be_given_audit_read(self, app, world):
+        from datetime import UTC, datetime
+
+        from consent_service.domain import users
+        from consent_service.errors import ValidationFailed
+
+        world.org("gla", "government")
+        before = table_counts(app)
+        with pytest.raises(ValidationFailed) as refused:
+            users.create_user(world.services, caller=None, email="a@gla.example", name="A",
+                              organization="gla", roles=["audit:read"], password="a long enough password",
+                              language="en", now=datetime.now(UTC))
+        assert "audit:read" in refused.value.details["roles"][0]
+        assert table_counts(app) == before
