@@ -45,6 +45,7 @@ class SharedValues:
         self._obligations: dict[int, list[dict[str, Any]]] = {}
         self._rule_ids: dict[tuple[str, ...], list[str]] = {}
         self._versions: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+        self._told: dict[tuple[Any, ...], dict[str, Any] | None] = {}
 
     def reasons(self, verdict: Verdict) -> list[dict[str, Any]]:
         found = self._reasons.get(verdict.reasons)
@@ -74,6 +75,18 @@ class SharedValues:
         return found
 
 
+    def told(self, values: Mapping[str, Any], verdict: Verdict, reader: disclosure.Audience,
+             request: AccessRequest) -> dict[str, Any] | None:
+        """What the requester is told where it differs from ``values`` (``disclosure``), one object
+        per distinct (verdict, policy versions, reader) of the batch."""
+        key = (verdict.outcome, verdict.reasons, id(verdict.obligations), tuple(r.id for r in verdict.rules),
+               tuple(values["policy_versions"].items()), reader)
+        if key not in self._told:
+            self._told[key] = disclosure.difference(
+                values, disclosure.told(values, request=request, audience=reader))
+        return self._told[key]
+
+
 def decision_values(decision_id: str, *, caller: Caller, request: AccessRequest, subject_key: str,
                     verdict: Verdict, versions: Mapping[str, int], now: datetime,
                     reader: disclosure.Audience, shared: SharedValues | None = None) -> dict[str, Any]:
@@ -89,9 +102,7 @@ def decision_values(decision_id: str, *, caller: Caller, request: AccessRequest,
               "consent_version": consent.version if consent else None,
               "rule_ids": shared.rule_ids(verdict), "policy_versions": shared.versions(versions)}
     # A subject in no community is told the truth: skip building the view (the common case).
-    values["told"] = (
-        disclosure.difference(values, disclosure.told(values, request=request, audience=reader))
-        if versions or not reader.named else None)
+    values["told"] = shared.told(values, verdict, reader, request) if versions or not reader.named else None
     return values
 
 
