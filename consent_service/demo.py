@@ -1,13 +1,14 @@
 """The rough-sleeper example world, for a newcomer's first minute with the service.
 
 An outreach organization records, at its office, a person's consent to use their
-demographics, health and housing data for service delivery and planning. The planning
-authority is then permitted to plan services, and the permit says the data may not be passed
-on (``no_onward_disclosure``); asking for nationality it is refused, because the person agreed
-to demographics only and nationality is a sensitive category covered only when named; an
-attempt to record, at a street-outreach encounter, a consent for the Home Office to use the
-person's data for immigration enforcement is refused (``protected_purpose``); and a university
-asking for health research is stopped by the person's Nation.
+demographics, health and housing data for service delivery and planning (and research with a
+university). The planning authority is then permitted to plan services, and the permit says the
+data may not be passed on (``no_onward_disclosure``); asking for nationality it is refused,
+because the person agreed to demographics only and nationality is a sensitive category covered
+only when named; an attempt to record, at a street-outreach encounter, a consent for the Home
+Office to use the person's data for immigration enforcement is refused (``protected_purpose``);
+and the university asking for health research is stopped by the person's Nation. The Nation's
+council gets rules:write and community:read, never audit:read.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ ORGANIZATIONS = [
     ("gla", "Regional Planning Authority", "government", ["authorize"]),
     ("home-office", "Home Office", "government", ["authorize"]),
     ("univ", "University Research Centre", "research", ["authorize"]),
-    ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "audit:read"]),
+    # A council manages and reads its own community; audit:read (every entry about everyone) is
+    # oversight of the whole deployment and is not a council's.
+    ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "community:read"]),
 ]
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 
@@ -96,9 +99,9 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         now=now,
         terms={
             "communities": ["nation-a"],
-            "purposes": ["service-delivery", "service-planning"],
+            "purposes": ["service-delivery", "service-planning", "research"],
             "data_categories": ["demographic", "health", "housing"],
-            "recipients": ["outreach-org", "gla"],
+            "recipients": ["outreach-org", "gla", "univ"],
             "expires_at": now + timedelta(days=365),
             "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present",
                          "setting": "office"},
@@ -132,8 +135,8 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         )
 
     return f"""# The rough-sleeper example is loaded (consent {consent["id"]}, recorded by outreach-org
-# at its office for service-delivery and service-planning of demographics, health and housing;
-# Nation A denies health research).
+# at its office for service-delivery, service-planning and research of demographics, health and
+# housing; Nation A denies health research).
 # Recording a second consent at a street-outreach encounter, for the Home Office to use the
 # person's nationality for immigration enforcement, was refused:
 #   {refusal}
@@ -164,7 +167,9 @@ curl -s {base_url}/v1/consents -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
   "data_categories": ["nationality"], "recipients": ["home-office"],
   "evidence": {{"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"}}}}'
 
-# 5. A university asks for health research; Nation A's rule overrides -> deny (community_rule)
+# 5. A university the person consented to asks for health research; Nation A's rule overrides
+#    -> deny (community_rule, with the rule's id and reason; Nation A's id is not shown unless it
+#    chooses so). A requester no consent names would get exactly the no_consent of an unknown person.
 {ask("univ", "research", "health")}
 
 # 6. The person withdraws consent; the planning authority's next call is denied

@@ -54,7 +54,7 @@ APPROVAL = {"requester": RESEARCHER, "purposes": ["research"], "data_categories"
 class Governance:
     """The actors and the calls the governance tests make, each asserting its success status."""
 
-    def __init__(self, client: FlaskClient, world: Any) -> None:
+    def __init__(self, client: FlaskClient, world: Any, *, show_community_id: bool = False) -> None:
         self.client, self.world = client, world
         for org_id, org_type in ((COUNCIL_A, "community-governance"), (COUNCIL_B, "community-governance"),
                                  (RESEARCHER, "research"), (PROVIDER, "service-provider"),
@@ -62,7 +62,8 @@ class Governance:
             world.org(org_id, org_type)
         for community, council in ((NATION_A, COUNCIL_A), (NATION_B, COUNCIL_B)):
             assert_ok(client.post("/v1/communities", headers=world.admin(), json={
-                "id": community, "name": community.replace("-", " ").title(), "stewards": [council]}), 201)
+                "id": community, "name": community.replace("-", " ").title(), "stewards": [council],
+                "show_community_id": show_community_id}), 201)
 
     # -- who calls ------------------------------------------------------------------------
 

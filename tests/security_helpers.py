@@ -19,11 +19,18 @@ from consent_service.storage import models
 ALL_SCOPES = tuple(str(scope) for scope in Scope)
 PROVIDER, GOVERNMENT, RESEARCHER, OUTSIDER = "outreach-org", "gla", "univ", "home-office"
 COUNCIL_A, COUNCIL_B, ADMIN_ORG = "nation-a-council", "nation-b-council", "admin"
+OVERSEER = "privacy-commissioner"  # an oversight organization: the only kind, besides admin, with audit:read
 NATION_A, NATION_B = "nation-a", "nation-b"
 
 ORGANIZATIONS = ((PROVIDER, "service-provider"), (GOVERNMENT, "government"), (RESEARCHER, "research"),
                  (OUTSIDER, "government"), (COUNCIL_A, "community-governance"),
-                 (COUNCIL_B, "community-governance"))
+                 (COUNCIL_B, "community-governance"), (OVERSEER, "oversight"))
+
+
+def holdable(org: str, scopes: tuple[str, ...] = ALL_SCOPES) -> tuple[str, ...]:
+    """The scopes a client of ``org`` may hold: audit:read only in admin or an oversight organization."""
+    return tuple(s for s in scopes
+                 if s != str(Scope.AUDIT_READ) or org in (ADMIN_ORG, OVERSEER))
 
 
 def _ok(response: Any, status: int = 200) -> dict[str, Any]:
@@ -54,7 +61,9 @@ def seed_world(client: Any, world: Any, *, subject: dict[str, str] = SUBJECT,
     assert decision["decision"] == "permit", decision
     spare_client, _ = world.credentials(PROVIDER, "authorize")
     legacy_consent(client, world, LEGACY_SUBJECT)
-    return {"consent_id": consent["id"], "receipt": consent["receipt"], "community_id": NATION_A,
+    council_client, _ = world.credentials(COUNCIL_A, "community:read")
+    return {"council_client_id": council_client,
+            "consent_id": consent["id"], "receipt": consent["receipt"], "community_id": NATION_A,
             "rule_id": rule["id"], "approval_id": approval["id"], "decision_id": decision["decision_id"],
             "client_id": spare_client}
 

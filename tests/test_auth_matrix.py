@@ -39,8 +39,10 @@ from security_helpers import (
     GOVERNMENT,
     LEGACY_SUBJECT,
     OUTSIDER,
+    OVERSEER,
     PROVIDER,
     RESEARCHER,
+    holdable,
     seed_world,
 )
 
@@ -48,6 +50,7 @@ from consent_service.auth.tokens import ACCESS_TOKEN_TYP
 from consent_service.domain import organizations
 from consent_service.domain.keys import SigningKeys, new_signing_key
 from consent_service.domain.receipts import RECEIPT_TYP
+from consent_service.errors import ValidationFailed
 from consent_service.views.common import EXTENSION
 
 ANY_TOKEN = None  # an operation any valid token may call
@@ -80,6 +83,11 @@ class Op:
     # The answer to the right scope from the wrong organization or community: None when the
     # operation does not depend on the caller's organization.
     stranger: tuple[str, int, str] | None = None  # (organization, status, error code)
+    # Scopes the scope check lets through whose answer for ``org`` is still a refusal (the
+    # object's own check: a steward view of a decision, a client of another organization).
+    refused: dict[str, tuple[int, str]] | None = None
+    # Path parameters other than the shared ones (``Context``), by name -> context key.
+    params: dict[str, str] | None = None
 
 
 def scopes(*names: str) -> frozenset[str]:
@@ -88,12 +96,14 @@ def scopes(*names: str) -> frozenset[str]:
 
 NOT_FOUND_FOR_OUTSIDER = (OUTSIDER, 404, "not_found")
 NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
+STEWARD_READS = scopes("community:read", "rules:write")  # a community's own business, to its stewards
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/organizations"): Op(scopes("admin"), ADMIN_ORG, 201,
                                       lambda c: {"id": "new-org", "name": "New", "type": "other"}),
-    ("POST", "/v1/clients"): Op(scopes("admin"), ADMIN_ORG, 201,
-                                lambda c: {"organization": PROVIDER, "name": "x", "scopes": ["authorize"]}),
+    ("POST", "/v1/clients"): Op(scopes("admin", "rules:write"), ADMIN_ORG, 201,
+                                lambda c: {"organization": PROVIDER, "name": "x", "scopes": ["authorize"]},
+                                refused={"rules:write": (403, "forbidden")}),  # a steward, for its own only
     ("POST", "/v1/clients/<client_id>/disable"): Op(scopes("admin"), ADMIN_ORG),
     ("POST", "/v1/communities"): Op(scopes("admin"), ADMIN_ORG, 201,
                                     lambda c: {"id": "nation-c", "name": "C", "stewards": [COUNCIL_A]}),
@@ -116,8 +126,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]}),
     ("POST", "/v1/authorize/batch"): Op(scopes("authorize"), GOVERNMENT, body=lambda c: {
         "subjects": [SUBJECT], "purpose": "service-planning", "data_categories": ["housing"]}),
-    ("GET", "/v1/decisions/<decision_id>"): Op(scopes("authorize", "audit:read"), GOVERNMENT,
-                                               stranger=NOT_FOUND_FOR_OUTSIDER),
+    ("GET", "/v1/decisions/<decision_id>"): Op(
+        scopes("authorize", "audit:read", "community:read", "rules:write"), GOVERNMENT,
+        stranger=NOT_FOUND_FOR_OUTSIDER,  # gla is no steward: its steward scopes see no decision
+        refused={"community:read": (404, "not_found"), "rules:write": (404, "not_found")}),
     ("GET", "/v1/vocabulary"): Op(ANY_TOKEN, GOVERNMENT),
     ("POST", "/v1/receipts/verify"): Op(ANY_TOKEN, GOVERNMENT, body=lambda c: {"receipt": c["receipt"]}),
     ("POST", "/v1/subjects/access-report"): Op(scopes("consents:read"), PROVIDER,
@@ -129,29 +141,36 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/subject-systems"): Op(scopes("admin"), ADMIN_ORG, 201,
                                         lambda c: {"system": "urn:ca-on:health-card", "shared": True}),
     ("GET", "/v1/subject-systems"): Op(ANY_TOKEN, GOVERNMENT),
-    ("GET", "/v1/audit/verify"): Op(scopes("audit:read"), OUTSIDER),
-    ("POST", "/v1/audit/verify"): Op(scopes("audit:read"), OUTSIDER, body=lambda c: {"checkpoints": []}),
-    ("GET", "/v1/audit/checkpoint"): Op(scopes("audit:read"), OUTSIDER),
-    ("GET", "/v1/audit/entries"): Op(scopes("audit:read"), OUTSIDER),
-    ("GET", "/v1/communities/<community_id>/rules"): Op(scopes("rules:write"), COUNCIL_A,
+    ("GET", "/v1/audit/verify"): Op(scopes("audit:read"), OVERSEER),
+    ("POST", "/v1/audit/verify"): Op(scopes("audit:read"), OVERSEER, body=lambda c: {"checkpoints": []}),
+    ("GET", "/v1/audit/checkpoint"): Op(scopes("audit:read"), OVERSEER),
+    ("GET", "/v1/audit/entries"): Op(scopes("audit:read"), OVERSEER),
+    ("GET", "/v1/communities/<community_id>"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
+                                                  stranger=NOT_STEWARD),
+    ("PATCH", "/v1/communities/<community_id>"): Op(scopes("rules:write"), COUNCIL_A,
+                                                    body=lambda c: {"show_community_id": True},
+                                                    stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/clients"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
+                                                          stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): Op(
+        scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD, params={"client_id": "council_client_id"}),
+    ("GET", "/v1/communities/<community_id>/rules"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
                                                         stranger=NOT_STEWARD),
     ("POST", "/v1/communities/<community_id>/rules"): Op(scopes("rules:write"), COUNCIL_A, 201, lambda c: {
         "effect": "deny", "purposes": ["commercial"], "data_categories": ["*"], "requesters": ["*"],
         "reason": "no commercial use"}, stranger=NOT_STEWARD),
     ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): Op(
         scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "superseded"}, stranger=NOT_STEWARD),
-    ("GET", "/v1/communities/<community_id>/approvals"): Op(scopes("rules:write"), COUNCIL_A,
-                                                            stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/approvals"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
     ("POST", "/v1/communities/<community_id>/approvals"): Op(
         scopes("rules:write"), COUNCIL_A, 201,
         lambda c: {"requester": RESEARCHER, "purposes": ["research"], "data_categories": ["housing"]},
         stranger=NOT_STEWARD),
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): Op(
         scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD),
-    ("GET", "/v1/communities/<community_id>/decisions"): Op(scopes("rules:write", "audit:read"), COUNCIL_A,
-                                                            stranger=NOT_STEWARD),
-    ("GET", "/v1/communities/<community_id>/protected-grants"): Op(scopes("rules:write", "audit:read"),
-                                                                   COUNCIL_A, stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/decisions"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/protected-grants"): Op(STEWARD_READS, COUNCIL_A,
+                                                                   stranger=NOT_STEWARD),
     # each organization reads its own list (another organization gets its own, empty)
     ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
 }
@@ -187,6 +206,7 @@ class Context(dict):
 
     def call(self, method: str, rule: str, headers: dict[str, str], op: Op | None = None, **overrides: str):
         op = op or OPERATIONS.get((method, rule)) or Op(ANY_TOKEN, GOVERNMENT)
+        overrides = {**{name: self[key] for name, key in (op.params or {}).items()}, **overrides}
         kwargs: dict[str, Any] = {"headers": headers}
         if op.body is not None:
             kwargs["json"] = op.body(self)
@@ -288,8 +308,9 @@ class Tokens:
         services = ctx.services
         self.keys: SigningKeys = services.keys
         self.settings = services.settings
-        self.client_id, _ = ctx.world.credentials(org, *ALL_SCOPES)
-        disabled_id, _ = ctx.world.credentials(org, *ALL_SCOPES)
+        self.scopes = holdable(org)
+        self.client_id, _ = ctx.world.credentials(org, *self.scopes)
+        disabled_id, _ = ctx.world.credentials(org, *self.scopes)
         self.disabled_token = self.sign(self.claims(client_id=disabled_id))
         organizations.disable_client(services, caller=None, client_id=disabled_id, now=datetime.now(UTC))
 
@@ -297,7 +318,7 @@ class Tokens:
         now = int(time.time())
         claims = {"iss": self.settings["TOKEN_ISSUER"], "aud": self.settings["TOKEN_AUDIENCE"],
                   "sub": self.client_id, "client_id": self.client_id, "org": self.org,
-                  "scope": " ".join(ALL_SCOPES), "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex}
+                  "scope": " ".join(self.scopes), "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex}
         claims.update(changes)
         return claims
 
@@ -358,13 +379,25 @@ def test_each_scope_alone_gets_exactly_what_the_table_says(ctx, key):
     method, rule = key
     op = OPERATIONS[key]
     allowed = set(ALL_SCOPES) if op.scopes is ANY_TOKEN else set(op.scopes)
-    for scope in sorted(set(ALL_SCOPES) - allowed):  # refusals first: they must change nothing
+    refused = op.refused or {}
+    unholdable = set(ALL_SCOPES) - set(holdable(op.org))
+    for scope in sorted(unholdable):  # no client of op.org can hold it (audit:read): 400, nothing written
+        before = table_counts(ctx.app)
+        with pytest.raises(ValidationFailed):
+            ctx.world.credentials(op.org, scope)
+        assert table_counts(ctx.app) == before, scope
+    for scope in sorted(set(ALL_SCOPES) - unholdable - allowed):  # refusals first: they must change nothing
         headers = ctx.headers(op.org, scope)
         before = table_counts(ctx.app)
         response = ctx.call(method, rule, headers)
         assert_error(response, 403, "forbidden")
         assert table_counts(ctx.app) == before, scope
-    for scope in sorted(allowed):
+    for scope in sorted(set(refused) - unholdable):
+        headers = ctx.headers(op.org, scope)
+        before = table_counts(ctx.app)
+        assert_error(ctx.call(method, rule, headers), *refused[scope])
+        assert table_counts(ctx.app) == before, scope
+    for scope in sorted(allowed - unholdable - set(refused)):
         response = ctx.call(method, rule, ctx.headers(op.org, scope))
         assert_success(response, op, scope)
         if op.status == 201 or method == "DELETE" or rule.endswith(("/revoke", "/amend", "/disable")):
@@ -433,7 +466,7 @@ def private_object_operations(app: Flask) -> list[tuple[str, str]]:
 def test_not_yours_answers_exactly_like_does_not_exist(ctx):
     operations = private_object_operations(ctx.app)
     assert len(operations) >= 7  # consent: read, history, fhir, receipt page, amend, revoke; decision
-    for scope in ALL_SCOPES:
+    for scope in holdable(OUTSIDER):
         ctx.headers(OUTSIDER, scope)
     before = table_counts(ctx.app)
     for method, rule in operations:

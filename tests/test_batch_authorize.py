@@ -73,7 +73,10 @@ def make_communities(client: Any, world: Any) -> None:
         world.org(org, kind)
     for community in COMMUNITIES:
         assert_ok(client.post("/v1/communities", headers=world.admin(), json={
-            "id": community, "name": community.title(), "stewards": ["nation-a-council"]}), 201)
+            "id": community, "name": community.title(), "stewards": ["nation-a-council"],
+            # shown, so answers can be compared community by community (the hidden default and
+            # who may see what: tests/test_disclosure.py)
+            "show_community_id": True}), 201)
 
 
 def consent(client: Any, world: Any, n: int, **terms: Any) -> dict[str, Any]:
@@ -170,22 +173,28 @@ def comparable(answer: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def expected_from_singles(singles: dict[int, dict[str, Any]], subjects: list[int]) -> list[tuple[Any, ...]]:
-    """The cohort's answers as the contract derives them from the single answers."""
-    permitted = {n for n in set(subjects) if singles[n]["decision"] == "permit"}
-    # A rule's gate is (community, rule id); the deployment policy's (no community) its category.
-    gates = sorted({(o.get("community"), o.get("rule_id") or o.get("category")): o["min_cell_size"]
-                    for n in permitted for o in singles[n]["obligations"]
-                    if o["code"] == "aggregate_only" and "min_cell_size" in o}.items(),
-                   key=lambda gate: (gate[0][0] or "", gate[0][1]))
-    failing = [(key, size) for key, size in gates if len(permitted) < size]
+    """The cohort's answers as the contract derives them from the single answers: a min_cell_size
+    rule is judged on the distinct subjects it matched and would release (its community's members
+    in the cohort); only they are denied when too few, everyone else keeps its single answer. The
+    deployment policy's gate for a sensitive category (no community) is judged the same way on
+    the permits that carry it."""
+    cells: dict[tuple[str | None, str], set[int]] = {}
+    sizes: dict[tuple[str | None, str], int] = {}
+    for n in set(subjects):
+        if singles[n]["decision"] != "permit":
+            continue
+        for o in singles[n]["obligations"]:
+            if o["code"] == "aggregate_only" and "min_cell_size" in o:
+                key = (o.get("community"), o.get("rule_id") or o.get("category"))
+                cells.setdefault(key, set()).add(n)
+                sizes[key] = max(sizes.get(key, 0), o["min_cell_size"])
+    failing = {key for key, size in sizes.items() if len(cells[key]) < size}
     out = []
     for n in subjects:
-        answer = comparable(singles[n])
-        if failing:
-            own = [] if answer[0] == "permit" else answer[1]
-            answer = ("deny", [("below_min_cell_size", None, rule if community else None, community)
-                               for (community, rule), _ in failing] + own, [])
-        out.append(answer)
+        mine = sorted((key for key in failing if n in cells[key]), key=lambda k: (k[0] or "", k[1]))
+        out.append(("deny", [("below_min_cell_size", None, rule if community else None, community)
+                             for community, rule in mine], [])
+                   if mine else comparable(singles[n]))
     return out
 
 
@@ -251,17 +260,29 @@ class TestSameAsSingleAuthorize:
 class TestMinCellSize:
     """nation-a's approval rule: aggregate_only, min_cell_size 2 (nation-c's: 4)."""
 
-    def test_fewer_permitted_than_min_cell_size_denies_everyone(self, client, world, cohort_world):
+    def test_too_few_matched_members_are_denied_and_no_one_else(self, client, world, cohort_world):
         answer = batch(client, world.headers("univ", "authorize"), [1, 0, 12], "research", ["health"])
         assert answer["summary"] == {"permit": 0, "deny": 3}
-        for decision in answer["decisions"]:
-            assert decision["decision"] == "deny"
-            assert decision["obligations"] == []
-            first = decision["reasons"][0]
-            assert (first["code"], first["rule_id"], first["community"]) == (
-                "below_min_cell_size", cohort_world["a-approval"], "nation-a")
-        # subjects 0 and 12 were denied anyway and keep their own reason after the cohort's
-        assert [r["code"] for r in answer["decisions"][1]["reasons"]] == ["below_min_cell_size", "no_consent"]
+        member = answer["decisions"][0]
+        assert member["obligations"] == []
+        assert [(r["code"], r["rule_id"], r["community"]) for r in member["reasons"]] == [
+            ("below_min_cell_size", cohort_world["a-approval"], "nation-a")]
+        # subjects 0 and 12 are no members of nation-a: their own answers, no word of the cell
+        assert [[r["code"] for r in d["reasons"]] for d in answer["decisions"][1:]] == [["no_consent"]] * 2
+
+    def test_padding_with_non_members_releases_no_member(self, client, world, cohort_world):
+        """Issue 12 finding 5: one member plus four non-members was five permits."""
+        for n in range(20, 24):
+            consent(client, world, n, purposes=["research"], data_categories=["health"], recipients=["univ"])
+        univ = world.headers("univ", "authorize")
+        answer = batch(client, univ, [1, 20, 21, 22, 23], "research", ["health"])
+        decisions = answer["decisions"]
+        assert [d["decision"] for d in decisions] == ["deny", "permit", "permit", "permit", "permit"]
+        assert [r["code"] for r in decisions[0]["reasons"]] == ["below_min_cell_size"]
+        assert all(d["obligations"] == [] for d in decisions[1:])  # non-members carry no community's rule
+        # a second member makes the cell: both are released, with the obligation
+        both = batch(client, world.headers("univ", "authorize"), [1, 20, 2], "research", ["health"])
+        assert [d["decision"] for d in both["decisions"]] == ["permit"] * 3
 
     def test_enough_permitted_subjects_are_released_with_the_obligation(self, client, world, cohort_world):
         answer = batch(client, world.headers("univ", "authorize"), [1, 2, 0], "research", ["health"])
@@ -280,14 +301,13 @@ class TestMinCellSize:
         assert answer["decision"] == "permit"
         assert answer["obligations"][0]["min_cell_size"] == 2
 
-    def test_the_largest_failing_threshold_of_several_communities(self, client, world, cohort_world):
+    def test_the_threshold_of_another_community(self, client, world, cohort_world):
         # demographic research: nation-c asks for 4 and only subject 12 would be permitted
         # (2 and 8 are nation-a's members, which denies it; 0 has no consent)
         answer = batch(client, world.headers("univ", "authorize"), [12, 2, 8, 0], "research", ["demographic"])
         assert answer["summary"] == {"permit": 0, "deny": 4}
         assert [[r["code"] for r in d["reasons"]] for d in answer["decisions"]] == [
-            ["below_min_cell_size"], ["below_min_cell_size", "community_rule"],
-            ["below_min_cell_size", "community_rule"], ["below_min_cell_size", "no_consent"]]
+            ["below_min_cell_size"], ["community_rule"], ["community_rule"], ["no_consent"]]
         assert answer["decisions"][0]["reasons"][0]["community"] == "nation-c"
 
 

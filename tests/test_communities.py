@@ -363,13 +363,15 @@ ENDPOINTS = ["create rule", "list rules", "retire rule", "grant approval", "list
              "revoke approval", "see decisions"]
 
 OUTSIDERS = {
-    "steward of another community": lambda gov: gov.steward(NATION_B, "rules:write", "audit:read"),
-    "organization that is no steward": lambda gov: gov.world.headers(RESEARCHER, "rules:write", "audit:read"),
+    "steward of another community": lambda gov: gov.steward(NATION_B, "rules:write", "community:read"),
+    "organization that is no steward": lambda gov: gov.world.headers(RESEARCHER, "rules:write",
+                                                                     "community:read"),
     "steward without the scope": lambda gov: gov.steward(NATION_A, "consents:write", "authorize"),
     "the service's admin": lambda gov: gov.world.admin(),
-    "admin holding rules:write": lambda gov: gov.world.headers("admin", "admin", "rules:write", "audit:read"),
+    "admin holding rules:write": lambda gov: gov.world.headers("admin", "admin", "rules:write",
+                                                               "community:read", "audit:read"),
     # issue 12: pycasbin linked the organization "steward" to the role of the same name
-    "organization named steward": lambda gov: gov.world.headers("steward", "rules:write", "audit:read"),
+    "organization named steward": lambda gov: gov.world.headers("steward", "rules:write", "community:read"),
     "organization named role:steward": lambda gov: gov.world.headers("role:steward", "rules:write"),
 }
 
@@ -415,9 +417,19 @@ class TestOnlyTheCommunitysStewardsMayManageIt:
 
         assert_error(response, 401, "unauthorized")
 
-    def test_the_decisions_view_also_accepts_audit_read(self, gov):
-        assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/decisions",
-                                 headers=gov.steward(NATION_A, "audit:read")))
+    @pytest.mark.parametrize("view", ["rules", "approvals", "decisions"])
+    def test_the_read_views_also_accept_community_read(self, gov, view):
+        assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/{view}",
+                                 headers=gov.steward(NATION_A, "community:read")))
+
+    def test_a_council_cannot_hold_audit_read(self, gov, app):
+        """audit:read is oversight of the whole deployment, not a community's view (issue 12)."""
+        admin = gov.world.admin()
+        with nothing_changes(app):
+            response = gov.client.post("/v1/clients", headers=admin, json={
+                "organization": "nation-b-council", "name": "auditor", "scopes": ["audit:read"]})
+        error = assert_error(response, 400, "validation_error")
+        assert "audit:read" in error["details"]["scopes"][0]
 
 
 # -- what a community sees ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ requester can verify with the JWKS, and GET /v1/decisions/{id} shows exactly wha
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -59,8 +60,9 @@ class TestDecisionReceipt:
         assert claims["decision"] == "deny" and claims["consent"] is None
         assert claims["reasons"][0]["code"] == "no_consent"
 
-    def test_a_community_deny_names_rule_and_policy_version(self, app, client, world, consent):
-        add_community(client, world)
+    @pytest.mark.parametrize("shown", [False, True])
+    def test_a_community_deny_names_rule_and_policy_version(self, app, client, world, consent, shown):
+        add_community(client, world, show_community_id=shown)
         world.org("gla", "government")
         writer = world.headers("outreach-org", "consents:write")
         body = {k: v for k, v in consent_body(communities=["nation-a"]).items() if k != "subject"}
@@ -71,7 +73,10 @@ class TestDecisionReceipt:
         answer = ask(client, world)
         claims = jwt.decode(answer["receipt"], jwks(client), algorithms=["ES256"]).claims
         assert claims["decision"] == "deny" and claims["rule_ids"] == [rule]
-        assert claims["policy_versions"] == {"nation-a": 2}
+        # The receipt says what the requester was told: the community only where it shows its id.
+        assert claims["policy_versions"] == ({"nation-a": 2} if shown else {})
+        assert claims["reasons"] == answer["reasons"]
+        assert ("nation-a" in json.dumps(claims)) is shown
 
     def test_a_tampered_receipt_does_not_verify(self, client, world, consent):
         head, body, signature = ask(client, world)["receipt"].split(".")
@@ -111,8 +116,9 @@ class TestDecisionLookup:
         assert record["consent_version"] == claims["consent"]["version"]
         assert record["subject_pseudonym"] == claims["subject"]["pseudonym"]
 
-    def test_rule_ids_and_policy_versions_of_a_community_deny(self, app, client, world):
-        add_community(client, world)
+    @pytest.mark.parametrize("shown", [False, True])
+    def test_rule_ids_and_policy_versions_of_a_community_deny(self, app, client, world, shown):
+        add_community(client, world, show_community_id=shown)
         world.org("gla", "government")
         writer = world.headers("outreach-org", "consents:write")
         assert (
@@ -129,8 +135,17 @@ class TestDecisionLookup:
             f"/v1/decisions/{answer['decision_id']}", headers=world.headers("gla", "authorize")
         ).get_json()
         assert record["decision"] == "deny" and record["rule_ids"] == [rule]
-        assert record["policy_versions"] == {"nation-a": 2}
-        assert record["consent_id"] is None and record["reasons"][0]["community"] == "nation-a"
+        assert record["reasons"] == answer["reasons"]  # the requester sees what it was told
+        assert record["policy_versions"] == ({"nation-a": 2} if shown else {})
+        assert record["consent_id"] is None and record["reasons"][0].get("community") == (
+            "nation-a" if shown else None)
+        oversight = client.get(f"/v1/decisions/{answer['decision_id']}",
+                               headers=world.headers("auditor", "audit:read")).get_json()
+        assert oversight["policy_versions"] == {"nation-a": 2}  # oversight sees it as recorded
+        assert oversight["reasons"][0]["community"] == "nation-a"
+        assert oversight["told"] == (None if shown else {
+            "outcome": "deny", "reasons": answer["reasons"], "obligations": [], "rule_ids": [rule],
+            "policy_versions": {}})
 
     def test_an_auditor_may_look(self, client, world, consent):
         answer = ask(client, world)

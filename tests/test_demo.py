@@ -40,6 +40,19 @@ class TestDemoWorld:
         assert [r["code"] for r in refused["reasons"]] == ["no_consent"]
         research = _ask(client, _token(client, text, "univ"), "research", "health")
         assert [r["code"] for r in research["reasons"]] == ["community_rule"]
+        assert "community" not in research["reasons"][0]  # Nation A has not chosen to show its id
+
+    def test_each_party_gets_only_the_scopes_it_needs(self, app, world):
+        from consent_service.storage import organizations as store
+
+        load_demo(world.services, base_url="http://x", now=datetime.now(UTC))
+        with world.services.sessions() as session:
+            council = {scope for c in store.list_clients(session, "nation-a-council")
+                       for scope in c.scopes.split()}
+            everyone = {scope for c in store.list_clients(session) if c.organization_id != "admin"
+                        for scope in c.scopes.split()}
+        assert council == {"rules:write", "community:read"}
+        assert "audit:read" not in everyone and "admin" not in everyone
 
     def test_recording_immigration_enforcement_at_street_outreach_was_refused(self, app, client, world):
         text = load_demo(world.services, base_url="http://127.0.0.1:5000", now=datetime.now(UTC))

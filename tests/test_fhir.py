@@ -105,8 +105,9 @@ class TestResource:
 
 
 class TestCommunityDenyProvisions:
-    def test_nested_denies_for_the_persons_communities(self, app, client, world):
-        add_community(client, world, "nation-a")
+    @pytest.mark.parametrize("shown", [False, True])
+    def test_nested_denies_for_the_persons_communities(self, app, client, world, shown):
+        add_community(client, world, "nation-a", show_community_id=shown)
         add_community(client, world, "nation-b", steward="nation-b-council")
         world.org("gla", "government")
         world.org("home-office", "government")
@@ -145,7 +146,25 @@ class TestCommunityDenyProvisions:
         extension = {
             e["url"]: e["valueString"] for e in body["provision"]["provision"][0]["extension"][0]["extension"]
         }
-        assert extension["community"] == "nation-a"
+        # The community's id only where the community shows it (docs/security.md, membership disclosure).
+        assert extension.get("community") == ("nation-a" if shown else None)
+        assert extension["reason"] == "Not approved by the community"
+
+    def test_no_deny_rule_for_a_recorder_no_consent_names(self, app, client, world):
+        """A recording organization that is not a recipient of any consent of the person is told
+        no community rule: they would reveal that the person is a member."""
+        add_community(client, world, "nation-a", show_community_id=True)
+        world.org("gla", "government")
+        world.org("home-office", "government")
+        member = client.post("/v1/consents", json=consent_body(communities=["nation-a"], recipients=["gla"]),
+                             headers=world.headers("outreach-org", "consents:write")).get_json()
+        add_rule(app, community="nation-a", purposes=["research"], data_categories=["*"])
+
+        body, _ = valid(fhir(client, world, member["id"]))
+
+        assert "provision" not in body["provision"]
+        admin_view, _ = valid(fhir(client, world, member["id"], "admin", "admin"))
+        assert len(admin_view["provision"]["provision"]) == 1  # oversight sees the rule
 
     def test_a_retired_rule_is_gone(self, app, client, world):
         from datetime import UTC, datetime

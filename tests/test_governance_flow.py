@@ -23,7 +23,9 @@ from governance_helpers import (
 
 @pytest.fixture
 def gov(client, world) -> Governance:
-    return Governance(client, world)
+    # These communities show their id, so the answers say which community decided (the requester
+    # is named by the member's consent); the default, hidden id is tests/test_disclosure.py's.
+    return Governance(client, world, show_community_id=True)
 
 
 class TestADenyRuleOverridesConsent:

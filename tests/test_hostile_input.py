@@ -45,8 +45,10 @@ from security_helpers import (
     COUNCIL_A,
     GOVERNMENT,
     NATION_A,
+    OVERSEER,
     PROVIDER,
     RESEARCHER,
+    holdable,
     row_counts,
     seed_world,
 )
@@ -228,11 +230,16 @@ def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str
                          ids=["positive", "negative"])
 def test_schemathesis_finds_no_error_in_any_operation(app, client, world, mode):
     ids = seed_world(client, world)
-    # Clients with every scope: the recorder of the consent for the consent and subject paths
-    # (some answer only the recording organization), the steward of Nation A for the rest.
-    recorder, steward = world.headers(PROVIDER, *ALL_SCOPES), world.headers(COUNCIL_A, *ALL_SCOPES)
+    # Clients with every scope they may hold: the recorder of the consent for the consent and
+    # subject paths (some answer only the recording organization), an oversight organization for
+    # the audit paths (audit:read is only theirs), the steward of Nation A for the rest.
+    recorder = world.headers(PROVIDER, *holdable(PROVIDER))
+    steward = world.headers(COUNCIL_A, *holdable(COUNCIL_A))
+    overseer = world.headers(OVERSEER, *holdable(OVERSEER))
 
     def headers_for(path: str) -> dict[str, str]:
+        if path.startswith("/v1/audit"):
+            return overseer
         return recorder if path.startswith(("/v1/consents", "/v1/subjects")) else steward
 
     problems, statuses = fuzz(app, headers_for, mode, ids)
@@ -370,7 +377,7 @@ POSTS = ["/v1/authorize", "/v1/consents", "/v1/authorize/batch", "/v1/receipts/v
 @pytest.fixture
 def seeded(client, world):
     ids = seed_world(client, world)
-    return ids, world.headers(COUNCIL_A, *ALL_SCOPES)
+    return ids, world.headers(COUNCIL_A, *holdable(COUNCIL_A))
 
 
 @pytest.mark.parametrize("kind", list(HURTFUL))

@@ -153,3 +153,33 @@ class TestAuditVerify:
         result = cli("audit", "verify")
         assert result.exit_code != 0
         assert "BROKEN" in result.stderr
+
+
+class TestAuditReadBecomesOversightOnly:
+    """Migration 0006: audit:read stays only with the admin organization and oversight
+    organizations; a council that held it reads its community with community:read instead."""
+
+    def test_upgrade_takes_audit_read_from_everyone_else(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        upgrade(url, "0004")
+        engine = create_engine(url)
+        now = "2026-11-01 00:00:00.000000"
+        with engine.begin() as conn:
+            for org, kind in (("admin", "other"), ("council", "community-governance"),
+                              ("watch", "other"), ("gla", "government")):
+                conn.execute(text("INSERT INTO organization (id, name, type, created_at) "
+                                  "VALUES (:id, :id, :type, :now)"), {"id": org, "type": kind, "now": now})
+            conn.execute(text("UPDATE organization SET type = 'oversight' WHERE id = 'watch'"))
+            for client, org, scopes in (("c-admin", "admin", "admin audit:read"),
+                                        ("c-council", "council", "audit:read rules:write"),
+                                        ("c-watch", "watch", "audit:read"),
+                                        ("c-gla", "gla", "audit:read authorize")):
+                conn.execute(text("INSERT INTO oauth_client (client_id, secret_hash, organization_id, name, "
+                                  "scopes, created_at) VALUES (:c, 'x', :o, :c, :s, :now)"),
+                             {"c": client, "o": org, "s": scopes, "now": now})
+        upgrade(url)
+        with engine.connect() as conn:
+            scopes = dict(conn.execute(text("SELECT client_id, scopes FROM oauth_client")).all())
+        engine.dispose()
+        assert scopes == {"c-admin": "admin audit:read", "c-council": "community:read rules:write",
+                          "c-watch": "audit:read", "c-gla": "authorize"}

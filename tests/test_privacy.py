@@ -161,7 +161,7 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
     bootstrap = World(app, app.test_client()).admin()  # the CLI's admin client
     admin = {"Authorization": bootstrap["Authorization"]}
     for org_id, org_type in ((PROVIDER, "service-provider"), (GOVERNMENT, "government"),
-                             (RESEARCHER, "research"), (OUTSIDER, "government"),
+                             (RESEARCHER, "research"), (OUTSIDER, "oversight"),  # holds audit:read
                              (COUNCIL_A, "community-governance")):
         rec.call("admin", "POST", "/v1/organizations", headers=admin,
                  json={"id": org_id, "name": org_id, "type": org_type})

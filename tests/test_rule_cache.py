@@ -91,7 +91,7 @@ class TestCompiledRulesWithChanges:
 
 @pytest.fixture
 def gov(client, world) -> Governance:
-    governance = Governance(client, world)
+    governance = Governance(client, world, show_community_id=True)
     governance.consent()
     return governance
 

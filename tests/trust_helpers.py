@@ -72,12 +72,14 @@ def cli_json(result: Result) -> dict[str, Any]:
 
 
 def add_community(
-    client: Any, world: Any, community: str = "nation-a", steward: str = "nation-a-council"
+    client: Any, world: Any, community: str = "nation-a", steward: str = "nation-a-council",
+    *, show_community_id: bool = False,
 ) -> str:
     world.org(steward, "community-governance")
     response = client.post(
         "/v1/communities",
-        json={"id": community, "name": community.title(), "stewards": [steward]},
+        json={"id": community, "name": community.title(), "stewards": [steward],
+              "show_community_id": show_community_id},
         headers=world.admin(),
     )
     assert response.status_code == 201, response.get_json()

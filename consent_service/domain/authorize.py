@@ -8,9 +8,9 @@ this function never turns an error into a permit.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from ..errors import ServiceError, Unauthorized, Unavailable
 from ..storage import bulk
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot, write
-from . import audit_rows, decision_receipts
+from . import audit_rows, decision_receipts, disclosure
 from .caller import Caller
 from .decision_record import approval_terms, audit_payload, consent_terms, decision_values
 from .engine import AccessRequest, Verdict
@@ -39,14 +39,15 @@ class Subject:
 class DecisionResult:
     id: str
     at: datetime
-    verdict: Verdict
+    verdict: Verdict  # the truth, as recorded
     policy_versions: dict[str, int]
+    told: Mapping[str, Any]  # what the requester is told (disclosure.told)
     receipt: str = ""  # the signed decision receipt (see decision_receipts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"decision": str(self.verdict.outcome), "decision_id": self.id,
-                "reasons": [reason.as_dict() for reason in self.verdict.reasons],
-                "obligations": [dict(item) for item in self.verdict.obligations],
+        return {"decision": self.told["outcome"], "decision_id": self.id,
+                "reasons": [dict(reason) for reason in self.told["reasons"]],
+                "obligations": [dict(item) for item in self.told["obligations"]],
                 "receipt": self.receipt}
 
 
@@ -57,10 +58,10 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
     request = AccessRequest(requester=caller.organization, purpose=purpose,
                             data_categories=tuple(dict.fromkeys(data_categories)))
     try:
-        key, verdict, versions = _decide(services, request=request, subject=subject, now=now,
-                                         client_id=caller.client_id if check_client else None)
+        key, verdict, versions, reader = _decide(services, request=request, subject=subject, now=now,
+                                                 client_id=caller.client_id if check_client else None)
         return _record(services, caller=caller, request=request, subject_key=key, verdict=verdict,
-                       versions=versions, now=now)
+                       versions=versions, reader=reader, now=now)
     except ServiceError:
         raise
     except Exception as exc:  # fail closed: no answer is never a permit
@@ -69,8 +70,9 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
 
 
 def _decide(services: Services, *, request: AccessRequest, subject: Subject, now: datetime,
-            client_id: str | None) -> tuple[str, Verdict, dict[str, int]]:
+            client_id: str | None) -> tuple[str, Verdict, dict[str, int], disclosure.Audience]:
     # Core reads (storage.bulk), the same ones batch authorize makes for a whole cohort.
+    showing: set[str] = set()
     with read_snapshot(services.sessions) as session:
         if client_id is not None and not organization_store.client_is_active(
                 session, client_id, request.requester):
@@ -80,7 +82,7 @@ def _decide(services: Services, *, request: AccessRequest, subject: Subject, now
         # normalization (domain.subjects) keeps its consents and memberships until re-keyed.
         consent_rows = bulk.current_terms_for_subjects(session, list(ref.keys))
         consents = [consent_terms(row) for key in ref.keys for row in consent_rows.get(key, ())]
-        member_rows = bulk.memberships_with_versions(session, list(ref.keys))
+        member_rows = bulk.memberships_with_versions(session, list(ref.keys), showing=showing)
         versions = {cid: version for key in ref.keys for cid, version in member_rows.get(key, ())}
         compiled = [services.rules.compiled(session, cid, version) for cid, version in versions.items()]
         with_rules = [c.community for c in compiled if c.rules]
@@ -88,16 +90,21 @@ def _decide(services: Services, *, request: AccessRequest, subject: Subject, now
             session, communities=with_rules, requester=request.requester)] if with_rules else []
     verdict = services.engine.decide(request=request, consents=consents, communities=compiled,
                                      approvals=approvals, now=now)
-    return ref.key, verdict, versions
+    reader = disclosure.audience(consents, requester=request.requester, now=now, communities=versions,
+                                 showing=frozenset(showing))
+    return ref.key, verdict, versions, reader
 
 
 def _record(services: Services, *, caller: Caller, request: AccessRequest, subject_key: str,
-            verdict: Verdict, versions: dict[str, int], now: datetime) -> DecisionResult:
-    result = DecisionResult(id=str(uuid.uuid4()), at=now, verdict=verdict, policy_versions=versions)
-    values = decision_values(result.id, caller=caller, request=request, subject_key=subject_key,
-                             verdict=verdict, versions=versions, now=now)
-    result = dataclasses.replace(result, receipt=decision_receipts.sign(
-        services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=values))
+            verdict: Verdict, versions: dict[str, int], reader: disclosure.Audience,
+            now: datetime) -> DecisionResult:
+    decision_id = str(uuid.uuid4())
+    values = decision_values(decision_id, caller=caller, request=request, subject_key=subject_key,
+                             verdict=verdict, versions=versions, now=now, reader=reader)
+    told = disclosure.as_told(values, values["told"])
+    receipt = decision_receipts.sign(services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=told)
+    result = DecisionResult(id=decision_id, at=now, verdict=verdict, policy_versions=versions, told=told,
+                            receipt=receipt)
     tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
     touched = [{"decision_id": result.id, "community_id": cid, "at": now} for cid in sorted(versions)]
     payload = audit_payload(values)

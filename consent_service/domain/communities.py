@@ -33,20 +33,59 @@ from .wire import AuditTag, ManagementAction, ReasonCode, RuleEffect
 RULE_WILDCARDS = frozenset({"data_categories", "requesters"})
 
 
+def _community_dict(community: Community, stewards: list[str]) -> dict[str, Any]:
+    return {"id": community.id, "name": community.name, "stewards": stewards,
+            "policy_version": community.policy_version, "show_community_id": community.show_community_id,
+            "created_at": community.created_at}
+
+
 def create_community(services: Services, *, caller: Caller, id: str, name: str, stewards: list[str],
-                     now: datetime) -> dict[str, Any]:
+                     now: datetime, show_community_id: bool = False) -> dict[str, Any]:
+    """``show_community_id``: whether answers to requesters a member's consent names carry the
+    community's id (domain/disclosure.py); by default they do not."""
     stewards = sorted(set(stewards))
     with write(services.sessions) as session:
         if store.get(session, id) is not None:
             raise Conflict(f"Community {id} already exists.")
         codes.check(session, services.policy, organizations={"stewards": stewards})
-        community = Community(id=id, name=name, policy_version=1, created_at=now)
+        community = Community(id=id, name=name, policy_version=1, created_at=now,
+                              show_community_id=show_community_id)
         store.add(session, community)
         store.add(session, *(CommunitySteward(community_id=id, organization_id=org) for org in stewards))
         services.append_audit(session, at=now, tag=AuditTag.COMMUNITY_CREATED, caller=caller, object_id=id,
-                              payload={"name": name, "stewards": stewards})
+                              payload={"name": name, "stewards": stewards,
+                                       "show_community_id": show_community_id})
         session.commit()
-        return {"id": id, "name": name, "stewards": stewards, "policy_version": 1, "created_at": now}
+        return _community_dict(community, stewards)
+
+
+def get_community(services: Services, *, caller: Caller, community_id: str) -> dict[str, Any]:
+    """The community and its settings, for its stewards."""
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.RULES_LIST)
+        community = store.get(session, community_id)
+        assert community is not None
+        return _community_dict(community, store.stewards(session, community_id))
+
+
+def change_settings(services: Services, *, caller: Caller, community_id: str, show_community_id: bool,
+                    now: datetime) -> dict[str, Any]:
+    """A steward changes whether answers name the community. Bumps the policy version (the next
+    decision anywhere reads the new setting in its snapshot) and is audited."""
+    with write(services.sessions) as session:
+        _begin_change(session, services, caller=caller, community_id=community_id,
+                      action=ManagementAction.RULES_CREATE)
+        community = store.get(session, community_id)
+        assert community is not None
+        was, community.show_community_id = community.show_community_id, show_community_id
+        session.flush()
+        session.refresh(community)  # the version bump above was a Core UPDATE
+        services.append_audit(session, at=now, tag=AuditTag.COMMUNITY_CHANGED, caller=caller,
+                              object_id=community_id,
+                              payload={"show_community_id": show_community_id, "was": was})
+        session.commit()
+        return _community_dict(community, store.stewards(session, community_id))
 
 
 # -- who may manage a community ---------------------------------------------------------------
@@ -258,7 +297,7 @@ def _reason_as_seen_by(community_id: str, reason: Mapping[str, Any]) -> dict[str
     return {key: value for key, value in reason.items() if key != "consent_id"}
 
 
-def _decision_as_seen_by(community_id: str, decision: Decision) -> dict[str, Any]:
+def decision_as_seen_by(community_id: str, decision: Decision) -> dict[str, Any]:
     return {
         "id": decision.id, "at": decision.at, "requester": decision.requester, "purpose": decision.purpose,
         "data_categories": list(decision.data_categories), "decision": decision.outcome,
@@ -285,7 +324,7 @@ def community_decisions(services: Services, *, caller: Caller, community_id: str
             "total": sum(counts["outcome"].values()),
             "counts": {"by_requester": counts["requester"], "by_purpose": counts["purpose"],
                        "by_outcome": counts["outcome"]},
-            "decisions": [_decision_as_seen_by(community_id, row) for row in rows],
+            "decisions": [decision_as_seen_by(community_id, row) for row in rows],
         }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..storage import communities as community_store
 from ..storage import consents as store
 from ..storage import organizations as organization_store
@@ -270,6 +270,16 @@ def _owned(session: Any, caller: Caller, consent_id: str) -> Consent:
     return consent
 
 
+def _changeable(session: Any, caller: Caller, consent_id: str) -> Consent:
+    """The consent if the caller's organization recorded it. Admin reads every consent but
+    changes none of another organization's (403: a new version would be stamped and signed in
+    that organization's name); anyone else gets 404, as for a consent that does not exist."""
+    consent = _owned(session, caller, consent_id)
+    if consent.recorded_by != caller.organization:
+        raise Forbidden("Admin may read another organization's consent but not amend or revoke it.")
+    return consent
+
+
 def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> dict[str, Any]:
     with read_snapshot(services.sessions) as session:
         consent = _owned(session, caller, consent_id)
@@ -320,7 +330,7 @@ def amend(
     now: datetime,
 ) -> dict[str, Any]:
     with write(services.sessions) as session:
-        consent = _owned(session, caller, consent_id)
+        consent = _changeable(session, caller, consent_id)
         if consent.status != ConsentStatus.ACTIVE:
             raise Conflict("A revoked consent cannot be amended; record a new one.")
         current = consent.current_version
@@ -400,7 +410,7 @@ def _revoke(
     idempotency: IdempotencyKey | None,
 ) -> dict[str, Any]:
     with write(services.sessions) as session:
-        consent = _owned(session, caller, consent_id)
+        consent = _changeable(session, caller, consent_id)
         if earlier_result(session, caller, idempotency) is not None:
             session.rollback()
             return get(services, caller=caller, consent_id=consent.id, now=now)

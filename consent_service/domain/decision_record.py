@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from . import disclosure
 from .caller import Caller
 from .engine import AccessRequest, ApprovalTerms, ConsentTerms, Reason, Verdict
 from .wire import Outcome
@@ -44,6 +45,7 @@ class SharedValues:
         self._obligations: dict[int, list[dict[str, Any]]] = {}
         self._rule_ids: dict[tuple[str, ...], list[str]] = {}
         self._versions: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+        self._told: dict[tuple[Any, ...], dict[str, Any] | None] = {}
 
     def reasons(self, verdict: Verdict) -> list[dict[str, Any]]:
         found = self._reasons.get(verdict.reasons)
@@ -73,24 +75,44 @@ class SharedValues:
         return found
 
 
+    def told(self, values: Mapping[str, Any], verdict: Verdict, reader: disclosure.Audience,
+             request: AccessRequest) -> dict[str, Any] | None:
+        """What the requester is told where it differs from ``values`` (``disclosure``), one object
+        per distinct (verdict, policy versions, reader) of the batch."""
+        key = (verdict.outcome, verdict.reasons, id(verdict.obligations), tuple(r.id for r in verdict.rules),
+               tuple(values["policy_versions"].items()), reader)
+        if key not in self._told:
+            self._told[key] = disclosure.difference(
+                values, disclosure.told(values, request=request, audience=reader))
+        return self._told[key]
+
+
 def decision_values(decision_id: str, *, caller: Caller, request: AccessRequest, subject_key: str,
                     verdict: Verdict, versions: Mapping[str, int], now: datetime,
-                    shared: SharedValues | None = None) -> dict[str, Any]:
-    """The decision row's column values."""
+                    reader: disclosure.Audience, shared: SharedValues | None = None) -> dict[str, Any]:
+    """The decision row's column values: the true reasons, and in ``told`` what the requester
+    (``reader``) is told where that differs (``disclosure``)."""
     shared = shared or SharedValues(request)
     consent = verdict.consent if verdict.outcome is Outcome.PERMIT else None
-    return {"id": decision_id, "at": now, "requester": request.requester, "client_id": caller.client_id,
-            "subject_key": subject_key, "purpose": request.purpose,
-            "data_categories": shared.categories, "outcome": str(verdict.outcome),
-            "reasons": shared.reasons(verdict), "obligations": shared.obligations(verdict),
-            "consent_id": consent.consent_id if consent else None,
-            "consent_version": consent.version if consent else None,
-            "rule_ids": shared.rule_ids(verdict), "policy_versions": shared.versions(versions)}
+    values = {"id": decision_id, "at": now, "requester": request.requester, "client_id": caller.client_id,
+              "subject_key": subject_key, "purpose": request.purpose,
+              "data_categories": shared.categories, "outcome": str(verdict.outcome),
+              "reasons": shared.reasons(verdict), "obligations": shared.obligations(verdict),
+              "consent_id": consent.consent_id if consent else None,
+              "consent_version": consent.version if consent else None,
+              "rule_ids": shared.rule_ids(verdict), "policy_versions": shared.versions(versions)}
+    # A subject in no community is told the truth: skip building the view (the common case).
+    values["told"] = shared.told(values, verdict, reader, request) if versions or not reader.named else None
+    return values
 
 
 def audit_payload(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit entry of one decision."""
-    return {"subject": row["subject_key"], "purpose": row["purpose"],
-            "data_categories": row["data_categories"], "outcome": row["outcome"], "reasons": row["reasons"],
-            "consent_id": row["consent_id"], "consent_version": row["consent_version"],
-            "rule_ids": row["rule_ids"], "policy_versions": row["policy_versions"]}
+    """The audit entry of one decision (with what the requester was told, where that differs)."""
+    payload = {"subject": row["subject_key"], "purpose": row["purpose"],
+               "data_categories": row["data_categories"], "outcome": row["outcome"],
+               "reasons": row["reasons"],
+               "consent_id": row["consent_id"], "consent_version": row["consent_version"],
+               "rule_ids": row["rule_ids"], "policy_versions": row["policy_versions"]}
+    if row.get("told") is not None:
+        payload["told"] = row["told"]
+    return payload

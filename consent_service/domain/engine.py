@@ -82,6 +82,20 @@ class Reason:
         return out
 
 
+# Messages never name a community: whether a requester may see the community's id is the
+# community's choice, applied by domain/disclosure.py to the ``community`` field alone.
+DEFAULT_DENY = "A community rule does not allow this use of its members' data."
+NEEDS_APPROVAL = "The community must approve this use first"
+
+
+def no_consent(request: AccessRequest) -> Reason:
+    """The reason when no consent covers the request. It is also all that an unknown subject's
+    answer says, and all that a requester no consent names is told (domain/disclosure.py)."""
+    return Reason(ReasonCode.NO_CONSENT,
+                  f"No active consent lets {request.requester} use "
+                  f"{', '.join(request.data_categories)} for {request.purpose}.")
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
@@ -131,8 +145,7 @@ class DecisionEngine:
                 tuple(
                     Reason(
                         ReasonCode.COMMUNITY_RULE,
-                        rule.reason
-                        or f"Community {rule.community} does not allow this use of its members' data.",
+                        rule.reason or DEFAULT_DENY,
                         rule_id=rule.id,
                         community=rule.community,
                     )
@@ -143,16 +156,7 @@ class DecisionEngine:
 
         consent = self.covering_consent(request, consents, now)
         if consent is None:
-            return Verdict(
-                Outcome.DENY,
-                (
-                    Reason(
-                        ReasonCode.NO_CONSENT,
-                        f"No active consent lets {request.requester} use "
-                        f"{', '.join(request.data_categories)} for {request.purpose}.",
-                    ),
-                ),
-            )
+            return Verdict(Outcome.DENY, (no_consent(request),))
 
         conditional = self.rules_of(RuleEffect.REQUIRE_APPROVAL, request, communities)
         in_force = [a for a in approvals if a.in_force(now)]
@@ -168,9 +172,7 @@ class DecisionEngine:
                 tuple(
                     Reason(
                         ReasonCode.APPROVAL_REQUIRED,
-                        f"Community {rule.community} must approve this use first: {rule.reason}"
-                        if rule.reason
-                        else f"Community {rule.community} must approve this use first.",
+                        f"{NEEDS_APPROVAL}: {rule.reason}" if rule.reason else f"{NEEDS_APPROVAL}.",
                         rule_id=rule.id,
                         community=rule.community,
                     )

@@ -13,6 +13,9 @@ Mapping (docs/audit.md, "FHIR export"):
 * nested ``provision`` of type deny, one per active community ``deny`` rule of every community
   the person belongs to (membership belongs to the person, so these apply to this consent
   whichever consent recorded it); ``*`` leaves ``class`` or ``actor`` out (all data, anyone).
+  Only to a reader that may see them (``disclosure``): a recording organization that no
+  consent in force of the person names as a recipient gets none; the community's id is given
+  only where the community shows it. Admin (oversight) gets them all.
   ``require_approval`` rules are not exported: FHIR cannot say "unless the community approves".
 """
 
@@ -23,11 +26,14 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import NotFound
+from ..storage import bulk
 from ..storage import communities as community_store
 from ..storage import consents as consent_store
 from ..storage import organizations as organization_store
 from ..storage.db import read_snapshot
+from . import disclosure
 from .caller import Caller
+from .decision_record import consent_terms
 from .services import Services
 from .wire import WILDCARD, ConsentStatus, RuleEffect
 
@@ -55,6 +61,16 @@ def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any
     return out
 
 
+def _reader(session: Any, *, caller: Caller, subject_key: str, now: datetime) -> disclosure.Audience:
+    """The caller as a reader of the person's community rules: as authorize would tell it."""
+    showing: set[str] = set()
+    versions = bulk.memberships_with_versions(session, [subject_key], showing=showing).get(subject_key, ())
+    consents = [consent_terms(row) for row in bulk.current_terms_for_subjects(session, [subject_key])
+                .get(subject_key, ())]
+    return disclosure.audience(consents, requester=caller.organization, now=now,
+                               communities=[cid for cid, _ in versions], showing=frozenset(showing))
+
+
 def consent_resource(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> dict[str, Any]:
     """The current version of a consent as FHIR R4 JSON (recording organization or admin only)."""
     issuer = services.settings["TOKEN_ISSUER"]
@@ -69,9 +85,15 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
         for org_id in {consent.recorded_by, *version.recipients}:
             org = organization_store.get_organization(session, org_id)
             org_names[org_id] = org.name if org else org_id
-        rules = [rule for row in community_store.memberships_with_versions(session, consent.subject_key)
-                 for rule in community_store.active_rules(session, row.id) if rule.effect == RuleEffect.DENY]
-        for rule in rules:
+        memberships = community_store.memberships_with_versions(session, consent.subject_key)
+        all_rules = [rule for row in memberships for rule in community_store.active_rules(session, row.id)
+                     if rule.effect == RuleEffect.DENY]
+        # Admin (oversight) sees every rule; a recording organization what a requester would be told.
+        reader = (disclosure.Audience(named=True, shown=frozenset(r.community_id for r in all_rules))
+                  if caller.is_admin
+                  else _reader(session, caller=caller, subject_key=consent.subject_key, now=now))
+        rules = disclosure.visible_rules(all_rules, audience=reader)
+        for rule, _ in rules:
             for org_id in rule.requesters:
                 if org_id != WILDCARD and org_id not in org_names:
                     org = organization_store.get_organization(session, org_id)
@@ -104,13 +126,13 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
         person = {"type": "Patient", "identifier": {"system": code_system(issuer, "subject-pseudonym"),
                                                     "value": consent.subject_key}}
         denies = []
-        for rule in rules:
+        for rule, community_shown in rules:
+            about = [{"url": "rule", "valueString": rule.id}, {"url": "reason", "valueString": rule.reason}]
+            if community_shown:
+                about.insert(0, {"url": "community", "valueString": rule.community_id})
             deny: dict[str, Any] = {
                 "id": f"rule-{rule.id}",
-                "extension": [{"url": code_system(issuer, "community-rule"), "extension": [
-                    {"url": "community", "valueString": rule.community_id},
-                    {"url": "rule", "valueString": rule.id},
-                    {"url": "reason", "valueString": rule.reason}]}],
+                "extension": [{"url": code_system(issuer, "community-rule"), "extension": about}],
                 "type": "deny",
                 "period": {"start": _instant(rule.created_at)},
                 "purpose": purposes(list(rule.purposes)),

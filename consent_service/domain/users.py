@@ -37,6 +37,7 @@ from ..storage.db import read_snapshot, write
 from ..storage.models import UserAccount
 from . import pseudonyms
 from .caller import Caller
+from .organizations import check_oversight
 from .services import Services
 from .wire import AuditTag, Scope
 
@@ -60,7 +61,7 @@ LANGUAGES = ("en", "fr")
 
 # Roles a person may be given: each is a set of scopes. A raw scope name is a role of its own.
 ROLES: dict[str, frozenset[str]] = {
-    "steward": frozenset({str(Scope.RULES_WRITE)}),
+    "steward": frozenset({str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)}),
     "intake": frozenset({str(Scope.CONSENTS_WRITE), str(Scope.CONSENTS_READ)}),
 }
 # People act through the pages only: administering the service and asking for decisions
@@ -189,11 +190,13 @@ def create_user(
     scopes = scopes_for(roles)
     _check_password(password)
     with write(services.sessions) as session:
-        if organization_store.get_organization(session, organization) is None:
+        org = organization_store.get_organization(session, organization)
+        if org is None:
             raise UnknownCode(
                 "The organization does not exist.",
                 details={"organization": [f"unknown organization: {organization}"]},
             )
+        check_oversight(org, scopes, field="roles")
         if store.by_email(session, email) is not None:
             raise Conflict(f"A person with the email {email} already exists.")
         user = UserAccount(

@@ -12,6 +12,7 @@ class Scope(StrEnum):
     AUTHORIZE = "authorize"
     RULES_WRITE = "rules:write"
     AUDIT_READ = "audit:read"
+    COMMUNITY_READ = "community:read"
 
 
 class OrgType(StrEnum):
@@ -20,6 +21,7 @@ class OrgType(StrEnum):
     RESEARCH = "research"
     COMMUNITY_GOVERNANCE = "community-governance"
     OTHER = "other"
+    OVERSIGHT = "oversight"
 
 
 class Outcome(StrEnum):
@@ -65,6 +67,7 @@ class AuditTag(StrEnum):
     CLIENT_CREATED = "client:created"
     CLIENT_DISABLED = "client:disabled"
     COMMUNITY_CREATED = "community:created"
+    COMMUNITY_CHANGED = "community:changed"
     RULE_CREATED = "rule:created"
     RULE_RETIRED = "rule:retired"
     APPROVAL_GRANTED = "approval:granted"

@@ -40,6 +40,8 @@ class CommunityIn(StrictSchema):
     id = code(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
+    show_community_id = fields.Boolean(load_default=False, metadata={
+        "description": "whether answers to requesters name the community (default: not shown)"})
 
 
 class CommunityOut(StrictSchema):
@@ -47,6 +49,7 @@ class CommunityOut(StrictSchema):
     name = fields.String()
     stewards = fields.List(fields.String())
     policy_version = fields.Integer()
+    show_community_id = fields.Boolean()
     created_at = fields.AwareDateTime()
 
 
@@ -69,3 +72,13 @@ class SubjectSystemOut(StrictSchema):
 
 class SubjectSystemsOut(StrictSchema):
     subject_systems = fields.List(fields.Nested(SubjectSystemOut))
+
+
+class CommunitySettingsIn(StrictSchema):
+    show_community_id = fields.Boolean(required=True, metadata={
+        "description": "whether answers to requesters a member's consent names carry the community's id"})
+
+
+class ClientListOut(StrictSchema):
+    community = fields.String()
+    clients = fields.List(fields.Nested(ClientOut))

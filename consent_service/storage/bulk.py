@@ -66,8 +66,9 @@ def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]
             text = memo[id(value)] = json.dumps(value)
         return text
 
-    session.connection().execute(statement, [{**row, **{name: dumps(row[name]) for name in json_columns}}
-                                             for row in rows])
+    # None stays SQL NULL (a nullable JSON column), not the JSON text "null".
+    session.connection().execute(statement, [{**row, **{name: None if row[name] is None else dumps(row[name])
+                                                        for name in json_columns}} for row in rows])
 
 
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -91,7 +92,8 @@ _CURRENT_TERMS = (
     .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
           & (ConsentVersion.version == Consent.current_version))
     .where(Consent.subject_key.in_(_KEYS), Consent.status == "active"))
-_MEMBERSHIPS = (select(Membership.subject_key, Community.id, Community.policy_version)
+_MEMBERSHIPS = (select(Membership.subject_key, Community.id, Community.policy_version,
+                       Community.show_community_id)
                 .join(Membership, Membership.community_id == Community.id)
                 .where(Membership.subject_key.in_(_KEYS)))
 _APPROVALS = (select(Approval.id, Approval.community_id, Approval.requester, Approval.purposes,
@@ -134,15 +136,18 @@ def current_terms_for_subjects(session: Session,
     return found
 
 
-def memberships_with_versions(session: Session,
-                              subject_keys: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
-    """subject_key -> [(community_id, policy_version)] ordered by community id."""
+def memberships_with_versions(session: Session, subject_keys: Iterable[str], *,
+                              showing: set[str] | None = None) -> dict[str, list[tuple[str, int]]]:
+    """subject_key -> [(community_id, policy_version)] ordered by community id; the communities
+    that show their id in answers are added to ``showing`` (read in the same statement)."""
     keys = sorted(set(subject_keys))
     found: dict[str, list[tuple[str, int]]] = defaultdict(list)
     conn = session.connection()
     for chunk in chunked(keys):
         for row in conn.execute(_MEMBERSHIPS, {"keys": list(chunk)}):
             found[row.subject_key].append((row.id, row.policy_version))
+            if showing is not None and row.show_community_id:
+                showing.add(row.id)
     for memberships in found.values():
         memberships.sort()
     return found

@@ -24,6 +24,13 @@ def get(session: Session, decision_id: str) -> Decision | None:
     return session.get(Decision, decision_id)
 
 
+def communities_of(session: Session, decision_id: str) -> list[str]:
+    """The communities whose members a decision touched (the subject's, when it was made)."""
+    return list(session.scalars(select(DecisionCommunity.community_id)
+                                .where(DecisionCommunity.decision_id == decision_id)
+                                .order_by(DecisionCommunity.community_id)))
+
+
 def for_subject(session: Session, subject_key: str) -> list[Decision]:
     return list(session.scalars(select(Decision).where(Decision.subject_key == subject_key)
                                 .order_by(Decision.at, Decision.id)))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, MetaData, String, Text
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from .types import UTCDateTime
@@ -124,6 +125,9 @@ class Community(SQLModel, table=True):
     name: str = Field(max_length=200)
     policy_version: int = Field(default=1)
     created_at: datetime = _ts()
+    # Whether answers to requesters name this community (docs/security.md, "membership
+    # disclosure"); a change bumps policy_version, as a rule change does.
+    show_community_id: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class CommunitySteward(SQLModel, table=True):
@@ -223,6 +227,9 @@ class Decision(SQLModel, table=True):
     consent_version: int | None = None
     rule_ids: list[str] = _json()
     policy_versions: dict[str, int] = _json()
+    # What the requester was told, where it differs from the recorded reasons above
+    # (domain/disclosure.py): reasons, obligations, rule_ids, policy_versions. NULL: the same.
+    told: dict[str, Any] | None = _json(nullable=True)
 
 
 class ConsentReview(SQLModel, table=True):

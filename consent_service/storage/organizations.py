@@ -50,3 +50,9 @@ def list_clients(session: Session, organization: str | None = None) -> list[OAut
     if organization:
         query = query.where(OAuthClient.organization_id == organization)
     return list(session.scalars(query))
+
+
+def has_active_client(session: Session, organization: str) -> bool:
+    query = select(OAuthClient.client_id).where(OAuthClient.organization_id == organization,
+                                                OAuthClient.disabled_at.is_(None)).limit(1)
+    return session.scalars(query).first() is not None

@@ -40,7 +40,8 @@ class Clients(MethodView):
     @blp.arguments(ClientIn)
     @blp.response(201, ClientOut)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        caller = caller_with(Scope.ADMIN)
+        """Admin; or a steward's rules:write client, for its own organization (see docs/api.md)."""
+        caller = caller_with(Scope.ADMIN, Scope.RULES_WRITE)
         return cases.create_client(services(), caller=caller, now=now(), **body).as_dict()
 
 

@@ -1,4 +1,5 @@
-"""Community governance (scope rules:write; the caller's organization must be a steward).
+"""Community governance (the caller's organization must be a steward): rules:write changes,
+community:read (or rules:write) reads.
 
 The scope is checked here; whether the caller's organization may manage this community is
 the domain's question (Casbin, policies/management.conf), answered 403 for a non-steward and
@@ -14,7 +15,9 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from ..domain import communities as cases
+from ..domain import organizations as organization_cases
 from ..domain.wire import Scope
+from ..schemas.admin import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
 from ..schemas.communities import (
     ApprovalIn,
     ApprovalListOut,
@@ -35,6 +38,41 @@ blp = ApiBlueprint("communities", __name__, url_prefix="/v1/communities",
                 description="Community governance: collective rules, approvals, decisions (OCAP)")
 
 
+@blp.route("/<community_id>")
+class CommunityById(MethodView):
+    @blp.response(200, CommunityOut)
+    def get(self, community_id: str) -> dict[str, Any]:
+        """The community and its settings (its stewards only)."""
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
+        return cases.get_community(services(), caller=caller, community_id=community_id)
+
+    @blp.arguments(CommunitySettingsIn)
+    @blp.response(200, CommunityOut)
+    def patch(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+        """Change the community's settings: whether answers name it (audited)."""
+        caller = caller_with(Scope.RULES_WRITE)
+        return cases.change_settings(services(), caller=caller, community_id=community_id, now=now(), **body)
+
+
+@blp.route("/<community_id>/clients")
+class CommunityClients(MethodView):
+    @blp.response(200, ClientListOut)
+    def get(self, community_id: str) -> dict[str, Any]:
+        """Every client of the community's steward organizations: each can act for it."""
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
+        return organization_cases.community_clients(services(), caller=caller, community_id=community_id)
+
+
+@blp.route("/<community_id>/clients/<client_id>/disable")
+class DisableCommunityClient(MethodView):
+    @blp.response(200, ClientOut)
+    def post(self, community_id: str, client_id: str) -> dict[str, Any]:
+        """Disable a client of one of the community's steward organizations (audited)."""
+        caller = caller_with(Scope.RULES_WRITE)
+        return organization_cases.disable_client(services(), caller=caller, client_id=client_id, now=now(),
+                                                 community_id=community_id)
+
+
 @blp.route("/<community_id>/rules")
 class Rules(MethodView):
     @blp.arguments(RuleIn)
@@ -47,7 +85,7 @@ class Rules(MethodView):
     @blp.arguments(RulesQuery, location="query", unknown=RAISE)
     @blp.response(200, RuleListOut)
     def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
-        caller = caller_with(Scope.RULES_WRITE)
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.list_rules(services(), caller=caller, community_id=community_id, **query)
 
 
@@ -79,7 +117,7 @@ class Approvals(MethodView):
     @blp.arguments(ApprovalsQuery, location="query", unknown=RAISE)
     @blp.response(200, ApprovalListOut)
     def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
-        caller = caller_with(Scope.RULES_WRITE)
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.list_approvals(services(), caller=caller, community_id=community_id, now=now(), **query)
 
 
@@ -99,7 +137,7 @@ class Decisions(MethodView):
     @blp.response(200, CommunityDecisionsOut)
     def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
         """Every decision that touched a member: what was asked, by whom, and the answer; no identities."""
-        caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.community_decisions(services(), caller=caller, community_id=community_id, **query)
 
 

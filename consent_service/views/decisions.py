@@ -15,7 +15,8 @@ blp = ApiBlueprint(
     "decisions",
     __name__,
     url_prefix="/v1/decisions",
-    description="Recorded decisions (the requester that got it, or audit:read)",
+    description="Recorded decisions (the requester, as it was told; a steward, the community-safe "
+                "view; audit:read, as recorded)",
 )
 
 
@@ -25,7 +26,9 @@ class DecisionById(MethodView):
     def get(self, decision_id: str) -> dict[str, Any]:
         """The decision as recorded, with the exact consent version, rule ids and policy versions.
 
-        Only the organization that asked for it, or a holder of audit:read; 404 for everyone else.
+        The organization that asked for it sees what it was told; a steward of a community whose
+        member it was about sees the community-safe view (no pseudonym, no consent id, no other
+        community's rule); a holder of audit:read sees it as recorded; 404 for everyone else.
         """
-        caller = caller_with(Scope.AUTHORIZE, Scope.AUDIT_READ)
+        caller = caller_with(Scope.AUTHORIZE, Scope.AUDIT_READ, Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.get(services(), caller=caller, decision_id=decision_id)

@@ -323,7 +323,7 @@ def waiting(community_id: str) -> Response:
 
 @bp.get("/<community_id>/decisions")
 def decisions(community_id: str) -> Response:
-    caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+    caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
     days = request.args.get("days", type=int)
     days = days if days in PERIODS else stewardship.WINDOW_DAYS
     timeline = stewardship.decision_timeline(
