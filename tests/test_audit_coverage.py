@@ -255,6 +255,22 @@ def create_community(t: Trial) -> list[Expected]:
     return [(AuditTag.COMMUNITY_CREATED, t.api_actor("admin", "admin"), "nation-c")]
 
 
+def change_community(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    t.start()
+    body = {"show_community_id": True}
+    assert_ok(t.client.patch(f"/v1/communities/{NATION_A}", headers=headers, json=body))
+    return [(AuditTag.COMMUNITY_CHANGED, t.api_actor(COUNCIL_A, "rules:write"), NATION_A)]
+
+
+def disable_community_client(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    client_id, _ = t.world.credentials(COUNCIL_A, "community:read")
+    t.start()
+    assert_ok(t.client.post(f"/v1/communities/{NATION_A}/clients/{client_id}/disable", headers=headers))
+    return [(AuditTag.CLIENT_DISABLED, t.api_actor(COUNCIL_A, "rules:write"), client_id)]
+
+
 def create_organization(t: Trial) -> list[Expected]:
     t.start()
     assert_ok(t.client.post("/v1/organizations", headers=t.world.admin(), json={
@@ -489,6 +505,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/clients"): create_client,
     ("POST", "/v1/clients/<client_id>/disable"): disable_client,
     ("POST", "/v1/communities"): create_community,
+    ("PATCH", "/v1/communities/<community_id>"): change_community,
+    ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): disable_community_client,
     ("POST", "/v1/communities/<community_id>/approvals"): grant_approval,
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): revoke_approval,
     ("POST", "/v1/communities/<community_id>/rules"): create_rule,
@@ -733,8 +751,8 @@ class TestCommandLine:
     @pytest.mark.parametrize(("args", "payload"), [
         (["set-password", "--password", "a brand new passphrase"], {"change": "password"}),
         (["set-roles", "--role", "intake", "--role", "steward"],
-         {"change": "roles", "previous_roles": ["rules:write"],
-          "roles": ["consents:read", "consents:write", "rules:write"]}),
+         {"change": "roles", "previous_roles": ["community:read", "rules:write"],
+          "roles": ["community:read", "consents:read", "consents:write", "rules:write"]}),
         (["unlock"], {"change": "unlocked"}),
         (["disable"], {"change": "disabled"}),
     ], ids=["set-password", "set-roles", "unlock", "disable"])

@@ -279,7 +279,8 @@ class TestMinCellSize:
         decisions = answer["decisions"]
         assert [d["decision"] for d in decisions] == ["deny", "permit", "permit", "permit", "permit"]
         assert [r["code"] for r in decisions[0]["reasons"]] == ["below_min_cell_size"]
-        assert all(d["obligations"] == [] for d in decisions[1:])  # non-members carry no community's rule
+        # non-members carry no community's rule: only the deployment's own obligations
+        assert all(d["obligations"] == DEFAULT_OBLIGATIONS for d in decisions[1:])
         # a second member makes the cell: both are released, with the obligation
         both = batch(client, world.headers("univ", "authorize"), [1, 20, 2], "research", ["health"])
         assert [d["decision"] for d in both["decisions"]] == ["permit"] * 3

@@ -361,6 +361,7 @@ class TestAnAllowedProtectedPurpose:
             ({"method": "verbal"}, "evidence.method must be written"),
             ({"witness": None}, "a second worker must witness it"),
             ({"witness": "worker-17"}, "a second worker must witness it"),
+            ({"witness": "Worker-17 "}, "a second worker must witness it"),  # the same worker, retyped
             ({"setting": "phone"}, "granted only in office"),
             ({"setting": "street-outreach"}, "never granted in a crisis setting"),
         ],

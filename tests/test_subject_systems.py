@@ -237,8 +237,14 @@ class TestRecordedBeforeNormalization:
         assert_ok(client.post(revoke, headers=writer, json={"reason": "asked"}))
         assert_ok(client.post("/v1/subjects/rekey", headers=writer, json={"subject": self.SPELLED}))
         assert reason_codes(ask(gov, self.NORMAL, "service-planning", "housing")) == ["no_consent"]
-        # The membership (which belongs to the person, not the consent) still carries the rule.
-        assert reason_codes(ask(gov, self.NORMAL)) == ["community_rule"]
+        # The membership (which belongs to the person, not the consent) still carries the rule:
+        # the decision records it, though the requester, no longer named by any consent, is told
+        # only what an unknown person's answer says (contract v1.1, section 3).
+        answer = ask(gov, self.NORMAL)
+        assert reason_codes(answer) == ["no_consent"]
+        recorded = assert_ok(client.get(f"/v1/decisions/{answer['decision_id']}",
+                                        headers=world.headers("admin", "audit:read")))
+        assert [r["code"] for r in recorded["reasons"]] == ["community_rule"]
         listed = assert_ok(report(gov, self.NORMAL))["consents"]
         assert [(c["id"], c["status"]) for c in listed] == [(consent["id"], "revoked")]
 

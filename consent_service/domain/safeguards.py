@@ -12,6 +12,7 @@ Checked after the codes are known to exist and before anything is written:
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -67,6 +68,12 @@ def check(policy: DeploymentPolicy, *, purposes: Iterable[str], evidence: Mappin
     return setting
 
 
+def _person(name: Any) -> str:
+    """A worker's name as compared: NFC, case-folded, inner white space collapsed, so the same
+    worker typed as "Worker-17" and "worker-17 " is never their own witness."""
+    return " ".join(unicodedata.normalize("NFC", str(name or "")).casefold().split())
+
+
 def _unmet(code: str, methods: tuple[str, ...], witness_required: bool, settings: tuple[str, ...],
            setting: Setting, evidence: Mapping[str, Any]) -> list[str]:
     """The conditions of an allowed protected purpose that this evidence does not meet."""
@@ -76,8 +83,8 @@ def _unmet(code: str, methods: tuple[str, ...], witness_required: bool, settings
                      "(evidence.confirmed_protected_purposes)")
     if evidence.get("method") not in methods:
         unmet.append(f"{code}: evidence.method must be {' or '.join(methods)}")
-    witness = (evidence.get("witness") or "").strip()
-    if witness_required and (not witness or witness == str(evidence.get("obtained_by", "")).strip()):
+    witness = _person(evidence.get("witness"))
+    if witness_required and (not witness or witness == _person(evidence.get("obtained_by"))):
         unmet.append(f"{code}: a second worker must witness it (evidence.witness, not obtained_by)")
     if setting.crisis:
         unmet.append(f"{code}: never granted in a crisis setting ({setting.code})")

@@ -146,5 +146,5 @@ class ProtectedGrants(MethodView):
     @blp.response(200, ProtectedGrantsOut)
     def get(self, community_id: str) -> dict[str, Any]:
         """Consents granting a protected purpose the deployment allows, to members; no identities."""
-        caller = caller_with(Scope.RULES_WRITE, Scope.AUDIT_READ)
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.protected_grants(services(), caller=caller, community_id=community_id)

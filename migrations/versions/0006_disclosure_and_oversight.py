@@ -18,11 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('community', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('show_community_id', sa.Boolean(), server_default=sa.false(),
-                                      nullable=False))
-    with op.batch_alter_table('decision', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('told', sa.JSON(), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN: a batch copy of `community` would drop a table that
+    # memberships, rules and approvals point at, which SQLite refuses once they hold rows.
+    op.add_column('community', sa.Column('show_community_id', sa.Boolean(), server_default=sa.false(),
+                                         nullable=False))
+    op.add_column('decision', sa.Column('told', sa.JSON(), nullable=True))
     # audit:read is oversight of the whole deployment: only clients and people of the admin
     # organization or of an oversight organization keep it. A council that held it reads its
     # own community through community:read, which it is given in its place.
@@ -52,7 +52,7 @@ def _rewrite(conn: sa.engine.Connection, table: str, key: str, value: str, colum
 
 def downgrade() -> None:
     # audit:read taken from non-oversight clients is not given back: that was the fault.
-    with op.batch_alter_table('decision', schema=None) as batch_op:
-        batch_op.drop_column('told')
-    with op.batch_alter_table('community', schema=None) as batch_op:
-        batch_op.drop_column('show_community_id')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+ too): a batch copy of `community` would
+    # have to drop a table other tables' foreign keys point at, which SQLite refuses.
+    op.drop_column('decision', 'told')
+    op.drop_column('community', 'show_community_id')
