@@ -20,7 +20,7 @@ from flask import Flask, jsonify, request
 from sqlalchemy import insert, select
 
 from consent_service import config as service_config
-from consent_service.domain import pseudonyms
+from consent_service.core import pseudonyms
 from consent_service.storage.db import make_engine, read_snapshot, session_factory, write
 from consent_service.storage.models import Consent, Decision
 

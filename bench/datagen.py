@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from consent_service.domain import pseudonyms
+from consent_service.core import pseudonyms
 from consent_service.storage.migrate import upgrade
 
 SYSTEM = "urn:bench:client"

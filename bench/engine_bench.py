@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent_service.config import DEFAULT_POLICIES_DIR
-from consent_service.domain.engine import AccessRequest, ApprovalTerms, ConsentTerms, DecisionEngine
-from consent_service.domain.policy import PolicyBase, Rule
-from consent_service.domain.wire import RuleEffect
+from consent_service.core.engine import AccessRequest, ApprovalTerms, ConsentTerms, DecisionEngine
+from consent_service.core.policy import PolicyBase, Rule
+from consent_service.core.wire import RuleEffect
 
 from .datagen import EPOCH, REQUESTER, REQUESTS, Sizes, consent_rows, rule_rows
 

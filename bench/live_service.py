@@ -184,7 +184,7 @@ def deployment(backend: str, *, pg_url: str = PG_URL, keep: bool = False,
     """A migrated database (SQLite file, or a PostgreSQL schema of its own) and an admin client."""
     from joserfc.jwk import KeySet
 
-    from consent_service.domain.keys import new_signing_key
+    from consent_service.core.keys import new_signing_key
 
     workdir = Path(tempfile.mkdtemp(prefix=f"consent-{backend}-"))
     schema = ""

@@ -3,7 +3,7 @@
     make mutants                                   # about 3-4 minutes on 2 cores
     python -m bench.mutants --budget-minutes 5     # stop mutmut after 5 minutes (partial report)
 
-Runs mutmut 3 (``pip install -e '.[mutation]'``) over ``consent_service/domain/engine.py``,
+Runs mutmut 3 (``pip install -e '.[mutation]'``) over ``consent_service/core/engine.py``,
 ``policy.py`` and ``rule_cache.py`` against their tests (the engine's, the policy's against
 Casbin, the rule cache's and the pycasbin traps), as configured in pyproject.toml's
 ``[tool.mutmut]``. mutmut rewrites the modules into a ``mutants/`` folder next to the code it

@@ -33,7 +33,7 @@ from typing import Any
 
 from joserfc.jwk import KeySet
 
-from consent_service.domain.keys import new_signing_key
+from consent_service.core.keys import new_signing_key
 
 from . import datagen, engine_bench, load
 from .datagen import REQUESTER, SYSTEM, Sizes
@@ -232,13 +232,21 @@ class Store:
         """The service in this process on this store, rate limits off (bench setup and profiles)."""
         from consent_service import create_app
 
-        return create_app({"DATABASE_URL": self.url, "DB_SCHEMA": self.schema, "SECRET_KEY": SECRET,
-                           "SIGNING_KEYS": keys, "INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
+        return create_app(
+            {
+                "DATABASE_URL": self.url,
+                "DB_SCHEMA": self.schema,
+                "SECRET_KEY": SECRET,
+                "SIGNING_KEYS": keys,
+                "INSTANCE_PATH": str(instance),
+                "RATELIMIT_ENABLED": False,
+            }
+        )
 
 
 def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
     """A client of the requester with scope authorize, made through the domain (audited)."""
-    from consent_service.domain import organizations
+    from consent_service.services import organizations
     from consent_service.views.common import EXTENSION
 
     app = store.app(keys, instance)
@@ -461,8 +469,9 @@ def in_process(
         services.sessions.kw["bind"].dispose()
 
 
-def cpu_per_request(app: Any, store: Store, client: tuple[str, str], subjects: int,
-                    requests: int = 300) -> dict[str, float]:
+def cpu_per_request(
+    app: Any, store: Store, client: tuple[str, str], subjects: int, requests: int = 300
+) -> dict[str, float]:
     """CPU time per request in process (Flask test client, no HTTP server, no load generator).
 
     Less disturbed by the neighbours than requests per second: it counts this process's CPU
@@ -471,18 +480,27 @@ def cpu_per_request(app: Any, store: Store, client: tuple[str, str], subjects: i
     from .apps import floor_app, storage_app
 
     storage = storage_app(config={"DATABASE_URL": store.url, "DB_SCHEMA": store.schema, "SECRET_KEY": SECRET})
-    apps = {"floor": floor_app().test_client(), "storage_floor": storage.test_client(),
-            "authorize": app.test_client()}
-    answer = apps["authorize"].post("/oauth/token", data={"grant_type": "client_credentials",
-                                                          "scope": "authorize"}, auth=client)
+    apps = {
+        "floor": floor_app().test_client(),
+        "storage_floor": storage.test_client(),
+        "authorize": app.test_client(),
+    }
+    answer = apps["authorize"].post(
+        "/oauth/token", data={"grant_type": "client_credentials", "scope": "authorize"}, auth=client
+    )
     headers = {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
     rng = random.Random(5)
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(3):
         for name, test_client in apps.items():
-            bodies = [{"subject": {"system": SYSTEM, "value": datagen.subject_value(rng.randrange(subjects))},
-                       "purpose": purpose, "data_categories": categories}
-                      for purpose, categories in (rng.choice(datagen.REQUESTS) for _ in range(requests))]
+            bodies = [
+                {
+                    "subject": {"system": SYSTEM, "value": datagen.subject_value(rng.randrange(subjects))},
+                    "purpose": purpose,
+                    "data_categories": categories,
+                }
+                for purpose, categories in (rng.choice(datagen.REQUESTS) for _ in range(requests))
+            ]
             for body in bodies[:20]:
                 test_client.post("/v1/authorize", json=body, headers=headers)
             started = time.process_time()
@@ -527,8 +545,8 @@ def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
     """
     import uuid
 
-    from consent_service.domain.authorize import Subject, authorize
-    from consent_service.domain.caller import Caller
+    from consent_service.core.caller import Caller, Via
+    from consent_service.services.authorize import Subject, authorize
     from consent_service.storage import communities as community_store
     from consent_service.storage.db import write
     from consent_service.storage.models import Community, CommunityRule, Membership
@@ -567,7 +585,9 @@ def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
             )
         )
         session.commit()
-    caller = Caller(organization=REQUESTER, client_id="bench", scopes=frozenset({"authorize"}))
+    caller = Caller(
+        organization=REQUESTER, client_id="bench", scopes=frozenset({"authorize"}), via=Via.OPERATOR
+    )
     subject = Subject(system=SYSTEM, value=datagen.subject_value(member))
 
     def decide() -> float:

@@ -7,24 +7,23 @@ from typing import Any
 
 from flask import Flask
 
-from . import config as service_config
-from . import log_hygiene
+from consent_service import config as service_config
+from consent_service import log_hygiene
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Wire the app: configuration, storage, keys, policies, token server, blueprints, errors."""
-    from . import web
-    from .auth.clients import ClientCredentials
-    from .auth.tokens import build_token_server
-    from .domain.keys import SigningKeys, load_secret
-    from .domain.policy import PolicyBase
-    from .domain.services import Services
-    from .extensions import make_api, make_limiter
-    from .storage import organizations as organization_store
-    from .storage.db import make_engine, read_snapshot, session_factory
-    from .storage.urls import database_url, instance_path
-    from .views import (
-        admin,
+    from consent_service import web
+    from consent_service.auth.clients import ClientCredentials
+    from consent_service.auth.tokens import build_token_server
+    from consent_service.container import Services
+    from consent_service.core.keys import SigningKeys, load_secret
+    from consent_service.core.policy import PolicyBase
+    from consent_service.extensions import make_api, make_limiter
+    from consent_service.storage import organizations as organization_store
+    from consent_service.storage.db import make_engine, read_snapshot, session_factory
+    from consent_service.storage.urls import database_url, instance_path
+    from consent_service.views import (
         audit,
         authorize,
         batch,
@@ -41,7 +40,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         subjects,
         vocabulary,
     )
-    from .views.common import EXTENSION
+    from consent_service.views import organizations as admin
+    from consent_service.views.common import EXTENSION
 
     settings = service_config.load(test_config)
     log_hygiene.install()

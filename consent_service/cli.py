@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from . import config as service_config
+from consent_service import config as service_config
 
 if TYPE_CHECKING:
-    from .errors import ServiceError
+    from consent_service.errors import ServiceError
 
 
 def _app():  # type: ignore[no-untyped-def]
-    from . import create_app
+    from consent_service import create_app
 
     return create_app()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from .views.common import EXTENSION
+    from consent_service.views.common import EXTENSION
 
     return _app().extensions[EXTENSION]
 
@@ -49,12 +49,12 @@ def db() -> None:
 
 @db.command("upgrade", help="Apply migrations to the configured database (a release step).")
 def db_upgrade() -> None:
-    from .storage.migrate import upgrade
-    from .storage.urls import database_url
+    from consent_service.storage.migrate import upgrade
+    from consent_service.storage.urls import database_url
 
     settings = service_config.load()
     upgrade(database_url(settings), schema=settings["DB_SCHEMA"])
-    from .domain import audit_log
+    from consent_service.services import audit as audit_log
 
     bound = audit_log.bind_existing_rows(_services(), now=datetime.now(UTC))
     if bound:
@@ -65,7 +65,7 @@ def db_upgrade() -> None:
 
 def _record_consent_reviews(services) -> int:  # type: ignore[no-untyped-def]
     """Put consents a migration listed for review into the audit chain (the migration lacks its key)."""
-    from .domain import consent_reviews
+    from consent_service.services import consent_reviews
 
     listed = consent_reviews.record_pending(services, now=datetime.now(UTC))
     if listed:
@@ -83,7 +83,7 @@ def consents() -> None:
 @click.option("--organization", default=None, help="Only those this organization recorded.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 def consents_reviews(organization: str | None, as_json: bool) -> None:
-    from .domain import consent_reviews
+    from consent_service.services import consent_reviews
 
     services = _services()
     _record_consent_reviews(services)
@@ -106,7 +106,7 @@ def admin() -> None:
 @click.option("--scope", "scopes", multiple=True, default=["admin"], show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 def create_client(name: str, organization: str, scopes: tuple[str, ...], as_json: bool) -> None:
-    from .domain import organizations
+    from consent_service.services import organizations
 
     client = organizations.create_client(_services(), caller=None, organization=organization, name=name,
                                          scopes=list(scopes), now=datetime.now(UTC),
@@ -129,8 +129,8 @@ def subject_systems() -> None:
 @click.option("--shared", is_flag=True, help="any organization may record under it")
 @click.option("--case-insensitive", is_flag=True, help="values compare case-folded")
 def subject_systems_add(system: str, organization: str | None, shared: bool, case_insensitive: bool) -> None:
-    from .domain import subjects
-    from .errors import ServiceError
+    from consent_service.errors import ServiceError
+    from consent_service.services import subjects
 
     try:
         added = subjects.register(_services(), caller=None, system=system, organization=organization,
@@ -143,7 +143,7 @@ def subject_systems_add(system: str, organization: str | None, shared: bool, cas
 
 @subject_systems.command("list", help="Print the registered systems, one JSON object a line.")
 def subject_systems_list() -> None:
-    from .domain import subjects
+    from consent_service.services import subjects
 
     for entry in subjects.list_systems(_services()):
         click.echo(json.dumps({**entry, "created_at": entry["created_at"].isoformat()}))
@@ -169,7 +169,7 @@ Or load the example world with ready-to-paste commands:  make demo
 def serve(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from .log_hygiene import ACCESS_LOG_FORMAT
+    from consent_service.log_hygiene import ACCESS_LOG_FORMAT
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -200,8 +200,8 @@ def users() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 def users_create(email: str, name: str, organization: str, roles: tuple[str, ...], language: str,
                  password: str, as_json: bool) -> None:
-    from .domain import users as cases
-    from .errors import ServiceError
+    from consent_service.errors import ServiceError
+    from consent_service.services import users as cases
 
     try:
         user = cases.create_user(_services(), caller=None, email=email, name=name,
@@ -219,7 +219,7 @@ def users_create(email: str, name: str, organization: str, roles: tuple[str, ...
 @users.command("list", help="List people, optionally of one organization.")
 @click.option("--organization", default=None)
 def users_list(organization: str | None) -> None:
-    from .domain import users as cases
+    from consent_service.services import users as cases
 
     for user in cases.list_users(_services(), organization=organization):
         state = "disabled" if user["disabled_at"] else ("locked" if user["locked_until"] else "active")
@@ -228,14 +228,14 @@ def users_list(organization: str | None) -> None:
 
 def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,
                    **values: str | list[str]) -> None:
-    """Apply one of ``domain.users``' changes to the person with ``email``, then say ``done``.
+    """Apply one of ``services.users``' changes to the person with ``email``, then say ``done``.
 
     A refusal (no such person, an unusable password) ends the command with its message and
     exit status 1 rather than a traceback. The domain is imported here, not at the top, so
     ``--help`` stays quick.
     """
-    from .domain import users as cases
-    from .errors import ServiceError
+    from consent_service.errors import ServiceError
+    from consent_service.services import users as cases
 
     try:
         getattr(cases, change)(_services(), email=email, now=datetime.now(UTC), **values)
@@ -279,8 +279,8 @@ def audit() -> None:
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A signed checkpoint file exported earlier (may repeat).")
 def audit_verify(checkpoints: tuple[str, ...]) -> None:
-    from .domain import audit_log
-    from .domain.keys import InvalidSignature
+    from consent_service.core.keys import InvalidSignature
+    from consent_service.services import audit as audit_log
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
     services = _services()
@@ -300,8 +300,8 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
 @audit.command("checkpoint", help="Verify the chain and every bound row, then print a signed checkpoint "
                "(sequence, head hash, state) to keep elsewhere.")
 def audit_checkpoint() -> None:
-    from .domain import audit_log
-    from .errors import Conflict
+    from consent_service.errors import Conflict
+    from consent_service.services import audit as audit_log
 
     services = _services()
     try:
@@ -316,7 +316,7 @@ def audit_checkpoint() -> None:
 @contextmanager
 def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type: ignore[no-untyped-def]
     """A progress bar on stderr over the entries and rows a verification reads."""
-    from .domain import audit_log
+    from consent_service.services import audit as audit_log
 
     total = audit_log.work(services)
     if not total:
@@ -333,9 +333,9 @@ def keys() -> None:
 
 @keys.command("rotate", help="Add a new signing key in the instance folder; old keys still verify.")
 def keys_rotate() -> None:
-    from .domain import key_rotation
-    from .errors import ServiceError
-    from .views.common import EXTENSION
+    from consent_service.errors import ServiceError
+    from consent_service.services import signing_keys as key_rotation
+    from consent_service.views.common import EXTENSION
 
     app = _app()
     try:
@@ -349,6 +349,6 @@ def keys_rotate() -> None:
 @main.command(help="Load the rough-sleeper example world and print ready-to-paste curl commands.")
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True)
 def demo(base_url: str) -> None:
-    from .demo import load_demo
+    from consent_service.demo import load_demo
 
     click.echo(load_demo(_services(), base_url=base_url, now=datetime.now(UTC)))

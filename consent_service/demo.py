@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .domain import communities, consents, organizations, subjects
-from .domain.caller import Caller
-from .domain.services import Services
-from .errors import ServiceError
-from .storage import communities as community_store
-from .storage import organizations as organization_store
-from .storage.db import read_snapshot
+from consent_service.container import Services
+from consent_service.core.caller import Caller, Via
+from consent_service.errors import ServiceError
+from consent_service.services import communities, consents, organizations, subjects
+from consent_service.storage import communities as community_store
+from consent_service.storage import organizations as organization_store
+from consent_service.storage.db import read_snapshot
 
 ORGANIZATIONS = [
     ("outreach-org", "Street Outreach Collective", "service-provider", ["consents:write", "consents:read"]),
@@ -54,11 +54,13 @@ def _ensure_community(services: Services, now: datetime) -> None:
         exists = community_store.get(session, "nation-a") is not None
     if exists:
         return
-    admin = Caller(organization="admin", client_id="demo", scopes=frozenset({"admin"}))
+    admin = Caller(organization="admin", client_id="demo", scopes=frozenset({"admin"}), via=Via.OPERATOR)
     communities.create_community(
         services, caller=admin, id="nation-a", name="Nation A", stewards=["nation-a-council"], now=now
     )
-    steward = Caller(organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}))
+    steward = Caller(
+        organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}), via=Via.OPERATOR
+    )
     communities.create_rule(
         services,
         caller=steward,
@@ -79,8 +81,15 @@ def _ensure_subject_system(services: Services, now: datetime) -> None:
     with read_snapshot(services.sessions) as session:
         exists = services.subjects.system(session, SUBJECT["system"]) is not None
     if not exists:
-        subjects.register(services, caller=None, system=SUBJECT["system"], organization="outreach-org",
-                          shared=False, case_insensitive=False, now=now)
+        subjects.register(
+            services,
+            caller=None,
+            system=SUBJECT["system"],
+            organization="outreach-org",
+            shared=False,
+            case_insensitive=False,
+            now=now,
+        )
 
 
 def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
@@ -91,6 +100,7 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
         organization="outreach-org",
         client_id=credentials["outreach-org"][0],
         scopes=frozenset({"consents:write"}),
+        via=Via.OPERATOR,
     )
     consent = consents.record(
         services,
@@ -103,16 +113,30 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
             "data_categories": ["demographic", "health", "housing"],
             "recipients": ["outreach-org", "gla", "univ"],
             "expires_at": now + timedelta(days=365),
-            "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present",
-                         "setting": "office"},
+            "evidence": {
+                "method": "verbal",
+                "obtained_by": "worker-17",
+                "notes": "interpreter present",
+                "setting": "office",
+            },
         },
     )
     # What the deployment policy refuses: immigration enforcement, asked at 2 a.m. in a tent.
     try:
-        consents.record(services, caller=outreach, subject=SUBJECT, now=now, terms={
-            "communities": [], "purposes": ["immigration-enforcement"], "data_categories": ["nationality"],
-            "recipients": ["home-office"], "expires_at": None,
-            "evidence": {"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"}})
+        consents.record(
+            services,
+            caller=outreach,
+            subject=SUBJECT,
+            now=now,
+            terms={
+                "communities": [],
+                "purposes": ["immigration-enforcement"],
+                "data_categories": ["nationality"],
+                "recipients": ["home-office"],
+                "expires_at": None,
+                "evidence": {"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"},
+            },
+        )
         refusal = "RECORDED (the deployment policy allows it: check policies/deployment.toml)"
     except ServiceError as exc:
         refusal = f"{exc.code}: {exc.message}"

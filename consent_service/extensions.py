@@ -14,7 +14,7 @@ from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import ValidationFailed
+from consent_service.errors import ValidationFailed
 
 
 def _no_constant(name: str) -> Any:
@@ -116,7 +116,7 @@ class ContractParser(FlaskParser):
 
 
 def make_api() -> Api:
-    from .schemas.common import ErrorSchema
+    from consent_service.schemas.common import ErrorSchema
 
     api = Api()
     api.ARGUMENTS_PARSER = ContractParser()  # type: ignore[attr-defined]

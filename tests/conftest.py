@@ -23,8 +23,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import create_engine, text
 
 from consent_service import create_app
-from consent_service.domain import organizations
-from consent_service.domain.keys import new_signing_key
+from consent_service.core.keys import new_signing_key
+from consent_service.services import organizations
 from consent_service.storage import models
 from consent_service.storage.migrate import upgrade
 from consent_service.views.common import EXTENSION
@@ -134,7 +134,8 @@ class World:
 
     def system(self, system: str, org_id: str | None = None, *, case_insensitive: bool = False) -> str:
         """Register ``system`` to ``org_id`` (None: shared), unless it is registered already."""
-        from consent_service.domain import pseudonyms, subjects
+        from consent_service.core import pseudonyms
+        from consent_service.services import subjects
         from consent_service.storage import subjects as subject_store
 
         with self.services.sessions() as session:

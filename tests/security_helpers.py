@@ -13,7 +13,7 @@ from api_helpers import CONSENT, SUBJECT, engine_of
 from flask import Flask
 from sqlalchemy import text
 
-from consent_service.domain.wire import Scope
+from consent_service.core.permissions import Scope
 from consent_service.storage import models
 
 ALL_SCOPES = tuple(str(scope) for scope in Scope)
@@ -80,7 +80,7 @@ def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str
 
     from sqlalchemy import select, update
 
-    from consent_service.domain import pseudonyms
+    from consent_service.core import pseudonyms
     from consent_service.storage import audit_rows
 
     consent = _ok(client.post("/v1/consents", headers=world.headers(org, "consents:write"),

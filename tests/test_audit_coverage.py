@@ -50,10 +50,12 @@ from web_helpers import (
 )
 
 from consent_service import cli
-from consent_service.domain import audit_log, key_rotation, users
-from consent_service.domain.keys import SIGNING_KEYS_FILE, StagedRotation
-from consent_service.domain.services import Services
-from consent_service.domain.wire import AuditTag
+from consent_service.container import Services
+from consent_service.core.keys import SIGNING_KEYS_FILE, StagedRotation
+from consent_service.core.wire import AuditTag
+from consent_service.services import audit as audit_log
+from consent_service.services import signing_keys as key_rotation
+from consent_service.services import users
 from consent_service.storage import audit as audit_store
 from consent_service.storage import models
 from consent_service.storage.models import AuditEntry, UserAccount

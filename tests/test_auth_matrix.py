@@ -47,10 +47,10 @@ from security_helpers import (
 )
 
 from consent_service.auth.tokens import ACCESS_TOKEN_TYP
-from consent_service.domain import organizations
-from consent_service.domain.keys import SigningKeys, new_signing_key
-from consent_service.domain.receipts import RECEIPT_TYP
+from consent_service.core.keys import SigningKeys, new_signing_key
+from consent_service.core.receipts import RECEIPT_TYP
 from consent_service.errors import ValidationFailed
+from consent_service.services import organizations
 from consent_service.views.common import EXTENSION
 
 ANY_TOKEN = None  # an operation any valid token may call

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from consent_service.domain import audit_log
+from consent_service.services import audit as audit_log
 from consent_service.storage import audit_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import write

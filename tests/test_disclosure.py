@@ -402,8 +402,8 @@ class TestOversight:
     def test_a_person_of_another_organization_cannot_be_given_audit_read(self, app, world):
         from datetime import UTC, datetime
 
-        from consent_service.domain import users
         from consent_service.errors import ValidationFailed
+        from consent_service.services import users
 
         world.org("gla", "government")
         before = table_counts(app)

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from consent_service.domain import obligations as obligation_list
-from consent_service.domain.engine import (
+from consent_service.core import obligations as obligation_list
+from consent_service.core.engine import (
     AccessRequest,
     ApprovalTerms,
     ConsentTerms,
     DecisionEngine,
     Verdict,
 )
-from consent_service.domain.policy import PolicyBase, Rule
-from consent_service.domain.wire import Outcome, ReasonCode, RuleEffect
+from consent_service.core.policy import PolicyBase, Rule
+from consent_service.core.wire import Outcome, ReasonCode, RuleEffect
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 NOW = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)

@@ -29,15 +29,15 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from consent_service.domain.engine import (
+from consent_service.core.engine import (
     AccessRequest,
     ApprovalTerms,
     ConsentTerms,
     DecisionEngine,
     Verdict,
 )
-from consent_service.domain.policy import PolicyBase, Rule
-from consent_service.domain.wire import RuleEffect
+from consent_service.core.policy import PolicyBase, Rule
+from consent_service.core.wire import RuleEffect
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 NOW = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)

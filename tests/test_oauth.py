@@ -14,8 +14,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from consent_service.auth.tokens import ACCESS_TOKEN_TYP
-from consent_service.domain.keys import SigningKeys, new_signing_key
-from consent_service.domain.receipts import RECEIPT_TYP
+from consent_service.core.keys import SigningKeys, new_signing_key
+from consent_service.core.receipts import RECEIPT_TYP
 from consent_service.views.common import EXTENSION
 
 SCOPES = ("authorize", "consents:read")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consent_service.domain.policy import PolicyBase, Rule
-from consent_service.domain.wire import WILDCARD, ManagementAction, RuleEffect
+from consent_service.core.policy import PolicyBase, Rule
+from consent_service.core.wire import WILDCARD, ManagementAction, RuleEffect
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 COMMUNITY, OTHER_COMMUNITY = "nation-a", "nation-b"

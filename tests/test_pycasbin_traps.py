@@ -3,7 +3,7 @@
 For every trap there are two kinds of test:
 
 * ``test_trap_*`` shows what the pinned pycasbin (2.8.0) does. It fails when an upgrade removes
-  or changes the trap: then revisit the workaround in consent_service/domain/policy.py and the
+  or changes the trap: then revisit the workaround in consent_service/core/policy.py and the
   "pycasbin traps, held by tests" section of docs/performance.md, and update this file.
 * ``test_we_*`` shows that policy.py (the only module that imports casbin) avoids the trap,
   checked on the objects it builds rather than on its source text.
@@ -26,8 +26,8 @@ from casbin.model import FastModel, Model
 from casbin.rbac import RoleManager as RoleManagerInterface
 from casbin.rbac.default_role_manager import role_manager as default_role_manager
 
-from consent_service.domain.policy import PolicyBase, Rule
-from consent_service.domain.wire import ManagementAction, RuleEffect
+from consent_service.core.policy import PolicyBase, Rule
+from consent_service.core.wire import ManagementAction, RuleEffect
 from consent_service.schemas.admin import CommunityIn
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -13,7 +13,7 @@ from joserfc.jwk import KeySet
 from trust_helpers import SUBJECT, consent_body, engine_of, run_cli
 
 from consent_service import create_app
-from consent_service.domain.keys import new_signing_key
+from consent_service.core.keys import new_signing_key
 
 ASK = {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]}
 

@@ -27,9 +27,9 @@ from test_policy_casbin import (
     codes,
 )
 
-from consent_service.domain.policy import CompiledRules, Rule
-from consent_service.domain.rule_cache import RuleCache
-from consent_service.domain.wire import WILDCARD, RuleEffect
+from consent_service.core.policy import CompiledRules, Rule
+from consent_service.core.wire import WILDCARD, RuleEffect
+from consent_service.services.rule_cache import RuleCache
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import read_snapshot, write
 from consent_service.storage.models import CommunityRule

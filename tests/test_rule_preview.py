@@ -1,4 +1,4 @@
-"""The rule preview (domain.preview): replaying recorded decisions about members against a
+"""The rule preview (services.preview): replaying recorded decisions about members against a
 proposed rule, with the engine's own matching (issue 7, "previews ... how many of the last 90
 days' decisions it would have changed")."""
 
@@ -21,12 +21,14 @@ from governance_helpers import (
 )
 from sqlalchemy import update
 
-from consent_service.domain.caller import Caller
-from consent_service.domain.preview import preview_rule
+from consent_service.core.caller import Caller, Via
 from consent_service.errors import Forbidden, NotFound, UnknownCode
+from consent_service.services.preview import preview_rule
 from consent_service.storage.models import DecisionCommunity
 
-STEWARD = Caller(organization=COUNCIL_A, client_id="user:test", scopes=frozenset({"rules:write"}))
+STEWARD = Caller(
+    organization=COUNCIL_A, client_id="user:test", scopes=frozenset({"rules:write"}), via=Via.OPERATOR
+)
 
 
 @pytest.fixture
@@ -124,7 +126,9 @@ class TestRequireApproval:
 
 class TestChecks:
     def test_only_a_steward_of_the_community(self, gov: Governance) -> None:
-        other = Caller(organization=COUNCIL_B, client_id="user:b", scopes=frozenset({"rules:write"}))
+        other = Caller(
+            organization=COUNCIL_B, client_id="user:b", scopes=frozenset({"rules:write"}), via=Via.OPERATOR
+        )
         with pytest.raises(Forbidden):
             preview(gov, caller=other)
         with pytest.raises(NotFound):

@@ -32,10 +32,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from consent_service import create_app
-from consent_service.domain import audit_log, consent_reviews
-from consent_service.domain.deployment import DeploymentPolicyError
-from consent_service.domain.policy import PolicyBase
-from consent_service.domain.vocabulary import VocabularyError
+from consent_service.core.deployment import DeploymentPolicyError
+from consent_service.core.policy import PolicyBase
+from consent_service.core.vocabulary import VocabularyError
+from consent_service.services import audit as audit_log
+from consent_service.services import consent_reviews
 from consent_service.storage import audit_rows
 from consent_service.storage.migrate import alembic_config, upgrade
 from consent_service.storage.models import AuditEntry, ConsentReview, ConsentVersion

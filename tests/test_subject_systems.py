@@ -320,7 +320,7 @@ class TestUpgradingAVersion1Database:
         from sqlalchemy import update
 
         from consent_service import create_app
-        from consent_service.domain import pseudonyms
+        from consent_service.core import pseudonyms
         from consent_service.storage import models
         from consent_service.storage.migrate import alembic_config, upgrade
         from consent_service.views.common import EXTENSION

@@ -34,8 +34,8 @@ from web_helpers import (
 
 from consent_service import create_app
 from consent_service.config import DEFAULT_POLICIES_DIR
-from consent_service.domain import organizations
-from consent_service.domain.vocabulary import load_vocabulary
+from consent_service.core.vocabulary import load_vocabulary
+from consent_service.services import organizations
 from consent_service.storage.models import ConsentReview
 from consent_service.web import safeguarding
 from consent_service.web.words import UnknownTimeZone, Words

@@ -17,7 +17,7 @@ from governance_helpers import COUNCIL_A, COUNCIL_B, PROVIDER
 from werkzeug.test import TestResponse
 
 from consent_service.config import DEFAULT_POLICIES_DIR
-from consent_service.domain import users
+from consent_service.services import users
 
 PASSWORD = "a long enough passphrase"
 # Argon2 at its deployed cost takes ~0.3 s a hash here; the tests use the cheapest it allows.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from ..domain.caller import Caller
-from ..domain.keys import InvalidSignature, SigningKeys
-from ..errors import Unauthorized
-from .tokens import ACCESS_TOKEN_TYP
+from consent_service.auth.tokens import ACCESS_TOKEN_TYP
+from consent_service.core.caller import Caller, Via
+from consent_service.core.keys import InvalidSignature, SigningKeys
+from consent_service.errors import Unauthorized
 
 LEEWAY_SECONDS = 0
 
@@ -42,4 +42,4 @@ def verified_caller(token: str, *, keys: SigningKeys, issuer: str, audience: str
         raise Unauthorized("The access token is invalid or expired.")
     scopes = claims.get("scope") or ""
     return Caller(organization=org, client_id=client_id,
-                  scopes=frozenset(scopes.split() if isinstance(scopes, str) else ()))
+                  scopes=frozenset(scopes.split() if isinstance(scopes, str) else ()), via=Via.TOKEN)

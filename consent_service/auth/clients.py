@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 
-from ..domain.credentials import secret_matches
+from consent_service.core.credentials import secret_matches
 
 AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 

@@ -18,8 +18,8 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 
-from ..domain.keys import SigningKeys
-from .clients import ClientCredentials
+from consent_service.auth.clients import ClientCredentials
+from consent_service.core.keys import SigningKeys
 
 ACCESS_TOKEN_TYP = "at+jwt"
 

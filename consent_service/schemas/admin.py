@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from ..domain.wire import OrgType, Scope
-from .common import StrictSchema, code
+from consent_service.core.permissions import Scope
+from consent_service.core.wire import OrgType
+from consent_service.schemas.common import StrictSchema, code
 
 
 class OrganizationIn(StrictSchema):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .common import StrictSchema
+from consent_service.schemas.common import StrictSchema
 
 
 class VerifyIn(StrictSchema):

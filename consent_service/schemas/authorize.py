@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from .common import StrictSchema, SubjectSchema, code, code_list
+from consent_service.schemas.common import StrictSchema, SubjectSchema, code, code_list
 
 
 class AuthorizeIn(StrictSchema):

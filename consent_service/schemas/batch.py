@@ -14,9 +14,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from ..domain.batch_authorize import MAX_SUBJECTS
-from .authorize import ReasonOut
-from .common import StrictSchema, code, code_list, subject_problem
+from consent_service.schemas.authorize import ReasonOut
+from consent_service.schemas.common import StrictSchema, code, code_list, subject_problem
+from consent_service.services.batch_authorize import MAX_SUBJECTS
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = ("system", "value")

@@ -10,8 +10,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from ..domain.wire import RuleEffect
-from .common import MAX_LIST, StrictSchema, aware_datetime, code, code_list, text
+from consent_service.core.wire import RuleEffect
+from consent_service.schemas.common import MAX_LIST, StrictSchema, aware_datetime, code, code_list, text
 
 MAX_DECISIONS = 1000
 

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from ..domain.wire import EvidenceMethod
-from .common import MAX_LIST, StrictSchema, SubjectSchema, aware_datetime, code, code_list, text
+from consent_service.core.wire import EvidenceMethod
+from consent_service.schemas.common import (
+    MAX_LIST,
+    StrictSchema,
+    SubjectSchema,
+    aware_datetime,
+    code,
+    code_list,
+    text,
+)
 
 
 class EvidenceSchema(StrictSchema):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from .authorize import ReasonOut
-from .common import StrictSchema
+from consent_service.schemas.authorize import ReasonOut
+from consent_service.schemas.common import StrictSchema
 
 
 class AuditLinkOut(StrictSchema):

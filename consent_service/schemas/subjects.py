@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .authorize import ReasonOut
-from .common import StrictSchema, SubjectSchema
+from consent_service.schemas.authorize import ReasonOut
+from consent_service.schemas.common import StrictSchema, SubjectSchema
 
 
 class AccessReportIn(StrictSchema):

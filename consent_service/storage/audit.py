@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import bulk
-from .models import AuditEntry, AuditHead
+from consent_service.storage import bulk
+from consent_service.storage.models import AuditEntry, AuditHead
 
 HEAD_ID = 1
 Hasher = Callable[..., str]

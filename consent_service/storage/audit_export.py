@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import AuditEntry
+from consent_service.storage.models import AuditEntry
 
 
 def page(session: Session, *, after: int, limit: int) -> list[AuditEntry]:

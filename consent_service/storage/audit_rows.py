@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, and_, event, func, inspect, literal, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import (
+from consent_service.storage.models import (
     Approval,
     Community,
     CommunityRule,

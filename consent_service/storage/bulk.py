@@ -23,7 +23,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-from .models import Approval, Community, Consent, ConsentVersion, Decision, DecisionCommunity, Membership
+from consent_service.storage.models import (
+    Approval,
+    Community,
+    Consent,
+    ConsentVersion,
+    Decision,
+    DecisionCommunity,
+    Membership,
+)
 
 CHUNK = 1000
 T = TypeVar("T")

@@ -10,8 +10,15 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from . import audit_rows
-from .models import Approval, Community, CommunityRule, CommunitySteward, Membership, ProtectedGrant
+from consent_service.storage import audit_rows
+from consent_service.storage.models import (
+    Approval,
+    Community,
+    CommunityRule,
+    CommunitySteward,
+    Membership,
+    ProtectedGrant,
+)
 
 
 def get(session: Session, community_id: str) -> Community | None:

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit_rows
-from .models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
+from consent_service.storage import audit_rows
+from consent_service.storage.models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 
 
 def get(session: Session, consent_id: str) -> Consent | None:

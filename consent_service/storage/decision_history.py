@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, and_, select
 from sqlalchemy.orm import Session
 
-from .models import Decision, DecisionCommunity
+from consent_service.storage.models import Decision, DecisionCommunity
 
 
 def since(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from .models import Decision, DecisionCommunity
+from consent_service.storage.models import Decision, DecisionCommunity
 
 
 def add(session: Session, decision: Decision, communities: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Community, CommunitySteward, Organization
+from consent_service.storage.models import Community, CommunitySteward, Organization
 
 
 def organizations(session: Session) -> list[Organization]:

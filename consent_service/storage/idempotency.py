@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from .models import IdempotencyRecord
+from consent_service.storage.models import IdempotencyRecord
 
 
 def get(session: Session, *, client_id: str, key: str) -> IdempotencyRecord | None:

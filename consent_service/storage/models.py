@@ -1,7 +1,7 @@
 """SQLModel tables: the only definition of the schema (Alembic migrations are generated from it).
 
 Subjects are never stored raw: ``subject_key`` is an HMAC of system+value (see
-``domain.pseudonyms``). Consent terms, rules and approvals are append-only in effect:
+``core.pseudonyms``). Consent terms, rules and approvals are append-only in effect:
 a change adds a row or stamps a retirement, it never rewrites what was decided.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, Index, MetaData, String, Text
 from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
-from .types import UTCDateTime
+from consent_service.storage.types import UTCDateTime
 
 # Constraint names must be deterministic for Alembic to alter them later (and SQLite batch
 # mode needs names). Set before any table is declared.
@@ -228,7 +228,7 @@ class Decision(SQLModel, table=True):
     rule_ids: list[str] = _json()
     policy_versions: dict[str, int] = _json()
     # What the requester was told, where it differs from the recorded reasons above
-    # (domain/disclosure.py): reasons, obligations, rule_ids, policy_versions. NULL: the same.
+    # (core/disclosure.py): reasons, obligations, rule_ids, policy_versions. NULL: the same.
     told: dict[str, Any] | None = _json(nullable=True)
 
 

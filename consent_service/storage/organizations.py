@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from . import audit_rows
-from .models import OAuthClient, Organization
+from consent_service.storage import audit_rows
+from consent_service.storage.models import OAuthClient, Organization
 
 
 def get_organization(session: Session, org_id: str) -> Organization | None:

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from . import audit_rows
-from .models import Consent, Membership, SubjectKeyAlias, SubjectSystem
+from consent_service.storage import audit_rows
+from consent_service.storage.models import Consent, Membership, SubjectKeyAlias, SubjectSystem
 
 
 def get_system(session: Session, system: str) -> SubjectSystem | None:

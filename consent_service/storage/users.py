@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import audit_rows
-from .models import UserAccount
+from consent_service.storage import audit_rows
+from consent_service.storage.models import UserAccount
 
 
 def get(session: Session, user_id: str) -> UserAccount | None:

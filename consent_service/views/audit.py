@@ -6,10 +6,10 @@ from typing import Any
 
 from flask.views import MethodView
 
-from ..domain import audit_export as cases
-from ..domain.wire import Scope
-from ..schemas.audit import CheckpointOut, EntriesOut, EntriesQuery, VerificationOut, VerifyIn
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.core.permissions import Scope
+from consent_service.schemas.audit import CheckpointOut, EntriesOut, EntriesQuery, VerificationOut, VerifyIn
+from consent_service.services import audit_export as cases
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("audit", __name__, url_prefix="/v1/audit", description="Audit log (scope audit:read)")
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask.views import MethodView
 
-from ..domain import authorize as cases
-from ..domain import codes
-from ..domain.wire import Scope
-from ..schemas.authorize import AuthorizeIn, DecisionOut
-from .common import ApiBlueprint, now, services, token_caller_with
+from consent_service.core.permissions import Scope
+from consent_service.schemas.authorize import AuthorizeIn, DecisionOut
+from consent_service.services import authorize as cases
+from consent_service.services import codes
+from consent_service.views.common import ApiBlueprint, now, services, token_caller_with
 
 # The decision checks that the token's client is still active in its own read snapshot.
 blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)",

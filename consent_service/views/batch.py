@@ -7,12 +7,12 @@ from typing import Any
 from flask import Response, jsonify, request
 from flask.views import MethodView
 
-from ..domain import batch_authorize as cases
-from ..domain import codes
-from ..domain.authorize import Subject
-from ..domain.wire import Scope
-from ..schemas.batch import BatchAuthorizeIn, BatchDecisionsOut
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.core.permissions import Scope
+from consent_service.schemas.batch import BatchAuthorizeIn, BatchDecisionsOut
+from consent_service.services import batch_authorize as cases
+from consent_service.services import codes
+from consent_service.services.authorize import Subject
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("batch", __name__, url_prefix="/v1",
                    description="Cohort access decisions (scope authorize)")

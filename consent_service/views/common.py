@@ -9,15 +9,15 @@ from typing import Any
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
-from ..auth.bearer import verified_caller
-from ..domain.caller import Caller
-from ..domain.idempotency import IdempotencyKey
-from ..domain.services import Services
-from ..domain.wire import Scope
-from ..errors import Forbidden, Unauthorized, ValidationFailed
-from ..extensions import ContractParser
-from ..storage import organizations as organization_store
-from ..storage.db import read_snapshot
+from consent_service.auth.bearer import verified_caller
+from consent_service.container import Services
+from consent_service.core.caller import Caller
+from consent_service.core.permissions import Scope
+from consent_service.errors import Forbidden, Unauthorized, ValidationFailed
+from consent_service.extensions import ContractParser
+from consent_service.services.idempotency import IdempotencyKey
+from consent_service.storage import organizations as organization_store
+from consent_service.storage.db import read_snapshot
 
 EXTENSION = "consent_service"
 

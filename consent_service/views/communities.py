@@ -14,11 +14,9 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import RAISE
 
-from ..domain import communities as cases
-from ..domain import organizations as organization_cases
-from ..domain.wire import Scope
-from ..schemas.admin import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
-from ..schemas.communities import (
+from consent_service.core.permissions import Scope
+from consent_service.schemas.admin import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
+from consent_service.schemas.communities import (
     ApprovalIn,
     ApprovalListOut,
     ApprovalOut,
@@ -32,7 +30,9 @@ from ..schemas.communities import (
     RuleOut,
     RulesQuery,
 )
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.services import communities as cases
+from consent_service.services import organizations as organization_cases
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("communities", __name__, url_prefix="/v1/communities",
                 description="Community governance: collective rules, approvals, decisions (OCAP)")

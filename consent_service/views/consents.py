@@ -7,10 +7,8 @@ from typing import Any
 from flask import request
 from flask.views import MethodView
 
-from ..domain import consent_reviews
-from ..domain import consents as cases
-from ..domain.wire import Scope
-from ..schemas.consents import (
+from consent_service.core.permissions import Scope
+from consent_service.schemas.consents import (
     AmendIn,
     ConsentHistoryOut,
     ConsentIn,
@@ -18,7 +16,9 @@ from ..schemas.consents import (
     ConsentReviewsOut,
     RevokeIn,
 )
-from .common import ApiBlueprint, caller_with, idempotency_key, now, services
+from consent_service.services import consent_reviews
+from consent_service.services import consents as cases
+from consent_service.views.common import ApiBlueprint, caller_with, idempotency_key, now, services
 
 blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
 

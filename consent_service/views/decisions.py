@@ -6,10 +6,10 @@ from typing import Any
 
 from flask.views import MethodView
 
-from ..domain import decision_lookup as cases
-from ..domain.wire import Scope
-from ..schemas.decisions import DecisionRecordOut
-from .common import ApiBlueprint, caller_with, services
+from consent_service.core.permissions import Scope
+from consent_service.schemas.decisions import DecisionRecordOut
+from consent_service.services import decisions as cases
+from consent_service.views.common import ApiBlueprint, caller_with, services
 
 blp = ApiBlueprint(
     "decisions",

@@ -11,8 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ErrorCode, ServiceError, error_body
-from .limits import retry_after_seconds
+from consent_service.errors import ErrorCode, ServiceError, error_body
+from consent_service.views.limits import retry_after_seconds
 
 log = logging.getLogger(__name__)
 

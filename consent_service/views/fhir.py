@@ -7,9 +7,9 @@ import json
 from flask import Response
 from flask.views import MethodView
 
-from ..domain import fhir as cases
-from ..domain.wire import Scope
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.core.permissions import Scope
+from consent_service.services import fhir as cases
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("fhir", __name__, url_prefix="/v1/consents", description="FHIR export")
 

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from ..errors import Unavailable
-from ..storage.db import read_snapshot
-from .common import services
+from consent_service.errors import Unavailable
+from consent_service.storage.db import read_snapshot
+from consent_service.views.common import services
 
 blp = Blueprint("health", __name__)
 

@@ -37,8 +37,8 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from ..errors import Unauthorized
-from .common import token_caller
+from consent_service.errors import Unauthorized
+from consent_service.views.common import token_caller
 
 LIMITER_EXTENSION = "consent_limiter"
 TOKEN_ENDPOINT = "oauth.issue_token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .errors import render_oauth_error
+from consent_service.views.errors import render_oauth_error
 
 blp = Blueprint("oauth", __name__)
 

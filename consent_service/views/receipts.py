@@ -7,11 +7,12 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 
-from ..domain import access_report, receipt_check
-from ..domain.wire import Scope
-from ..schemas.receipts import ReceiptCheckOut, ReceiptIn, ReceiptPageQuery
-from . import html
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.core.permissions import Scope
+from consent_service.schemas.receipts import ReceiptCheckOut, ReceiptIn, ReceiptPageQuery
+from consent_service.services import access_report
+from consent_service.services import receipts as receipt_check
+from consent_service.views import html
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("receipts", __name__, url_prefix="/v1", description="Consent and decision receipts")
 

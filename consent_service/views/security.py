@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from ..errors import ValidationFailed
+from consent_service.errors import ValidationFailed
 
 HTML_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -7,12 +7,12 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 
-from ..domain import access_report as cases
-from ..domain import subjects as subject_cases
-from ..domain.wire import Scope
-from ..schemas.subjects import AccessReportIn, AccessReportOut, FormatQuery, RekeyOut
-from . import html
-from .common import ApiBlueprint, caller_with, now, services
+from consent_service.core.permissions import Scope
+from consent_service.schemas.subjects import AccessReportIn, AccessReportOut, FormatQuery, RekeyOut
+from consent_service.services import access_report as cases
+from consent_service.services import subjects as subject_cases
+from consent_service.views import html
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("subjects", __name__, url_prefix="/v1/subjects", description="A person's own record")
 

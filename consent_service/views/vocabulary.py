@@ -4,8 +4,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from ..schemas.vocabulary import VocabularyOut
-from .common import ApiBlueprint, caller_with, services
+from consent_service.schemas.vocabulary import VocabularyOut
+from consent_service.views.common import ApiBlueprint, caller_with, services
 
 blp = ApiBlueprint("vocabulary", __name__, url_prefix="/v1", description="Purposes and data categories")
 

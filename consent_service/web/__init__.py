@@ -16,12 +16,12 @@ from flask import Flask, redirect, url_for
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
-from ..domain import pseudonyms
-from ..views.common import EXTENSION
-from . import account, i18n, intake, steward
-from .render import words
-from .session import TLSAwareSessions
-from .words import time_zone
+from consent_service.core import pseudonyms
+from consent_service.views.common import EXTENSION
+from consent_service.web import account, i18n, intake, steward
+from consent_service.web.render import words
+from consent_service.web.session import TLSAwareSessions
+from consent_service.web.words import time_zone
 
 
 def register(app: Flask) -> None:

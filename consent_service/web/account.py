@@ -1,7 +1,7 @@
 """Signing in and out, the start page, and the language switch.
 
 Each of these that changes something on the server (a sign-in attempt, a sign-out, a signed-in
-person's language) is recorded in the audit chain by ``domain.users``; a language chosen before
+person's language) is recorded in the audit chain by ``services.users``; a language chosen before
 signing in lives only in the cookie.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from flask import Response, flash, redirect, request, session, url_for
 
-from ..domain import stewardship, users
-from ..domain.users import SignInRefused
-from ..domain.wire import Scope
-from ..views.common import services
-from . import i18n
-from .render import blueprint, page
-from .session import begin, current_user, end, now, signed_in
+from consent_service.core.permissions import Scope
+from consent_service.services import stewardship, users
+from consent_service.services.users import SignInRefused
+from consent_service.views.common import services
+from consent_service.web import i18n
+from consent_service.web.render import blueprint, page
+from consent_service.web.session import begin, current_user, end, now, signed_in
 
 bp = blueprint("web", __name__, "/web")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import g, request, session
 
-from .session import current_user
+from consent_service.web.session import current_user
 
 LANGUAGES = {"en": "English", "fr": "Français"}
 DEFAULT = "en"

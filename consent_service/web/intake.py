@@ -22,11 +22,11 @@ from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..domain import access_report, consent_reviews, consents
-from ..domain.deployment import Setting
-from ..domain.vocabulary import Term
-from ..domain.wire import EvidenceMethod, Scope
-from ..errors import (
+from consent_service.core.deployment import Setting
+from consent_service.core.permissions import Scope
+from consent_service.core.vocabulary import Term
+from consent_service.core.wire import EvidenceMethod
+from consent_service.errors import (
     Conflict,
     CrisisSettingRefused,
     NotFound,
@@ -34,13 +34,14 @@ from ..errors import (
     UnknownCode,
     ValidationFailed,
 )
-from ..schemas.consents import ConsentIn, RevokeIn
-from ..views import html
-from ..views.common import services
-from . import i18n, safeguarding
-from .qr import qr_svg
-from .render import blueprint, page, words
-from .session import caller_with, now, signed_in
+from consent_service.schemas.consents import ConsentIn, RevokeIn
+from consent_service.services import access_report, consent_reviews, consents
+from consent_service.views import html
+from consent_service.views.common import services
+from consent_service.web import i18n, safeguarding
+from consent_service.web.qr import qr_svg
+from consent_service.web.render import blueprint, page, words
+from consent_service.web.session import caller_with, now, signed_in
 
 bp = blueprint("intake", __name__, "/web/intake")
 

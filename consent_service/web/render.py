@@ -14,13 +14,13 @@ from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from ..domain import stewardship
-from ..domain.wire import Scope
-from ..errors import ServiceError
-from ..views.common import services
-from . import i18n
-from .session import SignInNeeded, check_csrf, csrf_token, current_user
-from .words import Words, time_zone
+from consent_service.core.permissions import Scope
+from consent_service.errors import ServiceError
+from consent_service.services import stewardship
+from consent_service.views.common import services
+from consent_service.web import i18n
+from consent_service.web.session import SignInNeeded, check_csrf, csrf_token, current_user
+from consent_service.web.words import Words, time_zone
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The intake form's safeguards (issue 11): where consent is given decides what may be asked.
 
-The deployment policy (``policies/deployment.toml``, ``domain.deployment``) names the settings
+The deployment policy (``policies/deployment.toml``, ``core.deployment``) names the settings
 consent is given in, the crisis settings that may grant only a short list of purposes, and the
 protected purposes a consent may grant only where the deployment allows them, under its
 conditions. The form asks the setting first and offers only what that setting may grant; a
@@ -16,12 +16,12 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from ..domain import safeguards
-from ..domain.deployment import DeploymentPolicy, ProtectedPurpose, Setting
-from ..domain.vocabulary import Term, Vocabulary
-from ..errors import CrisisSettingRefused, ServiceError
-from . import i18n
-from .words import Words
+from consent_service.core import safeguards
+from consent_service.core.deployment import DeploymentPolicy, ProtectedPurpose, Setting
+from consent_service.core.vocabulary import Term, Vocabulary
+from consent_service.errors import CrisisSettingRefused, ServiceError
+from consent_service.web import i18n
+from consent_service.web.words import Words
 
 # The fields of the confirmation step; any other problem sends the worker back to the form.
 CONFIRM_FIELDS = frozenset({"witness", "confirm"})

@@ -1,7 +1,7 @@
 """Who is signed in, what they may do, and the checks every web request passes first.
 
 The signed-in person acts as a ``Caller`` of their organization with the scopes of their
-roles (``domain.users``); pages hand that caller to the same use cases the API calls, which
+roles (``services.users``); pages hand that caller to the same use cases the API calls, which
 check the per-organization and per-community permissions. Here only the scope is checked, as
 ``views.common.caller_with`` does for a token.
 
@@ -22,11 +22,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
-from ..domain import users
-from ..domain.users import SignedInUser
-from ..domain.wire import Scope
-from ..errors import Forbidden, ValidationFailed
-from ..views.common import services
+from consent_service.core.permissions import Scope
+from consent_service.errors import Forbidden, ValidationFailed
+from consent_service.services import users
+from consent_service.services.users import SignedInUser
+from consent_service.views.common import services
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"

@@ -17,17 +17,18 @@ from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..domain import communities, preview, stewardship
-from ..domain.wire import RuleEffect, Scope
-from ..errors import Conflict, NotFound, UnknownCode, ValidationFailed
-from ..schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
-from ..views.common import services
-from . import i18n
-from .charts import timeline_svg
-from .intake import end_of_day, flatten, loaded, tree
-from .render import blueprint, page, words
-from .session import caller_with, now
-from .words import OBLIGATIONS
+from consent_service.core.permissions import Scope
+from consent_service.core.wire import RuleEffect
+from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from consent_service.schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
+from consent_service.services import communities, preview, stewardship
+from consent_service.views.common import services
+from consent_service.web import i18n
+from consent_service.web.charts import timeline_svg
+from consent_service.web.intake import end_of_day, flatten, loaded, tree
+from consent_service.web.render import blueprint, page, words
+from consent_service.web.session import caller_with, now
+from consent_service.web.words import OBLIGATIONS
 
 bp = blueprint("steward", __name__, "/web/communities")
 

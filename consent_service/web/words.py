@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..domain.vocabulary import Vocabulary
+from consent_service.core.vocabulary import Vocabulary
 
 OBLIGATIONS = {
     "aggregate_only": ("only as counts or totals", "uniquement sous forme de totaux"),

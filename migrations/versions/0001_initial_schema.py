@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_head'))
     )
-    # The chain starts empty: sequence 0 and the genesis hash (domain.audit.GENESIS).
+    # The chain starts empty: sequence 0 and the genesis hash (core.audit_chain.GENESIS).
     op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])
     op.create_table('community',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

@@ -1,0 +1,133 @@
+"""The tamper-evident audit chain: hashing, verification and signed checkpoints.
+
+Each entry's hash is HMAC-SHA256 under a key derived from the service secret, over the
+previous entry's hash and the canonical JSON of the entry. Changing, deleting, inserting or
+reordering an entry breaks a link; recomputing the links needs the key, which a person who
+can only write to the database does not have. Cutting off the tail leaves an intact but
+shorter chain: the head row and signed checkpoints (sequence + head hash, signed with the
+service's asymmetric key and kept elsewhere) catch that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consent_service.core.keys import InvalidSignature, SigningKeys
+
+GENESIS = "0" * 64
+CHECKPOINT_TYP = "audit-checkpoint+jwt"
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: datetime
+    tag: str
+    actor_org: str | None
+    actor_client: str | None
+    object_id: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")
+
+
+def link_hash(key: bytes, *, prev_hash: str, seq: int, at: datetime, tag: str, actor_org: str | None,
+              actor_client: str | None, object_id: str | None, payload: dict[str, Any]) -> str:
+    body = canonical({"seq": seq, "at": at.isoformat(), "tag": tag, "actor_org": actor_org,
+                      "actor_client": actor_client, "object_id": object_id, "payload": payload})
+    return hmac.new(key, prev_hash.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    problem: str | None = None
+    seq: int | None = None
+    table: str | None = None  # a bound row that differs from the chain: its table and key
+    row: list[Any] | None = None
+    rows: tuple[dict[str, Any], ...] = ()  # every such row found (up to a limit), first one above
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "problem": self.problem, "seq": self.seq,
+                "table": self.table, "row": self.row, "rows": list(self.rows)}
+
+
+def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] | None = None,
+                 checkpoints: Iterable[tuple[int, str]] = ()) -> Verification:
+    """Walk the chain in sequence order; report the first broken place.
+
+    ``head`` is the stored head row; ``checkpoints`` are (seq, hash) pairs exported earlier
+    (already signature-checked): each must still be on the chain.
+    """
+    wanted = dict(checkpoints)
+    expected_seq, prev, count = 1, GENESIS, 0
+    for entry in entries:
+        if entry.seq != expected_seq:
+            kind = "deleted" if entry.seq > expected_seq else "inserted or reordered"
+            return Verification(False, count, expected_seq - 1, prev,
+                                f"entry {expected_seq} is missing or out of place ({kind})", expected_seq)
+        if entry.prev_hash != prev:
+            return Verification(False, count, entry.seq - 1, prev,
+                                f"entry {entry.seq} does not link to entry {entry.seq - 1} "
+                                "(inserted, deleted or reordered)", entry.seq)
+        recomputed = link_hash(key, prev_hash=entry.prev_hash, seq=entry.seq, at=entry.at, tag=entry.tag,
+                               actor_org=entry.actor_org, actor_client=entry.actor_client,
+                               object_id=entry.object_id, payload=entry.payload)
+        if not hmac.compare_digest(recomputed, entry.hash):
+            return Verification(False, count, entry.seq - 1, prev,
+                                f"entry {entry.seq} was modified (its hash does not match its content)",
+                                entry.seq)
+        if entry.seq in wanted and wanted.pop(entry.seq) != entry.hash:
+            return Verification(False, count, entry.seq, entry.hash,
+                                f"entry {entry.seq} differs from the signed checkpoint", entry.seq)
+        prev, count, expected_seq = entry.hash, count + 1, entry.seq + 1
+    last = expected_seq - 1
+    if wanted:
+        seq = min(wanted)
+        return Verification(False, count, last, prev,
+                            f"the chain ends at {last} but a signed checkpoint covers entry {seq} "
+                            "(entries were cut off)", seq)
+    if head is not None and (head[0] != last or head[1] != prev):
+        return Verification(False, count, last, prev,
+                            f"the chain ends at entry {last} but the head records entry {head[0]} "
+                            "(entries were cut off or appended without the key)", last + 1)
+    return Verification(True, count, last, prev)
+
+
+def sign_checkpoint(keys: SigningKeys, *, seq: int, head_hash: str, at: datetime,
+                    state: str | None = None) -> str:
+    """``state`` commits to the rows the chain binds at ``seq`` (see audit_rows.Tally.commitment)."""
+    claims: dict[str, Any] = {"seq": seq, "hash": head_hash, "iat": int(at.timestamp())}
+    if state is not None:
+        claims["state"] = state
+    return keys.sign(claims, typ=CHECKPOINT_TYP)
+
+
+def read_checkpoint(keys: SigningKeys, token: str) -> tuple[int, str]:
+    seq, head_hash, _ = read_checkpoint_state(keys, token)
+    return seq, head_hash
+
+
+def read_checkpoint_state(keys: SigningKeys, token: str) -> tuple[int, str, str | None]:
+    """(seq, head hash, state commitment or None for a checkpoint signed before rows were bound)."""
+    _, claims = keys.verify(token, typ=CHECKPOINT_TYP)
+    try:
+        state = claims.get("state")
+        return int(claims["seq"]), str(claims["hash"]), str(state) if state is not None else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidSignature("checkpoint lacks seq or hash") from exc

@@ -1,0 +1,278 @@
+"""Binding the state to the audit chain: every bound row is what its last audit entry recorded.
+
+Each audit entry that creates or changes rows carries, in its payload (so inside the entry's
+keyed hash), one *naming* per row: ``[table, key, new, old]`` where ``new`` is the row's
+digest after the change (null: deleted) and ``old`` its digest before (null: inserted)::
+
+    digest(row) = HMAC-SHA256(k_rows, canonical JSON of [table, {column: value}])[:32 hex]
+
+Verification streams (docs/audit.md, "What the chain covers"):
+
+1. While the chain is walked, every naming adds ``f(new) - f(old)`` to a tally per table and
+   bucket, where ``f(d) = HMAC-SHA256(k_state, d)`` read as a number (mod 2**256) and the
+   bucket is a hash of (table, key) into ``BUCKETS``. The tally is the state the log says.
+2. Every bound table is read in key order (keyset pages) and every row adds ``f(digest)``.
+3. The tallies must be equal. ``f`` is keyed and never stored, so nobody without the secret
+   can find changes whose terms cancel. Memory: one number per table and bucket.
+4. Only if some bucket differs: the chain and those tables are read once more, keeping just
+   the rows of (at most ``LOCALIZE``) differing buckets, which names each changed, added or
+   deleted row and the entry that last recorded it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from consent_service.core.audit_chain import canonical
+from consent_service.storage import audit as audit_store
+from consent_service.storage import audit_rows as store
+from consent_service.storage.models import Decision, DecisionCommunity
+
+ROWS = "rows"  # the payload key of an entry's namings
+BASELINE_TAG = "audit:rows-bound"  # entries binding the rows that existed before rows were bound
+BUCKETS = 1024
+LOCALIZE = 16  # differing buckets examined row by row (each holds ~ rows / BUCKETS rows)
+MAX_PROBLEMS = 20
+BASELINE_CHUNK = 500
+MODULUS = 1 << 256
+
+Progress = Callable[[int], None]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    return value
+
+
+def digest(key: bytes, table: Table, values: Mapping[str, Any]) -> str:
+    """The row's digest over every column (missing columns count as NULL)."""
+    form = {column.name: _plain(values.get(column.name)) for column in table.columns}
+    return hmac.new(key, canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
+
+
+def key_text(key: Iterable[Any]) -> str:
+    return canonical(list(key)).decode("utf-8")
+
+
+def naming(key: bytes, table: Table, new: Mapping[str, Any] | None,
+           old: Mapping[str, Any] | None = None, *, row_key: tuple[Any, ...] | None = None) -> list[Any]:
+    """``[table, key, new digest, old digest]`` for one row created, changed or deleted."""
+    source = new if new is not None else old
+    assert source is not None or row_key is not None
+    k = row_key if row_key is not None else store.key_of(table, source)  # type: ignore[arg-type]
+    return [table.name, list(k), digest(key, table, new) if new is not None else None,
+            digest(key, table, old) if old is not None else None]
+
+
+def inserted(key: bytes, table: Table, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+    """Namings of rows about to be inserted from these column values (the decision path)."""
+    return [naming(key, table, values) for values in rows]
+
+
+def decision_rows(key: bytes, decisions: Iterable[Mapping[str, Any]],
+                  links: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+    """Namings of decision rows and their community links, from the values about to be inserted."""
+    return (inserted(key, store.BOUND[Decision.__tablename__], decisions)
+            + inserted(key, store.BOUND[DecisionCommunity.__tablename__], links))
+
+
+def pending(key: bytes, session: Session) -> list[list[Any]]:
+    """Namings of the rows the unit of work marked as added or changing (storage.audit_rows)."""
+    return [naming(key, table, now, before, row_key=row_key)
+            for table, row_key, before, now in store.take(session)]
+
+
+# -- the tally -------------------------------------------------------------------------------------
+
+def _bucket(table: str, key: str) -> int:
+    return zlib.crc32(f"{table}\x00{key}".encode()) % BUCKETS
+
+
+@dataclass
+class Tally:
+    """Per (table, bucket): the sum of f(digest) over rows, and the number of rows."""
+
+    state_key: bytes
+    sums: dict[tuple[str, int], int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def _f(self, d: str) -> int:
+        return int.from_bytes(hmac.new(self.state_key, d.encode("ascii"), hashlib.sha256).digest(), "big")
+
+    def add(self, table: str, key: str, d: str, sign: int = 1) -> None:
+        slot = (table, _bucket(table, key))
+        self.sums[slot] = (self.sums.get(slot, 0) + sign * self._f(d)) % MODULUS
+        self.counts[table] = self.counts.get(table, 0) + sign
+
+    def apply(self, named: Iterable[list[Any]]) -> None:
+        for table, key, new, old in named:
+            text = key_text(key)
+            if old is not None:
+                self.add(table, text, old, -1)
+            if new is not None:
+                self.add(table, text, new)
+
+    def differing(self, other: Tally) -> list[tuple[str, int]]:
+        slots = {s for s, v in self.sums.items() if v} | {s for s, v in other.sums.items() if v}
+        return sorted(s for s in slots if self.sums.get(s, 0) != other.sums.get(s, 0))
+
+    def commitment(self) -> str:
+        """A digest of the whole tally (what a checkpoint signs as ``state``)."""
+        body = canonical({"sums": sorted([t, b, format(v, "x")] for (t, b), v in self.sums.items() if v),
+                          "counts": {t: n for t, n in self.counts.items() if n}})
+        return hashlib.sha256(body).hexdigest()
+
+
+def namings_of(payload: Mapping[str, Any]) -> list[list[Any]]:
+    named = payload.get(ROWS) if isinstance(payload, Mapping) else None
+    return named if isinstance(named, list) else []
+
+
+def tallying(entries: Iterable[Any], tally: Tally, *, at_seqs: Iterable[int] = (),
+             commitments: dict[int, str] | None = None, progress: Progress | None = None,
+             seen: dict[str, Any] | None = None) -> Iterator[Any]:
+    """Pass the chain's entries through unchanged, adding each entry's namings to ``tally``.
+
+    ``commitments`` receives the tally's commitment after each entry whose seq is in ``at_seqs``
+    (the checkpoints'); ``seen`` records whether the chain starts before rows were bound.
+    """
+    wanted = set(at_seqs)
+    for entry in entries:
+        payload = entry.payload
+        if seen is not None:
+            if entry.seq == 1:
+                seen["legacy"] = not (isinstance(payload, Mapping) and ROWS in payload)
+            if entry.tag == BASELINE_TAG:
+                seen["baseline"] = True
+        try:
+            tally.apply(namings_of(payload))
+        except (TypeError, ValueError, AttributeError):
+            seen_problem = seen if seen is not None else {}
+            seen_problem.setdefault("malformed", entry.seq)
+        if commitments is not None and entry.seq in wanted:
+            commitments[entry.seq] = tally.commitment()
+        if progress is not None:
+            progress(1)
+        yield entry
+
+
+# -- the state against the tally --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RowProblem:
+    table: str
+    row: list[Any]
+    problem: str
+    seq: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "row": self.row, "problem": self.problem, "seq": self.seq}
+
+
+def tally_tables(session: Session, rows_key: bytes, state_key: bytes,
+                 progress: Progress | None = None) -> Tally:
+    tally = Tally(state_key)
+    for name, table in store.BOUND.items():
+        for values in store.rows(session, table):
+            tally.add(name, key_text(store.key_of(table, values)), digest(rows_key, table, values))
+            if progress is not None:
+                progress(1)
+    return tally
+
+
+def locate(session: Session, rows_key: bytes, slots: list[tuple[str, int]]) -> list[RowProblem]:
+    """Name the rows of the differing (table, bucket) slots: a second, bounded pass."""
+    chosen = set(slots[:LOCALIZE])
+    live: dict[tuple[str, str], tuple[str, int]] = {}
+    problems: list[RowProblem] = []
+    for entry in audit_store.entries(session):
+        for table, key, new, old in namings_of(entry.payload):
+            text = key_text(key)
+            if (table, _bucket(table, text)) not in chosen:
+                continue
+            before = live.get((table, text))
+            if old is not None and (before is None or before[0] != old):
+                problems.append(RowProblem(table, list(key), (
+                    f"row {text} of table {table} was changed outside the service before entry "
+                    f"{entry.seq} changed it"), entry.seq))
+            if new is None:
+                live.pop((table, text), None)
+            else:
+                live[(table, text)] = (new, entry.seq)
+    for name in sorted({t for t, _ in chosen}):
+        table = store.BOUND.get(name)
+        if table is None:
+            continue
+        for values in store.rows(session, table):
+            text = key_text(store.key_of(table, values))
+            if (name, _bucket(name, text)) not in chosen:
+                continue
+            recorded = live.pop((name, text), None)
+            key = [_plain(v) for v in store.key_of(table, values)]
+            if recorded is None:
+                problems.append(RowProblem(name, key, (
+                    f"row {text} of table {name} is not recorded by any audit entry "
+                    "(inserted outside the service)")))
+            elif digest(rows_key, table, values) != recorded[0]:
+                problems.append(RowProblem(name, key, (
+                    f"row {text} of table {name} differs from what entry {recorded[1]} recorded "
+                    "(edited outside the service)"), recorded[1]))
+    for (name, text), (_, seq) in sorted(live.items()):
+        if name in {t for t, _ in chosen}:
+            problems.append(RowProblem(name, json.loads(text), (
+                f"row {text} of table {name}, recorded by entry {seq}, is missing "
+                "(deleted outside the service)"), seq))
+    if not problems:  # the sums differ, yet no row stands out: say so rather than pass
+        problems = [RowProblem(t, [], f"table {t} differs from what the audit chain recorded")
+                    for t, _ in slots[:1]]
+    problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.table, key_text(p.row)))
+    return problems[:MAX_PROBLEMS]
+
+
+def check_state(session: Session, rows_key: bytes, logged: Tally,
+                progress: Progress | None = None) -> list[RowProblem]:
+    """Compare the tables with the chain's tally; name the rows that differ (empty: all bound)."""
+    stored = tally_tables(session, rows_key, logged.state_key, progress)
+    slots = logged.differing(stored)
+    return locate(session, rows_key, slots) if slots else []
+
+
+def work(session: Session) -> int:
+    """How many steps a verification takes (entries + rows), for a progress bar."""
+    return audit_store.head(session)[0] + sum(store.count(session, t) for t in store.BOUND.values())
+
+
+# -- binding the rows that existed before rows were bound ------------------------------------------
+
+def needs_baseline(session: Session) -> bool:
+    """True when the chain began before entries recorded rows and no baseline was appended."""
+    first = audit_store.at(session, 1)
+    if first is None or (isinstance(first.payload, Mapping) and ROWS in first.payload):
+        return False
+    return not audit_store.has_tag(session, BASELINE_TAG)
+
+
+def baseline_entries(session: Session, rows_key: bytes, now: datetime
+                     ) -> Iterator[tuple[datetime, str, str | None, dict[str, Any]]]:
+    """Entries naming every row that exists now, ``BASELINE_CHUNK`` rows per entry."""
+    for name, table in store.BOUND.items():
+        chunk: list[list[Any]] = []
+        for values in store.rows(session, table):
+            chunk.append(naming(rows_key, table, values))
+            if len(chunk) == BASELINE_CHUNK:
+                yield now, BASELINE_TAG, name, {"table": name, ROWS: chunk}
+                chunk = []
+        if chunk:
+            yield now, BASELINE_TAG, name, {"table": name, ROWS: chunk}

@@ -1,0 +1,213 @@
+"""Administration: organizations and their OAuth clients, and who may create which client.
+
+* ``audit:read`` is oversight of the whole deployment: only clients (and people) of the
+  ``admin`` organization or of an ``oversight`` organization may hold it (400 otherwise).
+* Once an organization stewards a community, the operator no longer makes its credentials:
+  admin may create the first client of a steward organization only while it has no active
+  client; after that the steward's own ``rules:write`` client creates its organization's
+  clients (403 for any other organization, and never ``admin``).
+* Every client of a community's steward organizations (each can act for the community) is
+  listed to the community's stewards, who can disable it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from consent_service.container import Services
+from consent_service.core.caller import Caller
+from consent_service.core.credentials import hash_secret, new_client_id, new_client_secret
+from consent_service.core.permissions import Scope
+from consent_service.core.wire import AuditTag, ManagementAction, OrgType
+from consent_service.errors import Conflict, Forbidden, NotFound, UnknownCode, ValidationFailed
+from consent_service.storage import audit_rows as bound_rows
+from consent_service.storage import communities as community_store
+from consent_service.storage import directory
+from consent_service.storage import organizations as store
+from consent_service.storage.db import read_snapshot, write
+from consent_service.storage.models import OAuthClient, Organization
+
+ADMIN_ORGANIZATION = "admin"
+
+
+def check_oversight(org: Organization, scopes: Iterable[str], *, field: str = "scopes") -> None:
+    """400 naming ``field`` when ``scopes`` include audit:read for an organization that is not
+    the admin organization or an oversight organization."""
+    if str(Scope.AUDIT_READ) in scopes and org.id != ADMIN_ORGANIZATION and org.type != OrgType.OVERSIGHT:
+        raise ValidationFailed(
+            "audit:read is oversight of the whole deployment: only the admin organization or an "
+            "oversight organization may hold it.",
+            details={field: [f"audit:read is not for organization {org.id} (type {org.type}); "
+                             "a community's stewards read their community with community:read"]})
+
+
+def _check_creator(session: Session, caller: Caller, org: Organization, scopes: list[str]) -> None:
+    """Who may create a client of ``org`` (a ``None`` caller is the bootstrap CLI)."""
+    stewarding = directory.stewarded_by(session, org.id)
+    if caller.is_admin:
+        if stewarding and store.has_active_client(session, org.id):
+            raise Forbidden(f"Organization {org.id} stewards a community and has an active client: "
+                            "it creates its own clients with its rules:write client.")
+        return
+    if not caller.has(Scope.RULES_WRITE) or org.id != caller.organization:
+        raise Forbidden("A steward's rules:write client creates clients of its own organization only.")
+    if not stewarding:
+        raise Forbidden(f"Organization {org.id} stewards no community; admin creates its clients.")
+    if str(Scope.ADMIN) in scopes:
+        raise Forbidden("Only admin creates clients with the admin scope.")
+
+
+def _client_dict(client: OAuthClient) -> dict[str, Any]:
+    return {"client_id": client.client_id, "organization": client.organization_id, "name": client.name,
+            "scopes": client.scopes.split(), "created_at": client.created_at,
+            "disabled_at": client.disabled_at}
+
+
+def _org_dict(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "type": org.type, "created_at": org.created_at}
+
+
+def _add_organization(session: Session, services: Services, *, caller: Caller | None, id: str, name: str,
+                      type: str, now: datetime) -> Organization:
+    """Add the organization and its audit entry to the caller's unit of work."""
+    org = Organization(id=id, name=name, type=str(OrgType(type)), created_at=now)
+    store.add(session, org)
+    services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller, object_id=id,
+                          payload={"name": name, "type": type})
+    return org
+
+
+def create_organization(
+    services: Services, *, caller: Caller | None, id: str, name: str, type: str, now: datetime
+) -> dict[str, Any]:
+    with write(services.sessions) as session:
+        if store.get_organization(session, id) is not None:
+            raise Conflict(f"Organization {id} already exists.")
+        try:
+            org = _add_organization(session, services, caller=caller, id=id, name=name, type=type, now=now)
+        except IntegrityError as exc:
+            raise Conflict(f"Organization {id} already exists.") from exc
+        session.commit()
+        return _org_dict(org)
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    client_secret: str
+    organization: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "organization": self.organization,
+            "name": self.name,
+            "scopes": self.scopes,
+            "created_at": self.created_at,
+        }
+
+
+def create_client(
+    services: Services,
+    *,
+    caller: Caller | None,
+    organization: str,
+    name: str,
+    scopes: list[str],
+    now: datetime,
+    create_organization_type: str | None = None,
+) -> NewClient:
+    """Create a client; its secret is shown only in this answer and stored hashed.
+
+    ``create_organization_type`` creates the organization if missing (the bootstrap CLI).
+    """
+    scopes = sorted({str(Scope(s)) for s in scopes})
+    secret = new_client_secret()
+    with write(services.sessions) as session:
+        org = store.get_organization(session, organization)
+        if org is None:
+            if create_organization_type is None:
+                raise UnknownCode(
+                    "The organization does not exist.",
+                    details={"organization": [f"unknown organization: {organization}"]},
+                )
+            org = _add_organization(session, services, caller=caller, id=organization, name=organization,
+                                    type=create_organization_type, now=now)
+        check_oversight(org, scopes)
+        if caller is not None:
+            _check_creator(session, caller, org, scopes)
+        client = OAuthClient(
+            client_id=new_client_id(),
+            secret_hash=hash_secret(secret),
+            organization_id=organization,
+            name=name,
+            scopes=" ".join(scopes),
+            created_at=now,
+        )
+        store.add(session, client)
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_CREATED,
+            caller=caller,
+            object_id=client.client_id,
+            payload={"organization": organization, "name": name, "scopes": scopes},
+        )
+        session.commit()
+    return NewClient(client.client_id, secret, organization, name, scopes, now)
+
+
+def community_clients(services: Services, *, caller: Caller, community_id: str) -> dict[str, Any]:
+    """Every client of the community's steward organizations: each can act for the community."""
+    from consent_service.services.communities import _require_steward
+
+    with read_snapshot(services.sessions) as session:
+        _require_steward(session, services, caller=caller, community_id=community_id,
+                         action=ManagementAction.RULES_LIST)
+        return {"community": community_id, "clients": [
+            _client_dict(client) for org in community_store.stewards(session, community_id)
+            for client in store.list_clients(session, org)]}
+
+
+def disable_client(
+    services: Services, *, caller: Caller | None, client_id: str, now: datetime,
+    community_id: str | None = None,
+) -> dict[str, Any]:
+    """Disable a client (admin), or, with ``community_id``, one of a community's steward
+    organizations' clients (that community's stewards; 404 for any other client)."""
+    from consent_service.services.communities import _require_steward
+
+    with write(services.sessions) as session:
+        if community_id is not None:
+            assert caller is not None
+            _require_steward(session, services, caller=caller, community_id=community_id,
+                             action=ManagementAction.RULES_CREATE)
+        client = store.get_client(session, client_id)
+        if client is None or (community_id is not None and client.organization_id
+                              not in community_store.stewards(session, community_id)):
+            raise NotFound("No such client.")
+        if client.disabled_at is not None:
+            raise Conflict("The client is already disabled.")
+        bound_rows.changing(session, OAuthClient, client_id)
+        client.disabled_at = now
+        session.flush()
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_DISABLED,
+            caller=caller,
+            object_id=client_id,
+            payload={"organization": client.organization_id},
+        )
+        session.commit()
+        return _client_dict(client)

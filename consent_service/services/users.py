@@ -1,0 +1,399 @@
+"""People who sign in to the web pages: accounts, passwords, lockout, and the caller they act as.
+
+A person belongs to one organization, as an API client does, and acts as a :class:`Caller` of
+that organization with the scopes of their roles. The pages call the same use cases as the API
+with that caller, so a page can do nothing the API would refuse to the same organization.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults, rehashed on sign-in when those
+change). After ``WEB_LOCKOUT_THRESHOLD`` wrong passwords in a row the account is locked for
+``WEB_LOCKOUT_MINUTES``; a sign-in to a locked, disabled or unknown account fails exactly like a
+wrong password, after the same amount of work, so the form cannot be used to find accounts.
+
+Every change to an account is an audit entry in the same transaction: its creation and each
+change (password, roles, unlock, disable, language), every sign-in, successful or not, a
+lockout, and a sign-out (which ends all of the person's sessions). A failed sign-in names the
+account only when there is one, and never records what was typed: an unknown "email" may be a
+password typed into the wrong field, or someone else's address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from consent_service.container import Services
+from consent_service.core import pseudonyms
+from consent_service.core.caller import Caller, Via
+from consent_service.core.permissions import Scope
+from consent_service.core.wire import AuditTag
+from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from consent_service.services.organizations import check_oversight
+from consent_service.storage import audit_rows as bound_rows
+from consent_service.storage import organizations as organization_store
+from consent_service.storage import users as store
+from consent_service.storage.db import read_snapshot, write
+from consent_service.storage.models import UserAccount
+
+
+@cache
+def _hasher(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    """The hasher for these costs, and a hash to verify against when there is no account to
+    check, so that every failure costs the same time."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return hasher, hasher.hash("not a password anyone has")
+
+
+def hasher(services: Services) -> tuple[PasswordHasher, str]:
+    settings = services.settings
+    return _hasher(int(settings["WEB_PASSWORD_TIME_COST"]), int(settings["WEB_PASSWORD_MEMORY_KIB"]))
+
+
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+LANGUAGES = ("en", "fr")
+
+# Roles a person may be given: each is a set of scopes. A raw scope name is a role of its own.
+ROLES: dict[str, frozenset[str]] = {
+    "steward": frozenset({str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)}),
+    "intake": frozenset({str(Scope.CONSENTS_WRITE), str(Scope.CONSENTS_READ)}),
+}
+# People act through the pages only: administering the service and asking for decisions
+# belong to API clients.
+PERSON_SCOPES = frozenset(str(s) for s in Scope) - {str(Scope.ADMIN), str(Scope.AUTHORIZE)}
+
+
+class SignInRefused(Exception):
+    """Wrong email or password, or a locked or disabled account: deliberately one error."""
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    id: str
+    email: str
+    name: str
+    organization: str
+    organization_name: str
+    scopes: frozenset[str]
+    language: str
+    stamp: str  # changes with the password and at sign-out, ending every earlier session
+
+    @property
+    def caller(self) -> Caller:
+        return _person(self.id, self.organization, self.scopes)
+
+    def has(self, scope: Scope) -> bool:
+        return str(scope) in self.scopes
+
+
+def _person(user_id: str, organization: str, scopes: frozenset[str]) -> Caller:
+    """The caller a person acts as, on the pages and in the audit entries of what they do."""
+    return Caller(organization=organization, client_id=f"user:{user_id}", scopes=scopes, via=Via.PERSON)
+
+
+def _acting(user: UserAccount) -> Caller:
+    return _person(user.id, user.organization_id, frozenset(user.roles.split()))
+
+
+def scopes_for(roles: list[str]) -> list[str]:
+    """The scopes of the named roles; ``ValidationFailed`` naming any role that is not one."""
+    scopes: set[str] = set()
+    unknown = []
+    for role in roles:
+        if role in ROLES:
+            scopes |= ROLES[role]
+        elif role in PERSON_SCOPES:
+            scopes.add(role)
+        else:
+            unknown.append(role)
+    if unknown or not scopes:
+        allowed = ", ".join([*ROLES, *sorted(PERSON_SCOPES)])
+        raise ValidationFailed(
+            "A person needs at least one known role.",
+            details={
+                "roles": [f"unknown role: {r} (one of {allowed})" for r in unknown]
+                or [f"give at least one of {allowed}"]
+            },
+        )
+    return sorted(scopes)
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValidationFailed(
+            "The password is not usable.",
+            details={"password": [f"between {MIN_PASSWORD} and {MAX_PASSWORD} characters"]},
+        )
+
+
+def _stamp(services: Services, user: UserAccount) -> str:
+    key = pseudonyms.derive_key(services.secret, "web-session")
+    message = f"{user.id}\n{user.session_epoch}\n{user.password_hash}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _signed_in(services: Services, session: Any, user: UserAccount) -> SignedInUser:
+    org = organization_store.get_organization(session, user.organization_id)
+    return SignedInUser(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        organization=user.organization_id,
+        organization_name=org.name if org else user.organization_id,
+        scopes=frozenset(user.roles.split()),
+        language=user.language,
+        stamp=_stamp(services, user),
+    )
+
+
+def _as_dict(user: UserAccount) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "organization": user.organization_id,
+        "roles": user.roles.split(),
+        "language": user.language,
+        "created_at": user.created_at,
+        "disabled_at": user.disabled_at,
+        "locked_until": user.locked_until,
+    }
+
+
+def create_user(
+    services: Services,
+    *,
+    caller: Caller | None,
+    email: str,
+    name: str,
+    organization: str,
+    roles: list[str],
+    password: str,
+    language: str,
+    now: datetime,
+) -> dict[str, Any]:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254 or not email.isprintable() or " " in email:
+        raise ValidationFailed(
+            "The email address is not usable.", details={"email": ["not an email address"]}
+        )
+    if not name.strip() or len(name) > 200:
+        raise ValidationFailed("The name is not usable.", details={"name": ["1 to 200 characters"]})
+    if language not in LANGUAGES:
+        raise ValidationFailed("Unknown language.", details={"language": [f"one of {', '.join(LANGUAGES)}"]})
+    scopes = scopes_for(roles)
+    _check_password(password)
+    with write(services.sessions) as session:
+        org = organization_store.get_organization(session, organization)
+        if org is None:
+            raise UnknownCode(
+                "The organization does not exist.",
+                details={"organization": [f"unknown organization: {organization}"]},
+            )
+        check_oversight(org, scopes, field="roles")
+        if store.by_email(session, email) is not None:
+            raise Conflict(f"A person with the email {email} already exists.")
+        user = UserAccount(
+            id=str(uuid.uuid4()),
+            email=email,
+            name=name.strip(),
+            organization_id=organization,
+            password_hash=hasher(services)[0].hash(password),
+            roles=" ".join(scopes),
+            language=language,
+            created_at=now,
+        )
+        store.add(session, user)
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_CREATED,
+            caller=caller,
+            object_id=user.id,
+            payload={"organization": organization, "roles": scopes},
+        )
+        session.commit()
+        return _as_dict(user)
+
+
+def list_users(services: Services, *, organization: str | None = None) -> list[dict[str, Any]]:
+    with read_snapshot(services.sessions) as session:
+        return [_as_dict(user) for user in store.listed(session, organization)]
+
+
+def sign_in(services: Services, *, email: str, password: str, now: datetime) -> SignedInUser:
+    """The person, if the password is right and the account usable; else ``SignInRefused``.
+
+    Each wrong password for a usable account counts towards its lockout; attempts while it is
+    locked are refused without counting, so guessing during a lock does not extend it (the
+    per-address rate limit on the form slows guessing further). Every attempt is an audit
+    entry (``user:signed-in`` or ``user:sign-in-failed``, and ``user:locked`` when it locks).
+    """
+    threshold = int(services.settings["WEB_LOCKOUT_THRESHOLD"])
+    lock_for = timedelta(minutes=int(services.settings["WEB_LOCKOUT_MINUTES"]))
+    password_hasher, dummy_hash = hasher(services)
+    with write(services.sessions) as session:
+        user = store.by_email(session, email.strip()) if len(email) <= 254 else None
+        usable = (
+            user is not None
+            and user.disabled_at is None
+            and (user.locked_until is None or user.locked_until <= now)
+        )
+        try:
+            password_hasher.verify(
+                user.password_hash if usable and user is not None else dummy_hash, password
+            )
+            right = usable
+        except (VerificationError, InvalidHashError):
+            right = False
+        if user is None or not right:
+            _refused(services, session, user, now=now, threshold=threshold, lock_for=lock_for)
+            session.commit()
+            raise SignInRefused
+        store.clear_failures(session, user.id)
+        if password_hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = password_hasher.hash(password)
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_IN, caller=_acting(user),
+                              object_id=user.id, payload={})
+        session.commit()
+        session.refresh(user)
+        return _signed_in(services, session, user)
+
+
+def _refused(services: Services, session: Any, user: UserAccount | None, *, now: datetime, threshold: int,
+             lock_for: timedelta) -> None:
+    """Record a refused sign-in: who tried is not known, so the entry has no actor; the account
+    is named (by id) only if there is one, and the reason is for the reader of the log only (the
+    form answers every refusal alike)."""
+    def failed(object_id: str | None, **payload: Any) -> None:
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGN_IN_FAILED, caller=None,
+                              object_id=object_id, payload=payload)
+
+    if user is None:
+        failed(None, reason="unknown-account")
+    elif user.disabled_at is not None:
+        failed(user.id, reason="disabled")
+    elif user.locked_until is not None and user.locked_until > now:
+        failed(user.id, reason="locked")
+    else:
+        failures = store.count_failure(session, user.id)
+        failed(user.id, reason="wrong-password", failures=failures)
+        if failures >= threshold:
+            store.lock(session, user.id, until=now + lock_for)
+            services.append_audit(session, at=now, tag=AuditTag.USER_LOCKED, caller=None, object_id=user.id,
+                                  payload={"until": (now + lock_for).isoformat(), "failures": failures})
+
+
+def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUser | None:
+    """The signed-in person of a session, or None if the account is gone, disabled, or its
+    password changed since the session began."""
+    with read_snapshot(services.sessions) as session:
+        user = store.get(session, user_id)
+        if user is None or user.disabled_at is not None:
+            return None
+        signed_in = _signed_in(services, session, user)
+        return signed_in if hmac.compare_digest(signed_in.stamp, stamp) else None
+
+
+def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
+    """End every session of this person, on every device (the stamp of each one changes)."""
+    with write(services.sessions) as session:
+        user = store.get(session, user_id)
+        if user is None:
+            return
+        store.bump_session_epoch(session, user_id)
+        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_OUT, caller=_acting(user),
+                              object_id=user_id, payload={"sessions": "all"})
+        session.commit()
+
+
+def _change(services: Services, *, email: str, now: datetime, change: str, **values: Any) -> dict[str, Any]:
+    """Set ``values`` on the person with ``email``: an operator's command, so the entry has no
+    actor. A change of roles records the roles before and after (never a password or its hash).
+
+    Only a change is recorded: a command that changes nothing (unlocking an account that is not
+    locked, giving the roles it has) writes nothing. A disabled account keeps the time it was
+    first disabled.
+    """
+    with write(services.sessions) as session:
+        user = store.by_email(session, email.strip())
+        if user is None:
+            raise NotFound(f"No person with the email {email}.")
+        values = {name: value for name, value in values.items() if getattr(user, name) != value}
+        if user.disabled_at is not None:
+            values.pop("disabled_at", None)
+        if not values:
+            return _as_dict(user)
+        payload: dict[str, Any] = {"change": change}
+        if "roles" in values:
+            payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
+        bound_rows.changing(session, UserAccount, user.id)
+        for name, value in values.items():
+            setattr(user, name, value)
+        session.flush()
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_CHANGED,
+            caller=None,
+            object_id=user.id,
+            payload=payload,
+        )
+        session.commit()
+        return _as_dict(user)
+
+
+def set_password(services: Services, *, email: str, password: str, now: datetime) -> dict[str, Any]:
+    """A new password; it unlocks the account and ends every session signed in with the old one."""
+    _check_password(password)
+    return _change(
+        services,
+        email=email,
+        now=now,
+        change="password",
+        password_hash=hasher(services)[0].hash(password),
+        failed_sign_ins=0,
+        locked_until=None,
+    )
+
+
+def unlock(services: Services, *, email: str, now: datetime) -> dict[str, Any]:
+    return _change(services, email=email, now=now, change="unlocked", failed_sign_ins=0, locked_until=None)
+
+
+def disable(services: Services, *, email: str, now: datetime) -> dict[str, Any]:
+    return _change(services, email=email, now=now, change="disabled", disabled_at=now)
+
+
+def set_roles(services: Services, *, email: str, roles: list[str], now: datetime) -> dict[str, Any]:
+    """The person's roles from their next page on (the scopes are read at every request)."""
+    return _change(services, email=email, now=now, change="roles", roles=" ".join(scopes_for(roles)))
+
+
+def set_language(services: Services, *, user_id: str, language: str, now: datetime) -> None:
+    """The language the pages speak to this person from the next page on: the person's own
+    setting, so the entry's actor is the person. Choosing the language they have changes nothing
+    and records nothing."""
+    if language not in LANGUAGES:
+        raise ValidationFailed("Unknown language.", details={"language": [f"one of {', '.join(LANGUAGES)}"]})
+    with write(services.sessions) as session:
+        user = store.get(session, user_id)
+        if user is None:
+            raise NotFound("No such person.")
+        if user.language == language:
+            return
+        payload = {"change": "language", "previous_language": user.language, "language": language}
+        bound_rows.changing(session, UserAccount, user.id)
+        user.language = language
+        session.flush()
+        services.append_audit(session, at=now, tag=AuditTag.USER_CHANGED, caller=_acting(user),
+                              object_id=user.id, payload=payload)
+        session.commit()
