@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from consent_service import config as service_config
 from consent_service import log_hygiene
 
+if TYPE_CHECKING:  # Flask is loaded by create_app, so importing a pure module loads no framework
+    from flask import Flask
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Wire the app: configuration, storage, keys, policies, token server, blueprints, errors."""
+    from flask import Flask
+
     from consent_service import web
     from consent_service.auth.clients import ClientCredentials
     from consent_service.auth.tokens import build_token_server
