@@ -178,6 +178,16 @@ def dispose(application: Flask) -> None:
     application.extensions[EXTENSION].sessions.kw["bind"].dispose()
 
 
+def snapshot_of(world: World) -> Snapshot:
+    """The database under ``world``, as a starting point for other tests (the world's app must
+    not write to it any more)."""
+    settings = world.services.settings
+    engine = world.services.sessions.kw["bind"]
+    if settings.get("DB_SCHEMA"):
+        return Snapshot("postgresql", settings["DB_SCHEMA"])
+    return Snapshot("sqlite", str(engine.url.database))
+
+
 @contextmanager
 def module_world(request: pytest.FixtureRequest, backend: str, label: str) -> Iterator[World]:
     """An app on a database of the module's own, and its World, for the tests of a module that
@@ -251,6 +261,14 @@ class World:
             subjects.register(self.services, caller=None, system=system, organization=org_id,
                               shared=org_id is None, case_insensitive=case_insensitive, now=datetime.now(UTC))
         return system
+
+    def tokens(self) -> dict[tuple[str, tuple[str, ...]], str]:
+        """The tokens this world was given so far (to hand to a world on a copy of its database)."""
+        return dict(self._tokens)
+
+    def adopt(self, tokens: dict[tuple[str, tuple[str, ...]], str]) -> None:
+        """Use ``tokens`` (of a world whose database this one's was copied from) as if given here."""
+        self._tokens.update(tokens)
 
     def credentials(self, org_id: str, *scopes: str) -> tuple[str, str]:
         # audit:read is held only by the admin organization or an oversight organization: an
