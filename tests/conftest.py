@@ -117,7 +117,7 @@ def _restore_pg(schema: str, snapshot: str) -> None:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def database_backend(request: pytest.FixtureRequest) -> str:
     """The database a test runs on. Module-scoped, so that a module may share one world per
     backend (its tests run on SQLite first, then on PostgreSQL)."""
     return str(request.param)
@@ -159,9 +159,9 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path
 
 
 @pytest.fixture
-def database_config(request: pytest.FixtureRequest, backend: str, database_start: Snapshot | None,
+def database_config(request: pytest.FixtureRequest, database_backend: str, database_start: Snapshot | None,
                     tmp_path: Path) -> dict[str, Any]:
-    return fresh_database(request, backend, tmp_path, database_start)
+    return fresh_database(request, database_backend, tmp_path, database_start)
 
 
 def config_for(database: dict[str, Any], directory: Path) -> dict[str, Any]:

@@ -233,14 +233,14 @@ SEED_LIFETIME = 300  # seconds; well within the tokens' 900 s, so no test gets a
 
 
 @pytest.fixture(scope="module")
-def seeds(request, backend) -> Iterator[Callable[[], Seed]]:
+def seeds(request, database_backend) -> Iterator[Callable[[], Seed]]:
     """``seeds()``: the seeded world of this module and backend, made again when it gets old."""
     with ExitStack() as stack:
         made: list[Seed] = []
 
         def current() -> Seed:
             if not made or time.time() - made[-1].made > SEED_LIFETIME:
-                world = stack.enter_context(module_world(request, backend, "auth-matrix"))
+                world = stack.enter_context(module_world(request, database_backend, "auth-matrix"))
                 ids = seed_world(world.client, world)
                 dispose(world.app)
                 made.append(Seed(snapshot_of(world), ids, world.tokens(), time.time()))

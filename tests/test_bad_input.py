@@ -208,9 +208,9 @@ def call(client, world):
 
 
 @pytest.fixture(scope="module")
-def refusals(request, backend) -> Iterator[Any]:
+def refusals(request, database_backend) -> Iterator[Any]:
     """One world shared by the module's refusal cases (they write nothing, and each proves it)."""
-    with module_world(request, backend, "bad-input") as world:
+    with module_world(request, database_backend, "bad-input") as world:
         yield world.app, caller(world.client, world)
 
 

@@ -386,10 +386,10 @@ def seeded(client, world):
 
 
 @pytest.fixture(scope="module")
-def refusing(request, backend) -> Iterator[tuple[Any, Any, dict[str, str], dict[str, str]]]:
+def refusing(request, database_backend) -> Iterator[tuple[Any, Any, dict[str, str], dict[str, str]]]:
     """One seeded world shared by the module's tests that only send what must be refused (each
     proves it wrote nothing)."""
-    with module_world(request, backend, "hostile") as world:
+    with module_world(request, database_backend, "hostile") as world:
         ids = seed_world(world.client, world)
         yield world.app, world.client, ids, world.headers(COUNCIL_A, *holdable(COUNCIL_A))
 
