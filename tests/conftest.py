@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import KeySet
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, Integer, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from consent_service import create_app
@@ -114,6 +114,12 @@ def _restore_pg(schema: str, snapshot: str) -> None:
         conn.execute(text(f"TRUNCATE {_tables()} RESTART IDENTITY CASCADE"))
         for table in models.metadata.sorted_tables:  # parents first: the foreign keys hold row by row
             conn.execute(text(f'INSERT INTO "{table.name}" SELECT * FROM "{snapshot}"."{table.name}"'))
+            for column in table.primary_key.columns:  # serial ids go on after the copied rows
+                if not isinstance(column.type, Integer):
+                    continue
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence(:table, :column), "
+                                  f'coalesce(max("{column.name}"), 0) + 1, false) FROM "{table.name}"'),
+                             {"table": f'"{table.name}"', "column": column.name})
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
