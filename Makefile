@@ -28,8 +28,10 @@ lint: install
 	$(BIN)/ruff check consent_service tests migrations
 	$(BIN)/mypy
 
+# -n auto: one pytest-xdist worker a core (each with its own SQLite files, PostgreSQL schema,
+# Redis key prefix and browser port); the slowest tests listed, to see where the time goes.
 test: install lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --durations=15
 
 bench: install  # full sizes (1M consents), < 40 min; see docs/performance.md
 	@test -x $(BIN)/pyinstrument || $(BIN)/pip install -q -e '.[bench]'

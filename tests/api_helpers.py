@@ -142,12 +142,18 @@ def all_rows_as_text(app: Flask) -> str:
     return "\n".join(parts)
 
 
+def audit_head(app: Flask) -> tuple[Any, ...]:
+    """The audit chain's head (its length and last hash): any audited write moves it."""
+    with engine_of(app).connect() as conn:
+        return tuple(conn.execute(select(models.AuditHead.seq, models.AuditHead.hash)).one())
+
+
 @contextmanager
 def unchanged_tables(app: Flask) -> Iterator[None]:
-    """Assert that the block writes no row to any table."""
-    before = table_counts(app)
+    """Assert that the block writes no row to any table (nor moves the audit chain's head)."""
+    before = table_counts(app), audit_head(app)
     yield
-    assert table_counts(app) == before
+    assert (table_counts(app), audit_head(app)) == before
 
 
 class Clock:

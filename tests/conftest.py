@@ -10,8 +10,11 @@ import base64
 import json
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +23,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import KeySet
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, Integer, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from consent_service import create_app
 from consent_service.core.keys import new_signing_key
@@ -42,6 +46,11 @@ def skip_or_fail_in_ci(problem: str) -> NoReturn:
     pytest.skip(problem)
 
 
+def _worker() -> str:
+    """This pytest-xdist worker ("gw0", "gw1", ...), or "main" without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "consent.db"
@@ -49,55 +58,169 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_schema() -> Iterator[str]:
-    schema = f"cs_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its WAL included), through SQLite's backup API."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+_pg_engines: dict[str, Engine] = {}
+
+
+def pg_engine(schema: str = "") -> Engine:
+    """One engine per schema for the fixtures' own statements (made once, not once per test)."""
+    if schema not in _pg_engines:
+        args = {"options": f"-c search_path={schema}"} if schema else {}
+        _pg_engines[schema] = create_engine(PG_URL, connect_args=args, poolclass=NullPool)
+    return _pg_engines[schema]
+
+
+@contextmanager
+def new_pg_schema(label: str = "") -> Iterator[str]:
+    """A freshly migrated PostgreSQL schema of this process (and xdist worker) alone, dropped after."""
+    schema = f"cs_test_{_worker()}_{os.getpid()}_{uuid.uuid4().hex[:6]}{label}"
+    with pg_engine().begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     upgrade(PG_URL, schema=schema)
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield schema
+    finally:
+        with pg_engine().begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        _pg_engines.pop(schema, None)
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    with new_pg_schema() as schema:
+        yield schema
+
+
+def _tables() -> str:
+    return ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
 
 
 def _empty_pg(schema: str) -> None:
-    engine = create_engine(PG_URL, connect_args={"options": f"-c search_path={schema}"})
-    tables = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    with pg_engine(schema).begin() as conn:
+        conn.execute(text(f"TRUNCATE {_tables()} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
-    engine.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    if request.param == "sqlite":
-        path = tmp_path / "consent.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+def _restore_pg(schema: str, snapshot: str) -> None:
+    """``schema`` emptied and filled with the rows of the schema ``snapshot`` (same migrations)."""
+    with pg_engine(schema).begin() as conn:
+        conn.execute(text(f"TRUNCATE {_tables()} RESTART IDENTITY CASCADE"))
+        for table in models.metadata.sorted_tables:  # parents first: the foreign keys hold row by row
+            conn.execute(text(f'INSERT INTO "{table.name}" SELECT * FROM "{snapshot}"."{table.name}"'))
+            for column in table.primary_key.columns:  # serial ids go on after the copied rows
+                if not isinstance(column.type, Integer):
+                    continue
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence(:table, :column), "
+                                  f'coalesce(max("{column.name}"), 0) + 1, false) FROM "{table.name}"'),
+                             {"table": f'"{table.name}"', "column": column.name})
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on. Module-scoped, so that a module may share one world per
+    backend (its tests run on SQLite first, then on PostgreSQL)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_start() -> Snapshot | None:
+    """The state each test's database starts from: None, a freshly migrated one. A module may
+    override it with a :class:`Snapshot` it made once (a world that its tests all start from)."""
+    return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A database state to start tests from: a SQLite file, or a PostgreSQL schema to copy."""
+
+    backend: str
+    location: str  # the SQLite file, or the PostgreSQL schema
+
+
+def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path,
+                   start: Snapshot | None = None) -> dict[str, Any]:
+    """The database settings of a database of its own (SQLite) or the process's schema emptied
+    (PostgreSQL), holding ``start``'s rows or none."""
+    assert start is None or start.backend == backend
+    if backend == "sqlite":
+        path = directory / "consent.db"
+        if start is None:
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        else:
+            copy_sqlite(Path(start.location), path)
         return {"DATABASE_URL": f"sqlite:///{path}"}
     schema = request.getfixturevalue("pg_schema")
-    _empty_pg(schema)
+    if start is None:
+        _empty_pg(schema)
+    else:
+        _restore_pg(schema, start.location)
     return {"DATABASE_URL": PG_URL, "DB_SCHEMA": schema}
 
 
 @pytest.fixture
-def app_config(database_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def database_config(request: pytest.FixtureRequest, database_backend: str, database_start: Snapshot | None,
+                    tmp_path: Path) -> dict[str, Any]:
+    return fresh_database(request, database_backend, tmp_path, database_start)
+
+
+def config_for(database: dict[str, Any], directory: Path) -> dict[str, Any]:
     return {
-        **database_config,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
+        **database,
+        "INSTANCE_PATH": str(directory / "instance"),
         "SECRET_KEY": "test-secret",
         "SIGNING_KEYS": SIGNING_KEYS,
         "RATELIMIT_ENABLED": False,
     }
 
 
+def dispose(application: Flask) -> None:
+    application.extensions[EXTENSION].sessions.kw["bind"].dispose()
+
+
+def snapshot_of(world: World) -> Snapshot:
+    """The database under ``world``, as a starting point for other tests (the world's app must
+    not write to it any more)."""
+    settings = world.services.settings
+    engine = world.services.sessions.kw["bind"]
+    if settings.get("DB_SCHEMA"):
+        return Snapshot("postgresql", settings["DB_SCHEMA"])
+    return Snapshot("sqlite", str(engine.url.database))
+
+
+@contextmanager
+def module_world(request: pytest.FixtureRequest, backend: str, label: str) -> Iterator[World]:
+    """An app on a database of the module's own, and its World, for the tests of a module that
+    share one (dropped after the module)."""
+    directory = request.getfixturevalue("tmp_path_factory").mktemp(label)
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            path = directory / "consent.db"
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+            database: dict[str, Any] = {"DATABASE_URL": f"sqlite:///{path}"}
+        else:
+            database = {"DATABASE_URL": PG_URL, "DB_SCHEMA": stack.enter_context(new_pg_schema(f"_{label}"))}
+        application = create_app(config_for(database, directory))
+        stack.callback(dispose, application)
+        yield World(application, application.test_client())
+
+
+@pytest.fixture
+def app_config(database_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    return config_for(database_config, tmp_path)
+
+
 @pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     application = create_app(app_config)
     yield application
-    application.extensions[EXTENSION].sessions.kw["bind"].dispose()
+    dispose(application)
 
 
 @pytest.fixture
@@ -144,6 +267,14 @@ class World:
             subjects.register(self.services, caller=None, system=system, organization=org_id,
                               shared=org_id is None, case_insensitive=case_insensitive, now=datetime.now(UTC))
         return system
+
+    def tokens(self) -> dict[tuple[str, tuple[str, ...]], str]:
+        """The tokens this world was given so far (to hand to a world on a copy of its database)."""
+        return dict(self._tokens)
+
+    def adopt(self, tokens: dict[tuple[str, tuple[str, ...]], str]) -> None:
+        """Use ``tokens`` (of a world whose database this one's was copied from) as if given here."""
+        self._tokens.update(tokens)
 
     def credentials(self, org_id: str, *scopes: str) -> tuple[str, str]:
         # audit:read is held only by the admin organization or an oversight organization: an

@@ -24,6 +24,7 @@ from api_helpers import (
     unchanged_tables,
     without,
 )
+from conftest import module_world
 
 ADMIN = "admin"
 TERMS = {key: CONSENT[key] for key in ("purposes", "data_categories", "recipients", "evidence")}
@@ -171,12 +172,11 @@ def cases(endpoint: Endpoint) -> Iterator[Any]:
 CASES = [param for endpoint in ENDPOINTS for param in cases(endpoint)]
 
 
-@pytest.fixture
-def call(client, world):
-    """``call(endpoint, body, raw=False)``: POST as a client with the endpoint's scopes.
+def caller(client, world) -> Callable[[Endpoint], Callable[..., Any]]:
+    """``caller(endpoint)(endpoint, body, raw=False)``: POST as a client with the endpoint's scopes.
 
     The client, and the consent that revoke and amend act on, exist before the call (and
-    before any table is counted).
+    before any table is counted); each endpoint is prepared once.
     """
     rough_sleeper_orgs(world)
     world.org("nation-a-council", "community-governance")
@@ -187,17 +187,31 @@ def call(client, world):
                            headers=headers[endpoint.name])
 
     def prepare(endpoint: Endpoint) -> Callable[..., Any]:
-        headers[endpoint.name] = (world.admin() if ADMIN in endpoint.scopes
-                                  else world.headers("outreach-org", *endpoint.scopes))
-        consent_id = None
-        if "{consent_id}" in endpoint.path:
-            consent_id = record_consent(client, world.headers("outreach-org", "consents:write"))["id"]
-        prepared[endpoint.name] = endpoint.path.format(consent_id=consent_id)
+        if endpoint.name not in prepared:
+            headers[endpoint.name] = (world.admin() if ADMIN in endpoint.scopes
+                                      else world.headers("outreach-org", *endpoint.scopes))
+            consent_id = None
+            if "{consent_id}" in endpoint.path:
+                consent_id = record_consent(client, world.headers("outreach-org", "consents:write"))["id"]
+            prepared[endpoint.name] = endpoint.path.format(consent_id=consent_id)
         return send
 
     headers: dict[str, dict[str, str]] = {}
     prepared: dict[str, str] = {}
     return prepare
+
+
+@pytest.fixture
+def call(client, world):
+    """A fresh world's :func:`caller`, for the tests that write."""
+    return caller(client, world)
+
+
+@pytest.fixture(scope="module")
+def refusals(request, database_backend) -> Iterator[Any]:
+    """One world shared by the module's refusal cases (they write nothing, and each proves it)."""
+    with module_world(request, database_backend, "bad-input") as world:
+        yield world.app, caller(world.client, world)
 
 
 @pytest.mark.parametrize("endpoint", [pytest.param(e, id=e.name) for e in ENDPOINTS])
@@ -208,7 +222,8 @@ def test_the_valid_body_of_each_endpoint_is_accepted(call, endpoint):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_refused_and_writes_nothing(app, call, case):
+def test_bad_input_is_refused_and_writes_nothing(refusals, case):
+    app, call = refusals
     send = call(case.endpoint)
     with unchanged_tables(app):
         response = send(case.endpoint, case.body, raw=case.raw)
@@ -219,7 +234,8 @@ def test_bad_input_is_refused_and_writes_nothing(app, call, case):
 
 
 @pytest.mark.parametrize("endpoint", [pytest.param(e, id=e.name) for e in ENDPOINTS])
-def test_a_body_over_the_limit_is_413(app, call, endpoint):
+def test_a_body_over_the_limit_is_413(refusals, endpoint):
+    app, call = refusals
     padding = "x" * app.config["MAX_CONTENT_LENGTH"]
     send = call(endpoint)
     with unchanged_tables(app):
