@@ -287,6 +287,7 @@ class _Recorded:
         """``batch_id``: the entries of a batch say which batch, and where in it (None: a single call)."""
         recorded = cls([], [], [], [])
         shared = SharedValues(request)
+        memo: dict[int, str] = {}  # the shared values' canonical JSON, for the rows' digests (audit_rows)
         facts = zip(decided.keys, decided.verdicts, decided.versions, decided.readers, strict=True)
         for index, (key, verdict, policy_versions, reader) in enumerate(facts):
             decision_id = str(uuid.uuid4())
@@ -304,7 +305,7 @@ class _Recorded:
             payload = audit_payload(row)
             if batch_id is not None:
                 payload["batch"] = {"id": batch_id, "index": index, "size": len(decided.keys)}
-            payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [row], links)
+            payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [row], links, memo)
             recorded.entries.append((now, str(tag), decision_id, payload))
         return recorded
 

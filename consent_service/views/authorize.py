@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import request
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
@@ -59,7 +59,7 @@ class BatchAuthorize(MethodView):
 
     @blp.arguments(BatchAuthorizeIn)
     @blp.response(200, BatchDecisionsOut)
-    def post(self, body: dict[str, Any]) -> Response:
+    def post(self, body: dict[str, Any]) -> BatchResult:
         """Permit or deny one use for each subject of a cohort; every answer is recorded first.
 
         Each subject is decided exactly as ``POST /v1/authorize`` would decide it, except that
@@ -71,16 +71,9 @@ class BatchAuthorize(MethodView):
         codes.check(None, services().policy, purposes=[body["purpose"]],
                     data_categories=body["data_categories"])
         subjects = [cases.Subject(system=s["system"], value=s["value"]) for s in body["subjects"]]
-        result = cases.authorize_batch(services(), caller=caller, subjects=subjects, purpose=body["purpose"],
-                                       data_categories=body["data_categories"], now=now())
-        return jsonify(_batch_answer(result))
+        # Dumped by BatchDecisionsOut like every answer: measured on 10,000 subjects (in process,
+        # CPU time, contended 2-core machine), marshmallow takes ~290 ms of a ~7.3 s request
+        # (~4%; a hand-written dict took ~0.8%), under the 10% that would justify a fast path.
+        return cases.authorize_batch(services(), caller=caller, subjects=subjects, purpose=body["purpose"],
+                                     data_categories=body["data_categories"], now=now())
 
-
-def _batch_answer(result: BatchResult) -> dict[str, Any]:
-    """``BatchDecisionsOut``'s shape, written by hand: see the measurement below."""
-    summary = result.summary
-    return {"decisions": [{"subject_index": d.index, "decision": d.told["outcome"], "decision_id": d.id,
-                           "reasons": [dict(reason) for reason in d.told["reasons"]],
-                           "obligations": [dict(item) for item in d.told["obligations"]]}
-                          for d in result.decisions],
-            "summary": {"permit": summary.permit, "deny": summary.deny}}
