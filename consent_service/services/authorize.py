@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from consent_service.container import Services
-from consent_service.core import decision_receipts, disclosure
+from consent_service.core import disclosure, receipts
 from consent_service.core.caller import Caller
 from consent_service.core.decision_record import (
     SharedValues,
@@ -81,7 +81,7 @@ class DecisionResult:
     verdict: Verdict  # the truth, as recorded
     policy_versions: dict[str, int]
     told: Mapping[str, Any]  # what the requester is told (disclosure)
-    receipt: str  # the signed decision receipt (core.decision_receipts)
+    receipt: str  # the signed decision receipt (core.receipts)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: 
                                 batch_id=None)
         decision = recorded.decisions[0]
         # Signed before the write lock is taken, as is everything else the write needs.
-        receipt = decision_receipts.sign(services.keys, issuer=services.settings["TOKEN_ISSUER"],
+        receipt = receipts.sign_decision(services.keys, issuer=services.settings["TOKEN_ISSUER"],
                                          decision=decision.told)
         recorded.write(services, caller=caller)
     return DecisionResult(id=decision.id, at=now, verdict=decision.verdict,

@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 from consent_service.container import Services
-from consent_service.core import decision_receipts, receipts
+from consent_service.core import receipts
 from consent_service.core.keys import InvalidSignature
 
-KINDS = {receipts.RECEIPT_TYP: "consent-receipt", decision_receipts.DECISION_RECEIPT_TYP: "decision-receipt"}
+KINDS = {receipts.RECEIPT_TYP: "consent-receipt", receipts.DECISION_RECEIPT_TYP: "decision-receipt"}
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
