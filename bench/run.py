@@ -599,7 +599,6 @@ def first_decision_after_change(services: Any, plan: Plan) -> dict[str, Any]:
             purpose="service-planning",
             data_categories=["housing"],
             now=datetime.now(UTC),
-            check_client=False,  # an in-process caller: no OAuth client to check
         )
         return (time.perf_counter() - started) * 1000
 

@@ -29,7 +29,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from consent_service.views import (
         audit,
         authorize,
-        batch,
         communities,
         consents,
         decisions,
@@ -88,7 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     api = make_api()
     api.init_app(app)
-    for module in (admin, consents, authorize, batch, vocabulary, audit, communities, decisions, receipts,
+    for module in (admin, consents, authorize, vocabulary, audit, communities, decisions, receipts,
                    subjects, fhir):
         api.register_blueprint(module.blp)
     app.register_blueprint(oauth.blp)

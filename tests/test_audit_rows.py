@@ -8,6 +8,8 @@ after revocations, retirements, a disabled client and account changes made the n
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -414,3 +416,31 @@ def test_a_hand_edit_the_service_later_overwrote_is_still_named(app, populated):
     result = audit_log.verify(services)
     assert result.ok is False and result.table == "user_account" and result.row == [user_id]
     assert "changed outside the service before entry" in result.problem
+
+
+# -- the decision path's digests, written column by column with shared values memoised ----------
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(values=st.dictionaries(st.sampled_from([c.name for c in BOUND["decision"].columns]),
+                              _JSONISH | st.datetimes(timezones=st.just(UTC)), max_size=12),
+       other=st.text(max_size=12))
+def test_a_digest_with_shared_values_memoised_is_the_canonical_digest(values: dict[str, Any],
+                                                                     other: str) -> None:
+    """``digest(..., memo)`` hashes exactly ``canonical([table, {column: value}])``, as verification
+    does row by row; a second row sharing the first one's lists and dicts reuses their text."""
+    from consent_service.core.audit_chain import canonical
+
+    table = BOUND["decision"]
+    memo: dict[int, str] = {}
+    second = {**values, "id": other}
+    for row in (values, second):
+        form = {column.name: audit_rows._plain(row.get(column.name)) for column in table.columns}
+        expected = hmac.new(b"k", canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
+        assert audit_rows.digest(b"k", table, row, memo) == expected
+        assert audit_rows.digest(b"k", table, row) == expected

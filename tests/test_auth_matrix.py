@@ -299,22 +299,25 @@ def test_no_web_page_answers_without_a_session(app, client):
             assert not 200 <= response.status_code < 300, (method, rule.rule, response.status_code)
 
 
-# The one blueprint whose use case checks the client in its own read snapshot (authorize's hot
-# path), and its only route; every other /v1 blueprint checks token and client before the view.
+# The one blueprint whose use cases check the client in their own read snapshot (authorize's hot
+# path), and its only routes; every other /v1 blueprint checks token and client before the view.
 CLIENT_CHECKED_BY_USE_CASE = {"authorize"}
-ROUTES_CHECKING_THE_CLIENT_THEMSELVES = {"/v1/authorize"}
+ROUTES_CHECKING_THE_CLIENT_THEMSELVES = {"/v1/authorize", "/v1/authorize/batch"}
 
 
 def test_every_v1_operation_is_behind_the_bearer_check(app):
     """Only ApiBlueprint authenticates first; a plain Blueprint under /v1 would not."""
-    from consent_service.views.common import _authenticate_first, _token_first
+    from consent_service.views.common import ApiBlueprint, authenticated, token_caller
 
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/v1/"):
-            blueprint = rule.endpoint.rsplit(".", 1)[0]
-            first = _token_first if blueprint in CLIENT_CHECKED_BY_USE_CASE else _authenticate_first
-            assert first in app.before_request_funcs.get(blueprint, []), rule.rule
-            if blueprint in CLIENT_CHECKED_BY_USE_CASE:  # a new route there must check the client itself
+            name = rule.endpoint.rsplit(".", 1)[0]
+            blueprint = app.blueprints[name]
+            assert isinstance(blueprint, ApiBlueprint), rule.rule
+            assert blueprint._authenticate_first in app.before_request_funcs.get(name, []), rule.rule
+            first = token_caller if name in CLIENT_CHECKED_BY_USE_CASE else authenticated
+            assert blueprint.authenticate is first, rule.rule
+            if name in CLIENT_CHECKED_BY_USE_CASE:  # a new route there must check the client itself
                 assert rule.rule in ROUTES_CHECKING_THE_CLIENT_THEMSELVES, rule.rule
 
 
@@ -329,11 +332,13 @@ def test_a_disabled_client_is_refused_by_authorize_before_anything_is_decided_or
     organizations.disable_client(world.services, caller=None, client_id=client_id, now=datetime.now(UTC))
     with world.services.sessions() as session:
         before = (session.query(Decision).count(), session.query(AuditEntry).count())
-    response = client.post("/v1/authorize", headers={"Authorization": f"Bearer {token}"}, json={
-        "subject": {"system": "urn:outreach-org:client", "value": "C-1"}, "purpose": "research",
-        "data_categories": ["health"]})
-    assert response.status_code == 401
-    assert response.get_json()["error"]["code"] == "unauthorized"
+    subject = {"system": "urn:outreach-org:client", "value": "C-1"}
+    asked = (("/v1/authorize", {"subject": subject}), ("/v1/authorize/batch", {"subjects": [subject]}))
+    for path, body in asked:
+        response = client.post(path, headers={"Authorization": f"Bearer {token}"},
+                               json={**body, "purpose": "research", "data_categories": ["health"]})
+        assert response.status_code == 401, path
+        assert response.get_json()["error"]["code"] == "unauthorized"
     with world.services.sessions() as session:
         assert (session.query(Decision).count(), session.query(AuditEntry).count()) == before
 

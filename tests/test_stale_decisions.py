@@ -175,7 +175,7 @@ def flip_between_first_and_second_read(app, flipper: Flipper) -> Iterator[dict[s
 @contextmanager
 def reads_without_a_snapshot(monkeypatch) -> Iterator[None]:
     """The control: every read of a decision commits, so the next one sees the latest state."""
-    from consent_service.services import authorize
+    from consent_service import container
 
     class LatestEachTime:
         def __init__(self, session: Any) -> None:
@@ -214,7 +214,7 @@ def reads_without_a_snapshot(monkeypatch) -> Iterator[None]:
             session.rollback()
             session.close()
 
-    monkeypatch.setattr(authorize, "read_snapshot", latest)
+    monkeypatch.setattr(container, "read_snapshot", latest)
     yield
 
 

@@ -1,9 +1,10 @@
-"""What single and batch authorize share: rows as engine values, and a decision as recorded.
+"""The pure values of one decision: engine values from the rows read, the decision row's
+column values as recorded, and its audit entry's payload (no storage here).
 
-One place builds the engine's ``ConsentTerms``/``ApprovalTerms`` from the rows the storage
-reads return, the decision row's column values and the audit entry's payload, so the two
-paths cannot drift apart (tests/test_batch_authorize.py holds their answers together). The
-steward pages that replay decisions (``stewardship``, ``preview``) build approvals here too.
+Not to be confused with ``storage/decisions.py`` (the SQL of the decision tables) or
+``services/decisions.py`` (the ``GET /v1/decisions/{id}`` use case). Authorize
+(``services/authorize.py``, one subject or a cohort) builds every decision here; the steward
+pages that replay decisions (``stewardship``, ``preview``) build approvals here too.
 """
 
 from __future__ import annotations

@@ -87,3 +87,6 @@ class ManagementAction(StrEnum):
 
 
 WILDCARD = "*"
+
+# The most subjects one ``POST /v1/authorize/batch`` may ask about (the contract's maxItems).
+MAX_SUBJECTS = 10_000

@@ -12,6 +12,9 @@ class AuditLinkOut(StrictSchema):
 
 
 class DecisionRecordOut(StrictSchema):
+    """Dumps ``services.decisions.RecordedDecision``, ``OverseenDecision`` or ``StewardDecision``
+    (a field the view has not is left out)."""
+
     decision_id = fields.String(required=True)
     at = fields.AwareDateTime(required=True)
     requester = fields.String(required=True)

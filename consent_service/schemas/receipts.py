@@ -14,6 +14,8 @@ class ReceiptIn(StrictSchema):
 
 
 class ReceiptCheckOut(StrictSchema):
+    """Dumps ``services.receipts.ReceiptCheck`` (``claims`` only of a ``ValidReceipt``)."""
+
     valid = fields.Boolean(required=True, metadata={"description": "signed by this service and unchanged"})
     type = fields.String(allow_none=True, metadata={"enum": ["consent-receipt", "decision-receipt", None]})
     kid = fields.String(allow_none=True, metadata={"description": "the signing key named by the receipt"})

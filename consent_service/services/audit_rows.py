@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table
@@ -56,10 +57,48 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def digest(key: bytes, table: Table, values: Mapping[str, Any]) -> str:
-    """The row's digest over every column (missing columns count as NULL)."""
-    form = {column.name: _plain(values.get(column.name)) for column in table.columns}
-    return hmac.new(key, canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
+@cache
+def _columns(table: Table) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The table's name and its columns (each with its name as JSON), in canonical (sorted)
+    order, and its key columns: read once per table, not once per row."""
+    names = sorted(column.name for column in table.columns)
+    return (_CANONICAL.encode(table.name), tuple((name, _CANONICAL.encode(name)) for name in names),
+            tuple(column.name for column in table.primary_key.columns))
+
+
+# ``core.audit_chain.canonical``'s encoder, built once (json.dumps builds one per call), and
+# the function it writes a string with (ensure_ascii=False).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_string = json.encoder.encode_basestring
+
+
+def digest(key: bytes, table: Table, values: Mapping[str, Any], memo: dict[int, str] | None = None) -> str:
+    """The row's digest over every column (missing columns count as NULL).
+
+    The text hashed is ``canonical([table, {column: value}])``, written here column by column so
+    that ``memo`` (object id -> its canonical JSON) can serialize a value shared by many rows
+    once: the decisions of a batch share their lists (``decision_record.SharedValues``). The
+    caller keeps the rows alive while it uses ``memo``, so an id cannot be reused meanwhile.
+    """
+    name, columns, _ = _columns(table)
+    if memo is None:  # one row alone (verification reads every row): one encoder call is faster
+        body = _CANONICAL.encode([table.name, {c: _plain(values.get(c)) for c, _ in columns}]).encode()
+        return hmac.new(key, body, hashlib.sha256).hexdigest()[:32]
+    parts = []
+    for column, quoted in columns:
+        value = values.get(column)
+        if value is None:
+            text = "null"
+        elif type(value) is str:
+            text = _string(value)
+        elif isinstance(value, list | dict):
+            known = memo.get(id(value))
+            text = known if known is not None else memo.setdefault(id(value), _CANONICAL.encode(value))
+        else:
+            text = _CANONICAL.encode(_plain(value))
+        parts.append(f"{quoted}:{text}")
+    body = f"[{name},{{{','.join(parts)}}}]".encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()[:32]
 
 
 def key_text(key: Iterable[Any]) -> str:
@@ -67,25 +106,28 @@ def key_text(key: Iterable[Any]) -> str:
 
 
 def naming(key: bytes, table: Table, new: Mapping[str, Any] | None,
-           old: Mapping[str, Any] | None = None, *, row_key: tuple[Any, ...] | None = None) -> list[Any]:
+           old: Mapping[str, Any] | None = None, *, row_key: tuple[Any, ...] | None = None,
+           memo: dict[int, str] | None = None) -> list[Any]:
     """``[table, key, new digest, old digest]`` for one row created, changed or deleted."""
     source = new if new is not None else old
     assert source is not None or row_key is not None
-    k = row_key if row_key is not None else store.key_of(table, source)  # type: ignore[arg-type]
-    return [table.name, list(k), digest(key, table, new) if new is not None else None,
-            digest(key, table, old) if old is not None else None]
+    k = row_key if row_key is not None else tuple(source[c] for c in _columns(table)[2])  # type: ignore[index]
+    return [table.name, list(k), digest(key, table, new, memo) if new is not None else None,
+            digest(key, table, old, memo) if old is not None else None]
 
 
-def inserted(key: bytes, table: Table, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+def inserted(key: bytes, table: Table, rows: Iterable[Mapping[str, Any]],
+             memo: dict[int, str] | None = None) -> list[list[Any]]:
     """Namings of rows about to be inserted from these column values (the decision path)."""
-    return [naming(key, table, values) for values in rows]
+    return [naming(key, table, values, memo=memo) for values in rows]
 
 
 def decision_rows(key: bytes, decisions: Iterable[Mapping[str, Any]],
-                  links: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
-    """Namings of decision rows and their community links, from the values about to be inserted."""
-    return (inserted(key, store.BOUND[Decision.__tablename__], decisions)
-            + inserted(key, store.BOUND[DecisionCommunity.__tablename__], links))
+                  links: Iterable[Mapping[str, Any]], memo: dict[int, str] | None = None) -> list[list[Any]]:
+    """Namings of decision rows and their community links, from the values about to be inserted
+    (``memo``: see ``digest``; one for a whole batch)."""
+    return (inserted(key, store.BOUND[Decision.__tablename__], decisions, memo)
+            + inserted(key, store.BOUND[DecisionCommunity.__tablename__], links, memo))
 
 
 def pending(key: bytes, session: Session) -> list[list[Any]]:

@@ -27,7 +27,7 @@ from consent_service.services import codes
 from consent_service.services.communities import RULE_WILDCARDS
 from consent_service.services.communities import _require_steward as require_steward
 from consent_service.services.stewardship import in_force_approvals
-from consent_service.storage import decision_history
+from consent_service.storage import decisions as decision_store
 from consent_service.storage.db import read_snapshot
 
 PREVIEW_DAYS = 90
@@ -80,7 +80,7 @@ def preview_rule(
 
         considered = matched = changed = 0
         changed_by: Counter[tuple[str, str]] = Counter()
-        for row in decision_history.since(session, community_id, start=start):
+        for row in decision_store.community_history(session, community_id, start=start):
             considered += 1
             if not compiled.matching(
                 effect=rule_effect,

@@ -22,7 +22,8 @@ from consent_service.core.policy import Rule
 from consent_service.core.wire import ManagementAction, Outcome, ReasonCode, RuleEffect
 from consent_service.services.communities import _require_steward as require_steward
 from consent_service.storage import communities as community_store
-from consent_service.storage import decision_history, directory
+from consent_service.storage import decisions as decision_store
+from consent_service.storage import directory
 from consent_service.storage.db import read_snapshot
 
 WINDOW_DAYS = 90
@@ -70,7 +71,9 @@ def waiting_requests(
         )
         in_force = in_force_approvals(session, community_id, now)
         groups: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in decision_history.since(session, community_id, start=start, outcome=str(Outcome.DENY)):
+        denied = decision_store.community_history(session, community_id, start=start,
+                                                  outcome=str(Outcome.DENY))
+        for row in denied:
             waiting = [
                 r
                 for r in row.reasons
@@ -137,7 +140,7 @@ def decision_timeline(
             community_id=community_id,
             action=ManagementAction.DECISIONS_LIST,
         )
-        for row in decision_history.since(session, community_id, start=start):
+        for row in decision_store.community_history(session, community_id, start=start):
             day = row.at.astimezone(now.tzinfo).date()
             if day in per_day:
                 per_day[day][row.outcome] += 1

@@ -1,11 +1,17 @@
-"""Recorded decisions and what a community may see of them."""
+"""The decision tables (SQL): decision rows, the communities each one touched, and reads of them.
+
+Not to be confused with ``core/decision_record.py`` (the pure values a decision row is built
+from) or ``services/decisions.py`` (the ``GET /v1/decisions/{id}`` use case). The authorize
+hot path inserts its rows in bulk through ``storage/bulk.py``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
 from consent_service.storage.models import Decision, DecisionCommunity
@@ -65,3 +71,33 @@ def community_counts(session: Session, community_id: str, *, since: datetime | N
                                .group_by(column).order_by(column))
         counts[name] = {value: number for value, number in rows}
     return counts
+
+
+def community_history(
+    session: Session, community_id: str, *, start: datetime, outcome: str | None = None, batch: int = 1000
+) -> Iterator[Row[Any]]:
+    """(at, requester, purpose, data_categories, outcome, reasons) of each decision that touched
+    the community's members from ``start`` on, oldest first, streamed in batches.
+
+    Never the subject: what a community sees of its members' decisions has no identity in it.
+    """
+    where: list[Any] = [
+        DecisionCommunity.decision_id == Decision.id,
+        DecisionCommunity.community_id == community_id,
+        DecisionCommunity.at >= start,
+    ]
+    query = (
+        select(
+            Decision.at,
+            Decision.requester,
+            Decision.purpose,
+            Decision.data_categories,
+            Decision.outcome,
+            Decision.reasons,
+        )
+        .join(DecisionCommunity, and_(*where))
+        .order_by(DecisionCommunity.at, Decision.id)
+    )
+    if outcome is not None:
+        query = query.where(Decision.outcome == outcome)
+    yield from session.execute(query.execution_options(yield_per=batch))

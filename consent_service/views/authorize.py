@@ -1,35 +1,79 @@
-"""The decision endpoint other systems call before they touch a person's data."""
+"""The decision endpoints other systems call before they touch a person's data (scope authorize).
+
+``POST /v1/authorize`` for one subject, ``POST /v1/authorize/batch`` for a cohort: one use case
+(``services.authorize``). The blueprint checks the bearer token only; the use case checks that
+its client is still active inside the decision's own read snapshot, which saves a transaction
+on the hot path and is exactly as fresh (so a disabled client's call with a bad body is a 400,
+and its well-formed call a 401).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.authorize import AuthorizeIn, DecisionOut
+from consent_service.schemas.authorize import AuthorizeIn, BatchAuthorizeIn, BatchDecisionsOut, DecisionOut
 from consent_service.services import authorize as cases
 from consent_service.services import codes
-from consent_service.views.common import ApiBlueprint, now, services, token_caller_with
+from consent_service.services.authorize import BatchResult, DecisionResult
+from consent_service.views.common import ApiBlueprint, caller_with, now, services, token_caller
 
-# The decision checks that the token's client is still active in its own read snapshot.
 blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)",
-                   client_checked_by_use_case=True)
+                   authenticate=token_caller)
 
 
 @blp.route("/authorize")
 class Authorize(MethodView):
     @blp.arguments(AuthorizeIn)
     @blp.response(200, DecisionOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> DecisionResult:
         """Permit or deny one use of one person's data; every answer is recorded first.
 
         A 503 answer must be treated as deny.
         """
-        caller = token_caller_with(Scope.AUTHORIZE)
+        caller = caller_with(Scope.AUTHORIZE)
         codes.check(None, services().policy, purposes=[body["purpose"]], purposes_field="purpose",
                     data_categories=body["data_categories"])
-        subject = cases.Subject(**body["subject"])
-        decision = cases.authorize(services(), caller=caller, subject=subject, purpose=body["purpose"],
-                                   data_categories=body["data_categories"], now=now(), check_client=True)
-        return decision.as_dict()
+        return cases.authorize(services(), caller=caller, subject=cases.Subject(**body["subject"]),
+                               purpose=body["purpose"], data_categories=body["data_categories"], now=now())
+
+
+def _cohort_sized_body(view: Callable[..., Any]) -> Callable[..., Any]:
+    """10,000 subjects do not fit the service-wide body limit; the batch route alone gets a larger one
+    (set before its body is read, which its ``@blp.arguments`` does inside this wrapper)."""
+
+    def with_larger_limit(*args: Any, **kwargs: Any) -> Any:
+        request.max_content_length = services().settings["BATCH_MAX_CONTENT_LENGTH"]
+        return view(*args, **kwargs)
+
+    return with_larger_limit
+
+
+@blp.route("/authorize/batch")
+class BatchAuthorize(MethodView):
+    decorators = [_cohort_sized_body]
+
+    @blp.arguments(BatchAuthorizeIn)
+    @blp.response(200, BatchDecisionsOut)
+    def post(self, body: dict[str, Any]) -> BatchResult:
+        """Permit or deny one use for each subject of a cohort; every answer is recorded first.
+
+        Each subject is decided exactly as ``POST /v1/authorize`` would decide it, except that
+        when a matching rule asks for ``aggregate_only`` with ``min_cell_size`` and fewer
+        distinct subjects would be permitted, every subject is denied (``below_min_cell_size``).
+        A 503 answer must be treated as deny for every subject.
+        """
+        caller = caller_with(Scope.AUTHORIZE)
+        codes.check(None, services().policy, purposes=[body["purpose"]],
+                    data_categories=body["data_categories"])
+        subjects = [cases.Subject(system=s["system"], value=s["value"]) for s in body["subjects"]]
+        # Dumped by BatchDecisionsOut like every answer: measured on 10,000 subjects (in process,
+        # CPU time, contended 2-core machine), marshmallow takes ~290 ms of a ~7.3 s request
+        # (~4%; a hand-written dict took ~0.8%), under the 10% that would justify a fast path.
+        return cases.authorize_batch(services(), caller=caller, subjects=subjects, purpose=body["purpose"],
+                                     data_categories=body["data_categories"], now=now())
+

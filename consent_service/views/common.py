@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -61,29 +62,25 @@ def token_caller() -> Caller:
 
 def authenticated() -> Caller:
     """The caller of this request, from its bearer token, its client still active (cached on ``g``)."""
-    cached = g.get("caller")
+    cached = g.get("_authenticated")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     caller = token_caller()
     if not _client_is_active(caller.client_id, caller.organization):
         raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
-    g.caller = caller
+    g._authenticated = caller
     return caller
 
 
 def caller_with(*scopes: Scope) -> Caller:
-    """The caller, if its token carries at least one of ``scopes`` (none given: any valid token)."""
-    return _with_scopes(authenticated(), scopes)
+    """The caller, if its token carries at least one of ``scopes`` (none given: any valid token).
 
-
-def token_caller_with(*scopes: Scope) -> Caller:
-    """The token's caller with one of ``scopes``, its client NOT yet checked in the database.
-
-    Only for a use case that checks the client itself, inside the read snapshot it opens
-    anyway (authorize: ``check_client=True``), which saves a transaction on the hot path
-    and is exactly as fresh. Its blueprint is made with ``client_checked_by_use_case=True``.
+    The caller is the one its ``ApiBlueprint`` authenticated before the body was read: the token
+    and the client (``authenticated``), or, on a blueprint whose use cases re-check the client
+    in their own snapshot (``services.reading``), the token only (``token_caller``).
     """
-    return _with_scopes(token_caller(), scopes)
+    caller = g.get("caller")
+    return _with_scopes(caller if caller is not None else authenticated(), scopes)
 
 
 def _with_scopes(caller: Caller, scopes: tuple[Scope, ...]) -> Caller:
@@ -115,16 +112,21 @@ class ApiBlueprint(Blueprint):
     it must be a class attribute here (setting it on the blueprint in the app factory is too
     late, and webargs would answer 422). Authenticating before the body is read makes a call
     without a valid token a 401 whatever its body, as the contract says of every ``/v1`` call.
-    With ``client_checked_by_use_case`` only the token is checked first; the use case checks
-    that its client is still active (so a disabled client's call with a bad body is a 400, and
-    its well-formed call a 401).
+    ``authenticate`` says what is checked first: the token and that its client is still active
+    (``authenticated``, the default), or the token only (``token_caller``) for a blueprint whose
+    use cases re-check the client inside their own snapshot (``services.reading``), so a
+    disabled client's call with a bad body is a 400, and its well-formed call a 401.
     """
 
     ARGUMENTS_PARSER = ContractParser()
 
-    def __init__(self, *args: Any, client_checked_by_use_case: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, authenticate: Callable[[], Caller] = authenticated, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.before_request(_token_first if client_checked_by_use_case else _authenticate_first)
+        self.authenticate = authenticate
+        self.before_request(self._authenticate_first)
+
+    def _authenticate_first(self) -> None:
+        g.caller = self.authenticate()
 
     @staticmethod
     def _prepare_response_doc(doc: Any, doc_info: Any, *, api: Any, spec: Any, **kwargs: Any) -> Any:
@@ -143,10 +145,3 @@ class ApiBlueprint(Blueprint):
 COMMON_ERRORS = (401, 403, 404, 429, 503)
 BODY_ERRORS = (413,)
 
-
-def _authenticate_first() -> None:
-    authenticated()
-
-
-def _token_first() -> None:
-    token_caller()

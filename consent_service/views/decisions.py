@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
@@ -23,7 +21,7 @@ blp = ApiBlueprint(
 @blp.route("/<decision_id>")
 class DecisionById(MethodView):
     @blp.response(200, DecisionRecordOut)
-    def get(self, decision_id: str) -> dict[str, Any]:
+    def get(self, decision_id: str) -> cases.RecordedDecision | cases.StewardDecision:
         """The decision as recorded, with the exact consent version, rule ids and policy versions.
 
         The organization that asked for it sees what it was told; a steward of a community whose

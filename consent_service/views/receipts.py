@@ -21,7 +21,7 @@ blp = ApiBlueprint("receipts", __name__, url_prefix="/v1", description="Consent 
 class VerifyReceipt(MethodView):
     @blp.arguments(ReceiptIn)
     @blp.response(200, ReceiptCheckOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> receipt_check.ReceiptCheck:
         """Is this consent or decision receipt signed by this service and unchanged?
 
         Any valid token may ask. An invalid receipt is ``valid: false`` with a ``problem``, never
