@@ -15,7 +15,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.admin import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
+from consent_service.schemas.organizations import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
 from consent_service.schemas.communities import (
     ApprovalIn,
     ApprovalListOut,

@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.admin import (
+from consent_service.schemas.organizations import (
     ClientIn,
     ClientOut,
     CommunityIn,
@@ -30,7 +30,7 @@ blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administrat
 class Organizations(MethodView):
     @blp.arguments(OrganizationIn)
     @blp.response(201, OrganizationOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> cases.OrganizationRecord:
         caller = caller_with(Scope.ADMIN)
         return cases.create_organization(services(), caller=caller, now=now(), **body)
 
@@ -39,16 +39,16 @@ class Organizations(MethodView):
 class Clients(MethodView):
     @blp.arguments(ClientIn)
     @blp.response(201, ClientOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> cases.NewClient:
         """Admin; or a steward's rules:write client, for its own organization (see docs/api.md)."""
         caller = caller_with(Scope.ADMIN, Scope.RULES_WRITE)
-        return cases.create_client(services(), caller=caller, now=now(), **body).as_dict()
+        return cases.create_client(services(), caller=caller, now=now(), **body)
 
 
 @blp.route("/clients/<client_id>/disable")
 class DisableClient(MethodView):
     @blp.response(200, ClientOut)
-    def post(self, client_id: str) -> dict[str, Any]:
+    def post(self, client_id: str) -> cases.ClientRecord:
         caller = caller_with(Scope.ADMIN)
         return cases.disable_client(services(), caller=caller, client_id=client_id, now=now())
 
