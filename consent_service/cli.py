@@ -130,23 +130,24 @@ def subject_systems() -> None:
 @click.option("--case-insensitive", is_flag=True, help="values compare case-folded")
 def subject_systems_add(system: str, organization: str | None, shared: bool, case_insensitive: bool) -> None:
     from consent_service.errors import ServiceError
+    from consent_service.schemas.subjects import SubjectSystemOut
     from consent_service.services import subjects
 
     try:
         added = subjects.register(_services(), caller=None, system=system, organization=organization,
                                   shared=shared, case_insensitive=case_insensitive, now=datetime.now(UTC))
     except ServiceError as exc:
-        details = json.dumps(exc.details) if exc.details else ""
-        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
-    click.echo(json.dumps({**added, "created_at": added["created_at"].isoformat()}))
+        raise _refused(exc) from exc
+    click.echo(json.dumps(SubjectSystemOut().dump(added)))
 
 
 @subject_systems.command("list", help="Print the registered systems, one JSON object a line.")
 def subject_systems_list() -> None:
+    from consent_service.schemas.subjects import SubjectSystemOut
     from consent_service.services import subjects
 
-    for entry in subjects.list_systems(_services()):
-        click.echo(json.dumps({**entry, "created_at": entry["created_at"].isoformat()}))
+    for entry in subjects.list_systems(_services(), caller=None).subject_systems:
+        click.echo(json.dumps(SubjectSystemOut().dump(entry)))
 
 
 @admin.command("hint", help="Print how to get a token.")
@@ -210,10 +211,10 @@ def users_create(email: str, name: str, organization: str, roles: tuple[str, ...
     except ServiceError as exc:
         raise _refused(exc) from exc
     if as_json:
-        click.echo(json.dumps({"id": user["id"], "email": user["email"], "organization": user["organization"],
-                               "scopes": user["roles"]}))
+        click.echo(json.dumps({"id": user.id, "email": user.email, "organization": user.organization,
+                               "scopes": user.roles}))
     else:
-        click.echo(f"created {user['email']} ({user['organization']}): {' '.join(user['roles'])}")
+        click.echo(f"created {user.email} ({user.organization}): {' '.join(user.roles)}")
 
 
 @users.command("list", help="List people, optionally of one organization.")
@@ -222,8 +223,8 @@ def users_list(organization: str | None) -> None:
     from consent_service.services import users as cases
 
     for user in cases.list_users(_services(), organization=organization):
-        state = "disabled" if user["disabled_at"] else ("locked" if user["locked_until"] else "active")
-        click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
+        state = "disabled" if user.disabled_at else ("locked" if user.locked_until else "active")
+        click.echo(f"{user.email}\t{user.organization}\t{' '.join(user.roles)}\t{state}")
 
 
 def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,

@@ -262,8 +262,8 @@ def test_normal_use_keeps_the_database_verifying(app, app_config, client, world,
         with pytest.raises(users.SignInRefused):
             users.sign_in(services, email="worker1@example.org", password="not the password", now=now)
     users.unlock(services, email="worker1@example.org", now=now)
-    users.set_language(services, user_id=users.list_users(services)[0]["id"], language="fr", now=now)
-    users.sign_out(services, user_id=users.list_users(services)[0]["id"], now=now)
+    users.set_language(services, user_id=users.list_users(services)[0].id, language="fr", now=now)
+    users.sign_out(services, user_id=users.list_users(services)[0].id, now=now)
     client_id, _ = world.credentials(GOVERNMENT, "authorize")
     organizations.disable_client(services, caller=None, client_id=client_id, now=now)
     gov.ask("research", "health", subject=OUTSIDER)

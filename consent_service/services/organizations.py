@@ -223,7 +223,7 @@ def disable_client(
         client.disabled_at = now
         session.flush()
         disabled = ClientRecord.of(client)
-        services.append_audit(session, at=now, tag=AuditTag.CLIENT_DISABLED, caller=caller, object_id=client_id,
-                              payload=_CLIENT_DISABLED_PAYLOAD.dump(disabled))
+        services.append_audit(session, at=now, tag=AuditTag.CLIENT_DISABLED, caller=caller,
+                              object_id=client_id, payload=_CLIENT_DISABLED_PAYLOAD.dump(disabled))
         session.commit()
         return disabled

@@ -373,7 +373,8 @@ def disable(services: Services, *, email: str, now: datetime) -> Person:
 
 def set_roles(services: Services, *, email: str, roles: list[str], now: datetime) -> Person:
     """The person's roles from their next page on (the scopes are read at every request)."""
-    return _change(services, email=email, now=now, change="roles", roles=" ".join(scopes_for(services, roles)))
+    roles_now = " ".join(scopes_for(services, roles))
+    return _change(services, email=email, now=now, change="roles", roles=roles_now)
 
 
 def set_language(services: Services, *, user_id: str, language: str, now: datetime) -> None:

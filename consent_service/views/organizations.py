@@ -1,4 +1,4 @@
-"""Administration (scope ``admin``): organizations, clients, communities."""
+"""The organizations resource (scope ``admin``): organizations, clients, and creating communities."""
 
 from __future__ import annotations
 
@@ -14,13 +14,9 @@ from consent_service.schemas.organizations import (
     CommunityOut,
     OrganizationIn,
     OrganizationOut,
-    SubjectSystemIn,
-    SubjectSystemOut,
-    SubjectSystemsOut,
 )
 from consent_service.services import communities as community_cases
 from consent_service.services import organizations as cases
-from consent_service.services import subjects as subject_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
@@ -60,22 +56,3 @@ class Communities(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         caller = caller_with(Scope.ADMIN)
         return community_cases.create_community(services(), caller=caller, now=now(), **body)
-
-
-@blp.route("/subject-systems")
-class SubjectSystems(MethodView):
-    @blp.arguments(SubjectSystemIn)
-    @blp.response(201, SubjectSystemOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Register an identifier system to one organization, or as shared (admin); 409 if it exists.
-
-        An organization records consents only under the systems registered to it or shared.
-        """
-        caller = caller_with(Scope.ADMIN)
-        return subject_cases.register(services(), caller=caller, now=now(), **body)
-
-    @blp.response(200, SubjectSystemsOut)
-    def get(self) -> dict[str, Any]:
-        """Every registered subject system (any client: each needs to know which it may use)."""
-        caller_with()
-        return {"subject_systems": subject_cases.list_systems(services())}
