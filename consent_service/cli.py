@@ -280,7 +280,7 @@ def audit() -> None:
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A signed checkpoint file exported earlier (may repeat).")
 def audit_verify(checkpoints: tuple[str, ...]) -> None:
-    from consent_service.core.keys import InvalidSignature
+    from consent_service.errors import ValidationFailed
     from consent_service.services import audit as audit_log
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
@@ -288,10 +288,11 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     try:
         with _progress(services, "verifying the chain and every bound row") as step:
             result = audit_log.verify(services, checkpoint_tokens=tokens, progress=step)
-    except InvalidSignature as exc:
-        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys ({exc})", err=True)
+    except ValidationFailed as exc:
+        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys "
+                   f"({json.dumps(exc.details)})", err=True)
         sys.exit(2)
-    click.echo(json.dumps(result.as_dict()))
+    click.echo(json.dumps(audit_log.CHAIN_ONLY.dump(result)))
     if not result.ok:
         click.echo(f"audit chain BROKEN: {result.problem}", err=True)
         sys.exit(1)
@@ -307,11 +308,11 @@ def audit_checkpoint() -> None:
     services = _services()
     try:
         with _progress(services, "verifying before signing") as step:
-            token = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
+            signed = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
     except Conflict as exc:
         click.echo(f"audit checkpoint: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(token)
+    click.echo(signed.checkpoint)
 
 
 @contextmanager

@@ -293,7 +293,7 @@ def test_a_checkpoint_still_verifies_after_later_changes(app, client, populated)
     """The state a checkpoint signed is the chain's state at its entry: later changes (a
     revocation, new decisions) do not disturb it, and verify recomputes and compares it."""
     services = services_of(app)
-    token = audit_log.checkpoint(services, now=datetime.now(UTC))
+    token = audit_log.checkpoint(services, now=datetime.now(UTC)).checkpoint
     gov: Governance = populated["governance"]
     assert_ok(client.post(f"/v1/consents/{populated['member']['id']}/revoke", json={"reason": "moved"},
                           headers=gov.recorder()))

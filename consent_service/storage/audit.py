@@ -92,6 +92,12 @@ def entries_about(session: Session, *, tag: str, object_ids: list[str]) -> list[
                                                          AuditEntry.tag == tag).order_by(AuditEntry.seq)))
 
 
+def page(session: Session, *, after: int, limit: int) -> list[AuditEntry]:
+    """Up to ``limit`` entries with ``seq > after``, in sequence order (a keyset page, for export)."""
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.seq > after)
+                                .order_by(AuditEntry.seq).limit(limit)))
+
+
 def at(session: Session, seq: int) -> AuditEntry | None:
     return session.get(AuditEntry, seq)
 
