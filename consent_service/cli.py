@@ -14,20 +14,24 @@ import click
 
 from consent_service import config as service_config
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported only when used, so that ``--help`` stays quick
+    from flask import Flask
+
+    from consent_service.container import Services
     from consent_service.errors import ServiceError
 
 
-def _app():  # type: ignore[no-untyped-def]
+def _app() -> Flask:
     from consent_service import create_app
 
     return create_app()
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from consent_service.views.common import EXTENSION
 
-    return _app().extensions[EXTENSION]
+    services: Services = _app().extensions[EXTENSION]
+    return services
 
 
 @click.group(help="consent_service: consent and access control with community rules.")
@@ -63,7 +67,7 @@ def db_upgrade() -> None:
     _record_consent_reviews(_services())
 
 
-def _record_consent_reviews(services) -> int:  # type: ignore[no-untyped-def]
+def _record_consent_reviews(services: Services) -> int:
     """Put consents a migration listed for review into the audit chain (the migration lacks its key)."""
     from consent_service.services import consent_reviews
 
@@ -172,14 +176,14 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from consent_service.log_hygiene import ACCESS_LOG_FORMAT
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self) -> Flask:
             return _app()
 
     Server().run()
@@ -316,7 +320,7 @@ def audit_checkpoint() -> None:
 
 
 @contextmanager
-def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type: ignore[no-untyped-def]
+def _progress(services: Services, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr over the entries and rows a verification reads."""
     from consent_service.services import audit as audit_log
 
