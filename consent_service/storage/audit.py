@@ -1,4 +1,5 @@
-"""Appending to and reading the audit chain. Repositories never commit."""
+"""The audit chain's SQL (no rules here): appending at the head under a row lock, and reading
+entries (in full for verification, by page for export, by object). Repositories never commit."""
 
 from __future__ import annotations
 
