@@ -41,3 +41,17 @@ def test_a_wrong_role_file_refuses_to_start_naming_it(tmp_path: Path, text: str,
         PolicyBase(policies)
     assert str(policies / ROLES_FILE) in str(refused.value)
     assert problem in str(refused.value)
+
+
+def test_a_person_is_given_the_scopes_of_the_roles_the_file_names(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from consent_service.errors import ValidationFailed
+    from consent_service.services.users import scopes_for
+
+    policies = roles_file(tmp_path, '[roles.reviewer]\nscopes = ["community:read"]\nlabel = "Reviewer"\n')
+    services = SimpleNamespace(policy=SimpleNamespace(roles=load_roles(policies)))
+    assert scopes_for(services, ["reviewer", "consents:read"]) == ["community:read", "consents:read"]  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed) as refused:
+        scopes_for(services, ["steward"])  # type: ignore[arg-type]
+    assert "unknown role: steward (one of reviewer," in refused.value.details["roles"][0]
