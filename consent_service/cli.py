@@ -14,20 +14,24 @@ import click
 
 from consent_service import config as service_config
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported only when used, so that ``--help`` stays quick
+    from flask import Flask
+
+    from consent_service.container import Services
     from consent_service.errors import ServiceError
 
 
-def _app():  # type: ignore[no-untyped-def]
+def _app() -> Flask:
     from consent_service import create_app
 
     return create_app()
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from consent_service.views.common import EXTENSION
 
-    return _app().extensions[EXTENSION]
+    services: Services = _app().extensions[EXTENSION]
+    return services
 
 
 @click.group(help="consent_service: consent and access control with community rules.")
@@ -63,7 +67,7 @@ def db_upgrade() -> None:
     _record_consent_reviews(_services())
 
 
-def _record_consent_reviews(services) -> int:  # type: ignore[no-untyped-def]
+def _record_consent_reviews(services: Services) -> int:
     """Put consents a migration listed for review into the audit chain (the migration lacks its key)."""
     from consent_service.services import consent_reviews
 
@@ -130,23 +134,24 @@ def subject_systems() -> None:
 @click.option("--case-insensitive", is_flag=True, help="values compare case-folded")
 def subject_systems_add(system: str, organization: str | None, shared: bool, case_insensitive: bool) -> None:
     from consent_service.errors import ServiceError
+    from consent_service.schemas.subjects import SubjectSystemOut
     from consent_service.services import subjects
 
     try:
         added = subjects.register(_services(), caller=None, system=system, organization=organization,
                                   shared=shared, case_insensitive=case_insensitive, now=datetime.now(UTC))
     except ServiceError as exc:
-        details = json.dumps(exc.details) if exc.details else ""
-        raise click.ClickException(f"{exc.message} {details}".strip()) from exc
-    click.echo(json.dumps({**added, "created_at": added["created_at"].isoformat()}))
+        raise _refused(exc) from exc
+    click.echo(json.dumps(SubjectSystemOut().dump(added)))
 
 
 @subject_systems.command("list", help="Print the registered systems, one JSON object a line.")
 def subject_systems_list() -> None:
+    from consent_service.schemas.subjects import SubjectSystemOut
     from consent_service.services import subjects
 
-    for entry in subjects.list_systems(_services()):
-        click.echo(json.dumps({**entry, "created_at": entry["created_at"].isoformat()}))
+    for entry in subjects.list_systems(_services(), caller=None).subject_systems:
+        click.echo(json.dumps(SubjectSystemOut().dump(entry)))
 
 
 @admin.command("hint", help="Print how to get a token.")
@@ -171,14 +176,14 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from consent_service.log_hygiene import ACCESS_LOG_FORMAT
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self) -> Flask:
             return _app()
 
     Server().run()
@@ -210,10 +215,10 @@ def users_create(email: str, name: str, organization: str, roles: tuple[str, ...
     except ServiceError as exc:
         raise _refused(exc) from exc
     if as_json:
-        click.echo(json.dumps({"id": user["id"], "email": user["email"], "organization": user["organization"],
-                               "scopes": user["roles"]}))
+        click.echo(json.dumps({"id": user.id, "email": user.email, "organization": user.organization,
+                               "scopes": user.roles}))
     else:
-        click.echo(f"created {user['email']} ({user['organization']}): {' '.join(user['roles'])}")
+        click.echo(f"created {user.email} ({user.organization}): {' '.join(user.roles)}")
 
 
 @users.command("list", help="List people, optionally of one organization.")
@@ -222,8 +227,8 @@ def users_list(organization: str | None) -> None:
     from consent_service.services import users as cases
 
     for user in cases.list_users(_services(), organization=organization):
-        state = "disabled" if user["disabled_at"] else ("locked" if user["locked_until"] else "active")
-        click.echo(f"{user['email']}\t{user['organization']}\t{' '.join(user['roles'])}\t{state}")
+        state = "disabled" if user.disabled_at else ("locked" if user.locked_until else "active")
+        click.echo(f"{user.email}\t{user.organization}\t{' '.join(user.roles)}\t{state}")
 
 
 def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,
@@ -279,7 +284,7 @@ def audit() -> None:
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A signed checkpoint file exported earlier (may repeat).")
 def audit_verify(checkpoints: tuple[str, ...]) -> None:
-    from consent_service.core.keys import InvalidSignature
+    from consent_service.errors import ValidationFailed
     from consent_service.services import audit as audit_log
 
     tokens = [Path(p).read_text().strip() for p in checkpoints]
@@ -287,10 +292,11 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     try:
         with _progress(services, "verifying the chain and every bound row") as step:
             result = audit_log.verify(services, checkpoint_tokens=tokens, progress=step)
-    except InvalidSignature as exc:
-        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys ({exc})", err=True)
+    except ValidationFailed as exc:
+        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys "
+                   f"({json.dumps(exc.details)})", err=True)
         sys.exit(2)
-    click.echo(json.dumps(result.as_dict()))
+    click.echo(json.dumps(audit_log.CHAIN_ONLY.dump(result)))
     if not result.ok:
         click.echo(f"audit chain BROKEN: {result.problem}", err=True)
         sys.exit(1)
@@ -306,15 +312,15 @@ def audit_checkpoint() -> None:
     services = _services()
     try:
         with _progress(services, "verifying before signing") as step:
-            token = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
+            signed = audit_log.checkpoint(services, now=datetime.now(UTC), progress=step)
     except Conflict as exc:
         click.echo(f"audit checkpoint: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(token)
+    click.echo(signed.checkpoint)
 
 
 @contextmanager
-def _progress(services, label: str) -> Iterator[Callable[[int], None]]:  # type: ignore[no-untyped-def]
+def _progress(services: Services, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr over the entries and rows a verification reads."""
     from consent_service.services import audit as audit_log
 

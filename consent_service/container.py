@@ -24,7 +24,7 @@ from consent_service.core.policy import PolicyBase
 from consent_service.errors import Unauthorized
 from consent_service.services import audit_rows
 from consent_service.services.rule_cache import RuleCache
-from consent_service.services.subjects import SubjectRef, Subjects
+from consent_service.services.subject_keys import SubjectRef, Subjects
 from consent_service.storage import audit as audit_store
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import organizations as organization_store

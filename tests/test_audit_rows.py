@@ -264,8 +264,8 @@ def test_normal_use_keeps_the_database_verifying(app, app_config, client, world,
         with pytest.raises(users.SignInRefused):
             users.sign_in(services, email="worker1@example.org", password="not the password", now=now)
     users.unlock(services, email="worker1@example.org", now=now)
-    users.set_language(services, user_id=users.list_users(services)[0]["id"], language="fr", now=now)
-    users.sign_out(services, user_id=users.list_users(services)[0]["id"], now=now)
+    users.set_language(services, user_id=users.list_users(services)[0].id, language="fr", now=now)
+    users.sign_out(services, user_id=users.list_users(services)[0].id, now=now)
     client_id, _ = world.credentials(GOVERNMENT, "authorize")
     organizations.disable_client(services, caller=None, client_id=client_id, now=now)
     gov.ask("research", "health", subject=OUTSIDER)
@@ -295,7 +295,7 @@ def test_a_checkpoint_still_verifies_after_later_changes(app, client, populated)
     """The state a checkpoint signed is the chain's state at its entry: later changes (a
     revocation, new decisions) do not disturb it, and verify recomputes and compares it."""
     services = services_of(app)
-    token = audit_log.checkpoint(services, now=datetime.now(UTC))
+    token = audit_log.checkpoint(services, now=datetime.now(UTC)).checkpoint
     gov: Governance = populated["governance"]
     assert_ok(client.post(f"/v1/consents/{populated['member']['id']}/revoke", json={"reason": "moved"},
                           headers=gov.recorder()))

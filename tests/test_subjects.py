@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from trust_helpers import SUBJECT, add_community, add_rule, consent_body
 
-from consent_service.services.access_report import OTHER_CONSENT
+from consent_service.services.subjects import OTHER_CONSENT
 
 XSS = "<script>alert('x')</script>"
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,9 @@ CHECKPOINT_TYP = "audit-checkpoint+jwt"
 
 @dataclass(frozen=True)
 class Entry:
+    """One audit entry: the definition of its fields (``schemas.audit.EntryOut`` dumps it; the
+    stored row, ``storage.models.AuditEntry``, has the same columns)."""
+
     seq: int
     at: datetime
     tag: str
@@ -35,6 +38,14 @@ class Entry:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+
+    @classmethod
+    def of(cls, row: Any) -> Entry:
+        """The entry of a stored row (anything with these attributes)."""
+        return cls(*(getattr(row, name) for name in _ENTRY_FIELDS))
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 def canonical(value: Any) -> bytes:
@@ -60,11 +71,7 @@ class Verification:
     table: str | None = None  # a bound row that differs from the chain: its table and key
     row: list[Any] | None = None
     rows: tuple[dict[str, Any], ...] = ()  # every such row found (up to a limit), first one above
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "problem": self.problem, "seq": self.seq,
-                "table": self.table, "row": self.row, "rows": list(self.rows)}
+    entry: Entry | None = None  # what is stored at ``seq``, when the reader looked it up
 
 
 def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] | None = None,

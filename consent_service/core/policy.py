@@ -30,6 +30,7 @@ from typing import Any
 import casbin
 
 from consent_service.core.deployment import DeploymentPolicy, load_deployment
+from consent_service.core.permissions import Role, load_roles
 from consent_service.core.vocabulary import Vocabulary, load_vocabulary
 from consent_service.core.wire import WILDCARD, RuleEffect
 
@@ -123,6 +124,7 @@ class PolicyBase:
         # policies/deployment.toml: protected purposes, settings, obligations on every permit.
         below = {code: self.purposes.descendants(code) for code in self.purposes.codes}
         self.deployment: DeploymentPolicy = load_deployment(self.dir, self.vocabulary, below)
+        self.roles: dict[str, Role] = load_roles(self.dir)  # policies/roles.toml: a person's roles
         self._management_model_text = (self.dir / "management.conf").read_text()
         # Bucket keys recur across communities ("deny", "*", "research", "health"): every
         # community's index points at one shared tuple per key (issue 5: memory per rule).

@@ -1,3 +1,8 @@
+"""Schemas of the audit resource. ``EntryOut`` dumps ``core.audit_chain.Entry`` (the one definition
+of an entry's fields), ``VerificationOut`` dumps ``core.audit_chain.Verification``, and the others
+the dataclasses of ``services.audit``.
+"""
+
 from __future__ import annotations
 
 from marshmallow import fields, validate
@@ -14,11 +19,25 @@ class VerifyIn(StrictSchema):
     )
 
 
-class BrokenEntryOut(StrictSchema):
+class EntryOut(StrictSchema):
+    """One audit entry (``core.audit_chain.Entry``), as exported."""
+
     seq = fields.Integer()
     at = fields.AwareDateTime()
     tag = fields.String()
+    actor_org = fields.String(allow_none=True)
+    actor_client = fields.String(allow_none=True)
     object_id = fields.String(allow_none=True)
+    payload = fields.Dict()
+    prev_hash = fields.String()
+    hash = fields.String()
+
+
+class BrokenEntryOut(EntryOut):
+    """What is stored where the chain breaks: the entry without its actors, payload and links."""
+
+    class Meta(EntryOut.Meta):
+        exclude = ("actor_org", "actor_client", "payload", "prev_hash", "hash")
 
 
 class VerificationOut(StrictSchema):
@@ -56,18 +75,6 @@ class EntriesQuery(StrictSchema):
         metadata={"description": "return entries with a greater sequence number"},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-
-
-class EntryOut(StrictSchema):
-    seq = fields.Integer()
-    at = fields.AwareDateTime()
-    tag = fields.String()
-    actor_org = fields.String(allow_none=True)
-    actor_client = fields.String(allow_none=True)
-    object_id = fields.String(allow_none=True)
-    payload = fields.Dict()
-    prev_hash = fields.String()
-    hash = fields.String()
 
 
 class HeadOut(StrictSchema):

@@ -1,9 +1,15 @@
+"""Schemas of the subjects resource: subject systems, the access report, re-keying.
+
+The output schemas dump the dataclasses of ``services.subjects``; the registration's audit
+payload dumps through ``SubjectSystemOut``.
+"""
+
 from __future__ import annotations
 
 from marshmallow import fields, validate
 
 from consent_service.schemas.authorize import ReasonOut
-from consent_service.schemas.common import StrictSchema, SubjectSchema
+from consent_service.schemas.common import StrictSchema, SubjectSchema, code
 
 
 class AccessReportIn(StrictSchema):
@@ -86,3 +92,24 @@ class RekeyOut(StrictSchema):
     previous_pseudonym = fields.String()
     consents = fields.List(fields.String(), metadata={"description": "consents moved"})
     communities = fields.List(fields.String(), metadata={"description": "memberships moved"})
+
+
+class SubjectSystemIn(StrictSchema):
+    system = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
+        "description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"})
+    organization = code(load_default=None, metadata={"description": "the organization it is registered to"})
+    shared = fields.Boolean(load_default=False, metadata={"description": "true: any organization may use it"})
+    case_insensitive = fields.Boolean(load_default=False, metadata={
+        "description": "true: values compare case-folded (e.g. a health card number)"})
+
+
+class SubjectSystemOut(StrictSchema):
+    system = fields.String()
+    organization = fields.String(allow_none=True)
+    shared = fields.Boolean()
+    case_insensitive = fields.Boolean()
+    created_at = fields.AwareDateTime()
+
+
+class SubjectSystemsOut(StrictSchema):
+    subject_systems = fields.List(fields.Nested(SubjectSystemOut))

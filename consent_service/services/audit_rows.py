@@ -1,5 +1,10 @@
 """Binding the state to the audit chain: every bound row is what its last audit entry recorded.
 
+Of the audit resource, this is the row binding: the namings entries carry and the tallies that
+check them (used by :mod:`.audit`'s verify and checkpoint, and by ``Services.append_audit``).
+The chain's hash linking is pure in ``core/audit_chain.py``; the bound tables' SQL is in
+``storage/audit_rows.py``.
+
 Each audit entry that creates or changes rows carries, in its payload (so inside the entry's
 keyed hash), one *naming* per row: ``[table, key, new, old]`` where ``new`` is the row's
 digest after the change (null: deleted) and ``old`` its digest before (null: inserted)::

@@ -1,4 +1,6 @@
-"""Administration: organizations and their OAuth clients, and who may create which client.
+"""Use cases of the organizations resource (``/v1/organizations``, ``/v1/clients``, a community's
+clients): organizations and their OAuth clients, and who may create which client. They return
+the frozen dataclasses below, which ``schemas.organizations`` dumps (answers and audit payloads).
 
 * ``audit:read`` is oversight of the whole deployment: only clients (and people) of the
   ``admin`` organization or of an ``oversight`` organization may hold it (400 otherwise).
@@ -15,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,14 +27,18 @@ from consent_service.core.credentials import hash_secret, new_client_id, new_cli
 from consent_service.core.permissions import Scope
 from consent_service.core.wire import AuditTag, ManagementAction, OrgType
 from consent_service.errors import Conflict, Forbidden, NotFound, UnknownCode, ValidationFailed
+from consent_service.schemas.organizations import ClientOut, OrganizationOut
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage import directory
 from consent_service.storage import organizations as store
-from consent_service.storage.db import read_snapshot, write
 from consent_service.storage.models import OAuthClient, Organization
 
 ADMIN_ORGANIZATION = "admin"
+# The audit payloads of these events: the answers' schemas, fewer fields (older entries hold these).
+_CREATED_PAYLOAD = OrganizationOut(only=("name", "type"))
+_CLIENT_CREATED_PAYLOAD = ClientOut(only=("organization", "name", "scopes"))
+_CLIENT_DISABLED_PAYLOAD = ClientOut(only=("organization",))
 
 
 def check_oversight(org: Organization, scopes: Iterable[str], *, field: str = "scopes") -> None:
@@ -63,14 +68,55 @@ def _check_creator(session: Session, caller: Caller, org: Organization, scopes: 
         raise Forbidden("Only admin creates clients with the admin scope.")
 
 
-def _client_dict(client: OAuthClient) -> dict[str, Any]:
-    return {"client_id": client.client_id, "organization": client.organization_id, "name": client.name,
-            "scopes": client.scopes.split(), "created_at": client.created_at,
-            "disabled_at": client.disabled_at}
+@dataclass(frozen=True)
+class OrganizationRecord:
+    """An organization as the API shows it (``OrganizationOut``)."""
+
+    id: str
+    name: str
+    type: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, org: Organization) -> OrganizationRecord:
+        return cls(id=org.id, name=org.name, type=org.type, created_at=org.created_at)
 
 
-def _org_dict(org: Organization) -> dict[str, Any]:
-    return {"id": org.id, "name": org.name, "type": org.type, "created_at": org.created_at}
+@dataclass(frozen=True)
+class ClientRecord:
+    """A client as the API shows it (``ClientOut``; never its secret, which only :class:`NewClient` has)."""
+
+    client_id: str
+    organization: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @classmethod
+    def of(cls, client: OAuthClient) -> ClientRecord:
+        return cls(client_id=client.client_id, organization=client.organization_id, name=client.name,
+                   scopes=client.scopes.split(), created_at=client.created_at, disabled_at=client.disabled_at)
+
+
+@dataclass(frozen=True)
+class NewClient:
+    """A client just created: its secret is in this answer only (``ClientOut`` without disabled_at)."""
+
+    client_id: str
+    client_secret: str
+    organization: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CommunityClients:
+    """Every client of a community's steward organizations (``ClientListOut``)."""
+
+    community: str
+    clients: list[ClientRecord]
 
 
 def _add_organization(session: Session, services: Services, *, caller: Caller | None, id: str, name: str,
@@ -79,14 +125,14 @@ def _add_organization(session: Session, services: Services, *, caller: Caller | 
     org = Organization(id=id, name=name, type=str(OrgType(type)), created_at=now)
     store.add(session, org)
     services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller, object_id=id,
-                          payload={"name": name, "type": type})
+                          payload=_CREATED_PAYLOAD.dump(OrganizationRecord.of(org)))
     return org
 
 
 def create_organization(
     services: Services, *, caller: Caller | None, id: str, name: str, type: str, now: datetime
-) -> dict[str, Any]:
-    with write(services.sessions) as session:
+) -> OrganizationRecord:
+    with services.writing(caller) as session:
         if store.get_organization(session, id) is not None:
             raise Conflict(f"Organization {id} already exists.")
         try:
@@ -94,27 +140,7 @@ def create_organization(
         except IntegrityError as exc:
             raise Conflict(f"Organization {id} already exists.") from exc
         session.commit()
-        return _org_dict(org)
-
-
-@dataclass(frozen=True)
-class NewClient:
-    client_id: str
-    client_secret: str
-    organization: str
-    name: str
-    scopes: list[str]
-    created_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            "organization": self.organization,
-            "name": self.name,
-            "scopes": self.scopes,
-            "created_at": self.created_at,
-        }
+        return OrganizationRecord.of(org)
 
 
 def create_client(
@@ -133,7 +159,7 @@ def create_client(
     """
     scopes = sorted({str(Scope(s)) for s in scopes})
     secret = new_client_secret()
-    with write(services.sessions) as session:
+    with services.writing(caller) as session:
         org = store.get_organization(session, organization)
         if org is None:
             if create_organization_type is None:
@@ -155,39 +181,34 @@ def create_client(
             created_at=now,
         )
         store.add(session, client)
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.CLIENT_CREATED,
-            caller=caller,
-            object_id=client.client_id,
-            payload={"organization": organization, "name": name, "scopes": scopes},
-        )
+        created = NewClient(client.client_id, secret, organization, name, scopes, now)
+        services.append_audit(session, at=now, tag=AuditTag.CLIENT_CREATED, caller=caller,
+                              object_id=client.client_id, payload=_CLIENT_CREATED_PAYLOAD.dump(created))
         session.commit()
-    return NewClient(client.client_id, secret, organization, name, scopes, now)
+    return created
 
 
-def community_clients(services: Services, *, caller: Caller, community_id: str) -> dict[str, Any]:
+def community_clients(services: Services, *, caller: Caller, community_id: str) -> CommunityClients:
     """Every client of the community's steward organizations: each can act for the community."""
     from consent_service.services.communities import _require_steward
 
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         _require_steward(session, services, caller=caller, community_id=community_id,
                          action=ManagementAction.RULES_LIST)
-        return {"community": community_id, "clients": [
-            _client_dict(client) for org in community_store.stewards(session, community_id)
-            for client in store.list_clients(session, org)]}
+        return CommunityClients(community=community_id, clients=[
+            ClientRecord.of(client) for org in community_store.stewards(session, community_id)
+            for client in store.list_clients(session, org)])
 
 
 def disable_client(
     services: Services, *, caller: Caller | None, client_id: str, now: datetime,
     community_id: str | None = None,
-) -> dict[str, Any]:
+) -> ClientRecord:
     """Disable a client (admin), or, with ``community_id``, one of a community's steward
     organizations' clients (that community's stewards; 404 for any other client)."""
     from consent_service.services.communities import _require_steward
 
-    with write(services.sessions) as session:
+    with services.writing(caller) as session:
         if community_id is not None:
             assert caller is not None
             _require_steward(session, services, caller=caller, community_id=community_id,
@@ -201,13 +222,8 @@ def disable_client(
         bound_rows.changing(session, OAuthClient, client_id)
         client.disabled_at = now
         session.flush()
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.CLIENT_DISABLED,
-            caller=caller,
-            object_id=client_id,
-            payload={"organization": client.organization_id},
-        )
+        disabled = ClientRecord.of(client)
+        services.append_audit(session, at=now, tag=AuditTag.CLIENT_DISABLED, caller=caller,
+                              object_id=client_id, payload=_CLIENT_DISABLED_PAYLOAD.dump(disabled))
         session.commit()
-        return _client_dict(client)
+        return disabled

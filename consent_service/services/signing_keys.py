@@ -1,4 +1,5 @@
-"""Rotating the signing key (``consent-service keys rotate``), recorded in the audit chain.
+"""The signing keys' use case: rotating the key (``consent-service keys rotate``), recorded in the
+audit chain.
 
 The new key goes first in the instance folder's key file; the old ones stay, so everything
 signed before still verifies. The ``key:rotated`` entry names the new key id and the ids kept
@@ -16,7 +17,6 @@ from consent_service.container import Services
 from consent_service.core.keys import staged_rotation
 from consent_service.core.wire import AuditTag
 from consent_service.errors import Conflict
-from consent_service.storage.db import write
 
 
 def rotate(services: Services, *, instance: Path, now: datetime) -> str:
@@ -24,7 +24,7 @@ def rotate(services: Services, *, instance: Path, now: datetime) -> str:
     if services.settings.get("SIGNING_KEYS"):
         raise Conflict("The signing keys come from CONSENT_SIGNING_KEYS, not the instance folder: "
                        "put a new private key first in that key set yourself, then restart.")
-    with staged_rotation(instance) as staged, write(services.sessions) as session:
+    with staged_rotation(instance) as staged, services.writing(None) as session:
         services.append_audit(session, at=now, tag=AuditTag.KEY_ROTATED, caller=None, object_id=staged.kid,
                               payload={"kept": staged.previous})
         staged.apply()

@@ -1,18 +1,17 @@
-"""Who a subject identifier names: subject systems, normalized spellings, keys old and new.
+"""Use cases of the subjects resource (``/v1/subject-systems``, ``/v1/subjects/*``): registering
+and listing subject systems, re-keying, and the person's access report. They return the frozen
+dataclasses below, which ``schemas.subjects`` dumps (answers and the registration's audit payload).
+How an identifier becomes keys is :mod:`consent_service.services.subject_keys`.
 
 * **Subject systems** (contract v1.1 section 4): an organization records consents only under
   a system registered to it or registered as shared; any other is 400 ``unknown_code``
-  naming ``subject.system``. Registering is admin's; a system is never changed or removed,
-  so a worker may keep what it has read (a miss is read again from the database).
-* **One spelling** (section 5): every key comes from ``pseudonyms.subject_key`` (which
-  normalizes) with the system's ``case_insensitive`` flag: :meth:`Subjects.ref`.
-* **Subjects recorded before normalization** (v1 hashed the identifier as sent, and the raw
-  identifier was never kept, so their keys cannot be recomputed): every lookup also tries the
-  key of the identifier exactly as given, when it differs from the normalized one
-  (``SubjectRef.keys``), so nothing recorded under that spelling is lost. The recording
-  organization re-keys such a subject by sending that spelling to
-  ``POST /v1/subjects/rekey`` (audited): its consents and memberships move to the normalized
-  key, and its decisions are found through the alias left behind.
+  naming ``subject.system``. Registering is admin's; a system is never changed or removed.
+* **Re-keying**: a subject recorded before normalization (v1 hashed the identifier as sent) is
+  moved by its recording organization, which sends that spelling to ``POST /v1/subjects/rekey``
+  (audited): its consents and memberships move to the normalized key, and its decisions are
+  found through the alias left behind.
+* **The person's access report** (docs/audit.md, "The person's access report"): what the
+  recording organization may see, see :func:`report`.
 """
 
 from __future__ import annotations
@@ -22,95 +21,59 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from consent_service.container import Services
 from consent_service.core import pseudonyms
 from consent_service.core.caller import Caller
-from consent_service.core.wire import AuditTag
+from consent_service.core.wire import AuditTag, ReasonCode
 from consent_service.errors import Conflict, Forbidden, NotFound, UnknownCode, ValidationFailed
+from consent_service.schemas.subjects import SubjectSystemOut
+from consent_service.services import code_names
+from consent_service.services import consents as consent_cases
+from consent_service.storage import audit as audit_store
+from consent_service.storage import consents as consent_store
+from consent_service.storage import decisions as decision_store
 from consent_service.storage import organizations as organization_store
 from consent_service.storage import subjects as store
-from consent_service.storage.db import read_snapshot, write
 from consent_service.storage.models import SubjectSystem
 
-SYSTEM_FIELD = "subject.system"
+OTHER_CONSENT = "A consent the person gave to another organization covered this use."
+# The audit payload of a registration: the answer's schema without the time (the entry has it).
+_REGISTERED_PAYLOAD = SubjectSystemOut(exclude=("created_at",))
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectRef:
-    """A subject identifier resolved: its normalized spelling and the keys to look it up by."""
+@dataclass(frozen=True)
+class RegisteredSystem:
+    """A registered system as the API shows it (``SubjectSystemOut``)."""
 
-    system: str
-    value: str
-    key: str  # of the normalized spelling: every new record is stored under it
-    as_given: str | None = None  # of the spelling as sent, when different (subjects recorded by v1)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,) if self.as_given is None else (self.key, self.as_given)
-
-
-@dataclass(frozen=True, slots=True)
-class SystemEntry:
     system: str
     organization: str | None
     shared: bool
     case_insensitive: bool
+    created_at: datetime
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"system": self.system, "organization": self.organization, "shared": self.shared,
-                "case_insensitive": self.case_insensitive}
-
-
-def _entry(row: SubjectSystem) -> SystemEntry:
-    return SystemEntry(row.system, row.organization_id, row.shared, row.case_insensitive)
+    @classmethod
+    def of(cls, row: SubjectSystem) -> RegisteredSystem:
+        return cls(row.system, row.organization_id, row.shared, row.case_insensitive, row.created_at)
 
 
-def invalid_system(system: str) -> ValidationFailed:
-    return ValidationFailed("The subject's identifier system is not an absolute URI.",
-                            details={SYSTEM_FIELD: [pseudonyms.system_problem(system) or "invalid"]})
+@dataclass(frozen=True)
+class SubjectSystems:
+    subject_systems: list[RegisteredSystem]
 
 
-class Subjects:
-    """Resolves identifiers to keys; remembers the systems it has read (they never change)."""
+@dataclass(frozen=True)
+class Rekeyed:
+    """What a re-key moved (``RekeyOut``)."""
 
-    def __init__(self, pseudonym_key: bytes) -> None:
-        self._secret = pseudonym_key
-        self._systems: dict[str, SystemEntry] = {}
-
-    def system(self, session: Session, system: str) -> SystemEntry | None:
-        """The registered system of that (normalized) name, or None."""
-        found = self._systems.get(system)
-        if found is None:
-            row = store.get_system(session, system)
-            if row is None:
-                return None
-            found = self._systems[system] = _entry(row)
-        return found
-
-    def ref(self, session: Session, *, system: str, value: str) -> SubjectRef:
-        """The identifier's keys. An invalid system is a 400 naming ``subject.system``."""
-        if pseudonyms.system_problem(system):
-            raise invalid_system(system)
-        normalized = pseudonyms.normalize_system(system)
-        entry = self.system(session, normalized)
-        insensitive = entry is not None and entry.case_insensitive
-        norm_value = pseudonyms.normalize_value(value, case_insensitive=insensitive)
-        key = pseudonyms.subject_key(self._secret, system=normalized, value=norm_value)
-        as_given = pseudonyms.key_as_given(self._secret, system=system, value=value)
-        return SubjectRef(normalized, norm_value, key, None if as_given == key else as_given)
-
-    def check_may_record(self, session: Session, *, organization: str, ref: SubjectRef) -> None:
-        """400 ``unknown_code`` unless ``ref``'s system is shared or registered to ``organization``."""
-        entry = self.system(session, ref.system)
-        if entry is None or not (entry.shared or entry.organization == organization):
-            raise UnknownCode("Consents are recorded only under a subject system registered to your "
-                              "organization, or shared.",
-                              details={SYSTEM_FIELD: [f"not a subject system of yours: {ref.system}"]})
+    pseudonym: str
+    previous_pseudonym: str
+    consents: list[str]
+    communities: list[str]
 
 
-def register(services: Any, *, caller: Caller | None, system: str, organization: str | None, shared: bool,
-             case_insensitive: bool, now: datetime) -> dict[str, Any]:
+def register(services: Services, *, caller: Caller | None, system: str, organization: str | None,
+             shared: bool, case_insensitive: bool, now: datetime) -> RegisteredSystem:
     if caller is not None and not caller.is_admin:
         raise Forbidden("Only the service's administrators register subject systems.")
     if pseudonyms.system_problem(system):
@@ -120,7 +83,7 @@ def register(services: Any, *, caller: Caller | None, system: str, organization:
         raise ValidationFailed("Give either an organization or shared: true.",
                                details={"organization": ["give an organization, or shared: true (not both)"]})
     normalized = pseudonyms.normalize_system(system)
-    with write(services.sessions) as session:
+    with services.writing(caller) as session:
         if organization is not None and organization_store.get_organization(session, organization) is None:
             raise UnknownCode("No such organization.", details={"organization": [f"unknown: {organization}"]})
         if store.get_system(session, normalized) is not None:
@@ -132,26 +95,25 @@ def register(services: Any, *, caller: Caller | None, system: str, organization:
             store.add_system(session, row)
         except IntegrityError as exc:
             raise Conflict(f"The subject system {normalized} is registered already.") from exc
-        entry = _entry(row)
+        registered = RegisteredSystem.of(row)
         services.append_audit(session, at=now, tag=AuditTag.SUBJECT_SYSTEM_REGISTERED, caller=caller,
-                              object_id=None, payload=entry.as_dict())
+                              object_id=None, payload=_REGISTERED_PAYLOAD.dump(registered))
         session.commit()
-    return {**entry.as_dict(), "created_at": now}
+    return registered
 
 
-def list_systems(services: Any) -> list[dict[str, Any]]:
-    with read_snapshot(services.sessions) as session:
-        return [{**_entry(row).as_dict(), "created_at": row.created_at}
-                for row in store.list_systems(session)]
+def list_systems(services: Services, *, caller: Caller | None) -> SubjectSystems:
+    with services.reading(caller) as session:
+        return SubjectSystems([RegisteredSystem.of(row) for row in store.list_systems(session)])
 
 
-def rekey(services: Any, *, caller: Caller, subject: dict[str, str], now: datetime) -> dict[str, Any]:
+def rekey(services: Services, *, caller: Caller, subject: dict[str, str], now: datetime) -> Rekeyed:
     """Move a subject recorded under the spelling sent (before normalization) to its normalized key.
 
     Only an organization that recorded a consent under that spelling may (404 otherwise, as for
     an unknown person); nothing to move (the spelling is already normalized) is also 404.
     """
-    with write(services.sessions) as session:
+    with services.writing(caller) as session:
         ref = services.subjects.ref(session, system=subject["system"], value=subject["value"])
         if ref.as_given is None or not store.consents_under(session, [ref.as_given],
                                                             recorded_by=caller.organization):
@@ -160,4 +122,181 @@ def rekey(services: Any, *, caller: Caller, subject: dict[str, str], now: dateti
         services.append_audit(session, at=now, tag=AuditTag.SUBJECT_REKEYED, caller=caller, object_id=None,
                               payload={"old_key": ref.as_given, "new_key": ref.key, **moved})
         session.commit()
-    return {"pseudonym": ref.key, "previous_pseudonym": ref.as_given, **moved}
+    return Rekeyed(pseudonym=ref.key, previous_pseudonym=ref.as_given, consents=moved["consents"],
+                   communities=moved["communities"])
+
+
+# -- The person's access report ------------------------------------------------------------------
+# What the recording organization may see:
+# * only if it has recorded at least one consent of this person; otherwise the answer is 404,
+#   exactly as for a person the service has never heard of, so the report cannot be used to find
+#   out whether someone is known to the service (under a system not registered to it, e.g. a
+#   shared one, only what happened from its own first consent of the person on);
+# * every version, amendment and revocation of the consents *it* recorded (not other
+#   organizations' consents);
+# * every decision about the person, whoever asked: when, which organization, for which purpose
+#   and data categories, permit or deny, and why (reason codes and messages, community rule ids
+#   and communities). Where the reason is a consent recorded by *another* organization, its id
+#   is withheld and the message says only that another organization's consent covered the use.
+# The worker hands this to the person: it is the person's own record of who asked for their data
+# and why (as Estonia's Data Tracker shows its citizens).
+
+
+@dataclass(frozen=True)
+class ReportSubject:
+    system: str
+    value: str
+    pseudonym: str
+
+
+@dataclass(frozen=True)
+class ReportVersion:
+    version: int
+    recorded_at: datetime
+    purposes: list[str]
+    data_categories: list[str]
+    recipients: list[str]
+    communities: list[str]
+    expires_at: datetime | None
+    method: str | None
+    receipt_id: str
+
+
+@dataclass(frozen=True)
+class ReportEvent:
+    kind: str
+    version: int
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ReportConsent:
+    id: str
+    status: str
+    current_version: int
+    created_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    versions: list[ReportVersion]
+    events: list[ReportEvent]
+
+
+@dataclass(frozen=True)
+class ReportDecision:
+    decision_id: str
+    at: datetime
+    requester: str
+    purpose: str
+    data_categories: list[str]
+    decision: str
+    reasons: list[dict[str, Any]]
+    consent_id: str | None
+    consent_version: int | None
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    at: datetime
+    organization: str | None
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """The person's report (``AccessReportOut``, and the printable page)."""
+
+    subject: ReportSubject
+    organization: str
+    generated_at: datetime
+    consents: list[ReportConsent]
+    decisions: list[ReportDecision]
+    reports: list[ReportRequest]
+    labels: dict[str, dict[str, str]]  # plain-language names of the codes above
+
+
+def _reason(reason: dict[str, Any], own: set[str]) -> dict[str, Any]:
+    out = dict(reason)
+    consent_id = out.get("consent_id")
+    if consent_id is not None and consent_id not in own:
+        out.pop("consent_id")
+        if out.get("code") == ReasonCode.CONSENT:
+            out["message"] = OTHER_CONSENT
+    return out
+
+
+def _report_consent(consent: Any, versions: list[Any], events: list[Any], now: datetime) -> ReportConsent:
+    current = next(v for v in versions if v.version == consent.current_version)
+    status = consent_cases.as_dict(consent, current, now)["status"]
+    return ReportConsent(
+        id=consent.id, status=status, current_version=consent.current_version, created_at=consent.created_at,
+        revoked_at=consent.revoked_at, revoked_reason=consent.revoked_reason,
+        versions=[ReportVersion(version=v.version, recorded_at=v.recorded_at, purposes=list(v.purposes),
+                                data_categories=list(v.data_categories), recipients=list(v.recipients),
+                                communities=list(v.communities), expires_at=v.expires_at,
+                                method=v.evidence.get("method"), receipt_id=v.receipt_id) for v in versions],
+        events=[ReportEvent(kind=e.kind, version=e.version, at=e.at, reason=e.reason) for e in events],
+    )
+
+
+def _own_consents(session: Any, keys: list[str], organization: str) -> list[Any]:
+    found = {c.id: c for k in keys for c in consent_store.for_subject(session, k, recorded_by=organization)}
+    return sorted(found.values(), key=lambda c: (c.created_at, c.id))
+
+
+def report(services: Services, *, caller: Caller, subject: dict[str, str], now: datetime) -> AccessReport:
+    """The person's report for the caller's organization (contract v1.1 section 4).
+
+    The person is looked up by every key they may be recorded under (services.subjects: the
+    normalized one, the spelling as given, and the keys re-keyed into it). Under a system
+    registered to the caller, every decision about the person is shown; under any other (a
+    shared one, where anyone may record), only those from the caller's own first consent of
+    the person on: recording a throwaway consent does not open the person's past. Asking is
+    itself recorded (an audit entry) and listed in every later report, the caller's included.
+    """
+    with services.writing(caller) as session:
+        ref = services.subject(session, system=subject["system"], value=subject["value"])
+        keys = list(dict.fromkeys([*ref.keys, *store.old_keys(session, ref.key)]))
+        found = _own_consents(session, keys, caller.organization)
+        if not found:
+            raise NotFound("Your organization has recorded no consent of this person.")
+        own_ids = [c.id for c in found]
+        first = min(c.created_at for c in found)
+        entry = services.subjects.system(session, ref.system)
+        since = None if entry is not None and entry.organization == caller.organization else first
+        services.append_audit(session, at=now, tag=AuditTag.SUBJECT_REPORTED, caller=caller,
+                              object_id=ref.key, payload={"organization": caller.organization})
+        session.commit()
+    with services.reading(caller) as session:
+        own = [c for c in (consent_store.get(session, i) for i in own_ids) if c is not None]
+        consents = [_report_consent(c, consent_store.versions(session, c.id),
+                                    consent_store.events(session, c.id), now) for c in own]
+        rows = sorted({d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
+                      key=lambda d: (d.at, d.id))
+        decisions = [ReportDecision(
+            decision_id=d.id, at=d.at, requester=d.requester, purpose=d.purpose,
+            data_categories=list(d.data_categories), decision=d.outcome,
+            reasons=[_reason(r, set(own_ids)) for r in d.reasons],
+            consent_id=d.consent_id if d.consent_id in own_ids else None,
+            consent_version=d.consent_version if d.consent_id in own_ids else None,
+        ) for d in rows if since is None or d.at >= since]
+        reports = [ReportRequest(at=e.at, organization=e.actor_org)
+                   for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED),
+                                                      object_ids=keys)
+                   if since is None or e.at >= since]
+
+        versions = [v for c in consents for v in c.versions]
+        purposes = {p for v in versions for p in v.purposes} | {d.purpose for d in decisions}
+        categories = {x for v in versions for x in v.data_categories}
+        categories |= {x for d in decisions for x in d.data_categories}
+        organizations = {caller.organization} | {d.requester for d in decisions}
+        organizations |= {r.organization for r in reports if r.organization}
+        organizations |= {r for v in versions for r in v.recipients}
+        communities = {x for v in versions for x in v.communities}
+        communities |= {r["community"] for d in decisions for r in d.reasons if r.get("community")}
+        names = code_names.names(session, organizations=organizations, communities=communities)
+    labels = code_names.labels(services, purposes=purposes, categories=categories)
+    return AccessReport(
+        subject=ReportSubject(system=ref.system, value=ref.value, pseudonym=ref.key),
+        organization=caller.organization, generated_at=now, consents=consents, decisions=decisions,
+        reports=reports, labels={**labels, **names},
+    )

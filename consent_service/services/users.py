@@ -32,14 +32,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from consent_service.container import Services
 from consent_service.core import pseudonyms
 from consent_service.core.caller import Caller, Via
-from consent_service.core.permissions import Scope
+from consent_service.core.permissions import PERSON_SCOPES, Role, Scope
 from consent_service.core.wire import AuditTag
 from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
 from consent_service.services.organizations import check_oversight
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import organizations as organization_store
 from consent_service.storage import users as store
-from consent_service.storage.db import read_snapshot, write
 from consent_service.storage.models import UserAccount
 
 
@@ -59,16 +58,6 @@ def hasher(services: Services) -> tuple[PasswordHasher, str]:
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 LANGUAGES = ("en", "fr")
-
-# Roles a person may be given: each is a set of scopes. A raw scope name is a role of its own.
-ROLES: dict[str, frozenset[str]] = {
-    "steward": frozenset({str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)}),
-    "intake": frozenset({str(Scope.CONSENTS_WRITE), str(Scope.CONSENTS_READ)}),
-}
-# People act through the pages only: administering the service and asking for decisions
-# belong to API clients.
-PERSON_SCOPES = frozenset(str(s) for s in Scope) - {str(Scope.ADMIN), str(Scope.AUTHORIZE)}
-
 
 class SignInRefused(Exception):
     """Wrong email or password, or a locked or disabled account: deliberately one error."""
@@ -102,19 +91,21 @@ def _acting(user: UserAccount) -> Caller:
     return _person(user.id, user.organization_id, frozenset(user.roles.split()))
 
 
-def scopes_for(roles: list[str]) -> list[str]:
-    """The scopes of the named roles; ``ValidationFailed`` naming any role that is not one."""
+def scopes_for(services: Services, roles: list[str]) -> list[str]:
+    """The scopes of the named roles (policies/roles.toml, or a person scope named as itself);
+    ``ValidationFailed`` naming any role that is not one."""
+    known: dict[str, Role] = services.policy.roles
     scopes: set[str] = set()
     unknown = []
     for role in roles:
-        if role in ROLES:
-            scopes |= ROLES[role]
+        if role in known:
+            scopes |= known[role].scopes
         elif role in PERSON_SCOPES:
             scopes.add(role)
         else:
             unknown.append(role)
     if unknown or not scopes:
-        allowed = ", ".join([*ROLES, *sorted(PERSON_SCOPES)])
+        allowed = ", ".join([*known, *sorted(PERSON_SCOPES)])
         raise ValidationFailed(
             "A person needs at least one known role.",
             details={
@@ -153,18 +144,25 @@ def _signed_in(services: Services, session: Any, user: UserAccount) -> SignedInU
     )
 
 
-def _as_dict(user: UserAccount) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "organization": user.organization_id,
-        "roles": user.roles.split(),
-        "language": user.language,
-        "created_at": user.created_at,
-        "disabled_at": user.disabled_at,
-        "locked_until": user.locked_until,
-    }
+@dataclass(frozen=True)
+class Person:
+    """A person's account as the operator's commands show it (never the password or its hash)."""
+
+    id: str
+    email: str
+    name: str
+    organization: str
+    roles: list[str]  # the scopes their roles gave them, as stored
+    language: str
+    created_at: datetime
+    disabled_at: datetime | None
+    locked_until: datetime | None
+
+    @classmethod
+    def of(cls, user: UserAccount) -> Person:
+        return cls(id=user.id, email=user.email, name=user.name, organization=user.organization_id,
+                   roles=user.roles.split(), language=user.language, created_at=user.created_at,
+                   disabled_at=user.disabled_at, locked_until=user.locked_until)
 
 
 def create_user(
@@ -178,7 +176,7 @@ def create_user(
     password: str,
     language: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> Person:
     email = email.strip().lower()
     if "@" not in email or len(email) > 254 or not email.isprintable() or " " in email:
         raise ValidationFailed(
@@ -188,9 +186,9 @@ def create_user(
         raise ValidationFailed("The name is not usable.", details={"name": ["1 to 200 characters"]})
     if language not in LANGUAGES:
         raise ValidationFailed("Unknown language.", details={"language": [f"one of {', '.join(LANGUAGES)}"]})
-    scopes = scopes_for(roles)
+    scopes = scopes_for(services, roles)
     _check_password(password)
-    with write(services.sessions) as session:
+    with services.writing(caller) as session:
         org = organization_store.get_organization(session, organization)
         if org is None:
             raise UnknownCode(
@@ -220,12 +218,12 @@ def create_user(
             payload={"organization": organization, "roles": scopes},
         )
         session.commit()
-        return _as_dict(user)
+        return Person.of(user)
 
 
-def list_users(services: Services, *, organization: str | None = None) -> list[dict[str, Any]]:
-    with read_snapshot(services.sessions) as session:
-        return [_as_dict(user) for user in store.listed(session, organization)]
+def list_users(services: Services, *, organization: str | None = None) -> list[Person]:
+    with services.reading(None) as session:
+        return [Person.of(user) for user in store.listed(session, organization)]
 
 
 def sign_in(services: Services, *, email: str, password: str, now: datetime) -> SignedInUser:
@@ -239,7 +237,7 @@ def sign_in(services: Services, *, email: str, password: str, now: datetime) -> 
     threshold = int(services.settings["WEB_LOCKOUT_THRESHOLD"])
     lock_for = timedelta(minutes=int(services.settings["WEB_LOCKOUT_MINUTES"]))
     password_hasher, dummy_hash = hasher(services)
-    with write(services.sessions) as session:
+    with services.writing(None) as session:
         user = store.by_email(session, email.strip()) if len(email) <= 254 else None
         usable = (
             user is not None
@@ -295,7 +293,7 @@ def _refused(services: Services, session: Any, user: UserAccount | None, *, now:
 def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUser | None:
     """The signed-in person of a session, or None if the account is gone, disabled, or its
     password changed since the session began."""
-    with read_snapshot(services.sessions) as session:
+    with services.reading(None) as session:
         user = store.get(session, user_id)
         if user is None or user.disabled_at is not None:
             return None
@@ -305,7 +303,7 @@ def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUse
 
 def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
     """End every session of this person, on every device (the stamp of each one changes)."""
-    with write(services.sessions) as session:
+    with services.writing(None) as session:
         user = store.get(session, user_id)
         if user is None:
             return
@@ -315,7 +313,7 @@ def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
         session.commit()
 
 
-def _change(services: Services, *, email: str, now: datetime, change: str, **values: Any) -> dict[str, Any]:
+def _change(services: Services, *, email: str, now: datetime, change: str, **values: Any) -> Person:
     """Set ``values`` on the person with ``email``: an operator's command, so the entry has no
     actor. A change of roles records the roles before and after (never a password or its hash).
 
@@ -323,7 +321,7 @@ def _change(services: Services, *, email: str, now: datetime, change: str, **val
     locked, giving the roles it has) writes nothing. A disabled account keeps the time it was
     first disabled.
     """
-    with write(services.sessions) as session:
+    with services.writing(None) as session:
         user = store.by_email(session, email.strip())
         if user is None:
             raise NotFound(f"No person with the email {email}.")
@@ -331,7 +329,7 @@ def _change(services: Services, *, email: str, now: datetime, change: str, **val
         if user.disabled_at is not None:
             values.pop("disabled_at", None)
         if not values:
-            return _as_dict(user)
+            return Person.of(user)
         payload: dict[str, Any] = {"change": change}
         if "roles" in values:
             payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
@@ -348,10 +346,10 @@ def _change(services: Services, *, email: str, now: datetime, change: str, **val
             payload=payload,
         )
         session.commit()
-        return _as_dict(user)
+        return Person.of(user)
 
 
-def set_password(services: Services, *, email: str, password: str, now: datetime) -> dict[str, Any]:
+def set_password(services: Services, *, email: str, password: str, now: datetime) -> Person:
     """A new password; it unlocks the account and ends every session signed in with the old one."""
     _check_password(password)
     return _change(
@@ -365,17 +363,18 @@ def set_password(services: Services, *, email: str, password: str, now: datetime
     )
 
 
-def unlock(services: Services, *, email: str, now: datetime) -> dict[str, Any]:
+def unlock(services: Services, *, email: str, now: datetime) -> Person:
     return _change(services, email=email, now=now, change="unlocked", failed_sign_ins=0, locked_until=None)
 
 
-def disable(services: Services, *, email: str, now: datetime) -> dict[str, Any]:
+def disable(services: Services, *, email: str, now: datetime) -> Person:
     return _change(services, email=email, now=now, change="disabled", disabled_at=now)
 
 
-def set_roles(services: Services, *, email: str, roles: list[str], now: datetime) -> dict[str, Any]:
+def set_roles(services: Services, *, email: str, roles: list[str], now: datetime) -> Person:
     """The person's roles from their next page on (the scopes are read at every request)."""
-    return _change(services, email=email, now=now, change="roles", roles=" ".join(scopes_for(roles)))
+    roles_now = " ".join(scopes_for(services, roles))
+    return _change(services, email=email, now=now, change="roles", roles=roles_now)
 
 
 def set_language(services: Services, *, user_id: str, language: str, now: datetime) -> None:
@@ -384,7 +383,7 @@ def set_language(services: Services, *, user_id: str, language: str, now: dateti
     and records nothing."""
     if language not in LANGUAGES:
         raise ValidationFailed("Unknown language.", details={"language": [f"one of {', '.join(LANGUAGES)}"]})
-    with write(services.sessions) as session:
+    with services.writing(None) as session:
         user = store.get(session, user_id)
         if user is None:
             raise NotFound("No such person.")

@@ -1,4 +1,5 @@
-"""Appending to and reading the audit chain. Repositories never commit."""
+"""The audit chain's SQL (no rules here): appending at the head under a row lock, and reading
+entries (in full for verification, by page for export, by object). Repositories never commit."""
 
 from __future__ import annotations
 
@@ -90,6 +91,12 @@ def entries_about(session: Session, *, tag: str, object_ids: list[str]) -> list[
     """Entries of ``tag`` about any of ``object_ids``, in chain order (object_id is indexed)."""
     return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id.in_(object_ids),
                                                          AuditEntry.tag == tag).order_by(AuditEntry.seq)))
+
+
+def page(session: Session, *, after: int, limit: int) -> list[AuditEntry]:
+    """Up to ``limit`` entries with ``seq > after``, in sequence order (a keyset page, for export)."""
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.seq > after)
+                                .order_by(AuditEntry.seq).limit(limit)))
 
 
 def at(session: Session, seq: int) -> AuditEntry | None:

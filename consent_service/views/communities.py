@@ -15,7 +15,6 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.admin import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
 from consent_service.schemas.communities import (
     ApprovalIn,
     ApprovalListOut,
@@ -30,6 +29,7 @@ from consent_service.schemas.communities import (
     RuleOut,
     RulesQuery,
 )
+from consent_service.schemas.organizations import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
 from consent_service.services import communities as cases
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services

@@ -1,4 +1,4 @@
-"""Administration (scope ``admin``): organizations, clients, communities."""
+"""The organizations resource (scope ``admin``): organizations, clients, and creating communities."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ from typing import Any
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.admin import (
+from consent_service.schemas.organizations import (
     ClientIn,
     ClientOut,
     CommunityIn,
     CommunityOut,
     OrganizationIn,
     OrganizationOut,
-    SubjectSystemIn,
-    SubjectSystemOut,
-    SubjectSystemsOut,
 )
 from consent_service.services import communities as community_cases
 from consent_service.services import organizations as cases
-from consent_service.services import subjects as subject_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
 blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administration (scope admin)")
@@ -30,7 +26,7 @@ blp = ApiBlueprint("admin", __name__, url_prefix="/v1", description="Administrat
 class Organizations(MethodView):
     @blp.arguments(OrganizationIn)
     @blp.response(201, OrganizationOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> cases.OrganizationRecord:
         caller = caller_with(Scope.ADMIN)
         return cases.create_organization(services(), caller=caller, now=now(), **body)
 
@@ -39,16 +35,16 @@ class Organizations(MethodView):
 class Clients(MethodView):
     @blp.arguments(ClientIn)
     @blp.response(201, ClientOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> cases.NewClient:
         """Admin; or a steward's rules:write client, for its own organization (see docs/api.md)."""
         caller = caller_with(Scope.ADMIN, Scope.RULES_WRITE)
-        return cases.create_client(services(), caller=caller, now=now(), **body).as_dict()
+        return cases.create_client(services(), caller=caller, now=now(), **body)
 
 
 @blp.route("/clients/<client_id>/disable")
 class DisableClient(MethodView):
     @blp.response(200, ClientOut)
-    def post(self, client_id: str) -> dict[str, Any]:
+    def post(self, client_id: str) -> cases.ClientRecord:
         caller = caller_with(Scope.ADMIN)
         return cases.disable_client(services(), caller=caller, client_id=client_id, now=now())
 
@@ -60,22 +56,3 @@ class Communities(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         caller = caller_with(Scope.ADMIN)
         return community_cases.create_community(services(), caller=caller, now=now(), **body)
-
-
-@blp.route("/subject-systems")
-class SubjectSystems(MethodView):
-    @blp.arguments(SubjectSystemIn)
-    @blp.response(201, SubjectSystemOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Register an identifier system to one organization, or as shared (admin); 409 if it exists.
-
-        An organization records consents only under the systems registered to it or shared.
-        """
-        caller = caller_with(Scope.ADMIN)
-        return subject_cases.register(services(), caller=caller, now=now(), **body)
-
-    @blp.response(200, SubjectSystemsOut)
-    def get(self) -> dict[str, Any]:
-        """Every registered subject system (any client: each needs to know which it may use)."""
-        caller_with()
-        return {"subject_systems": subject_cases.list_systems(services())}

@@ -35,7 +35,7 @@ from consent_service.errors import (
     ValidationFailed,
 )
 from consent_service.schemas.consents import ConsentIn, RevokeIn
-from consent_service.services import access_report, consent_reviews, consents
+from consent_service.services import access_report, consent_reviews, consents, subjects
 from consent_service.views import html
 from consent_service.views.common import services
 from consent_service.web import i18n, safeguarding
@@ -341,7 +341,7 @@ def find() -> Response:
     report = None
     if subject is not None:
         try:
-            report = access_report.report(services(), caller=caller, subject=subject, now=now())
+            report = subjects.report(services(), caller=caller, subject=subject, now=now())
         except NotFound:
             report = None
         except ValidationFailed as exc:  # a system that is not a urn:/https: URI
@@ -365,8 +365,8 @@ def print_access_report() -> Response:
         return page(
             "intake/find.html", status=400, values=request.form, errors=errors, report=None, searched=False
         )
-    report = access_report.report(services(), caller=caller, subject=subject, now=now())
-    return html.page("access_report.html", report=report, labels=report["labels"])
+    report = subjects.report(services(), caller=caller, subject=subject, now=now())
+    return html.page("access_report.html", report=report, labels=report.labels)
 
 
 @bp.get("/reviews")

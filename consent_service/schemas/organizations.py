@@ -1,3 +1,10 @@
+"""Schemas of the organizations resource: organizations and OAuth clients (and, until they move
+to schemas/communities.py, the community administration bodies).
+
+The output schemas dump the dataclasses of ``services.organizations``; its audit payloads dump
+through them too (with ``only=``).
+"""
+
 from __future__ import annotations
 
 from marshmallow import fields, validate
@@ -52,27 +59,6 @@ class CommunityOut(StrictSchema):
     policy_version = fields.Integer()
     show_community_id = fields.Boolean()
     created_at = fields.AwareDateTime()
-
-
-class SubjectSystemIn(StrictSchema):
-    system = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
-        "description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"})
-    organization = code(load_default=None, metadata={"description": "the organization it is registered to"})
-    shared = fields.Boolean(load_default=False, metadata={"description": "true: any organization may use it"})
-    case_insensitive = fields.Boolean(load_default=False, metadata={
-        "description": "true: values compare case-folded (e.g. a health card number)"})
-
-
-class SubjectSystemOut(StrictSchema):
-    system = fields.String()
-    organization = fields.String(allow_none=True)
-    shared = fields.Boolean()
-    case_insensitive = fields.Boolean()
-    created_at = fields.AwareDateTime()
-
-
-class SubjectSystemsOut(StrictSchema):
-    subject_systems = fields.List(fields.Nested(SubjectSystemOut))
 
 
 class CommunitySettingsIn(StrictSchema):
