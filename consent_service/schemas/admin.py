@@ -5,6 +5,7 @@ from marshmallow import fields, validate
 from consent_service.core.permissions import Scope
 from consent_service.core.wire import OrgType
 from consent_service.schemas.common import StrictSchema, code
+from consent_service.schemas.communities import CommunityIn, CommunityOut  # noqa: F401 (moved; views/organizations.py)
 
 
 class OrganizationIn(StrictSchema):
@@ -37,23 +38,6 @@ class ClientOut(StrictSchema):
     disabled_at = fields.AwareDateTime(allow_none=True)
 
 
-class CommunityIn(StrictSchema):
-    id = code(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
-    show_community_id = fields.Boolean(load_default=False, metadata={
-        "description": "whether answers to requesters name the community (default: not shown)"})
-
-
-class CommunityOut(StrictSchema):
-    id = fields.String()
-    name = fields.String()
-    stewards = fields.List(fields.String())
-    policy_version = fields.Integer()
-    show_community_id = fields.Boolean()
-    created_at = fields.AwareDateTime()
-
-
 class SubjectSystemIn(StrictSchema):
     system = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
         "description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"})
@@ -73,11 +57,6 @@ class SubjectSystemOut(StrictSchema):
 
 class SubjectSystemsOut(StrictSchema):
     subject_systems = fields.List(fields.Nested(SubjectSystemOut))
-
-
-class CommunitySettingsIn(StrictSchema):
-    show_community_id = fields.Boolean(required=True, metadata={
-        "description": "whether answers to requesters a member's consent names carry the community's id"})
 
 
 class ClientListOut(StrictSchema):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -81,7 +82,7 @@ def get(services: Services, *, caller: Caller, decision_id: str) -> dict[str, An
             out = _as_told(decision)
         elif (community_id := _stewarded(session, services, caller=caller,
                                          decision_id=decision.id)) is not None:
-            seen = decision_as_seen_by(community_id, decision)
+            seen = asdict(decision_as_seen_by(community_id, decision))
             return {"decision_id": seen.pop("id"), "community": community_id, **seen}
         else:
             raise NotFound("No such decision.")

@@ -24,11 +24,10 @@ from consent_service.core.engine import AccessRequest
 from consent_service.core.policy import Rule
 from consent_service.core.wire import ManagementAction, Outcome, RuleEffect
 from consent_service.services import codes
-from consent_service.services.communities import RULE_WILDCARDS
-from consent_service.services.communities import _require_steward as require_steward
+from consent_service.services.rules import RULE_WILDCARDS
+from consent_service.services.stewards import require_steward
 from consent_service.services.stewardship import in_force_approvals
 from consent_service.storage import decision_history
-from consent_service.storage.db import read_snapshot
 
 PREVIEW_DAYS = 90
 PROPOSED = "proposed"
@@ -55,7 +54,7 @@ def preview_rule(
     """
     rule_effect = RuleEffect(effect)
     start = now - timedelta(days=days)
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         require_steward(
             session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
         )
