@@ -15,8 +15,8 @@ Decisions that were already denies stay denies, whatever the rule.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from consent_service.container import Services
 from consent_service.core.caller import Caller
@@ -33,6 +33,29 @@ PREVIEW_DAYS = 90
 PROPOSED = "proposed"
 
 
+@dataclass(frozen=True)
+class ChangedRequests:
+    """How many of one requester's decisions for one purpose the rule would have turned to denies."""
+
+    requester: str
+    purpose: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    """What the proposed rule would have done to the decisions about members in [since, until)."""
+
+    community: str
+    days: int
+    since: datetime
+    until: datetime
+    considered: int
+    matched: int
+    changed: int
+    changed_by: list[ChangedRequests]  # most first
+
+
 def preview_rule(
     services: Services,
     *,
@@ -44,7 +67,7 @@ def preview_rule(
     requesters: list[str],
     now: datetime,
     days: int = PREVIEW_DAYS,
-) -> dict[str, Any]:
+) -> RulePreview:
     """How the last ``days`` days' decisions about members would have gone under the proposed rule.
 
     Checked exactly as adding the rule would be (steward of the community, known codes), and
@@ -99,16 +122,16 @@ def preview_rule(
                     continue
             changed += 1
             changed_by[(row.requester, row.purpose)] += 1
-    return {
-        "community": community_id,
-        "days": days,
-        "since": start,
-        "until": now,
-        "considered": considered,
-        "matched": matched,
-        "changed": changed,
-        "changed_by": [
-            {"requester": requester, "purpose": purpose, "count": count}
+    return RulePreview(
+        community=community_id,
+        days=days,
+        since=start,
+        until=now,
+        considered=considered,
+        matched=matched,
+        changed=changed,
+        changed_by=[
+            ChangedRequests(requester=requester, purpose=purpose, count=count)
             for (requester, purpose), count in changed_by.most_common()
         ],
-    }
+    )

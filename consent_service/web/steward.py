@@ -102,7 +102,7 @@ def _rule_form(
     *,
     values: MultiDict[str, str],
     errors: dict[str, list[str]],
-    result: dict[str, Any] | None = None,
+    result: preview.RulePreview | None = None,
     fingerprint: str = "",
     status: int = 200,
 ) -> Response:
