@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from consent_service.container import Services
 from consent_service.core.caller import Caller, Via
 from consent_service.errors import ServiceError
-from consent_service.services import communities, consents, organizations, subjects
+from consent_service.services import communities, consents, organizations, rules, subjects
 from consent_service.storage import communities as community_store
 from consent_service.storage import organizations as organization_store
 from consent_service.storage.db import read_snapshot
@@ -61,7 +61,7 @@ def _ensure_community(services: Services, now: datetime) -> None:
     steward = Caller(
         organization="nation-a-council", client_id="demo", scopes=frozenset({"rules:write"}), via=Via.OPERATOR
     )
-    communities.create_rule(
+    rules.create_rule(
         services,
         caller=steward,
         community_id="nation-a",

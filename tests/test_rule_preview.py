@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from consent_service.core.caller import Caller, Via
 from consent_service.errors import Forbidden, NotFound, UnknownCode
-from consent_service.services.preview import preview_rule
+from consent_service.services.preview import ChangedRequests, RulePreview, preview_rule
 from consent_service.storage.models import DecisionCommunity
 
 STEWARD = Caller(
@@ -48,7 +48,7 @@ def preview(
     requesters: tuple[str, ...] = ("*",),
     caller: Caller = STEWARD,
     community: str = NATION_A,
-) -> dict[str, Any]:
+) -> RulePreview:
     return preview_rule(
         gov.world.services,
         caller=caller,
@@ -69,27 +69,25 @@ class TestWhatCounts:
         gov.ask("service-planning", "health")  # not matched
         gov.ask("research", "health", subject=OUTSIDER)  # not a member: not considered
         result = preview(gov)
-        assert (result["considered"], result["matched"], result["changed"]) == (4, 2, 2)
-        assert result["changed_by"] == [{"requester": RESEARCHER, "purpose": "research", "count": 2}]
+        assert (result.considered, result.matched, result.changed) == (4, 2, 2)
+        assert result.changed_by == [ChangedRequests(requester=RESEARCHER, purpose="research", count=2)]
 
     def test_a_rule_on_a_child_matches_a_request_for_its_parent(self, gov: Governance) -> None:
         gov.ask("research", "health")
-        assert preview(gov, categories=("mental-health",))["changed"] == 1
+        assert preview(gov, categories=("mental-health",)).changed == 1
 
     def test_a_denied_request_stays_denied(self, gov: Governance) -> None:
         gov.rule()
         gov.ask("research", "health")
         result = preview(gov)
-        assert (result["matched"], result["changed"]) == (1, 0)
+        assert (result.matched, result.changed) == (1, 0)
 
     def test_requesters_and_wildcards(self, gov: Governance) -> None:
         gov.ask("research", "health")
         gov.ask("service-planning", "housing", requester=GOVERNMENT)
-        assert preview(gov, requesters=(GOVERNMENT,))["changed"] == 0
+        assert preview(gov, requesters=(GOVERNMENT,)).changed == 0
         assert (
-            preview(gov, purposes=("service-planning",), categories=("*",), requesters=(GOVERNMENT,))[
-                "changed"
-            ]
+            preview(gov, purposes=("service-planning",), categories=("*",), requesters=(GOVERNMENT,)).changed
             == 1
         )
 
@@ -100,26 +98,26 @@ class TestWhatCounts:
             session.commit()
         gov.ask("research", "health")
         result = preview(gov)
-        assert (result["considered"], result["changed"]) == (1, 1)
+        assert (result.considered, result.changed) == (1, 1)
 
 
 class TestRequireApproval:
     def test_a_permit_covered_by_an_approval_in_force_is_not_changed(self, gov: Governance) -> None:
         gov.ask("research", "health")
-        assert preview(gov, effect="require_approval")["changed"] == 1
+        assert preview(gov, effect="require_approval").changed == 1
         gov.approval()
-        assert preview(gov, effect="require_approval")["changed"] == 0
+        assert preview(gov, effect="require_approval").changed == 0
 
     def test_a_revoked_approval_does_not_count(self, gov: Governance) -> None:
         gov.ask("research", "health")
         gov.revoke(gov.approval())
-        assert preview(gov, effect="require_approval")["changed"] == 1
+        assert preview(gov, effect="require_approval").changed == 1
 
     def test_the_preview_agrees_with_the_engine(self, gov: Governance) -> None:
         """What the preview says would change is what the real rule then does."""
         for _ in range(3):
             gov.ask("research", "health")
-        assert preview(gov, effect="require_approval")["changed"] == 3
+        assert preview(gov, effect="require_approval").changed == 3
         gov.rule(base=APPROVAL_RULE)
         assert [gov.ask("research", "health")["decision"] for _ in range(3)] == ["deny"] * 3
 

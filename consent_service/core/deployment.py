@@ -185,8 +185,7 @@ def load_deployment(policies_dir: Path | str, vocabulary: Vocabulary,
 def _default_obligations(reader: _Reader, value: Any) -> tuple[str, ...]:
     names = reader.strings(value, "default_obligations", "default_obligations")
     for name in names:
-        if name not in obligation_list.KNOWN or obligation_list.KNOWN[name] or name == "retention_days":
-            flags = sorted(k for k, v in obligation_list.KNOWN.items() if not v and k != "retention_days")
+        if name not in (flags := obligation_list.plain_flags()):
             raise reader.fail(f"default_obligations: {name!r} is not an obligation without parameters "
                               f"(known: {', '.join(flags)})",
                               f'"{name}"', "default_obligations")

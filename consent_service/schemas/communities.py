@@ -1,7 +1,10 @@
-"""Community governance: rules, approvals, and the decisions a community may see.
+"""Community governance: the community, its rules and approvals, and the decisions it may see.
 
-Shape only. Whether codes, obligations and Local Contexts labels exist is the domain's
-question (``unknown_code`` / ``validation_error`` with details by field).
+Input schemas check shape only. Whether codes, obligations and Local Contexts labels exist is
+the use cases' question (``unknown_code`` / ``validation_error`` with details by field).
+The output schemas dump the frozen dataclasses of ``services.communities``, ``services.rules``
+and ``services.approvals``, and the audit payloads of their events dump through the same
+schemas (the ``*_PAYLOAD`` instances below: fewer fields, as older entries hold them).
 """
 
 from __future__ import annotations
@@ -10,10 +13,33 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from consent_service.core import obligations as obligation_terms
 from consent_service.core.wire import RuleEffect
 from consent_service.schemas.common import MAX_LIST, StrictSchema, aware_datetime, code, code_list, text
 
 MAX_DECISIONS = 1000
+
+
+class CommunityIn(StrictSchema):
+    id = code(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
+    show_community_id = fields.Boolean(load_default=False, metadata={
+        "description": "whether answers to requesters name the community (default: not shown)"})
+
+
+class CommunityOut(StrictSchema):
+    id = fields.String()
+    name = fields.String()
+    stewards = fields.List(fields.String())
+    policy_version = fields.Integer()
+    show_community_id = fields.Boolean()
+    created_at = fields.AwareDateTime()
+
+
+class CommunitySettingsIn(StrictSchema):
+    show_community_id = fields.Boolean(required=True, metadata={
+        "description": "whether answers to requesters a member's consent names carry the community's id"})
 
 
 class RuleIn(StrictSchema):
@@ -23,7 +49,7 @@ class RuleIn(StrictSchema):
     requesters = code_list(allow_wildcard=True, required=True,
                            metadata={"description": "organization ids, or ['*'] for every requester"})
     obligations = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), load_default=dict,
-                              metadata={"description": "e.g. {'aggregate_only': true, 'min_cell_size': 10}"})
+                              metadata={"description": obligation_terms.describe()})
     labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
                          validate=validate.Length(max=MAX_LIST),
                          metadata={"description": "Local Contexts TK/BC Label or Notice names"})
@@ -46,6 +72,13 @@ class RuleOut(StrictSchema):
     retired_at = fields.AwareDateTime(allow_none=True)
     retired_by = fields.String(allow_none=True)
     retired_reason = fields.String(allow_none=True)
+
+
+class RetiredRulePayload(StrictSchema):
+    """The audit payload of a rule's retirement: its community and why it was retired."""
+
+    community = fields.String()
+    reason = fields.String(attribute="retired_reason", allow_none=True)
 
 
 class RuleListOut(StrictSchema):
@@ -84,6 +117,13 @@ class ApprovalOut(StrictSchema):
     revoked_at = fields.AwareDateTime(allow_none=True)
     revoked_by = fields.String(allow_none=True)
     revoked_reason = fields.String(allow_none=True)
+
+
+class RevokedApprovalPayload(StrictSchema):
+    """The audit payload of an approval's revocation: its community and why it was revoked."""
+
+    community = fields.String()
+    reason = fields.String(attribute="revoked_reason", allow_none=True)
 
 
 class ApprovalListOut(StrictSchema):
@@ -151,3 +191,14 @@ class ProtectedGrantOut(StrictSchema):
 class ProtectedGrantsOut(StrictSchema):
     community = fields.String()
     grants = fields.List(fields.Nested(ProtectedGrantOut))
+
+
+# The audit payloads of the governance events (older entries hold exactly these fields).
+COMMUNITY_CREATED_PAYLOAD = CommunityOut(only=("name", "stewards", "show_community_id"))
+COMMUNITY_CHANGED_PAYLOAD = CommunityOut(only=("show_community_id",))  # and "was", the setting before
+RULE_CREATED_PAYLOAD = RuleOut(only=("community", "effect", "purposes", "data_categories", "requesters",
+                                     "obligations", "labels", "reason"))
+RULE_RETIRED_PAYLOAD = RetiredRulePayload()
+APPROVAL_GRANTED_PAYLOAD = ApprovalOut(only=("community", "requester", "purposes", "data_categories",
+                                             "expires_at"))
+APPROVAL_REVOKED_PAYLOAD = RevokedApprovalPayload()

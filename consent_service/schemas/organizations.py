@@ -44,26 +44,6 @@ class ClientOut(StrictSchema):
     disabled_at = fields.AwareDateTime(allow_none=True)
 
 
-class CommunityIn(StrictSchema):
-    id = code(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
-    show_community_id = fields.Boolean(load_default=False, metadata={
-        "description": "whether answers to requesters name the community (default: not shown)"})
-
-
-class CommunityOut(StrictSchema):
-    id = fields.String()
-    name = fields.String()
-    stewards = fields.List(fields.String())
-    policy_version = fields.Integer()
-    show_community_id = fields.Boolean()
-    created_at = fields.AwareDateTime()
-
-
-class CommunitySettingsIn(StrictSchema):
-    show_community_id = fields.Boolean(required=True, metadata={
-        "description": "whether answers to requesters a member's consent names carry the community's id"})
 
 
 class ClientListOut(StrictSchema):

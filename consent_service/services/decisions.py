@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -131,7 +131,7 @@ def get(services: Services, *, caller: Caller,
             found = RecordedDecision.as_told(decision)
         elif (community_id := _stewarded(session, services, caller=caller,
                                          decision_id=decision.id)) is not None:
-            seen = decision_as_seen_by(community_id, decision)
+            seen = asdict(decision_as_seen_by(community_id, decision))
             return StewardDecision(decision_id=seen.pop("id"), community=community_id, **seen)
         else:
             raise NotFound("No such decision.")

@@ -190,7 +190,7 @@ def create_client(
 
 def community_clients(services: Services, *, caller: Caller, community_id: str) -> CommunityClients:
     """Every client of the community's steward organizations: each can act for the community."""
-    from consent_service.services.communities import _require_steward
+    from consent_service.services.stewards import require_steward as _require_steward
 
     with services.reading(caller) as session:
         _require_steward(session, services, caller=caller, community_id=community_id,
@@ -206,7 +206,7 @@ def disable_client(
 ) -> ClientRecord:
     """Disable a client (admin), or, with ``community_id``, one of a community's steward
     organizations' clients (that community's stewards; 404 for any other client)."""
-    from consent_service.services.communities import _require_steward
+    from consent_service.services.stewards import require_steward as _require_steward
 
     with services.writing(caller) as session:
         if community_id is not None:

@@ -15,8 +15,8 @@ Decisions that were already denies stay denies, whatever the rule.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from consent_service.container import Services
 from consent_service.core.caller import Caller
@@ -24,14 +24,36 @@ from consent_service.core.engine import AccessRequest
 from consent_service.core.policy import Rule
 from consent_service.core.wire import ManagementAction, Outcome, RuleEffect
 from consent_service.services import codes
-from consent_service.services.communities import RULE_WILDCARDS
-from consent_service.services.communities import _require_steward as require_steward
+from consent_service.services.rules import RULE_WILDCARDS
+from consent_service.services.stewards import require_steward
 from consent_service.services.stewardship import in_force_approvals
 from consent_service.storage import decisions as decision_store
-from consent_service.storage.db import read_snapshot
 
 PREVIEW_DAYS = 90
 PROPOSED = "proposed"
+
+
+@dataclass(frozen=True)
+class ChangedRequests:
+    """How many of one requester's decisions for one purpose the rule would have turned to denies."""
+
+    requester: str
+    purpose: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    """What the proposed rule would have done to the decisions about members in [since, until)."""
+
+    community: str
+    days: int
+    since: datetime
+    until: datetime
+    considered: int
+    matched: int
+    changed: int
+    changed_by: list[ChangedRequests]  # most first
 
 
 def preview_rule(
@@ -45,7 +67,7 @@ def preview_rule(
     requesters: list[str],
     now: datetime,
     days: int = PREVIEW_DAYS,
-) -> dict[str, Any]:
+) -> RulePreview:
     """How the last ``days`` days' decisions about members would have gone under the proposed rule.
 
     Checked exactly as adding the rule would be (steward of the community, known codes), and
@@ -55,7 +77,7 @@ def preview_rule(
     """
     rule_effect = RuleEffect(effect)
     start = now - timedelta(days=days)
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         require_steward(
             session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
         )
@@ -100,16 +122,16 @@ def preview_rule(
                     continue
             changed += 1
             changed_by[(row.requester, row.purpose)] += 1
-    return {
-        "community": community_id,
-        "days": days,
-        "since": start,
-        "until": now,
-        "considered": considered,
-        "matched": matched,
-        "changed": changed,
-        "changed_by": [
-            {"requester": requester, "purpose": purpose, "count": count}
+    return RulePreview(
+        community=community_id,
+        days=days,
+        since=start,
+        until=now,
+        considered=considered,
+        matched=matched,
+        changed=changed,
+        changed_by=[
+            ChangedRequests(requester=requester, purpose=purpose, count=count)
             for (requester, purpose), count in changed_by.most_common()
         ],
-    }
+    )

@@ -2,7 +2,7 @@
 decisions about members over time, and the names to choose from on forms.
 
 Each use case checks, as the API's do, that the caller's organization is a steward of the
-community (``communities._require_steward``). Nothing here returns a subject identifier,
+community (``stewards.require_steward``). Nothing here returns a subject identifier,
 pseudonym or consent id.
 """
 
@@ -20,7 +20,7 @@ from consent_service.core.decision_record import approval_terms
 from consent_service.core.engine import AccessRequest, ApprovalTerms
 from consent_service.core.policy import Rule
 from consent_service.core.wire import ManagementAction, Outcome, ReasonCode, RuleEffect
-from consent_service.services.communities import _require_steward as require_steward
+from consent_service.services.stewards import require_steward
 from consent_service.storage import communities as community_store
 from consent_service.storage import decisions as decision_store
 from consent_service.storage import directory
@@ -42,7 +42,7 @@ def names(services: Services) -> dict[str, list[dict[str, str]]]:
 
 def stewarded(services: Services, *, caller: Caller) -> list[dict[str, str]]:
     """The communities the caller's organization is a steward of (each page checks again)."""
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         return [{"id": c.id, "name": c.name} for c in directory.stewarded_by(session, caller.organization)]
 
 
@@ -61,7 +61,7 @@ def waiting_requests(
     grouped by requester and purpose: how often, which data, when, and whether an approval in
     force now would cover them all (``approved``)."""
     start = now - timedelta(days=days)
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         require_steward(
             session,
             services,
@@ -132,7 +132,7 @@ def decision_timeline(
     per_day: dict[date, Counter[str]] = {start_day + timedelta(days=i): Counter() for i in range(days)}
     by_requester: Counter[str] = Counter()
     by_purpose: Counter[str] = Counter()
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         require_steward(
             session,
             services,

@@ -22,6 +22,8 @@ from consent_service.schemas.communities import (
     ApprovalsQuery,
     ChangeReasonIn,
     CommunityDecisionsOut,
+    CommunityOut,
+    CommunitySettingsIn,
     DecisionsQuery,
     ProtectedGrantsOut,
     RuleIn,
@@ -29,8 +31,8 @@ from consent_service.schemas.communities import (
     RuleOut,
     RulesQuery,
 )
-from consent_service.schemas.organizations import ClientListOut, ClientOut, CommunityOut, CommunitySettingsIn
-from consent_service.services import communities as cases
+from consent_service.schemas.organizations import ClientListOut, ClientOut
+from consent_service.services import approvals, communities, rules
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
@@ -41,17 +43,18 @@ blp = ApiBlueprint("communities", __name__, url_prefix="/v1/communities",
 @blp.route("/<community_id>")
 class CommunityById(MethodView):
     @blp.response(200, CommunityOut)
-    def get(self, community_id: str) -> dict[str, Any]:
+    def get(self, community_id: str) -> communities.CommunityRecord:
         """The community and its settings (its stewards only)."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return cases.get_community(services(), caller=caller, community_id=community_id)
+        return communities.get_community(services(), caller=caller, community_id=community_id)
 
     @blp.arguments(CommunitySettingsIn)
     @blp.response(200, CommunityOut)
-    def patch(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def patch(self, body: dict[str, Any], community_id: str) -> communities.CommunityRecord:
         """Change the community's settings: whether answers name it (audited)."""
         caller = caller_with(Scope.RULES_WRITE)
-        return cases.change_settings(services(), caller=caller, community_id=community_id, now=now(), **body)
+        return communities.change_settings(services(), caller=caller, community_id=community_id, now=now(),
+                                           **body)
 
 
 @blp.route("/<community_id>/clients")
@@ -77,16 +80,16 @@ class DisableCommunityClient(MethodView):
 class Rules(MethodView):
     @blp.arguments(RuleIn)
     @blp.response(201, RuleOut)
-    def post(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], community_id: str) -> rules.RuleRecord:
         """Add a rule; it binds every member of the community from the next decision on."""
         caller = caller_with(Scope.RULES_WRITE)
-        return cases.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
+        return rules.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
 
     @blp.arguments(RulesQuery, location="query", unknown=RAISE)
     @blp.response(200, RuleListOut)
-    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], community_id: str) -> rules.RuleList:
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return cases.list_rules(services(), caller=caller, community_id=community_id, **query)
+        return rules.list_rules(services(), caller=caller, community_id=community_id, **query)
 
 
 @blp.route("/<community_id>/rules/<rule_id>")
@@ -95,13 +98,13 @@ class RuleById(MethodView):
     @blp.arguments(ChangeReasonIn, location="json", as_kwargs=False)
     @blp.response(200, RuleOut)
     def delete(self, query: dict[str, Any], body: dict[str, Any], community_id: str,
-               rule_id: str) -> dict[str, Any]:
+               rule_id: str) -> rules.RuleRecord:
         """Retire the rule: it stops applying at once and stays in the history (who, when, why).
 
         The reason may come as a JSON body ``{"reason": ...}`` or as ``?reason=``.
         """
         caller = caller_with(Scope.RULES_WRITE)
-        return cases.retire_rule(services(), caller=caller, community_id=community_id, rule_id=rule_id,
+        return rules.retire_rule(services(), caller=caller, community_id=community_id, rule_id=rule_id,
                                  reason=body.get("reason") or query.get("reason"), now=now())
 
 
@@ -109,25 +112,27 @@ class RuleById(MethodView):
 class Approvals(MethodView):
     @blp.arguments(ApprovalIn)
     @blp.response(201, ApprovalOut)
-    def post(self, body: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], community_id: str) -> approvals.ApprovalRecord:
         """Grant the community's approval that its require_approval rules ask for."""
         caller = caller_with(Scope.RULES_WRITE)
-        return cases.create_approval(services(), caller=caller, community_id=community_id, now=now(), **body)
+        return approvals.create_approval(services(), caller=caller, community_id=community_id, now=now(),
+                                         **body)
 
     @blp.arguments(ApprovalsQuery, location="query", unknown=RAISE)
     @blp.response(200, ApprovalListOut)
-    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], community_id: str) -> approvals.ApprovalList:
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return cases.list_approvals(services(), caller=caller, community_id=community_id, now=now(), **query)
+        return approvals.list_approvals(services(), caller=caller, community_id=community_id, now=now(),
+                                        **query)
 
 
 @blp.route("/<community_id>/approvals/<approval_id>/revoke")
 class RevokeApproval(MethodView):
     @blp.arguments(ChangeReasonIn)
     @blp.response(200, ApprovalOut)
-    def post(self, body: dict[str, Any], community_id: str, approval_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], community_id: str, approval_id: str) -> approvals.ApprovalRecord:
         caller = caller_with(Scope.RULES_WRITE)
-        return cases.revoke_approval(services(), caller=caller, community_id=community_id,
+        return approvals.revoke_approval(services(), caller=caller, community_id=community_id,
                                      approval_id=approval_id, reason=body.get("reason"), now=now())
 
 
@@ -135,16 +140,16 @@ class RevokeApproval(MethodView):
 class Decisions(MethodView):
     @blp.arguments(DecisionsQuery, location="query", unknown=RAISE)
     @blp.response(200, CommunityDecisionsOut)
-    def get(self, query: dict[str, Any], community_id: str) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], community_id: str) -> communities.CommunityDecisions:
         """Every decision that touched a member: what was asked, by whom, and the answer; no identities."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return cases.community_decisions(services(), caller=caller, community_id=community_id, **query)
+        return communities.community_decisions(services(), caller=caller, community_id=community_id, **query)
 
 
 @blp.route("/<community_id>/protected-grants")
 class ProtectedGrants(MethodView):
     @blp.response(200, ProtectedGrantsOut)
-    def get(self, community_id: str) -> dict[str, Any]:
+    def get(self, community_id: str) -> communities.ProtectedGrants:
         """Consents granting a protected purpose the deployment allows, to members; no identities."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return cases.protected_grants(services(), caller=caller, community_id=community_id)
+        return communities.protected_grants(services(), caller=caller, community_id=community_id)

@@ -7,14 +7,8 @@ from typing import Any
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
-from consent_service.schemas.organizations import (
-    ClientIn,
-    ClientOut,
-    CommunityIn,
-    CommunityOut,
-    OrganizationIn,
-    OrganizationOut,
-)
+from consent_service.schemas.communities import CommunityIn, CommunityOut
+from consent_service.schemas.organizations import ClientIn, ClientOut, OrganizationIn, OrganizationOut
 from consent_service.services import communities as community_cases
 from consent_service.services import organizations as cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,9 @@ from consent_service.core.permissions import Scope
 from consent_service.core.wire import RuleEffect
 from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
 from consent_service.schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
+from consent_service.services import approvals as approval_cases
 from consent_service.services import communities, preview, stewardship
+from consent_service.services import rules as rule_cases
 from consent_service.views.common import services
 from consent_service.web import i18n
 from consent_service.web.charts import timeline_svg
@@ -51,11 +54,12 @@ def index() -> Response:
 @bp.get("/<community_id>/")
 def rules(community_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
-    listed = communities.list_rules(
+    listed = rule_cases.list_rules(
         services(), caller=caller, community_id=community_id, include_retired=True
     )
-    active = [r for r in listed["rules"] if r["status"] == "active"]
-    retired = [r for r in listed["rules"] if r["status"] != "active"]
+    # words.rule() reads a rule by key, as the new-rule form's preview gives it
+    active = [asdict(r) for r in listed.rules if r.status == "active"]
+    retired = [asdict(r) for r in listed.rules if r.status != "active"]
     return page("steward/rules.html", **_community(community_id, active=active, retired=retired))
 
 
@@ -98,7 +102,7 @@ def _rule_form(
     *,
     values: MultiDict[str, str],
     errors: dict[str, list[str]],
-    result: dict[str, Any] | None = None,
+    result: preview.RulePreview | None = None,
     fingerprint: str = "",
     status: int = 200,
 ) -> Response:
@@ -129,7 +133,7 @@ def new_rule(community_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
     if request.method == "GET":
         # Checks the caller is a steward before showing anything of the community.
-        communities.list_rules(services(), caller=caller, community_id=community_id, include_retired=False)
+        rule_cases.list_rules(services(), caller=caller, community_id=community_id, include_retired=False)
         return _rule_form(community_id, values=MultiDict({"effect": "deny", "requesters": "*"}), errors={})
     errors: dict[str, list[str]] = {}
     body = loaded(RuleIn(), _rule_body(request.form, errors), errors)
@@ -138,7 +142,7 @@ def new_rule(community_id: str) -> Response:
     fingerprint = _fingerprint(body)
     try:
         if request.form.get("action") == "save" and request.form.get("previewed") == fingerprint:
-            communities.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
+            rule_cases.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
             flash(i18n.translate("The rule is saved. It applies from the next request on."), "success")
             return redirect(url_for("steward.rules", community_id=community_id))  # type: ignore[return-value]
         if request.form.get("action") == "save":
@@ -169,10 +173,10 @@ def new_rule(community_id: str) -> Response:
 @bp.route("/<community_id>/rules/<rule_id>/retire", methods=["GET", "POST"])
 def retire_rule(community_id: str, rule_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
-    listed = communities.list_rules(
+    listed = rule_cases.list_rules(
         services(), caller=caller, community_id=community_id, include_retired=True
     )
-    rule = next((r for r in listed["rules"] if r["id"] == rule_id), None)
+    rule = next((asdict(r) for r in listed.rules if r.id == rule_id), None)
     if rule is None:
         raise NotFound("No such rule in this community.")
     errors: dict[str, list[str]] = {}
@@ -183,7 +187,7 @@ def retire_rule(community_id: str, rule_id: str) -> Response:
         else:
             try:
                 body = ChangeReasonIn().load({"reason": reason})
-                communities.retire_rule(
+                rule_cases.retire_rule(
                     services(),
                     caller=caller,
                     community_id=community_id,
@@ -216,7 +220,7 @@ def _approvals_page(
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
 ) -> Response:
-    listed = communities.list_approvals(
+    listed = approval_cases.list_approvals(
         services(), caller=caller, community_id=community_id, include_revoked=True, now=now()
     )
     vocabulary = services().policy.vocabulary
@@ -226,7 +230,7 @@ def _approvals_page(
         status=status,
         **_community(
             community_id,
-            approvals=listed["approvals"],
+            approvals=[asdict(a) for a in listed.approvals],  # words.approval() reads by key
             values=values or MultiDict({"valid_until": default_until}),
             errors=errors or {},
             organizations=stewardship.names(services())["organizations"],
@@ -267,7 +271,7 @@ def grant_approval(community_id: str) -> Response:
             errors.setdefault(field, []).append(i18n.translate(message))
     if not errors:
         try:
-            communities.create_approval(
+            approval_cases.create_approval(
                 services(), caller=caller, community_id=community_id, now=now(), **ApprovalIn().load(body)
             )
         except ValidationError as exc:
@@ -291,7 +295,7 @@ def revoke_approval(community_id: str, approval_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
     try:
         body = ChangeReasonIn().load({"reason": request.form.get("reason", "").strip() or None})
-        communities.revoke_approval(
+        approval_cases.revoke_approval(
             services(),
             caller=caller,
             community_id=community_id,
@@ -352,11 +356,11 @@ def decisions(community_id: str) -> Response:
         **_community(
             community_id,
             timeline=timeline,
-            latest=latest,
+            latest=asdict(latest),  # words.reason() reads the decision by key
             chart=chart,
             days=days,
             periods=PERIODS,
-            grants=grants["grants"],
+            grants=grants.grants,
             settings=settings,
         ),
     )

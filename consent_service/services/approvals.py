@@ -1,0 +1,125 @@
+"""Use cases of a community's approvals (``/v1/communities/{id}/approvals``): grant, list, revoke.
+
+An approval (a data sharing agreement) satisfies the community's matching
+``require_approval`` rules for one requester. Only the community's stewards manage them
+(``stewards.require_steward``); every change bumps the community's ``policy_version`` in the
+same transaction as the change and its audit entry (``stewards.begin_change``). The use cases
+return :class:`ApprovalRecord`, which ``schemas.communities.ApprovalOut`` dumps (answers and
+audit payloads).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from consent_service.container import Services
+from consent_service.core.caller import Caller
+from consent_service.core.wire import AuditTag, ManagementAction
+from consent_service.errors import Conflict, NotFound, ValidationFailed
+from consent_service.schemas.communities import APPROVAL_GRANTED_PAYLOAD, APPROVAL_REVOKED_PAYLOAD
+from consent_service.services import codes
+from consent_service.services.stewards import begin_change, require_steward
+from consent_service.storage import audit_rows as bound_rows
+from consent_service.storage import communities as store
+from consent_service.storage.models import Approval
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """An approval as its community's stewards see it (``ApprovalOut``).
+
+    Every field but ``community`` and ``status`` is the stored column of the same name
+    (:meth:`of` copies them by name), so a new column shows here by adding its line.
+    """
+
+    id: str
+    community: str
+    requester: str
+    status: str  # "active", "expired" (at the time asked) or "revoked"
+    purposes: list[str]
+    data_categories: list[str]
+    expires_at: datetime | None
+    notes: str | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoked_reason: str | None
+
+    @classmethod
+    def of(cls, approval: Approval, now: datetime) -> ApprovalRecord:
+        if approval.revoked_at is not None:
+            status = "revoked"
+        elif approval.expires_at is not None and approval.expires_at <= now:
+            status = "expired"
+        else:
+            status = "active"
+        columns = {f.name: getattr(approval, f.name) for f in fields(cls) if f.name not in _DERIVED}
+        return cls(community=approval.community_id, status=status, **columns)
+
+
+_DERIVED = frozenset({"community", "status"})
+
+
+@dataclass(frozen=True)
+class ApprovalList:
+    """A community's approvals, oldest first (``ApprovalListOut``)."""
+
+    approvals: list[ApprovalRecord]
+
+
+def create_approval(services: Services, *, caller: Caller, community_id: str, requester: str,
+                    purposes: list[str], data_categories: list[str], expires_at: datetime | None,
+                    notes: str | None, now: datetime) -> ApprovalRecord:
+    """Record the community's approval for one requester; it satisfies matching require_approval rules."""
+    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
+    with services.writing(caller) as session:
+        begin_change(session, services, caller=caller, community_id=community_id,
+                     action=ManagementAction.APPROVALS_CREATE)
+        if expires_at is not None and expires_at <= now:
+            raise ValidationFailed("The approval would already be expired.",
+                                   details={"expires_at": ["must be in the future"]})
+        codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
+                    organizations={"requester": [requester]})
+        approval = Approval(id=str(uuid.uuid4()), community_id=community_id, requester=requester,
+                            purposes=purposes, data_categories=data_categories, expires_at=expires_at,
+                            notes=notes, created_at=now, created_by=caller.organization,
+                            created_by_client=caller.client_id)
+        store.add(session, approval)
+        record = ApprovalRecord.of(approval, now)
+        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_GRANTED, caller=caller,
+                              object_id=approval.id, payload=APPROVAL_GRANTED_PAYLOAD.dump(record))
+        session.commit()
+        return record
+
+
+def list_approvals(services: Services, *, caller: Caller, community_id: str, include_revoked: bool,
+                   now: datetime) -> ApprovalList:
+    with services.reading(caller) as session:
+        require_steward(session, services, caller=caller, community_id=community_id,
+                        action=ManagementAction.APPROVALS_LIST)
+        rows = store.approvals(session, community_id, include_revoked=include_revoked)
+        return ApprovalList(approvals=[ApprovalRecord.of(approval, now) for approval in rows])
+
+
+def revoke_approval(services: Services, *, caller: Caller, community_id: str, approval_id: str,
+                    reason: str | None, now: datetime) -> ApprovalRecord:
+    """Withdraw an approval from the next decision on; it stays in the history, stamped."""
+    with services.writing(caller) as session:
+        begin_change(session, services, caller=caller, community_id=community_id,
+                     action=ManagementAction.APPROVALS_REVOKE)
+        approval = store.get_approval(session, community_id, approval_id)
+        if approval is None:
+            raise NotFound("No such approval in this community.")
+        if approval.revoked_at is not None:
+            raise Conflict("The approval is already revoked.")
+        bound_rows.changing(session, Approval, approval.id)
+        approval.revoked_at, approval.revoked_by, approval.revoked_reason = now, caller.organization, reason
+        session.flush()
+        record = ApprovalRecord.of(approval, now)
+        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_REVOKED, caller=caller,
+                              object_id=approval.id, payload=APPROVAL_REVOKED_PAYLOAD.dump(record))
+        session.commit()
+        return record
