@@ -14,8 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.messages.pofile import read_po
 from api_helpers import SUBJECT, assert_ok, unchanged_tables
+from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import MEMBER, NATION_A, PROVIDER, Governance

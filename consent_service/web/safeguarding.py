@@ -37,7 +37,10 @@ _CONDITIONS = (
     (
         "evidence.witness",
         "witness",
-        N_("{purpose}: a second worker must witness the consent. Give their name (not the person who took it)."),
+        N_(
+            "{purpose}: a second worker must witness the consent. "
+            "Give their name (not the person who took it)."
+        ),
     ),
     ("crisis setting", "setting", N_("{purpose} is never agreed to in a crisis setting.")),
     ("granted only in", "setting", N_("{purpose} may be agreed to only in: {settings}.")),
@@ -159,17 +162,6 @@ def _messages(exc: ServiceError) -> list[str]:
 def _setting_name(deployment: DeploymentPolicy, code: str, words: Words) -> str:
     setting = deployment.setting(code)
     return setting.label_in(words.language) if setting else code
-
-
-def evidence_extras(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The evidence fields the safeguards add: the setting, a witness, the person's confirmations."""
-    extras: dict[str, Any] = {"setting": form.get("setting", "").strip()}
-    if form.get("witness", "").strip():
-        extras["witness"] = form["witness"].strip()
-    confirmed = form.getlist("confirmed_protected_purposes")
-    if confirmed:
-        extras["confirmed_protected_purposes"] = confirmed
-    return extras
 
 
 def carried(form: MultiDict[str, str], *, leave_out: Iterable[str]) -> list[tuple[str, str]]:

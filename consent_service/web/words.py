@@ -19,7 +19,7 @@ from babel import dates, support
 from consent_service.core.vocabulary import Vocabulary
 
 
-def N_(text: str) -> str:  # noqa: N802 (the name gettext's tools look for)
+def N_(text: str) -> str:
     """Marks ``text`` for extraction into the catalogs; it is translated where it is shown."""
     return text
 
@@ -287,7 +287,9 @@ class Words:
                 rule = self._("A rule of {community}", community=community)
             else:
                 rule = self._("A rule of another community")
-            return self._("{rule} does not let {org} {use}{quoted}.", rule=rule, org=org, use=use, quoted=quoted)
+            return self._(
+                "{rule} does not let {org} {use}{quoted}.", rule=rule, org=org, use=use, quoted=quoted
+            )
         if code == "approval_required":
             return self._(
                 "{whose} has not approved {org}'s use of {data} for {purpose}{quoted}.",
