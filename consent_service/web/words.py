@@ -1,5 +1,8 @@
 """Plain-language wording of rules, approvals and codes, in English and French.
 
+Sentences are written in English and translated through the gettext catalogs under
+``consent_service/translations/`` (the same ones the pages' templates use, read here without
+Flask so the wording works outside a request); dates are formatted by Babel in the language.
 Labels come from policies/vocabulary.toml (``label_fr`` etc.), so a deployment that adds
 codes or languages changes the pages without touching Python.
 """
