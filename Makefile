@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint demo bench bench-quick soak mutants clean
+.PHONY: install run test lint translations demo bench bench-quick soak mutants clean
 
 $(BIN)/consent-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ run: install
 	$(BIN)/consent-service db upgrade
 	@$(BIN)/consent-service admin hint
 	$(BIN)/consent-service serve --host $(HOST) --port $(PORT)
+
+# The pages' wording: extract the texts of the code and templates (babel.cfg), merge them into
+# each language's catalog (translate the new entries in the .po), compile the .mo (all committed).
+TRANSLATIONS := consent_service/translations
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k translate --add-location=file --sort-output --no-wrap \
+		--project=consent-service -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-wrap --ignore-obsolete --no-fuzzy-matching
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
 demo: install
 	$(BIN)/consent-service db upgrade

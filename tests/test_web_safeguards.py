@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from api_helpers import SUBJECT, assert_ok, unchanged_tables
+from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import MEMBER, NATION_A, PROVIDER, Governance
@@ -559,7 +559,8 @@ def _python_texts() -> set[str]:
 
 
 def test_every_text_of_the_pages_has_its_french() -> None:
-    catalog = tomllib.loads((PACKAGE / "web" / "translations" / "fr.toml").read_text(encoding="utf-8"))
+    with (PACKAGE / "translations" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalog = {message.id: message.string for message in read_po(po) if message.string}
     texts = _python_texts() | {wording for _, _, wording in safeguarding._CONDITIONS}
     for path in (PACKAGE / "templates").rglob("*.html"):
         texts |= {a or b for a, b in TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8"))}

@@ -39,6 +39,7 @@ def register(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=minutes),
         WTF_CSRF_TIME_LIMIT=minutes * 60,
     )
+    i18n.register(app)
     for module in (account, steward, intake):
         app.register_blueprint(module.bp)
     app.context_processor(_wording)

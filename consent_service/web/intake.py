@@ -6,7 +6,7 @@ Recording asks where consent is given first (a GET form: the setting is no perso
 offers only what a consent given there may grant (``safeguarding``); a protected purpose the
 deployment allows adds a confirmation step. Every step is a plain form that works without script.
 
-Each form is checked by the API's own schema (``ConsentIn``) and handed to the API's own use
+Each form (``web.forms``) is checked by the API's own schema (``ConsentIn``) and handed to the API's own use
 cases with the signed-in person as the caller, so the pages accept exactly what the API would.
 A person's identifier travels only in form bodies (POST), never in a URL, so it stays out of
 access logs and browser history.
@@ -15,8 +15,7 @@ access logs and browser history.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from datetime import timedelta
 
 from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
@@ -39,25 +38,12 @@ from consent_service.services import access_report, consent_reviews, consents, s
 from consent_service.views import html
 from consent_service.views.common import services
 from consent_service.web import i18n, safeguarding
+from consent_service.web.forms import ConsentForm, flatten, loaded
 from consent_service.web.qr import qr_svg
 from consent_service.web.render import blueprint, page, words
 from consent_service.web.session import caller_with, now, signed_in
 
 bp = blueprint("intake", __name__, "/web/intake")
-
-# Form field for each field of the API body, where they differ.
-FORM_FIELD = {
-    "subject.system": "system",
-    "subject.value": "value",
-    "evidence.method": "method",
-    "evidence.obtained_by": "obtained_by",
-    "evidence.notes": "notes",
-    "evidence.setting": "setting",
-    "evidence.witness": "witness",
-    "evidence.confirmed_protected_purposes": "confirm",
-    "expires_at": "valid_until",
-}
-
 
 def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
     """Terms in file order with each parent followed by its children, and each one's depth."""
@@ -71,81 +57,6 @@ def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
 
     visit(None, 0)
     return out
-
-
-def loaded(schema: Any, body: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    """``body`` through the API's own request schema, unless the form already has ``errors``;
-    the schema's complaints are added to ``errors`` under the form's field names."""
-    if errors:
-        return body
-    try:
-        return dict(schema.load(body))
-    except ValidationError as exc:
-        errors.update(flatten(exc.messages))
-        return body
-
-
-def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Marshmallow's or the domain's nested messages as ``{form field: [message, ...]}``."""
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, Mapping) and not all(isinstance(k, int) for k in value):
-                out.update(flatten(value, name))
-            else:
-                items = value.values() if isinstance(value, Mapping) else value
-                texts = [
-                    str(v)
-                    for item in ([items] if isinstance(items, str) else items)
-                    for v in (item if isinstance(item, list) else [item])
-                ]
-                out.setdefault(FORM_FIELD.get(name, name), []).extend(texts)
-    return out
-
-
-def end_of_day(value: str, zone: tzinfo) -> str:
-    """A date typed in the form as the moment it ends in the deployment's time zone (the start of
-    the next day there), in UTC, ISO 8601."""
-    day = date.fromisoformat(value)
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC).isoformat()
-
-
-def _body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
-    evidence = {"method": form.get("method", ""), "obtained_by": form.get("obtained_by", "").strip()}
-    if form.get("notes", "").strip():
-        evidence["notes"] = form["notes"].strip()
-    evidence.update(safeguarding.evidence_extras(form))
-    body: dict[str, Any] = {
-        "subject": {"system": form.get("system", "").strip(), "value": form.get("value", "").strip()},
-        "communities": form.getlist("communities"),
-        "purposes": form.getlist("purposes"),
-        "data_categories": form.getlist("data_categories"),
-        "recipients": form.getlist("recipients"),
-        "evidence": evidence,
-    }
-    if form.get("valid_until", "").strip():
-        try:
-            body["expires_at"] = end_of_day(form["valid_until"].strip(), words().zone)
-        except ValueError:
-            errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
-    plain = {
-        "system": "Give the identifier system.",
-        "value": "Give the person's identifier.",
-        "purposes": "Tick at least one use.",
-        "data_categories": "Tick at least one kind of information.",
-        "recipients": "Tick at least one organization.",
-        "method": "Say how consent was obtained.",
-        "obtained_by": "Say who took the consent.",
-    }
-    for field, message in plain.items():
-        if not (
-            form.getlist(field)
-            if field in ("purposes", "data_categories", "recipients")
-            else form.get(field, "").strip()
-        ):
-            errors.setdefault(field, []).append(i18n.translate(message))
-    return body
 
 
 def _setting(code: str | None) -> Setting | None:
@@ -247,8 +158,9 @@ def record() -> Response:
         return _choose_setting(values=form, errors={"setting": [message]}, status=400)
     if request.method == "GET" or form.get("step") == "edit":
         return _form(setting, values=None if request.method == "GET" else _without_confirmation(form))
-    errors: dict[str, list[str]] = {}
-    body = loaded(ConsentIn(), _body(form, errors), errors)
+    consent_form = ConsentForm(formdata=form)
+    errors = consent_form.problems()
+    body = loaded(ConsentIn(), consent_form.body(words().zone), errors)
     if errors:
         return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
     deployment = services().policy.deployment

@@ -20,8 +20,8 @@ from consent_service.core import safeguards
 from consent_service.core.deployment import DeploymentPolicy, ProtectedPurpose, Setting
 from consent_service.core.vocabulary import Term, Vocabulary
 from consent_service.errors import CrisisSettingRefused, ServiceError
-from consent_service.web import i18n
-from consent_service.web.words import Words
+from consent_service.web.i18n import translate
+from consent_service.web.words import N_, Words
 
 # The fields of the confirmation step; any other problem sends the worker back to the form.
 CONFIRM_FIELDS = frozenset({"witness", "confirm"})
@@ -31,16 +31,19 @@ _CONDITIONS = (
     (
         "confirmed_protected_purposes",
         "confirm",
-        "{purpose}: the person's explicit agreement is needed. Tick the box to confirm it.",
+        N_("{purpose}: the person's explicit agreement is needed. Tick the box to confirm it."),
     ),
-    ("evidence.method", "method", "{purpose}: the consent must be {methods}."),
+    ("evidence.method", "method", N_("{purpose}: the consent must be {methods}.")),
     (
         "evidence.witness",
         "witness",
-        "{purpose}: a second worker must witness the consent. Give their name (not the person who took it).",
+        N_(
+            "{purpose}: a second worker must witness the consent. "
+            "Give their name (not the person who took it)."
+        ),
     ),
-    ("crisis setting", "setting", "{purpose} is never agreed to in a crisis setting."),
-    ("granted only in", "setting", "{purpose} may be agreed to only in: {settings}."),
+    ("crisis setting", "setting", N_("{purpose} is never agreed to in a crisis setting.")),
+    ("granted only in", "setting", N_("{purpose} may be agreed to only in: {settings}.")),
 )
 
 
@@ -80,13 +83,12 @@ def refusal(
     setting: Setting,
 ) -> dict[str, list[str]]:
     """A ``protected_purpose`` or ``crisis_setting`` refusal as messages under the form's fields."""
-    t = i18n.translate
     errors: dict[str, list[str]] = {}
     purposes = list(dict.fromkeys(form.getlist("purposes")))
     if isinstance(exc, CrisisSettingRefused):
         refused = [p for p in purposes if not setting.may_grant(p)]
         errors["purposes"] = [
-            t(
+            translate(
                 "{setting} is a crisis setting: a consent given there may only be for {allowed}. "
                 "Untick {refused}; the person can agree to more later, somewhere calmer.",
                 setting=setting.label_in(words.language),
@@ -98,14 +100,14 @@ def refusal(
     for purpose in purposes:
         for protected in deployment.covering_protected.get(purpose, ()):
             if purpose != protected:
-                message = t(
+                message = translate(
                     "{general} would include {protected}, a protected purpose. Untick {general}; "
                     "a protected purpose is only ever asked about on its own.",
                     general=words.purpose(purpose),
                     protected=words.purpose(protected),
                 )
             elif not deployment.protected_purposes[protected].allowed:
-                message = t(
+                message = translate(
                     "{protected} is a protected purpose: this service never lets a consent grant it.",
                     protected=words.purpose(protected),
                 )
@@ -122,7 +124,7 @@ def refusal(
             continue
         _, field, wording = condition
         errors.setdefault(field, []).append(
-            t(
+            translate(
                 wording,
                 purpose=words.purpose(code),
                 methods=_methods(rule, words),
@@ -145,11 +147,11 @@ def conditions(deployment: DeploymentPolicy, code: str, words: Words) -> dict[st
 
 def _methods(rule: ProtectedPurpose, words: Words) -> str:
     """How the person must agree: "written and signed", or a list joined with "or"."""
-    return words.join([words.method(m).lower() for m in rule.evidence_methods], last=i18n.translate("or"))
+    return words.join([words.method(m).lower() for m in rule.evidence_methods], last=translate("or"))
 
 
 def _settings(deployment: DeploymentPolicy, rule: ProtectedPurpose, words: Words) -> str:
-    return words.join([_setting_name(deployment, s, words) for s in rule.settings], last=i18n.translate("or"))
+    return words.join([_setting_name(deployment, s, words) for s in rule.settings], last=translate("or"))
 
 
 def _messages(exc: ServiceError) -> list[str]:
@@ -160,17 +162,6 @@ def _messages(exc: ServiceError) -> list[str]:
 def _setting_name(deployment: DeploymentPolicy, code: str, words: Words) -> str:
     setting = deployment.setting(code)
     return setting.label_in(words.language) if setting else code
-
-
-def evidence_extras(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The evidence fields the safeguards add: the setting, a witness, the person's confirmations."""
-    extras: dict[str, Any] = {"setting": form.get("setting", "").strip()}
-    if form.get("witness", "").strip():
-        extras["witness"] = form["witness"].strip()
-    confirmed = form.getlist("confirmed_protected_purposes")
-    if confirmed:
-        extras["confirmed_protected_purposes"] = confirmed
-    return extras
 
 
 def carried(form: MultiDict[str, str], *, leave_out: Iterable[str]) -> list[tuple[str, str]]:

@@ -28,7 +28,8 @@ from consent_service.services import rules as rule_cases
 from consent_service.views.common import services
 from consent_service.web import i18n
 from consent_service.web.charts import timeline_svg
-from consent_service.web.intake import end_of_day, flatten, loaded, tree
+from consent_service.web.forms import ApprovalForm, RuleForm, flatten, loaded
+from consent_service.web.intake import tree
 from consent_service.web.render import blueprint, page, words
 from consent_service.web.session import caller_with, now
 from consent_service.web.words import OBLIGATIONS
@@ -61,36 +62,6 @@ def rules(community_id: str) -> Response:
     active = [asdict(r) for r in listed.rules if r.status == "active"]
     retired = [asdict(r) for r in listed.rules if r.status != "active"]
     return page("steward/rules.html", **_community(community_id, active=active, retired=retired))
-
-
-def _rule_body(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
-    obligations: dict[str, Any] = {name: True for name in form.getlist("obligations") if name in OBLIGATIONS}
-    for number in ("min_cell_size", "retention_days"):
-        raw = form.get(number, "").strip()
-        if raw:
-            try:
-                obligations[number] = int(raw)
-            except ValueError:
-                errors[number] = [i18n.translate("Give a whole number.")]
-    body = {
-        "effect": form.get("effect", ""),
-        "purposes": form.getlist("purposes"),
-        "data_categories": form.getlist("data_categories"),
-        "requesters": form.getlist("requesters"),
-        "obligations": obligations,
-        "reason": form.get("reason", "").strip(),
-    }
-    plain = {
-        "effect": "Choose what the rule does.",
-        "purposes": "Tick at least one use.",
-        "data_categories": "Tick at least one kind of information.",
-        "requesters": "Tick at least one organization, or any organization.",
-        "reason": "Give the reason, in words the requesters will read.",
-    }
-    for field, message in plain.items():
-        if not body[field]:
-            errors.setdefault(field, []).append(i18n.translate(message))
-    return body
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
@@ -135,8 +106,9 @@ def new_rule(community_id: str) -> Response:
         # Checks the caller is a steward before showing anything of the community.
         rule_cases.list_rules(services(), caller=caller, community_id=community_id, include_retired=False)
         return _rule_form(community_id, values=MultiDict({"effect": "deny", "requesters": "*"}), errors={})
-    errors: dict[str, list[str]] = {}
-    body = loaded(RuleIn(), _rule_body(request.form, errors), errors)
+    rule_form = RuleForm(formdata=request.form)
+    errors = rule_form.problems()
+    body = loaded(RuleIn(), rule_form.body(), errors)
     if errors:
         return _rule_form(community_id, values=request.form, errors=errors, status=400)
     fingerprint = _fingerprint(body)
@@ -250,25 +222,9 @@ def grant_approval(community_id: str) -> Response:
     """Grant from the approvals page, or in one step from a waiting request (``from=waiting``)."""
     caller = caller_with(Scope.RULES_WRITE)
     form = request.form
-    errors: dict[str, list[str]] = {}
-    body: dict[str, Any] = {
-        "requester": form.get("requester", ""),
-        "purposes": form.getlist("purposes"),
-        "data_categories": form.getlist("data_categories"),
-        "notes": form.get("notes", "").strip() or None,
-    }
-    if form.get("valid_until", "").strip():
-        try:
-            body["expires_at"] = end_of_day(form["valid_until"].strip(), words().zone)
-        except ValueError:
-            errors["valid_until"] = [i18n.translate("Give a date, or leave it empty.")]
-    for field, message in {
-        "requester": "Choose the organization.",
-        "purposes": "Tick at least one use.",
-        "data_categories": "Tick at least one kind of information.",
-    }.items():
-        if not (form.getlist(field) if field != "requester" else form.get(field)):
-            errors.setdefault(field, []).append(i18n.translate(message))
+    approval_form = ApprovalForm(formdata=form)
+    errors = approval_form.problems()
+    body = approval_form.body(words().zone)
     if not errors:
         try:
             approval_cases.create_approval(

@@ -1,5 +1,8 @@
 """Plain-language wording of rules, approvals and codes, in English and French.
 
+Sentences are written in English and translated through the gettext catalogs under
+``consent_service/translations/`` (the same ones the pages' templates use, read here without
+Flask so the wording works outside a request); dates are formatted by Babel in the language.
 Labels come from policies/vocabulary.toml (``label_fr`` etc.), so a deployment that adds
 codes or languages changes the pages without touching Python.
 """
@@ -10,54 +13,44 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import dates, support
+
 from consent_service.core.vocabulary import Vocabulary
 
+
+def N_(text: str) -> str:
+    """Marks ``text`` for extraction into the catalogs; it is translated where it is shown."""
+    return text
+
+
+# The wording of codes, in English: the catalogs under consent_service/translations/ hold the
+# other languages' (``N_`` marks a text for extraction; it is translated where it is shown).
 OBLIGATIONS = {
-    "aggregate_only": ("only as counts or totals", "uniquement sous forme de totaux"),
-    "no_onward_disclosure": ("not passed on to anyone else", "sans transmission à quiconque"),
-    "no_linkage": ("not linked with other data", "sans croisement avec d'autres données"),
-    "return_results_to_community": (
-        "results are returned to the community",
-        "les résultats sont remis à la communauté",
-    ),
-    "community_review_before_publication": (
-        "the community reviews results before publication",
-        "la communauté relit les résultats avant publication",
-    ),
-    "attribution_required": ("the community is credited", "la communauté est citée"),
+    "aggregate_only": N_("only as counts or totals"),
+    "no_onward_disclosure": N_("not passed on to anyone else"),
+    "no_linkage": N_("not linked with other data"),
+    "return_results_to_community": N_("results are returned to the community"),
+    "community_review_before_publication": N_("the community reviews results before publication"),
+    "attribution_required": N_("the community is credited"),
 }
-STATUSES = {
-    "active": ("in force", "en vigueur"),
-    "revoked": ("withdrawn", "retiré"),
-    "expired": ("expired", "expiré"),
-}
-METHODS = {
-    "verbal": ("Spoken", "À l'oral"),
-    "written": ("Written and signed", "Par écrit et signé"),
-    "electronic": ("Electronically", "Par voie électronique"),
-}
+STATUSES = {"active": N_("in force"), "revoked": N_("withdrawn"), "expired": N_("expired")}
+METHODS = {"verbal": N_("Spoken"), "written": N_("Written and signed"), "electronic": N_("Electronically")}
 EVENTS = {
-    "recorded": ("you gave this consent", "vous avez donné ce consentement"),
-    "amended": ("the consent was changed", "le consentement a été modifié"),
-    "revoked": ("you withdrew this consent", "vous avez retiré ce consentement"),
+    "recorded": N_("you gave this consent"),
+    "amended": N_("the consent was changed"),
+    "revoked": N_("you withdrew this consent"),
 }
-MONTHS_FR = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+@cache
+def catalog(language: str) -> support.NullTranslations:
+    """The compiled gettext catalog of ``language`` (English, the source language, has none)."""
+    return support.Translations.load(str(TRANSLATIONS), [language])
 
 
 class UnknownTimeZone(ValueError):
@@ -97,8 +90,10 @@ class Words:
         self.communities = communities
         self.zone = zone
 
-    def _pick(self, english: str, french: str) -> str:
-        return french if self.language == "fr" else english
+    def _(self, text: str, **values: Any) -> str:
+        """``text`` in this language, with its ``{name}`` values filled in."""
+        text = catalog(self.language).gettext(text)
+        return text.format(**values) if values else text
 
     # -- codes -------------------------------------------------------------------------------
 
@@ -108,21 +103,21 @@ class Words:
 
     def category(self, code: str) -> str:
         if code == "*":
-            return self._pick("all data", "toutes les données")
+            return self._("all data")
         term = self.vocabulary.data_categories.get(code)
         return term.label_in(self.language) if term else code
 
     def status(self, status: str) -> str:
         """A consent's status: in force, withdrawn, expired."""
-        return self._pick(*STATUSES[status]) if status in STATUSES else status
+        return self._(STATUSES[status]) if status in STATUSES else status
 
     def method(self, method: str) -> str:
         """How the person agreed: spoken, written and signed, electronically."""
-        return self._pick(*METHODS[method]) if method in METHODS else method
+        return self._(METHODS[method]) if method in METHODS else method
 
     def event(self, kind: str) -> str:
         """What happened to a consent, told to the person: you gave it, it was changed, you withdrew it."""
-        return self._pick(*EVENTS[kind]) if kind in EVENTS else kind
+        return self._(EVENTS[kind]) if kind in EVENTS else kind
 
     def is_sensitive(self, code: str) -> bool:
         term = self.vocabulary.data_categories.get(code)
@@ -139,7 +134,7 @@ class Words:
 
     def org(self, org_id: str) -> str:
         if org_id == "*":
-            return self._pick("any organization", "toute organisation")
+            return self._("any organization")
         return self.organizations.get(org_id, org_id)
 
     def community(self, community_id: str) -> str:
@@ -147,7 +142,7 @@ class Words:
 
     def join(self, items: Iterable[str], *, last: str | None = None) -> str:
         items = list(items)
-        last = last or self._pick("and", "et")
+        last = last or self._("and")
         if len(items) <= 1:
             return "".join(items)
         return f"{', '.join(items[:-1])} {last} {items[-1]}"
@@ -182,9 +177,7 @@ class Words:
             return ""
         if isinstance(value, datetime):
             value = self.local(value).date()
-        if self.language == "fr":
-            return f"{value.day} {MONTHS_FR[value.month - 1]} {value.year}"
-        return f"{value.day} {value:%B %Y}"
+        return dates.format_date(value, "d MMMM y", locale=self.language)
 
     def when(self, value: datetime | None) -> str:
         """31 January 2027, 09:05 EST: the deployment's local time, with its zone."""
@@ -197,55 +190,64 @@ class Words:
 
     def _data(self, categories: list[str]) -> str:
         if "*" in categories:
-            return self._pick("any of members' data", "toutes les données des membres")
+            return self._("any of members' data")
         names = [self.category(c) for c in categories]
-        if self.language == "fr":
-            return f"les données des membres sur : {self.join(names, last='ou')}"
-        return f"members' {self.join([n.lower() for n in names], last='or')} data"
+        # English lowercases the names inside the sentence, French keeps them as labelled.
+        return self._(
+            "members' {categories_lower} data",
+            categories=self.join(names, last=self._("or")),
+            categories_lower=self.join([n.lower() for n in names], last=self._("or")),
+        )
 
     def _purposes(self, purposes: list[str]) -> str:
-        names = [self.purpose(p) for p in purposes]
-        if self.language == "fr":
-            return f"à des fins de : {self.join([n.lower() for n in names], last='ou')}"
-        return f"for {self.join([n.lower() for n in names], last='or')}"
+        names = [self.purpose(p).lower() for p in purposes]
+        return self._("for {purposes}", purposes=self.join(names, last=self._("or")))
 
     def rule(self, rule: Mapping[str, Any]) -> str:
         """ "No one may use members' health data for research." and the like."""
         everyone = "*" in rule["requesters"]
-        who = self.join([self.org(r) for r in rule["requesters"]], last=self._pick("or", "ou"))
+        who = self.join([self.org(r) for r in rule["requesters"]], last=self._("or"))
         data, purposes = self._data(rule["data_categories"]), self._purposes(rule["purposes"])
         if rule["effect"] == "deny":
-            if self.language == "fr":
-                subject = "Aucune organisation ne peut" if everyone else f"{who} ne peut pas"
-                return f"{subject} utiliser {data} {purposes}."
-            return f"{'No one may' if everyone else who + ' may not'} use {data} {purposes}."
-        if self.language == "fr":
-            subject = "Toute organisation doit" if everyone else f"{who} doit"
-            return f"{subject} obtenir l'approbation de la communauté avant d'utiliser {data} {purposes}."
-        subject = "Anyone" if everyone else who
-        return f"{subject} must have the community's approval before using {data} {purposes}."
+            if everyone:
+                return self._("No one may use {data} {purposes}.", data=data, purposes=purposes)
+            return self._("{who} may not use {data} {purposes}.", who=who, data=data, purposes=purposes)
+        if everyone:
+            return self._(
+                "Anyone must have the community's approval before using {data} {purposes}.",
+                data=data,
+                purposes=purposes,
+            )
+        return self._(
+            "{who} must have the community's approval before using {data} {purposes}.",
+            who=who,
+            data=data,
+            purposes=purposes,
+        )
 
     def obligations(self, obligations: Mapping[str, Any]) -> list[str]:
         out = []
         for name, value in obligations.items():
             if name == "retention_days":
-                out.append(self._pick(f"kept for at most {value} days", f"conservées au plus {value} jours"))
+                out.append(self._("kept for at most {days} days", days=value))
             elif name in OBLIGATIONS and value is True:
-                english, french = OBLIGATIONS[name]
+                wording = self._(OBLIGATIONS[name])
                 if name == "aggregate_only" and obligations.get("min_cell_size"):
-                    n = obligations["min_cell_size"]
-                    english += f", each of at least {n} people"
-                    french += f", chacun d'au moins {n} personnes"
-                out.append(self._pick(english, french))
+                    wording = self._(
+                        "{obligation}, each of at least {n} people",
+                        obligation=wording,
+                        n=obligations["min_cell_size"],
+                    )
+                out.append(wording)
         return out
 
     def approval(self, approval: Mapping[str, Any]) -> str:
-        who = self.org(approval["requester"])
-        data = self.join([self.category(c).lower() for c in approval["data_categories"]])
-        purposes = self.join([self.purpose(p).lower() for p in approval["purposes"]])
-        if self.language == "fr":
-            return f"{who} peut utiliser les données des membres sur : {data}, à des fins de : {purposes}."
-        return f"{who} may use members' {data} data for {purposes}."
+        return self._(
+            "{who} may use members' {data} data for {purposes}.",
+            who=self.org(approval["requester"]),
+            data=self.join([self.category(c).lower() for c in approval["data_categories"]]),
+            purposes=self.join([self.purpose(p).lower() for p in approval["purposes"]]),
+        )
 
     # -- reasons -------------------------------------------------------------------------------
 
@@ -264,65 +266,59 @@ class Words:
         whose consents are numbered as the report numbers them (``consent_number``); otherwise
         for a community's stewards, to whom the person is one of their members.
         """
-        fr = self.language == "fr"
         org = self.org(decision["requester"])
         data = self.join([self.category(c) for c in decision["data_categories"]])
         purpose = self.purpose(decision["purpose"])
-        use = f"d'utiliser {data} pour {purpose}" if fr else f"use {data} for {purpose}"
+        use = self._("use {data} for {purpose}", data=data, purpose=purpose)
         code = reason.get("code")
         community_id = reason.get("community")
         community = self.community(community_id) if community_id else None
         words = _rule_words(reason)
-        quoted = f" : « {words} »" if fr and words else f": “{words}”" if words else ""
+        quoted = self._(": “{words}”", words=words) if words else ""
         if code == "no_consent":
-            return f"Aucun consentement ne permet à {org} {use}." if fr else f"No consent lets {org} {use}."
+            return self._("No consent lets {org} {use}.", org=org, use=use)
         if code == "consent":
             if to_the_person and consent_number is not None:
-                who = self._pick(f"Your consent {consent_number}", f"Votre consentement {consent_number}")
+                who = self._("Your consent {n}", n=consent_number)
             elif to_the_person:
-                who = self._pick(
-                    "A consent you gave to another organization",
-                    "Un consentement donné à une autre organisation",
-                )
+                who = self._("A consent you gave to another organization")
             else:
-                who = self._pick("The member's consent", "Le consentement du membre")
-            return f"{who} permet à {org} {use}." if fr else f"{who} lets {org} {use}."
+                who = self._("The member's consent")
+            return self._("{who} lets {org} {use}.", who=who, org=org, use=use)
         if code == "community_rule":
-            if fr:
-                rule = f"Une règle de {community}" if community else "Une règle d'une autre communauté"
-                return f"{rule} ne permet pas à {org} {use}{quoted}."
-            rule = f"A rule of {community}" if community else "A rule of another community"
-            return f"{rule} does not let {org} {use}{quoted}."
+            if community:
+                rule = self._("A rule of {community}", community=community)
+            else:
+                rule = self._("A rule of another community")
+            return self._(
+                "{rule} does not let {org} {use}{quoted}.", rule=rule, org=org, use=use, quoted=quoted
+            )
         if code == "approval_required":
-            whose = community or self._pick("Another community", "Une autre communauté")
-            if fr:
-                return f"{whose} n'a pas approuvé l'utilisation de {data} par {org} pour {purpose}{quoted}."
-            return f"{whose} has not approved {org}'s use of {data} for {purpose}{quoted}."
+            return self._(
+                "{whose} has not approved {org}'s use of {data} for {purpose}{quoted}.",
+                whose=community or self._("Another community"),
+                org=org,
+                data=data,
+                purpose=purpose,
+                quoted=quoted,
+            )
         if code == "below_min_cell_size":
             message = str(reason.get("message", ""))
             size = re.search(r"at least (\d+)", message)
             n = size.group(1) if size else "?"
             released = re.search(r"this deployment releases (\S+) data", message)
             if community is None and released:  # the deployment's own rule for a sensitive category
-                name = self.category(released.group(1))
-                if fr:
-                    return (
-                        f"Ce service ne communique les renseignements « {name} » pour cet usage que par "
-                        f"groupes d'au moins {n} personnes ; cette demande en comptait moins."
-                    )
-                return (
-                    f"This service releases {name} for this use only in groups of at least {n} people; "
-                    "this request had fewer."
+                return self._(
+                    "This service releases {name} for this use only in groups of at least {n} people; "
+                    "this request had fewer.",
+                    name=self.category(released.group(1)),
+                    n=n,
                 )
-            whose = community or self._pick("A community", "Une communauté")
-            if fr:
-                return (
-                    f"{whose} ne communique les données de ses membres que par groupes d'au moins {n} "
-                    "personnes ; cette demande en comptait moins."
-                )
-            return (
-                f"{whose} releases its members' data only in groups of at least {n} people; "
-                "this request had fewer."
+            return self._(
+                "{whose} releases its members' data only in groups of at least {n} people; "
+                "this request had fewer.",
+                whose=community or self._("A community"),
+                n=n,
             )
         return str(reason.get("message", code))
 
