@@ -75,9 +75,9 @@ def _reason(reason: dict[str, Any], own: set[str]) -> dict[str, Any]:
 
 def _consent_entry(consent: Any, versions: list[Any], events: list[Any], now: datetime) -> dict[str, Any]:
     current = next(v for v in versions if v.version == consent.current_version)
-    record = consent_cases.as_dict(consent, current, now)
     return {
-        "id": consent.id, "status": record["status"], "current_version": consent.current_version,
+        "id": consent.id, "status": str(consent_cases.status_of(consent, current, now)),
+        "current_version": consent.current_version,
         "created_at": consent.created_at, "revoked_at": consent.revoked_at,
         "revoked_reason": consent.revoked_reason,
         "versions": [{"version": v.version, "recorded_at": v.recorded_at, "purposes": list(v.purposes),
@@ -155,14 +155,14 @@ def report(services: Services, *, caller: Caller, subject: dict[str, str], now: 
 def receipt_page(services: Services, *, caller: Caller, consent_id: str, version: int | None,
                  now: datetime) -> dict[str, Any]:
     """A consent version's signed receipt, decoded, for the printable page (recording org only)."""
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         consent = consent_store.get(session, consent_id)
         if consent is None or consent.recorded_by != caller.organization:
             raise NotFound("No such consent.")
         row = consent_store.version(session, consent.id, version or consent.current_version)
         if row is None:
             raise NotFound("No such version of this consent.")
-        record = consent_cases.as_dict(consent, row, now)
+        record = consent_cases.ConsentState.of(consent, row, now)
         try:
             header, claims = receipts.verify(services.keys, row.receipt)
         except InvalidSignature as exc:  # our own stored receipt: a failure here is a real fault

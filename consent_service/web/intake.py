@@ -269,7 +269,7 @@ def record() -> Response:
     except (ValidationFailed, UnknownCode) as exc:
         errors = flatten(exc.details) or {"form": [exc.message]}
     else:
-        return redirect(url_for("intake.receipt", consent_id=created["id"]))  # type: ignore[return-value]
+        return redirect(url_for("intake.receipt", consent_id=created.id))  # type: ignore[return-value]
     return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
 
 
@@ -290,7 +290,7 @@ def receipt(consent_id: str) -> Response:
         **context,
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
         qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
-        setting=_setting(context["consent"]["evidence"].get("setting")),
+        setting=_setting(context["consent"].evidence.get("setting")),
     )
 
 
@@ -313,7 +313,7 @@ def withdraw(consent_id: str) -> Response:
             flash(i18n.translate("This consent is already withdrawn."), "info")
         return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
     consent = consents.get(services(), caller=caller, consent_id=consent_id, now=now())
-    if consent["status"] == "revoked":
+    if consent.status == "revoked":
         flash(i18n.translate("This consent is already withdrawn."), "info")
         return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
     return page("intake/withdraw.html", consent=consent, errors={})
@@ -374,4 +374,4 @@ def reviews() -> Response:
     """Consents of this organization whose meaning a release changed: ask the person again."""
     caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
     listed = consent_reviews.list_for(services(), caller=caller)
-    return page("intake/reviews.html", reviews=[r for r in listed if r["recorded_by"] == caller.organization])
+    return page("intake/reviews.html", reviews=[r for r in listed if r.recorded_by == caller.organization])
