@@ -21,6 +21,7 @@ from consent_service.container import Services
 from consent_service.core.caller import Caller
 from consent_service.core.wire import AuditTag
 from consent_service.schemas.consents import review_listed_audit
+from consent_service.storage.db import detached
 from consent_service.storage.models import ConsentReview
 
 WHY = {
@@ -91,4 +92,4 @@ def list_for(services: Services, *, caller: Caller | None,
     if organization is not None:
         query = query.where(col(ConsentReview.recorded_by) == organization)
     with services.reading(caller) as session:
-        return [ReviewItem(row) for row in session.scalars(query)]
+        return [ReviewItem(detached(row)) for row in session.scalars(query)]

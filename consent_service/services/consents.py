@@ -27,6 +27,7 @@ from consent_service.services.idempotency import IdempotencyKey, earlier_result,
 from consent_service.storage import communities as community_store
 from consent_service.storage import consents as store
 from consent_service.storage import organizations as organization_store
+from consent_service.storage.db import detached
 from consent_service.storage.models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 
 
@@ -55,7 +56,8 @@ class ConsentState:
 
     @classmethod
     def of(cls, consent: Consent, terms: ConsentVersion, now: datetime) -> ConsentState:
-        return cls(consent=consent, terms=terms, status=status_of(consent, terms, now))
+        """Made inside the snapshot; the rows are copied out of it."""
+        return cls(consent=detached(consent), terms=detached(terms), status=status_of(consent, terms, now))
 
     def __getattr__(self, name: str) -> Any:
         # Called only for names that are not fields: the terms first (``version``), then the consent.
@@ -290,8 +292,9 @@ def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -
 def history(services: Services, *, caller: Caller, consent_id: str) -> ConsentHistory:
     with services.reading(caller) as session:
         consent = _owned(session, caller, consent_id)
-        return ConsentHistory(id=consent.id, versions=tuple(store.versions(session, consent.id)),
-                              events=tuple(store.events(session, consent.id)))
+        return ConsentHistory(id=consent.id,
+                              versions=tuple(detached(v) for v in store.versions(session, consent.id)),
+                              events=tuple(detached(e) for e in store.events(session, consent.id)))
 
 
 def amend(
