@@ -284,13 +284,13 @@ def receipt(consent_id: str) -> Response:
     context = access_report.receipt_page(
         services(), caller=caller, consent_id=consent_id, version=None, now=now()
     )
-    expires_at = context["expires_at"]
+    expires_at = context.expires_at
     return page(
         "intake/receipt.html",
-        **context,
+        **vars(context),
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
-        qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
-        setting=_setting(context["consent"].evidence.get("setting")),
+        qr=qr_svg(context.receipt, title=i18n.translate("Signed receipt (QR code)")),
+        setting=_setting(context.consent.evidence.get("setting")),
     )
 
 
