@@ -87,16 +87,17 @@ def consents() -> None:
 @click.option("--organization", default=None, help="Only those this organization recorded.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 def consents_reviews(organization: str | None, as_json: bool) -> None:
+    from consent_service.schemas.consents import ConsentReviewOut
     from consent_service.services import consent_reviews
 
     services = _services()
     _record_consent_reviews(services)
     for item in consent_reviews.list_for(services, caller=None, organization=organization):
         if as_json:
-            click.echo(json.dumps({**item, "flagged_at": item["flagged_at"].isoformat()}))
+            click.echo(json.dumps(ConsentReviewOut().dump(item)))
         else:
-            click.echo(f"{item['recorded_by']}\t{item['consent_id']}\tv{item['version']}\t{item['reason']}\t"
-                       f"{' '.join(item['codes'])}")
+            click.echo(f"{item.recorded_by}\t{item.consent_id}\tv{item.version}\t{item.reason}\t"
+                       f"{' '.join(item.codes)}")
 
 
 @main.group(help="Administration.")

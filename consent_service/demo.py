@@ -158,7 +158,7 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
             f' "data_categories": ["{category}"]}}\''
         )
 
-    return f"""# The rough-sleeper example is loaded (consent {consent["id"]}, recorded by outreach-org
+    return f"""# The rough-sleeper example is loaded (consent {consent.id}, recorded by outreach-org
 # at its office for service-delivery, service-planning and research of demographics, health and
 # housing; Nation A denies health research).
 # Recording a second consent at a street-outreach encounter, for the Home Office to use the
@@ -197,7 +197,7 @@ curl -s {base_url}/v1/consents -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
 {ask("univ", "research", "health")}
 
 # 6. The person withdraws consent; the planning authority's next call is denied
-curl -s {base_url}/v1/consents/{consent["id"]}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
+curl -s {base_url}/v1/consents/{consent.id}/revoke -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
   -H 'Content-Type: application/json' -d '{{"reason": "person asked"}}'
 {ask("gla", "service-planning", "housing")}
 """

@@ -263,3 +263,45 @@ class TestExpiry:
         consent = record_consent(client, outreach, **without("expires_at"))
         clock.advance(timedelta(days=365 * 50))
         assert assert_ok(read(client, outreach, consent["id"]))["status"] == "active"
+
+
+class TestConsentState:
+    """The use cases' result: a consent and the version shown, read through, out of any session."""
+
+    @staticmethod
+    def rows(*, status: str = "active", expires_at: datetime | None = None):
+        from consent_service.storage.models import Consent, ConsentVersion
+
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        consent = Consent(id="c-1", subject_key="k", recorded_by="outreach-org", status=status,
+                          current_version=2, created_at=at, updated_at=at)
+        version = ConsentVersion(consent_id="c-1", version=1, purposes=["research"],
+                                 data_categories=["health"], recipients=["univ"], communities=[],
+                                 expires_at=expires_at,
+                                 evidence={"method": "verbal"}, recorded_at=at, recorded_by_client="cl",
+                                 receipt_id="r-1", receipt="x.y.z")
+        return consent, version
+
+    def test_fields_read_through_the_version_first_then_the_consent(self):
+        from consent_service.services.consents import ConsentState
+
+        state = ConsentState.of(*self.rows(), datetime(2026, 2, 1, tzinfo=UTC))
+        assert (state.id, state.version, state.purposes, state.status) == ("c-1", 1, ["research"], "active")
+        with pytest.raises(AttributeError):
+            _ = state.no_such_field
+
+    def test_status_is_revoked_expired_or_active_at_the_time_of_asking(self):
+        from consent_service.services.consents import status_of
+
+        now = datetime(2026, 2, 1, tzinfo=UTC)
+        assert status_of(*self.rows(expires_at=now), now) == "expired"
+        assert status_of(*self.rows(expires_at=now + timedelta(seconds=1)), now) == "active"
+        assert status_of(*self.rows(status="revoked", expires_at=now), now) == "revoked"
+
+    def test_the_rows_are_copies_out_of_the_session(self):
+        from consent_service.services.consents import ConsentState
+
+        consent, version = self.rows()
+        state = ConsentState.of(consent, version, datetime(2026, 2, 1, tzinfo=UTC))
+        consent.recorded_by = "someone-else"
+        assert state.recorded_by == "outreach-org"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import EvidenceMethod
 from consent_service.schemas.common import (
     MAX_LIST,
@@ -49,11 +50,13 @@ class RevokeIn(StrictSchema):
 
 
 class ConsentOut(StrictSchema):
+    """A consent with its current version's terms (``services.consents.ConsentState``)."""
+
     id = fields.String()
     version = fields.Integer()
     status = fields.String()
     recorded_by = fields.String()
-    subject_pseudonym = fields.String()
+    subject_pseudonym = fields.String(attribute="subject_key")
     communities = fields.List(fields.String())
     purposes = fields.List(fields.String())
     data_categories = fields.List(fields.String())
@@ -68,7 +71,26 @@ class ConsentOut(StrictSchema):
     receipt_id = fields.String()
 
 
+class ConsentAuditOut(ConsentOut):
+    """What the audit entry of a recorded, amended or revoked consent holds: the pseudonymous
+    subject and the terms, never the evidence's notes or names. The field sets are fixed
+    (``RECORDED_FIELDS``, ``REVOKED_FIELDS``): entries already in the chain have them."""
+
+    subject = fields.String(attribute="subject_key")
+    method = fields.Function(lambda state: state.evidence.get("method"))
+    setting = fields.Function(lambda state: state.evidence.get("setting") or DEFAULT_SETTING)
+
+
+RECORDED_FIELDS = ("subject", "version", "purposes", "data_categories", "recipients", "communities",
+                   "expires_at", "method", "setting", "receipt_id")
+REVOKED_FIELDS = ("subject", "version")
+consent_recorded_audit = ConsentAuditOut(only=RECORDED_FIELDS)
+consent_revoked_audit = ConsentAuditOut(only=REVOKED_FIELDS)
+
+
 class ConsentVersionOut(StrictSchema):
+    """One version in a consent's history (a ``ConsentVersion`` row)."""
+
     version = fields.Integer()
     purposes = fields.List(fields.String())
     data_categories = fields.List(fields.String())
@@ -80,20 +102,36 @@ class ConsentVersionOut(StrictSchema):
     receipt_id = fields.String()
 
 
+class ConsentEventOut(StrictSchema):
+    """One event in a consent's history (a ``ConsentEvent`` row)."""
+
+    kind = fields.String(metadata={"description": "recorded | amended | revoked"})
+    version = fields.Integer()
+    at = fields.AwareDateTime()
+    by = fields.String(attribute="actor_org")
+    reason = fields.String(allow_none=True)
+
+
 class ConsentHistoryOut(StrictSchema):
     id = fields.String()
     versions = fields.List(fields.Nested(ConsentVersionOut))
-    events = fields.List(fields.Dict())
+    events = fields.List(fields.Nested(ConsentEventOut))
 
 
 class ConsentReviewOut(StrictSchema):
+    """A consent listed for review (``services.consent_reviews.ReviewItem``)."""
+
     consent_id = fields.String()
-    version = fields.Integer()
+    version = fields.Integer(attribute="consent_version")
     reason = fields.String(metadata={"description": "sensitive_categories | protected_purpose"})
     codes = fields.List(fields.String(), metadata={"description": "what the consent no longer covers"})
     why = fields.String()
     recorded_by = fields.String()
     flagged_at = fields.AwareDateTime()
+
+
+# The audit entry listing an organization's consents for review (consents_listed_for_review).
+review_listed_audit = ConsentReviewOut(only=("consent_id", "version", "reason", "codes"), many=True)
 
 
 class ConsentReviewsOut(StrictSchema):

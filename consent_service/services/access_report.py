@@ -7,6 +7,7 @@ to the consents resource.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +20,36 @@ from consent_service.services import consents as consent_cases
 from consent_service.services.code_names import labels as _labels
 from consent_service.services.code_names import names as _names
 from consent_service.storage import consents as consent_store
-from consent_service.storage.db import read_snapshot
+
+
+@dataclass(frozen=True)
+class ReceiptPage:
+    """What the printable consent receipt shows: one version's signed receipt, decoded, and the
+    names and labels of the codes in it (the template's context, ``vars(page)``)."""
+
+    consent: consent_cases.ConsentState
+    version: int
+    current_version: int
+    superseded: bool
+    claims: dict[str, Any]
+    kid: str | None
+    recorded_at: datetime
+    expires_at: datetime | None
+    receipt: str
+    generated_at: datetime
+    labels: dict[str, dict[str, str]]
 
 
 def receipt_page(services: Services, *, caller: Caller, consent_id: str, version: int | None,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime) -> ReceiptPage:
     """A consent version's signed receipt, decoded, for the printable page (recording org only)."""
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         consent = consent_store.get(session, consent_id)
         if consent is None or consent.recorded_by != caller.organization:
             raise NotFound("No such consent.")
         row = consent_store.version(session, consent.id, version or consent.current_version)
         if row is None:
             raise NotFound("No such version of this consent.")
-        record = consent_cases.as_dict(consent, row, now)
         try:
             header, claims = receipts.verify(services.keys, row.receipt)
         except InvalidSignature as exc:  # our own stored receipt: a failure here is a real fault
@@ -40,9 +57,9 @@ def receipt_page(services: Services, *, caller: Caller, consent_id: str, version
         names = _names(session, organizations={consent.recorded_by, *row.recipients},
                        communities=set(row.communities))
         labels = _labels(services, purposes=set(row.purposes), categories=set(row.data_categories))
-        return {
-            "consent": record, "version": row.version, "current_version": consent.current_version,
-            "superseded": row.version != consent.current_version, "claims": claims, "kid": header.get("kid"),
-            "recorded_at": row.recorded_at, "expires_at": row.expires_at, "receipt": row.receipt,
-            "generated_at": now, "labels": {**labels, **names},
-        }
+        return ReceiptPage(
+            consent=consent_cases.ConsentState.of(consent, row, now), version=row.version,
+            current_version=consent.current_version, superseded=row.version != consent.current_version,
+            claims=claims, kid=header.get("kid"), recorded_at=row.recorded_at, expires_at=row.expires_at,
+            receipt=row.receipt, generated_at=now, labels={**labels, **names},
+        )

@@ -10,6 +10,7 @@ the migration cannot, as it does not hold the chain's key). See docs/decisions.m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from sqlmodel import col
 from consent_service.container import Services
 from consent_service.core.caller import Caller
 from consent_service.core.wire import AuditTag
-from consent_service.storage.db import read_snapshot, write
+from consent_service.schemas.consents import review_listed_audit
+from consent_service.storage.db import detached
 from consent_service.storage.models import ConsentReview
 
 WHY = {
@@ -31,9 +33,33 @@ WHY = {
 }
 
 
+@dataclass(frozen=True)
+class ReviewItem:
+    """A consent listed for review, with why the person should be asked again.
+
+    The row's fields read through (``item.consent_id``, ``item.codes``); ``version`` is the
+    listed consent version.
+    """
+
+    row: ConsentReview
+
+    @property
+    def why(self) -> str:
+        return WHY.get(self.row.reason, "")
+
+    @property
+    def version(self) -> int:
+        return self.row.consent_version
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in ConsentReview.model_fields:  # copy/pickle probes
+            raise AttributeError(name)
+        return getattr(self.row, name)
+
+
 def record_pending(services: Services, *, now: datetime) -> int:
     """Write one audit entry per organization for listings not yet in the chain; how many consents."""
-    with write(services.sessions) as session:
+    with services.writing(None) as session:
         rows = session.scalars(select(ConsentReview).where(col(ConsentReview.audit_seq).is_(None))
                                .order_by(ConsentReview.recorded_by, ConsentReview.consent_id,
                                          ConsentReview.reason).with_for_update()).all()
@@ -47,8 +73,7 @@ def record_pending(services: Services, *, now: datetime) -> int:
             seq = services.append_audit(
                 session, at=now, tag=AuditTag.CONSENTS_LISTED_FOR_REVIEW, caller=None, object_id=organization,
                 payload={"organization": organization, "migration": "0005",
-                         "consents": [{"consent_id": r.consent_id, "version": r.consent_version,
-                                       "reason": r.reason, "codes": list(r.codes)} for r in listed]})
+                         "consents": review_listed_audit.dump([ReviewItem(r) for r in listed])})
             session.execute(update(ConsentReview)
                             .where(col(ConsentReview.recorded_by) == organization,
                                    col(ConsentReview.audit_seq).is_(None))
@@ -57,14 +82,8 @@ def record_pending(services: Services, *, now: datetime) -> int:
         return len(rows)
 
 
-def as_dict(row: ConsentReview) -> dict[str, Any]:
-    return {"consent_id": row.consent_id, "version": row.consent_version, "reason": row.reason,
-            "codes": list(row.codes), "why": WHY.get(row.reason, ""), "recorded_by": row.recorded_by,
-            "flagged_at": row.flagged_at}
-
-
 def list_for(services: Services, *, caller: Caller | None,
-             organization: str | None = None) -> list[dict[str, Any]]:
+             organization: str | None = None) -> list[ReviewItem]:
     """The caller's organization's listed consents (admin, or the CLI with ``caller=None``: any)."""
     if caller is not None and not caller.is_admin:
         organization = caller.organization
@@ -72,5 +91,5 @@ def list_for(services: Services, *, caller: Caller | None,
                                            ConsentReview.reason)
     if organization is not None:
         query = query.where(col(ConsentReview.recorded_by) == organization)
-    with read_snapshot(services.sessions) as session:
-        return [as_dict(row) for row in session.scalars(query)]
+    with services.reading(caller) as session:
+        return [ReviewItem(detached(row)) for row in session.scalars(query)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,43 +21,61 @@ from consent_service.core.caller import Caller
 from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from consent_service.schemas.consents import consent_recorded_audit, consent_revoked_audit
 from consent_service.services import codes
 from consent_service.services.idempotency import IdempotencyKey, earlier_result, remember
 from consent_service.storage import communities as community_store
 from consent_service.storage import consents as store
 from consent_service.storage import organizations as organization_store
-from consent_service.storage.db import read_snapshot, write
+from consent_service.storage.db import detached
 from consent_service.storage.models import Consent, ConsentEvent, ConsentVersion, ProtectedGrant
 
 
-def _status(consent: Consent, version: ConsentVersion, now: datetime) -> str:
+def status_of(consent: Consent, version: ConsentVersion, now: datetime) -> ConsentStatus:
+    """Revoked, expired at ``now``, or active: expiry is read, never stored."""
     if consent.status == ConsentStatus.REVOKED:
-        return str(ConsentStatus.REVOKED)
+        return ConsentStatus.REVOKED
     if version.expires_at is not None and version.expires_at <= now:
-        return str(ConsentStatus.EXPIRED)
-    return str(ConsentStatus.ACTIVE)
+        return ConsentStatus.EXPIRED
+    return ConsentStatus.ACTIVE
 
 
-def as_dict(consent: Consent, version: ConsentVersion, now: datetime) -> dict[str, Any]:
-    return {
-        "id": consent.id,
-        "version": version.version,
-        "status": _status(consent, version, now),
-        "recorded_by": consent.recorded_by,
-        "subject_pseudonym": consent.subject_key,
-        "communities": list(version.communities),
-        "purposes": list(version.purposes),
-        "data_categories": list(version.data_categories),
-        "recipients": list(version.recipients),
-        "expires_at": version.expires_at,
-        "evidence": dict(version.evidence),
-        "created_at": consent.created_at,
-        "updated_at": consent.updated_at,
-        "revoked_at": consent.revoked_at,
-        "revoked_reason": consent.revoked_reason,
-        "receipt": version.receipt,
-        "receipt_id": version.receipt_id,
-    }
+@dataclass(frozen=True)
+class ConsentState:
+    """A consent with the version whose terms are shown (its current one, except where an earlier
+    version was asked for) and its status at the time of asking.
+
+    The rows' fields read through (``state.id``, ``state.purposes``, ``state.revoked_at``), so a
+    column added to ``Consent`` or ``ConsentVersion`` reaches the output schema (which names it)
+    and the pages without being copied here; ``version`` is the terms' version number.
+    """
+
+    consent: Consent
+    terms: ConsentVersion
+    status: ConsentStatus
+
+    @classmethod
+    def of(cls, consent: Consent, terms: ConsentVersion, now: datetime) -> ConsentState:
+        """Made inside the snapshot; the rows are copied out of it."""
+        return cls(consent=detached(consent), terms=detached(terms), status=status_of(consent, terms, now))
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for names that are not fields: the terms first (``version``), then the consent.
+        if name.startswith("_"):  # copy/pickle probe dunders before the fields exist
+            raise AttributeError(name)
+        for row in (self.terms, self.consent):
+            if name in type(row).model_fields:
+                return getattr(row, name)
+        raise AttributeError(name)
+
+
+@dataclass(frozen=True)
+class ConsentHistory:
+    """Every version of a consent and every event (recorded, amended, revoked), oldest first."""
+
+    id: str
+    versions: tuple[ConsentVersion, ...]
+    events: tuple[ConsentEvent, ...]
 
 
 def _check_terms(session: Any, services: Services, terms: dict[str, Any], now: datetime) -> None:
@@ -90,14 +109,12 @@ def _new_version(
 ) -> ConsentVersion:
     org = organization_store.get_organization(session, consent.recorded_by)
     receipt_id = str(uuid.uuid4())
-    purposes, categories = (
-        list(dict.fromkeys(terms["purposes"])),
-        list(dict.fromkeys(terms["data_categories"])),
-    )
-    recipients, communities = (
-        list(dict.fromkeys(terms["recipients"])),
-        list(dict.fromkeys(terms["communities"])),
-    )
+    # The terms as loaded (schemas.consents.ConsentTermsIn) become the version's columns; each
+    # list keeps its first occurrences only, in order.
+    terms = {name: list(dict.fromkeys(value)) if isinstance(value, list) else value
+             for name, value in terms.items()}
+    purposes, categories = terms["purposes"], terms["data_categories"]
+    recipients, communities = terms["recipients"], terms["communities"]
     claims = receipts.receipt_claims(
         issuer=services.settings["TOKEN_ISSUER"],
         receipt_id=receipt_id,
@@ -115,14 +132,9 @@ def _new_version(
         method=terms["evidence"]["method"],
     )
     return ConsentVersion(
+        **{**terms, "evidence": dict(terms["evidence"])},
         consent_id=consent.id,
         version=number,
-        purposes=purposes,
-        data_categories=categories,
-        recipients=recipients,
-        communities=communities,
-        expires_at=terms.get("expires_at"),
-        evidence=dict(terms["evidence"]),
         recorded_at=now,
         recorded_by_client=caller.client_id,
         receipt_id=receipt_id,
@@ -145,24 +157,11 @@ def _list_protected_grant(session: Any, services: Services, *, version: ConsentV
         for community in communities))
 
 
-def _audit_payload(version: ConsentVersion, subject_key: str,
-                   protected_purposes: Iterable[str] = ()) -> dict[str, Any]:
-    protected_purposes = set(protected_purposes)
-    payload = {
-        "subject": subject_key,
-        "version": version.version,
-        "purposes": version.purposes,
-        "data_categories": version.data_categories,
-        "recipients": version.recipients,
-        "communities": version.communities,
-        "expires_at": version.expires_at.isoformat() if version.expires_at else None,
-        "method": version.evidence.get("method"),
-        "setting": version.evidence.get("setting") or DEFAULT_SETTING,
-        "receipt_id": version.receipt_id,
-    }
+def _audit_payload(state: ConsentState, protected_purposes: Iterable[str] = ()) -> dict[str, Any]:
+    payload: dict[str, Any] = consent_recorded_audit.dump(state)
     # A protected purpose the deployment allowed: named on its own so oversight (the audit
     # log) sees every such grant.
-    if protected := [p for p in version.purposes if p in protected_purposes]:
+    if protected := [p for p in state.terms.purposes if p in set(protected_purposes)]:
         payload["protected_purposes"] = protected
     return payload
 
@@ -175,7 +174,7 @@ def record(
     terms: dict[str, Any],
     now: datetime,
     idempotency: IdempotencyKey | None = None,
-) -> dict[str, Any]:
+) -> ConsentState:
     """Record a new consent; with an ``Idempotency-Key`` a retry returns the same consent."""
     try:
         return _record(
@@ -190,8 +189,8 @@ def record(
 
 def _replay(
     services: Services, *, caller: Caller, idempotency: IdempotencyKey, now: datetime
-) -> dict[str, Any]:
-    with read_snapshot(services.sessions) as session:
+) -> ConsentState:
+    with services.reading(caller) as session:
         earlier = earlier_result(session, caller, idempotency)
     if earlier is None:
         raise Conflict("The request conflicted with a concurrent one; retry it.")
@@ -206,8 +205,8 @@ def _record(
     terms: dict[str, Any],
     now: datetime,
     idempotency: IdempotencyKey | None,
-) -> dict[str, Any]:
-    with write(services.sessions) as session:
+) -> ConsentState:
+    with services.writing(caller) as session:
         earlier = earlier_result(session, caller, idempotency)
         if earlier is not None:
             session.rollback()
@@ -247,16 +246,17 @@ def _record(
         _list_protected_grant(session, services, version=version, subject_key=key,
                               recorded_by=consent.recorded_by)
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
+        state = ConsentState.of(consent, version, now)
         services.append_audit(
             session,
             at=now,
             tag=AuditTag.CONSENT_RECORDED,
             caller=caller,
             object_id=consent.id,
-            payload=_audit_payload(version, key, services.policy.deployment.protected_purposes),
+            payload=_audit_payload(state, services.policy.deployment.protected_purposes),
         )
         session.commit()
-        return as_dict(consent, version, now)
+        return state
 
 
 def _owned(session: Any, caller: Caller, consent_id: str) -> Consent:
@@ -281,44 +281,20 @@ def _changeable(session: Any, caller: Caller, consent_id: str) -> Consent:
     return consent
 
 
-def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> dict[str, Any]:
-    with read_snapshot(services.sessions) as session:
+def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> ConsentState:
+    with services.reading(caller) as session:
         consent = _owned(session, caller, consent_id)
         version = store.version(session, consent.id, consent.current_version)
         assert version is not None  # the foreign key and current_version guarantee it
-        return as_dict(consent, version, now)
+        return ConsentState.of(consent, version, now)
 
 
-def history(services: Services, *, caller: Caller, consent_id: str) -> dict[str, Any]:
-    with read_snapshot(services.sessions) as session:
+def history(services: Services, *, caller: Caller, consent_id: str) -> ConsentHistory:
+    with services.reading(caller) as session:
         consent = _owned(session, caller, consent_id)
-        return {
-            "id": consent.id,
-            "versions": [
-                {
-                    "version": v.version,
-                    "purposes": v.purposes,
-                    "data_categories": v.data_categories,
-                    "recipients": v.recipients,
-                    "communities": v.communities,
-                    "expires_at": v.expires_at,
-                    "evidence": v.evidence,
-                    "recorded_at": v.recorded_at,
-                    "receipt_id": v.receipt_id,
-                }
-                for v in store.versions(session, consent.id)
-            ],
-            "events": [
-                {
-                    "kind": e.kind,
-                    "version": e.version,
-                    "at": e.at.isoformat(),
-                    "by": e.actor_org,
-                    "reason": e.reason,
-                }
-                for e in store.events(session, consent.id)
-            ],
-        }
+        return ConsentHistory(id=consent.id,
+                              versions=tuple(detached(v) for v in store.versions(session, consent.id)),
+                              events=tuple(detached(e) for e in store.events(session, consent.id)))
 
 
 def amend(
@@ -329,8 +305,8 @@ def amend(
     terms: dict[str, Any],
     expected_version: int | None,
     now: datetime,
-) -> dict[str, Any]:
-    with write(services.sessions) as session:
+) -> ConsentState:
+    with services.writing(caller) as session:
         consent = _changeable(session, caller, consent_id)
         if consent.status != ConsentStatus.ACTIVE:
             raise Conflict("A revoked consent cannot be amended; record a new one.")
@@ -373,12 +349,12 @@ def amend(
             tag=AuditTag.CONSENT_AMENDED,
             caller=caller,
             object_id=consent.id,
-            payload=_audit_payload(version, consent.subject_key,
+            payload=_audit_payload(ConsentState.of(consent, version, now),
                                    services.policy.deployment.protected_purposes),
         )
         session.commit()
         session.refresh(consent)
-        return as_dict(consent, version, now)
+        return ConsentState.of(consent, version, now)
 
 
 def revoke(
@@ -389,7 +365,7 @@ def revoke(
     reason: str | None,
     now: datetime,
     idempotency: IdempotencyKey | None = None,
-) -> dict[str, Any]:
+) -> ConsentState:
     """Revoke; with an ``Idempotency-Key`` a retry of the same revocation answers 200, not 409."""
     try:
         return _revoke(
@@ -409,8 +385,8 @@ def _revoke(
     reason: str | None,
     now: datetime,
     idempotency: IdempotencyKey | None,
-) -> dict[str, Any]:
-    with write(services.sessions) as session:
+) -> ConsentState:
+    with services.writing(caller) as session:
         consent = _changeable(session, caller, consent_id)
         if earlier_result(session, caller, idempotency) is not None:
             session.rollback()
@@ -430,16 +406,17 @@ def _revoke(
             ),
         )
         remember(session, caller, idempotency, resource_id=consent.id, status=200, now=now)
+        version = store.version(session, consent.id, consent.current_version)
+        assert version is not None
+        revoked = consent_revoked_audit.dump(ConsentState.of(consent, version, now))
         services.append_audit(
             session,
             at=now,
             tag=AuditTag.CONSENT_REVOKED,
             caller=caller,
             object_id=consent.id,
-            payload={"subject": consent.subject_key, "version": consent.current_version, "reason": reason},
+            payload={**revoked, "reason": reason},
         )
         session.commit()
         session.refresh(consent)
-        version = store.version(session, consent.id, consent.current_version)
-        assert version is not None
-        return as_dict(consent, version, now)
+        return ConsentState.of(consent, version, now)

@@ -35,7 +35,6 @@ from consent_service.storage import bulk
 from consent_service.storage import communities as community_store
 from consent_service.storage import consents as consent_store
 from consent_service.storage import organizations as organization_store
-from consent_service.storage.db import read_snapshot
 
 FHIR_JSON = "application/fhir+json"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
@@ -75,7 +74,7 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
     """The current version of a consent as FHIR R4 JSON (recording organization or admin only)."""
     issuer = services.settings["TOKEN_ISSUER"]
     vocabulary = services.policy.vocabulary
-    with read_snapshot(services.sessions) as session:
+    with services.reading(caller) as session:
         consent = consent_store.get(session, consent_id)
         if consent is None or (consent.recorded_by != caller.organization and not caller.is_admin):
             raise NotFound("No such consent.")

@@ -226,7 +226,7 @@ def _reason(reason: dict[str, Any], own: set[str]) -> dict[str, Any]:
 
 def _report_consent(consent: Any, versions: list[Any], events: list[Any], now: datetime) -> ReportConsent:
     current = next(v for v in versions if v.version == consent.current_version)
-    status = consent_cases.as_dict(consent, current, now)["status"]
+    status = str(consent_cases.status_of(consent, current, now))
     return ReportConsent(
         id=consent.id, status=status, current_version=consent.current_version, created_at=consent.created_at,
         revoked_at=consent.revoked_at, revoked_reason=consent.revoked_reason,

@@ -24,12 +24,13 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
 
 _READONLY = "consent_readonly"
 
@@ -110,6 +111,15 @@ def read_snapshot(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.rollback()
         session.close()
+
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def detached(row: Row) -> Row:
+    """A copy of ``row`` that belongs to no session: a use case's result outlives its snapshot,
+    whose closing rollback expires the session's own rows (reading one then would fail)."""
+    return type(row)(**row.model_dump())
 
 
 @contextmanager

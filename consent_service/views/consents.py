@@ -18,6 +18,8 @@ from consent_service.schemas.consents import (
 )
 from consent_service.services import consent_reviews
 from consent_service.services import consents as cases
+from consent_service.services.consent_reviews import ReviewItem
+from consent_service.services.consents import ConsentState
 from consent_service.views.common import ApiBlueprint, caller_with, idempotency_key, now, services
 
 blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description="Individual consent")
@@ -27,7 +29,7 @@ blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description=
 class Consents(MethodView):
     @blp.arguments(ConsentIn)
     @blp.response(201, ConsentOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         idempotency = idempotency_key("record-consent", request.get_json(silent=True))
         subject = body.pop("subject")
@@ -38,7 +40,7 @@ class Consents(MethodView):
 @blp.route("/reviews")
 class ConsentReviews(MethodView):
     @blp.response(200, ConsentReviewsOut)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> dict[str, list[ReviewItem]]:
         """Consents this organization recorded whose meaning a release changed: ask the person again."""
         caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
         return {"consents": consent_reviews.list_for(services(), caller=caller)}
@@ -47,7 +49,7 @@ class ConsentReviews(MethodView):
 @blp.route("/<consent_id>")
 class ConsentById(MethodView):
     @blp.response(200, ConsentOut)
-    def get(self, consent_id: str) -> dict[str, Any]:
+    def get(self, consent_id: str) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
         return cases.get(services(), caller=caller, consent_id=consent_id, now=now())
 
@@ -55,7 +57,7 @@ class ConsentById(MethodView):
 @blp.route("/<consent_id>/history")
 class ConsentHistory(MethodView):
     @blp.response(200, ConsentHistoryOut)
-    def get(self, consent_id: str) -> dict[str, Any]:
+    def get(self, consent_id: str) -> cases.ConsentHistory:
         caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE, Scope.ADMIN)
         return cases.history(services(), caller=caller, consent_id=consent_id)
 
@@ -64,7 +66,7 @@ class ConsentHistory(MethodView):
 class AmendConsent(MethodView):
     @blp.arguments(AmendIn)
     @blp.response(200, ConsentOut)
-    def post(self, body: dict[str, Any], consent_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], consent_id: str) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         expected = body.pop("version", None)
         return cases.amend(services(), caller=caller, consent_id=consent_id, terms=body,
@@ -75,7 +77,7 @@ class AmendConsent(MethodView):
 class RevokeConsent(MethodView):
     @blp.arguments(RevokeIn)
     @blp.response(200, ConsentOut)
-    def post(self, body: dict[str, Any], consent_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], consent_id: str) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         idempotency = idempotency_key(f"revoke-consent:{consent_id}", request.get_json(silent=True))
         return cases.revoke(services(), caller=caller, consent_id=consent_id, reason=body.get("reason"),

@@ -41,6 +41,6 @@ class ReceiptPage(MethodView):
         ``?version=`` picks an earlier version's receipt; default the current one.
         """
         caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
-        context = access_report.receipt_page(services(), caller=caller, consent_id=consent_id,
+        receipt = access_report.receipt_page(services(), caller=caller, consent_id=consent_id,
                                              version=query.get("version"), now=now())
-        return html.page("consent_receipt.html", **context)
+        return html.page("consent_receipt.html", **vars(receipt))

@@ -181,7 +181,7 @@ def record() -> Response:
     except (ValidationFailed, UnknownCode) as exc:
         errors = flatten(exc.details) or {"form": [exc.message]}
     else:
-        return redirect(url_for("intake.receipt", consent_id=created["id"]))  # type: ignore[return-value]
+        return redirect(url_for("intake.receipt", consent_id=created.id))  # type: ignore[return-value]
     return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
 
 
@@ -196,13 +196,13 @@ def receipt(consent_id: str) -> Response:
     context = access_report.receipt_page(
         services(), caller=caller, consent_id=consent_id, version=None, now=now()
     )
-    expires_at = context["expires_at"]
+    expires_at = context.expires_at
     return page(
         "intake/receipt.html",
-        **context,
+        **vars(context),
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
-        qr=qr_svg(context["receipt"], title=i18n.translate("Signed receipt (QR code)")),
-        setting=_setting(context["consent"]["evidence"].get("setting")),
+        qr=qr_svg(context.receipt, title=i18n.translate("Signed receipt (QR code)")),
+        setting=_setting(context.consent.evidence.get("setting")),
     )
 
 
@@ -225,7 +225,7 @@ def withdraw(consent_id: str) -> Response:
             flash(i18n.translate("This consent is already withdrawn."), "info")
         return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
     consent = consents.get(services(), caller=caller, consent_id=consent_id, now=now())
-    if consent["status"] == "revoked":
+    if consent.status == "revoked":
         flash(i18n.translate("This consent is already withdrawn."), "info")
         return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
     return page("intake/withdraw.html", consent=consent, errors={})
@@ -286,4 +286,4 @@ def reviews() -> Response:
     """Consents of this organization whose meaning a release changed: ask the person again."""
     caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
     listed = consent_reviews.list_for(services(), caller=caller)
-    return page("intake/reviews.html", reviews=[r for r in listed if r["recorded_by"] == caller.organization])
+    return page("intake/reviews.html", reviews=[r for r in listed if r.recorded_by == caller.organization])
