@@ -246,8 +246,8 @@ class Store:
 
 def bench_client(store: Store, keys: str, instance: Path) -> tuple[str, str]:
     """A client of the requester with scope authorize, made through the domain (audited)."""
+    from consent_service.container import EXTENSION
     from consent_service.services import organizations
-    from consent_service.views.common import EXTENSION
 
     app = store.app(keys, instance)
     services = app.extensions[EXTENSION]
@@ -447,7 +447,7 @@ def in_process(
     store: Store, keys: str, instance: Path, plan: Plan, client: tuple[str, str], backend: str, subjects: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The in-process measurements on the large world: first decision after a change, profile."""
-    from consent_service.views.common import EXTENSION
+    from consent_service.container import EXTENSION
 
     from .profile import authorize_profile
 

@@ -26,9 +26,9 @@ def warm(app: Any) -> int:
     """Compile every community's active rules into the worker's rule cache; returns communities."""
     from sqlalchemy import select
 
+    from consent_service.container import EXTENSION
     from consent_service.storage.db import read_snapshot
     from consent_service.storage.models import Community
-    from consent_service.views.common import EXTENSION
 
     services = app.extensions[EXTENSION]
     with read_snapshot(services.sessions) as session:

@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from consent_service import web
     from consent_service.auth.clients import ClientCredentials
     from consent_service.auth.tokens import build_token_server
-    from consent_service.container import Services
+    from consent_service.container import EXTENSION, Services
     from consent_service.core.keys import SigningKeys, load_secret
     from consent_service.core.policy import PolicyBase
     from consent_service.extensions import make_api, make_limiter
@@ -43,7 +43,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         vocabulary,
     )
     from consent_service.views import organizations as admin
-    from consent_service.views.common import EXTENSION
 
     settings = service_config.load(test_config)
     log_hygiene.install()

@@ -28,7 +28,7 @@ def _app() -> Flask:
 
 
 def _services() -> Services:
-    from consent_service.views.common import EXTENSION
+    from consent_service.container import EXTENSION
 
     services: Services = _app().extensions[EXTENSION]
     return services
@@ -340,9 +340,9 @@ def keys() -> None:
 
 @keys.command("rotate", help="Add a new signing key in the instance folder; old keys still verify.")
 def keys_rotate() -> None:
+    from consent_service.container import EXTENSION
     from consent_service.errors import ServiceError
     from consent_service.services import signing_keys as key_rotation
-    from consent_service.views.common import EXTENSION
 
     app = _app()
     try:

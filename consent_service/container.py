@@ -31,6 +31,8 @@ from consent_service.storage import organizations as organization_store
 from consent_service.storage import users as user_store
 from consent_service.storage.db import read_snapshot, write
 
+EXTENSION = "consent_service"  # the key of the container in ``flask.Flask.extensions``
+
 
 @dataclass
 class Services:
@@ -128,3 +130,10 @@ def require_active(session: Session, caller: Caller | None) -> None:
     user = user_store.get(session, caller.client_id.removeprefix("user:"))
     if user is None or user.disabled_at is not None or user.organization_id != caller.organization:
         raise Unauthorized("This account is disabled or no longer of this organization; sign in again.")
+
+
+def current() -> Services:
+    """The container of the app serving this request (the web pages' and views' way to it)."""
+    from flask import current_app  # only when called inside a request: the module loads no framework
+
+    return current_app.extensions[EXTENSION]

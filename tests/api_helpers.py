@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from consent_service.container import EXTENSION
 from consent_service.storage import models
-from consent_service.views.common import EXTENSION
 
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 EVIDENCE = {"method": "verbal", "obtained_by": "worker-17", "notes": "interpreter present"}

@@ -27,11 +27,11 @@ from sqlalchemy import Engine, Integer, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from consent_service import create_app
+from consent_service.container import EXTENSION
 from consent_service.core.keys import new_signing_key
 from consent_service.services import organizations
 from consent_service.storage import models
 from consent_service.storage.migrate import upgrade
-from consent_service.views.common import EXTENSION
 
 PG_URL = os.environ.get("CONSENT_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]

@@ -17,10 +17,10 @@ from sqlalchemy.engine import Connection
 from trust_helpers import cli_json, consent_body, engine_of, run_cli
 
 from consent_service import create_app
+from consent_service.container import EXTENSION
 from consent_service.core.audit_chain import link_hash
 from consent_service.storage.audit_rows import BOUND
 from consent_service.storage.models import AuditEntry, AuditHead
-from consent_service.views.common import EXTENSION
 
 ENTRIES = AuditEntry.__table__
 HEAD = AuditHead.__table__

@@ -50,7 +50,7 @@ from web_helpers import (
 )
 
 from consent_service import cli
-from consent_service.container import Services
+from consent_service.container import EXTENSION, Services
 from consent_service.core.keys import SIGNING_KEYS_FILE, StagedRotation
 from consent_service.core.wire import AuditTag
 from consent_service.services import audit as audit_log
@@ -59,7 +59,6 @@ from consent_service.services import users
 from consent_service.storage import audit as audit_store
 from consent_service.storage import models
 from consent_service.storage.models import AuditEntry, UserAccount
-from consent_service.views.common import EXTENSION
 
 Actor = tuple[str | None, str | None]  # (actor_org, actor_client)
 Expected = tuple[str, Actor, str | None]  # (tag, actor, object_id)

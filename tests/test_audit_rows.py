@@ -33,14 +33,13 @@ from sqlalchemy import Integer, String, Table, and_, delete, insert, select, upd
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
 
-from consent_service.container import Services
+from consent_service.container import EXTENSION, Services
 from consent_service.services import audit as audit_log
 from consent_service.services import audit_rows, organizations, users
 from consent_service.storage import audit as audit_store
 from consent_service.storage.audit_rows import BOUND
 from consent_service.storage.models import AuditEntry, AuditHead
 from consent_service.storage.types import UTCDateTime
-from consent_service.views.common import EXTENSION
 
 PASSWORD = "correct horse battery staple"
 TABLES = sorted(BOUND)

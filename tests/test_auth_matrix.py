@@ -49,11 +49,11 @@ from security_helpers import (
 )
 
 from consent_service.auth.tokens import ACCESS_TOKEN_TYP
+from consent_service.container import EXTENSION
 from consent_service.core.keys import SigningKeys, new_signing_key
 from consent_service.core.receipts import RECEIPT_TYP
 from consent_service.errors import ValidationFailed
 from consent_service.services import organizations
-from consent_service.views.common import EXTENSION
 
 ANY_TOKEN = None  # an operation any valid token may call
 TERMS = {key: CONSENT[key] for key in ("purposes", "data_categories", "recipients", "evidence")}
@@ -299,26 +299,18 @@ def test_no_web_page_answers_without_a_session(app, client):
             assert not 200 <= response.status_code < 300, (method, rule.rule, response.status_code)
 
 
-# The one blueprint whose use cases check the client in their own read snapshot (authorize's hot
-# path), and its only routes; every other /v1 blueprint checks token and client before the view.
-CLIENT_CHECKED_BY_USE_CASE = {"authorize"}
-ROUTES_CHECKING_THE_CLIENT_THEMSELVES = {"/v1/authorize", "/v1/authorize/batch"}
-
-
 def test_every_v1_operation_is_behind_the_bearer_check(app):
-    """Only ApiBlueprint authenticates first; a plain Blueprint under /v1 would not."""
-    from consent_service.views.common import ApiBlueprint, authenticated, token_caller
+    """Only ApiBlueprint checks the token before the body is read; a plain Blueprint under /v1 would
+    not. (That its client is still active is checked by each use case in its own transaction: the
+    disabled-client token of ``test_every_bad_token_is_401_on_every_operation`` holds every route.)"""
+    from consent_service.views.common import ApiBlueprint, _token_first
 
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/v1/"):
             name = rule.endpoint.rsplit(".", 1)[0]
             blueprint = app.blueprints[name]
             assert isinstance(blueprint, ApiBlueprint), rule.rule
-            assert blueprint._authenticate_first in app.before_request_funcs.get(name, []), rule.rule
-            first = token_caller if name in CLIENT_CHECKED_BY_USE_CASE else authenticated
-            assert blueprint.authenticate is first, rule.rule
-            if name in CLIENT_CHECKED_BY_USE_CASE:  # a new route there must check the client itself
-                assert rule.rule in ROUTES_CHECKING_THE_CLIENT_THEMSELVES, rule.rule
+            assert _token_first in app.before_request_funcs.get(name, []), rule.rule
 
 
 def test_a_disabled_client_is_refused_by_authorize_before_anything_is_decided_or_written(app, client, world):

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
+from consent_service.container import EXTENSION
 from consent_service.services import audit as audit_log
 from consent_service.storage import audit_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import write
 from consent_service.storage.models import Approval, AuditEntry, CommunityRule, ConsentVersion, Decision
-from consent_service.views.common import EXTENSION
 
 BATCH = "/v1/authorize/batch"
 ORGS = {"univ": "research", "gla": "government", "outreach-org": "service-provider",

@@ -20,8 +20,8 @@ import pytest
 from api_helpers import record_consent, rough_sleeper_orgs
 from sqlalchemy import select
 
+from consent_service.container import EXTENSION
 from consent_service.storage.models import Consent, ConsentEvent, ConsentVersion
-from consent_service.views.common import EXTENSION
 
 ROUNDS = 5
 TERMS = {"purposes": ["service-delivery"], "data_categories": ["housing"], "recipients": ["gla"],

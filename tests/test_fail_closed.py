@@ -12,8 +12,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from consent_service import create_app
+from consent_service.container import EXTENSION
 from consent_service.storage.models import AuditEntry, Decision
-from consent_service.views.common import EXTENSION
 
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 REQUEST = {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]}

@@ -169,8 +169,8 @@ class TestCommunityDenyProvisions:
     def test_a_retired_rule_is_gone(self, app, client, world):
         from datetime import UTC, datetime
 
+        from consent_service.container import EXTENSION
         from consent_service.storage.models import CommunityRule
-        from consent_service.views.common import EXTENSION
 
         add_community(client, world)
         world.org("gla", "government")

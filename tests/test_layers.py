@@ -27,6 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "container": {"core", "errors", "storage", "services"},
     "views": {"core", "errors", "storage", "schemas", "services", "container", "auth", "extensions",
               "config", "log_hygiene"},
+    # The pages reach the container through ``container.current``, not through the API's views;
+    # they share only the printable pages' renderer (views/html.py) with them.
+    "web": {"core", "errors", "schemas", "services", "container", "config", "views.html"},
 }
 # Libraries a pure module must not reach for.
 NOT_IN_CORE = ("flask", "flask_smorest", "flask_wtf", "flask_babel", "werkzeug", "sqlalchemy", "sqlmodel",
@@ -46,7 +49,10 @@ def _imports(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path}: relative import; the layers are read from absolute ones"
-            found.add(node.module or "")
+            module = node.module or ""
+            folder = PACKAGE.parent.joinpath(*module.split("."))
+            # ``from consent_service.views import html`` names the module views.html, not views.
+            found.update(f"{module}.{alias.name}" for alias in node.names) if folder.is_dir() else found.add(module)
     return found
 
 
@@ -63,7 +69,7 @@ def test_a_layer_imports_only_what_is_below_it(layer: str) -> None:
             parts = name.split(".")
             if parts[0] != "consent_service" or len(parts) < 2:
                 continue
-            if parts[1] != layer and parts[1] not in ALLOWED[layer]:
+            if parts[1] != layer and parts[1] not in ALLOWED[layer] and ".".join(parts[1:3]) not in ALLOWED[layer]:
                 broken.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert not broken, "\n".join(broken)
 
@@ -101,4 +107,4 @@ def test_the_layer_check_sees_a_break(tmp_path: Path) -> None:
     """The source reader finds an import inside a function body, where a lazy import would hide."""
     sample = tmp_path / "sample.py"
     sample.write_text("def lazy():\n    from consent_service.views import common\n", encoding="utf-8")
-    assert "consent_service.views" in _imports(sample)
+    assert "consent_service.views.common" in _imports(sample)

@@ -14,9 +14,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from consent_service.auth.tokens import ACCESS_TOKEN_TYP
+from consent_service.container import EXTENSION
 from consent_service.core.keys import SigningKeys, new_signing_key
 from consent_service.core.receipts import RECEIPT_TYP
-from consent_service.views.common import EXTENSION
 
 SCOPES = ("authorize", "consents:read")
 

@@ -45,8 +45,8 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from consent_service import create_app
+from consent_service.container import EXTENSION
 from consent_service.storage import models
-from consent_service.views.common import EXTENSION
 
 # -- canaries and their encodings ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from api_helpers import assert_error, assert_ok
 from conftest import World, basic_auth, skip_or_fail_in_ci
 
 from consent_service import create_app
-from consent_service.views.common import EXTENSION
+from consent_service.container import EXTENSION
 
 REDIS_URL = "redis://127.0.0.1:6379"
 START_REDIS = "start it with: redis-server --daemonize yes (Debian: apt-get install -y redis-server)"

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from consent_service import create_app
+from consent_service.container import EXTENSION
 from consent_service.core.deployment import DeploymentPolicyError
 from consent_service.core.policy import PolicyBase
 from consent_service.core.vocabulary import VocabularyError
@@ -40,7 +41,6 @@ from consent_service.services import consent_reviews
 from consent_service.storage import audit_rows
 from consent_service.storage.migrate import alembic_config, upgrade
 from consent_service.storage.models import AuditEntry, ConsentReview, ConsentVersion
-from consent_service.views.common import EXTENSION
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 BASE = PolicyBase(POLICIES)

@@ -26,7 +26,7 @@ from api_helpers import CONSENT, SUBJECT, engine_of
 from sqlalchemy import create_engine, event, text
 
 from consent_service import create_app
-from consent_service.views.common import EXTENSION
+from consent_service.container import EXTENSION
 
 ASK = {"subject": SUBJECT, "purpose": "research", "data_categories": ["health"]}
 

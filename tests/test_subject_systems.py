@@ -320,10 +320,10 @@ class TestUpgradingAVersion1Database:
         from sqlalchemy import update
 
         from consent_service import create_app
+        from consent_service.container import EXTENSION
         from consent_service.core import pseudonyms
         from consent_service.storage import models
         from consent_service.storage.migrate import alembic_config, upgrade
-        from consent_service.views.common import EXTENSION
 
         gov = Governance(client, world)
         spelled = {"system": "URN:Outreach-Org:client", "value": "C-42 "}  # v1 took it as sent

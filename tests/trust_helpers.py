@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 
 from consent_service import cli
-from consent_service.views.common import EXTENSION
+from consent_service.container import EXTENSION
 
 SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
 CONSENT = {

@@ -23,7 +23,7 @@ def verified_caller(token: str, *, keys: SigningKeys, issuer: str, audience: str
 
     Enough to count requests per client (the rate limiter runs before anything else); not
     enough to serve one, which also needs the check that the client is still active
-    (``views.common.authenticated``, or authorize's own snapshot).
+    (each use case's own transaction: ``Services.reading`` / ``writing``).
     """
     try:
         _, claims = keys.verify(token, typ=ACCESS_TOKEN_TYP)

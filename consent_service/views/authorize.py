@@ -20,10 +20,9 @@ from consent_service.schemas.authorize import AuthorizeIn, BatchAuthorizeIn, Bat
 from consent_service.services import authorize as cases
 from consent_service.services import codes
 from consent_service.services.authorize import BatchResult, DecisionResult
-from consent_service.views.common import ApiBlueprint, caller_with, now, services, token_caller
+from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
-blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)",
-                   authenticate=token_caller)
+blp = ApiBlueprint("authorize", __name__, url_prefix="/v1", description="Access decisions (scope authorize)")
 
 
 @blp.route("/authorize")

@@ -7,33 +7,25 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import Blueprint
 
 from consent_service.auth.bearer import verified_caller
-from consent_service.container import Services
+from consent_service.container import EXTENSION, Services, current
 from consent_service.core.caller import Caller
 from consent_service.core.permissions import Scope
 from consent_service.errors import Forbidden, Unauthorized, ValidationFailed
 from consent_service.extensions import ContractParser
 from consent_service.services.idempotency import IdempotencyKey
-from consent_service.storage import organizations as organization_store
-from consent_service.storage.db import read_snapshot
 
-EXTENSION = "consent_service"
+services: Callable[[], Services] = current  # the container of the app serving this request
 
 
-def services() -> Services:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+__all__ = ["EXTENSION", "ApiBlueprint", "caller_with", "idempotency_key", "now", "services", "token_caller"]
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def _client_is_active(client_id: str, organization: str) -> bool:
-    with read_snapshot(services().sessions) as session:
-        return organization_store.client_is_active(session, client_id, organization)
 
 
 def token_caller() -> Caller:
@@ -60,27 +52,15 @@ def token_caller() -> Caller:
     return cached  # type: ignore[no-any-return]
 
 
-def authenticated() -> Caller:
-    """The caller of this request, from its bearer token, its client still active (cached on ``g``)."""
-    cached = g.get("_authenticated")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    caller = token_caller()
-    if not _client_is_active(caller.client_id, caller.organization):
-        raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
-    g._authenticated = caller
-    return caller
-
-
 def caller_with(*scopes: Scope) -> Caller:
     """The caller, if its token carries at least one of ``scopes`` (none given: any valid token).
 
-    The caller is the one its ``ApiBlueprint`` authenticated before the body was read: the token
-    and the client (``authenticated``), or, on a blueprint whose use cases re-check the client
-    in their own snapshot (``services.reading``), the token only (``token_caller``).
+    Only the token is judged here (signature, claims, scopes; no database read): whether its
+    client is still active is checked by the use case, inside the very snapshot or unit of work
+    that serves the call (``Services.reading`` / ``writing``), so a client disabled a moment ago
+    is refused by the transaction that would have served it, and no call pays a second one.
     """
-    caller = g.get("caller")
-    return _with_scopes(caller if caller is not None else authenticated(), scopes)
+    return _with_scopes(token_caller(), scopes)
 
 
 def _with_scopes(caller: Caller, scopes: tuple[Scope, ...]) -> Caller:
@@ -112,21 +92,15 @@ class ApiBlueprint(Blueprint):
     it must be a class attribute here (setting it on the blueprint in the app factory is too
     late, and webargs would answer 422). Authenticating before the body is read makes a call
     without a valid token a 401 whatever its body, as the contract says of every ``/v1`` call.
-    ``authenticate`` says what is checked first: the token and that its client is still active
-    (``authenticated``, the default), or the token only (``token_caller``) for a blueprint whose
-    use cases re-check the client inside their own snapshot (``services.reading``), so a
-    disabled client's call with a bad body is a 400, and its well-formed call a 401.
+    Only the token is checked first; the use case checks that its client is still active (so a
+    disabled client's call with a bad body is a 400, and its well-formed call a 401).
     """
 
     ARGUMENTS_PARSER = ContractParser()
 
-    def __init__(self, *args: Any, authenticate: Callable[[], Caller] = authenticated, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.authenticate = authenticate
-        self.before_request(self._authenticate_first)
-
-    def _authenticate_first(self) -> None:
-        g.caller = self.authenticate()
+        self.before_request(_token_first)
 
     @staticmethod
     def _prepare_response_doc(doc: Any, doc_info: Any, *, api: Any, spec: Any, **kwargs: Any) -> Any:
@@ -145,3 +119,7 @@ class ApiBlueprint(Blueprint):
 COMMON_ERRORS = (401, 403, 404, 429, 503)
 BODY_ERRORS = (413,)
 
+
+def _token_first() -> None:
+    """Before the body is read (a ``before_request`` hook must return None to let the call go on)."""
+    token_caller()

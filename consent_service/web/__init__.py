@@ -16,8 +16,8 @@ from flask import Flask, redirect, url_for
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
+from consent_service.container import EXTENSION
 from consent_service.core import pseudonyms
-from consent_service.views.common import EXTENSION
 from consent_service.web import account, i18n, intake, steward
 from consent_service.web.render import words
 from consent_service.web.session import TLSAwareSessions

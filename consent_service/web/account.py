@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Response, flash, redirect, request, session, url_for
 
+from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.services import stewardship, users
 from consent_service.services.users import SignInRefused
-from consent_service.views.common import services
 from consent_service.web import i18n
 from consent_service.web.render import blueprint, page
 from consent_service.web.session import begin, current_user, end, now, signed_in

@@ -21,6 +21,7 @@ from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
+from consent_service.container import current as services
 from consent_service.core.deployment import Setting
 from consent_service.core.permissions import Scope
 from consent_service.core.vocabulary import Term
@@ -36,7 +37,6 @@ from consent_service.errors import (
 from consent_service.schemas.consents import ConsentIn, RevokeIn
 from consent_service.services import access_report, consent_reviews, consents, subjects
 from consent_service.views import html
-from consent_service.views.common import services
 from consent_service.web import i18n, safeguarding
 from consent_service.web.forms import ConsentForm, flatten, loaded
 from consent_service.web.qr import qr_svg

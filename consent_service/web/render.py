@@ -14,10 +14,10 @@ from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.errors import ServiceError
 from consent_service.services import stewardship
-from consent_service.views.common import services
 from consent_service.web import i18n
 from consent_service.web.session import SignInNeeded, check_csrf, csrf_token, current_user
 from consent_service.web.words import Words, time_zone

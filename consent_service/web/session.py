@@ -22,11 +22,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
+from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.errors import Forbidden, ValidationFailed
 from consent_service.services import users
 from consent_service.services.users import SignedInUser
-from consent_service.views.common import services
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"

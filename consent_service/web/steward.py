@@ -18,6 +18,7 @@ from flask import Response, flash, redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
+from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.core.wire import RuleEffect
 from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
@@ -25,7 +26,6 @@ from consent_service.schemas.communities import ApprovalIn, ChangeReasonIn, Rule
 from consent_service.services import approvals as approval_cases
 from consent_service.services import communities, preview, stewardship
 from consent_service.services import rules as rule_cases
-from consent_service.views.common import services
 from consent_service.web import i18n
 from consent_service.web.charts import timeline_svg
 from consent_service.web.forms import ApprovalForm, RuleForm, flatten, loaded
