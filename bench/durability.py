@@ -50,9 +50,13 @@ SUBJECT_SYSTEM = "urn:bench:durability"
 
 
 def consent_body(value: str) -> dict[str, Any]:
-    return {"subject": {"system": SUBJECT_SYSTEM, "value": value}, "purposes": ["service-delivery"],
-            "data_categories": ["housing"], "recipients": ["writer-org"],
-            "evidence": {"method": "written", "obtained_by": "bench"}}
+    return {
+        "subject": {"system": SUBJECT_SYSTEM, "value": value},
+        "purposes": ["service-delivery"],
+        "data_categories": ["housing"],
+        "recipients": ["writer-org"],
+        "evidence": {"method": "written", "obtained_by": "bench"},
+    }
 
 
 class Writers:
@@ -76,16 +80,28 @@ class Writers:
     def run_one(self, rng: random.Random, stop_at: float) -> None:
         while time.monotonic() < stop_at:
             key, value = uuid.uuid4().hex, f"S-{uuid.uuid4().hex}"
-            answer = call(self.base, "POST", "/v1/consents", body=consent_body(value),
-                          headers={**self.headers, "Idempotency-Key": key}, timeout=10)
+            answer = call(
+                self.base,
+                "POST",
+                "/v1/consents",
+                body=consent_body(value),
+                headers={**self.headers, "Idempotency-Key": key},
+                timeout=10,
+            )
             with self.lock:
                 self.sent += 1
             if answer.status == 201:
                 with self.lock:
                     self.acknowledged[key] = answer.body["id"]
                 if rng.random() < 0.3:
-                    revoked = call(self.base, "POST", f"/v1/consents/{answer.body['id']}/revoke",
-                                   body={"reason": "bench"}, headers=self.headers, timeout=10)
+                    revoked = call(
+                        self.base,
+                        "POST",
+                        f"/v1/consents/{answer.body['id']}/revoke",
+                        body={"reason": "bench"},
+                        headers=self.headers,
+                        timeout=10,
+                    )
                     with self.lock:
                         self.sent += 1
                         if revoked.status == 200:
@@ -102,8 +118,10 @@ class Writers:
 
     def run(self) -> None:
         stop_at = time.monotonic() + self.seconds
-        pool = [threading.Thread(target=self.run_one, args=(random.Random(i), stop_at), daemon=True)
-                for i in range(self.threads)]
+        pool = [
+            threading.Thread(target=self.run_one, args=(random.Random(i), stop_at), daemon=True)
+            for i in range(self.threads)
+        ]
         for thread in pool:
             thread.start()
         for thread in pool:
@@ -127,28 +145,41 @@ def check(dep: Any, writers: Writers, retried: dict[str, str]) -> dict[str, Any]
     engine = dep.engine()
     with engine.connect() as conn:
         consents, versions, events = consent_writes_held(conn)
-        audited = {row.object_id for row in conn.execute(
-            text("SELECT object_id FROM audit_entry WHERE tag IN ('consent:recorded', 'consent:revoked')"))}
+        audited = {
+            row.object_id
+            for row in conn.execute(
+                text("SELECT object_id FROM audit_entry WHERE tag IN ('consent:recorded', 'consent:revoked')")
+            )
+        }
     engine.dispose()
-    lost = [cid for cid in writers.acknowledged.values()
-            if cid not in consents or cid not in versions or (cid, "recorded") not in events
-            or cid not in audited]
-    lost_revocations = [cid for cid in writers.revoked
-                        if consents.get(cid) != "revoked" or (cid, "revoked") not in events]
+    lost = [
+        cid
+        for cid in writers.acknowledged.values()
+        if cid not in consents or cid not in versions or (cid, "recorded") not in events or cid not in audited
+    ]
+    lost_revocations = [
+        cid for cid in writers.revoked if consents.get(cid) != "revoked" or (cid, "revoked") not in events
+    ]
     # A retry that made a second consent would leave more consents than distinct answers.
     answered = set(writers.acknowledged.values()) | set(retried.values())
     doubled = len(consents) - len(answered)
     retried_missing = [cid for cid in retried.values() if cid not in consents]
-    return {"acknowledged_writes": len(writers.acknowledged) + len(writers.revoked),
-            "acknowledged_consents": len(writers.acknowledged),
-            "acknowledged_revocations": len(writers.revoked),
-            "lost_writes": len(lost) + len(lost_revocations), "lost_examples": (lost + lost_revocations)[:5],
-            "unanswered_then_retried": len(retried), "retried_missing": len(retried_missing),
-            "doubled_by_retry": doubled, "consents_in_database": len(consents)}
+    return {
+        "acknowledged_writes": len(writers.acknowledged) + len(writers.revoked),
+        "acknowledged_consents": len(writers.acknowledged),
+        "acknowledged_revocations": len(writers.revoked),
+        "lost_writes": len(lost) + len(lost_revocations),
+        "lost_examples": (lost + lost_revocations)[:5],
+        "unanswered_then_retried": len(retried),
+        "retried_missing": len(retried_missing),
+        "doubled_by_retry": doubled,
+        "consents_in_database": len(consents),
+    }
 
 
-def run(backend: str, *, seconds: float, kills: int, threads: int, control: bool,
-        pg_url: str) -> dict[str, Any]:
+def run(
+    backend: str, *, seconds: float, kills: int, threads: int, control: bool, pg_url: str
+) -> dict[str, Any]:
     with deployment(backend, pg_url=pg_url) as dep:
         instance = dep.start("durability", workers=2)
         admin = token(instance.base, *dep.admin)
@@ -165,8 +196,14 @@ def run(backend: str, *, seconds: float, kills: int, threads: int, control: bool
         retried: dict[str, str] = {}
         for key, value in writers.unanswered.items():  # a client's retry, with the same key
             for _ in range(5):
-                answer = call(instance.base, "POST", "/v1/consents", body=consent_body(value),
-                              headers={**bearer(writer_token), "Idempotency-Key": key}, timeout=10)
+                answer = call(
+                    instance.base,
+                    "POST",
+                    "/v1/consents",
+                    body=consent_body(value),
+                    headers={**bearer(writer_token), "Idempotency-Key": key},
+                    timeout=10,
+                )
                 if answer.status == 201:
                     retried[key] = answer.body["id"]
                     break
@@ -179,32 +216,54 @@ def run(backend: str, *, seconds: float, kills: int, threads: int, control: bool
             with engine.begin() as conn:
                 for table in ("consent_event", "consent_version"):
                     conn.execute(text(f"DELETE FROM {table} WHERE consent_id = :c"), {"c": victim})
-                conn.execute(text("DELETE FROM idempotency_record WHERE CAST(body AS TEXT) LIKE :c"),
-                             {"c": f"%{victim}%"})
+                conn.execute(
+                    text("DELETE FROM idempotency_record WHERE CAST(body AS TEXT) LIKE :c"),
+                    {"c": f"%{victim}%"},
+                )
                 conn.execute(text("DELETE FROM consent WHERE id = :c"), {"c": victim})
             engine.dispose()
             log(f"control: deleted acknowledged consent {victim}")
         result = check(dep, writers, retried)
-        return {"backend": backend, "seconds": seconds, "writer_threads": threads, "workers": 2,
-                "kills": killed, "requests_sent": writers.sent, "unanswered": len(writers.unanswered),
-                "unanswered_revocations": len(writers.unanswered_revocations),
-                "other_statuses": writers.other,
-                "audit_verify": verified.strip()[-200:], "control": control, **result}
+        return {
+            "backend": backend,
+            "seconds": seconds,
+            "writer_threads": threads,
+            "workers": 2,
+            "kills": killed,
+            "requests_sent": writers.sent,
+            "unanswered": len(writers.unanswered),
+            "unanswered_revocations": len(writers.unanswered_revocations),
+            "other_statuses": writers.other,
+            "audit_verify": verified.strip()[-200:],
+            "control": control,
+            **result,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.durability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.durability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--control", action="store_true", help="delete one acknowledged write first")
-    parser.add_argument("--pg-url", default=os.environ.get("CONSENT_BENCH_PG_URL",
-                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("CONSENT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args(argv)
-    report = run(args.backend, seconds=min(args.seconds, 600), kills=args.kills, threads=args.threads,
-                 control=args.control, pg_url=args.pg_url)
+    report = run(
+        args.backend,
+        seconds=min(args.seconds, 600),
+        kills=args.kills,
+        threads=args.threads,
+        control=args.control,
+        pg_url=args.pg_url,
+    )
     report["command"] = "python -m bench.durability " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(report, indent=2, sort_keys=True))
     if not args.control:

@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fuzz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--backends", default="sqlite")
     parser.add_argument("--random", action="store_true")
@@ -44,16 +45,36 @@ def main(argv: list[str] | None = None) -> int:
         env.setdefault("CONSENT_TEST_DATABASE_URL", PG_URL)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_hostile_input.py::test_schemathesis_finds_no_error_in_any_operation", "-k", selector],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.minutes * 60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_hostile_input.py::test_schemathesis_finds_no_error_in_any_operation",
+            "-k",
+            selector,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=args.minutes * 60,
+        check=False,
+    )
     lines = re.findall(r"^\d+ (?:passed|failed).*$", done.stdout, re.MULTILINE)
     summary = (lines or [done.stdout[-300:]])[-1]
-    report = {"examples_per_operation_and_mode": examples, "random": args.random, "backends": backends,
-              "seconds": round(time.monotonic() - started, 1), "result": summary,
-              "exit_status": done.returncode,
-              "failures": re.findall(r"^FAILED .*$", done.stdout, re.MULTILINE),
-              "command": "python -m bench.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])}
+    report = {
+        "examples_per_operation_and_mode": examples,
+        "random": args.random,
+        "backends": backends,
+        "seconds": round(time.monotonic() - started, 1),
+        "result": summary,
+        "exit_status": done.returncode,
+        "failures": re.findall(r"^FAILED .*$", done.stdout, re.MULTILINE),
+        "command": "python -m bench.fuzz " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     print(json.dumps(report, indent=2, sort_keys=True))
     if done.returncode != 0:
         print(done.stdout[-60000:], file=sys.stderr)

@@ -33,8 +33,11 @@ from typing import Any
 
 PG_URL = os.environ.get("CONSENT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
-CLI = [str(BIN / "consent-service")] if (BIN / "consent-service").exists() else [
-    sys.executable, "-c", "from consent_service.cli import main; main()"]
+CLI = (
+    [str(BIN / "consent-service")]
+    if (BIN / "consent-service").exists()
+    else [sys.executable, "-c", "from consent_service.cli import main; main()"]
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -58,8 +61,16 @@ class Answer:
     error: str = ""
 
 
-def call(base: str, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
-         form: dict[str, str] | None = None, timeout: float = 10.0) -> Answer:
+def call(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Answer:
     data = None
     all_headers = dict(headers or {})
     if form is not None:
@@ -85,8 +96,13 @@ def call(base: str, method: str, path: str, *, body: Any = None, headers: dict[s
 
 def token(base: str, client_id: str, secret: str) -> str:
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    answer = call(base, "POST", "/oauth/token", form={"grant_type": "client_credentials"},
-                  headers={"Authorization": f"Basic {basic}"})
+    answer = call(
+        base,
+        "POST",
+        "/oauth/token",
+        form={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert answer.status == 200, answer
     return str(answer.body["access_token"])
 
@@ -139,8 +155,15 @@ class Deployment:
     admin: tuple[str, str] = ("", "")
 
     def cli(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.workdir, check=False)
+        done = subprocess.run(
+            [*CLI, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.workdir,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"consent-service {' '.join(args)} failed: {done.stderr[-2000:]}")
         return done.stdout
@@ -149,17 +172,24 @@ class Deployment:
         port = free_port()
         logfile = self.workdir / f"{name}.log"
         with logfile.open("wb") as out:
-            process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", str(workers)],
-                                       env={**self.env, **(extra_env or {})}, cwd=self.workdir,
-                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                [*CLI, "serve", "--port", str(port), "--workers", str(workers)],
+                env={**self.env, **(extra_env or {})},
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         instance = Instance(name, port, process, logfile)
         self.instances.append(instance)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited: {logfile.read_text()[-2000:]}")
-            if call(instance.base, "GET", "/readyz", timeout=2).status == 200 and \
-                    len(instance.worker_pids()) >= workers:
+            if (
+                call(instance.base, "GET", "/readyz", timeout=2).status == 200
+                and len(instance.worker_pids()) >= workers
+            ):
                 return instance
             time.sleep(0.2)
         raise RuntimeError(f"{name} not ready within 60 s: {logfile.read_text()[-2000:]}")
@@ -179,8 +209,9 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(backend: str, *, pg_url: str = PG_URL, keep: bool = False,
-               extra_env: dict[str, str] | None = None) -> Iterator[Deployment]:
+def deployment(
+    backend: str, *, pg_url: str = PG_URL, keep: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
     """A migrated database (SQLite file, or a PostgreSQL schema of its own) and an admin client."""
     from joserfc.jwk import KeySet
 
@@ -188,11 +219,14 @@ def deployment(backend: str, *, pg_url: str = PG_URL, keep: bool = False,
 
     workdir = Path(tempfile.mkdtemp(prefix=f"consent-{backend}-"))
     schema = ""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")},
-           "CONSENT_INSTANCE_PATH": str(workdir / "instance"),
-           "CONSENT_SECRET_KEY": uuid.uuid4().hex,
-           "CONSENT_SIGNING_KEYS": json.dumps(KeySet([new_signing_key()]).as_dict(private=True)),
-           "CONSENT_RATELIMIT_ENABLED": "false", **(extra_env or {})}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")},
+        "CONSENT_INSTANCE_PATH": str(workdir / "instance"),
+        "CONSENT_SECRET_KEY": uuid.uuid4().hex,
+        "CONSENT_SIGNING_KEYS": json.dumps(KeySet([new_signing_key()]).as_dict(private=True)),
+        "CONSENT_RATELIMIT_ENABLED": "false",
+        **(extra_env or {}),
+    }
     if backend == "sqlite":
         env["CONSENT_DATABASE_URL"] = f"sqlite:///{workdir / 'consent.db'}"
     else:
@@ -231,17 +265,32 @@ def deployment(backend: str, *, pg_url: str = PG_URL, keep: bool = False,
 
 def register_system(base: str, admin_token: str, system: str, org: str) -> None:
     """Register ``system`` to ``org`` (consents are recorded only under a registered system)."""
-    made = call(base, "POST", "/v1/subject-systems", headers=bearer(admin_token),
-                body={"system": system, "organization": org})
+    made = call(
+        base,
+        "POST",
+        "/v1/subject-systems",
+        headers=bearer(admin_token),
+        body={"system": system, "organization": org},
+    )
     assert made.status == 201, made
 
 
 def make_client(base: str, admin_token: str, org: str, org_type: str, scopes: list[str]) -> str:
     """An organization (if new) and a client of it; returns a token of that client."""
-    call(base, "POST", "/v1/organizations", body={"id": org, "name": org, "type": org_type},
-         headers=bearer(admin_token))
-    made = call(base, "POST", "/v1/clients", headers=bearer(admin_token),
-                body={"organization": org, "name": f"{org} bench", "scopes": scopes})
+    call(
+        base,
+        "POST",
+        "/v1/organizations",
+        body={"id": org, "name": org, "type": org_type},
+        headers=bearer(admin_token),
+    )
+    made = call(
+        base,
+        "POST",
+        "/v1/clients",
+        headers=bearer(admin_token),
+        body={"organization": org, "name": f"{org} bench", "scopes": scopes},
+    )
     assert made.status == 201, made
     return token(base, made.body["client_id"], made.body["client_secret"])
 
@@ -259,8 +308,11 @@ def consent_writes_held(conn: Any) -> tuple[dict[str, str], set[str], set[tuple[
     from sqlalchemy import text
 
     consents = {row.id: row.status for row in conn.execute(text("SELECT id, status FROM consent"))}
-    versions = {row.consent_id for row in conn.execute(
-        text("SELECT consent_id FROM consent_version WHERE version = 1"))}
-    events = {(row.consent_id, row.kind) for row in conn.execute(
-        text("SELECT consent_id, kind FROM consent_event"))}
+    versions = {
+        row.consent_id
+        for row in conn.execute(text("SELECT consent_id FROM consent_version WHERE version = 1"))
+    }
+    events = {
+        (row.consent_id, row.kind) for row in conn.execute(text("SELECT consent_id, kind FROM consent_event"))
+    }
     return consents, versions, events

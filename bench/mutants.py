@@ -47,9 +47,23 @@ RESULTS = Path(__file__).resolve().parent / "results"
 COPIED = ("consent_service", "tests", "policies", "migrations", "pyproject.toml")
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code); anything else is "suspicious".
 STATUS_BY_EXIT_CODE: dict[int | None, str] = {
-    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 2: "interrupted",
-    None: "not checked", 34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check",
-    -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    2: "interrupted",
+    None: "not checked",
+    34: "skipped",
+    35: "suspicious",
+    36: "timeout",
+    37: "caught by type check",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    -11: "segfault",
+    -9: "segfault",
 }
 HUNK = re.compile(r"^@@ -(\d+)")
 
@@ -60,8 +74,9 @@ def log(message: str) -> None:
 
 def git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=20).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -88,8 +103,14 @@ def run_mutmut(mutmut: Path, work: Path, *, max_children: int, budget_seconds: f
     """Run ``mutmut run`` in ``work``; True when it finished within the budget."""
     env = {k: v for k, v in os.environ.items() if k != "CONSENT_TEST_DATABASE_URL"}
     with (work / "mutmut.log").open("wb") as out:
-        process = subprocess.Popen([str(mutmut), "run", "--max-children", str(max_children)], cwd=work,
-                                   stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            [str(mutmut), "run", "--max-children", str(max_children)],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         try:
             code = process.wait(timeout=budget_seconds)
         except subprocess.TimeoutExpired:
@@ -138,13 +159,14 @@ def function_of(mutant: str) -> str:
     return mangled.removeprefix("x_")
 
 
-def describe(mutmut: Path, work: Path, mutant: str, status: str, source_lines: list[str],
-             defs: dict[str, int]) -> dict[str, Any]:
+def describe(
+    mutmut: Path, work: Path, mutant: str, status: str, source_lines: list[str], defs: dict[str, int]
+) -> dict[str, Any]:
     """Function, file line and the changed lines of one mutant (from ``mutmut show``)."""
-    shown = subprocess.run([str(mutmut), "show", mutant], cwd=work, capture_output=True, text=True,
-                           timeout=120).stdout
-    diff = [line for line in shown.splitlines()
-            if line[:1] in "-+" and not line.startswith(("---", "+++"))]
+    shown = subprocess.run(
+        [str(mutmut), "show", mutant], cwd=work, capture_output=True, text=True, timeout=120
+    ).stdout
+    diff = [line for line in shown.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++"))]
     function = function_of(mutant)
     line = None
     offset = None
@@ -156,8 +178,9 @@ def describe(mutmut: Path, work: Path, mutant: str, status: str, source_lines: l
             if row[:1] == "-":
                 line = defs.get(function, 1) + offset - 1 + index
                 if source_lines[line - 1].strip() != row[1:].strip():  # not where expected: search
-                    line = next((n for n, text in enumerate(source_lines, 1)
-                                 if text.strip() == row[1:].strip()), None)
+                    line = next(
+                        (n for n, text in enumerate(source_lines, 1) if text.strip() == row[1:].strip()), None
+                    )
                 break
             index += 1
         elif offset is not None and row[:1] == "+" and line is None:
@@ -172,21 +195,27 @@ def report(work: Path, mutmut: Path, config: dict[str, Any]) -> dict[str, Any]:
     for module in config["only_mutate"]:
         meta_path = work / "mutants" / f"{module}.meta"
         exit_codes: dict[str, int | None] = (
-            json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.exists() else {})
+            json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.exists() else {}
+        )
         source = (work / module).read_text()  # the copy that was mutated, not today's file
         defs, lines = function_lines(source), source.splitlines()
         statuses = {name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in exit_codes.items()}
         counts.update(statuses.values())
-        modules.append({
-            "module": module,
-            "mutants": len(statuses),
-            "by_status": dict(Counter(statuses.values())),
-            "not_killed": [describe(mutmut, work, name, status, lines, defs)
-                           for name, status in sorted(statuses.items(), key=lambda kv: natural(kv[0]))
-                           if status not in ("killed", "not checked")],
-            "not_checked": sorted((name for name, status in statuses.items() if status == "not checked"),
-                                  key=natural),
-        })
+        modules.append(
+            {
+                "module": module,
+                "mutants": len(statuses),
+                "by_status": dict(Counter(statuses.values())),
+                "not_killed": [
+                    describe(mutmut, work, name, status, lines, defs)
+                    for name, status in sorted(statuses.items(), key=lambda kv: natural(kv[0]))
+                    if status not in ("killed", "not checked")
+                ],
+                "not_checked": sorted(
+                    (name for name, status in statuses.items() if status == "not checked"), key=natural
+                ),
+            }
+        )
     total = sum(counts.values())
     return {
         "mutants": total,
@@ -207,12 +236,23 @@ def natural(name: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.mutants", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget-minutes", type=float, default=12.0,
-                        help="stop mutmut after this long and report what it finished (default 12)")
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2,
-                        help="mutants tested at once (default: nproc)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.mutants",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=12.0,
+        help="stop mutmut after this long and report what it finished (default 12)",
+    )
+    parser.add_argument(
+        "--max-children",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="mutants tested at once (default: nproc)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (mutmut's mutants/)")
     parser.add_argument("--out", default=str(RESULTS / "mutants.json"))
     args = parser.parse_args(args_list)
@@ -226,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         copy_tree(work)
         log(f"mutating {', '.join(config['only_mutate'])} in {work}")
-        complete = run_mutmut(mutmut, work, max_children=args.max_children,
-                              budget_seconds=args.budget_minutes * 60)
+        complete = run_mutmut(
+            mutmut, work, max_children=args.max_children, budget_seconds=args.budget_minutes * 60
+        )
         seconds = round(time.monotonic() - started, 1)
         result = report(work, mutmut, config)
     finally:
@@ -255,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(text)
-    log(f"{document['mutants']} mutants: {document['killed']} killed, {document['survived']} survived, "
+    log(
+        f"{document['mutants']} mutants: {document['killed']} killed, {document['survived']} survived, "
         f"{document['timed_out']} timed out, {document['no_tests']} without tests, {seconds} s"
-        + ("" if complete else " (PARTIAL: budget spent)"))
+        + ("" if complete else " (PARTIAL: budget spent)")
+    )
     return 0
 
 

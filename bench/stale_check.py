@@ -65,17 +65,25 @@ class Race:
                 setattr(self, key, getattr(self, key) + value)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"trials": self.trials, "stale_permits": self.stale_permits, "stale_denies": self.stale_denies,
-                "skipped": self.skipped, "errors": self.errors,
-                "ack_to_answer_ms_p50": percentile(self.gap_ms, 0.5),
-                "ack_to_answer_ms_p95": percentile(self.gap_ms, 0.95)}
+        return {
+            "trials": self.trials,
+            "stale_permits": self.stale_permits,
+            "stale_denies": self.stale_denies,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "ack_to_answer_ms_p50": percentile(self.gap_ms, 0.5),
+            "ack_to_answer_ms_p95": percentile(self.gap_ms, 0.95),
+        }
 
 
 def run(*, trials: int, threads: int, stale: bool, pg_url: str) -> dict[str, Any]:
     with deployment("postgresql", pg_url=pg_url) as dep:
         a = dep.start("instance-a", workers=2)
-        b = dep.start("instance-b", workers=2,
-                      extra_env={"CONSENT_TESTING_ONLY_STALE_RULE_CACHE": "true"} if stale else None)
+        b = dep.start(
+            "instance-b",
+            workers=2,
+            extra_env={"CONSENT_TESTING_ONLY_STALE_RULE_CACHE": "true"} if stale else None,
+        )
         admin = token(a.base, *dep.admin)
         recorder = make_client(a.base, admin, "recorder", "service-provider", ["consents:write"])
         register_system(a.base, admin, SYSTEM, "recorder")
@@ -83,17 +91,35 @@ def run(*, trials: int, threads: int, stale: bool, pg_url: str) -> dict[str, Any
         steward = make_client(a.base, admin, "council", "community-governance", ["rules:write"])
 
         def consent(value: str, communities: list[str]) -> str:
-            answer = call(a.base, "POST", "/v1/consents", headers=bearer(recorder), body={
-                "subject": {"system": SYSTEM, "value": value}, "communities": communities,
-                "purposes": ["research"], "data_categories": ["health"], "recipients": ["univ"],
-                "evidence": {"method": "written", "obtained_by": "bench"}})
+            answer = call(
+                a.base,
+                "POST",
+                "/v1/consents",
+                headers=bearer(recorder),
+                body={
+                    "subject": {"system": SYSTEM, "value": value},
+                    "communities": communities,
+                    "purposes": ["research"],
+                    "data_categories": ["health"],
+                    "recipients": ["univ"],
+                    "evidence": {"method": "written", "obtained_by": "bench"},
+                },
+            )
             assert answer.status == 201, answer
             return str(answer.body["id"])
 
         def ask_b(value: str) -> str:
-            answer = call(b.base, "POST", "/v1/authorize", headers=bearer(requester), body={
-                "subject": {"system": SYSTEM, "value": value}, "purpose": "research",
-                "data_categories": ["health"]})
+            answer = call(
+                b.base,
+                "POST",
+                "/v1/authorize",
+                headers=bearer(requester),
+                body={
+                    "subject": {"system": SYSTEM, "value": value},
+                    "purpose": "research",
+                    "data_categories": ["health"],
+                },
+            )
             return str(answer.body["decision"]) if answer.status == 200 else f"http-{answer.status}"
 
         revoke_race, rule_race = Race("revoke-then-authorize"), Race("rule-change-then-authorize")
@@ -104,40 +130,69 @@ def run(*, trials: int, threads: int, stale: bool, pg_url: str) -> dict[str, Any
             if [ask_b(value) for _ in range(3)] != ["permit"] * 3:  # warm B; a trial needs a permit first
                 revoke_race.record(skipped=1)
                 return
-            done = call(a.base, "POST", f"/v1/consents/{consent_id}/revoke", headers=bearer(recorder),
-                        body={"reason": "bench"})
+            done = call(
+                a.base,
+                "POST",
+                f"/v1/consents/{consent_id}/revoke",
+                headers=bearer(recorder),
+                body={"reason": "bench"},
+            )
             acked = time.perf_counter()
             if done.status != 200:
                 revoke_race.record(errors=1)
                 return
             answer = ask_b(value)
             revoke_race.gap_ms.append((time.perf_counter() - acked) * 1000)
-            revoke_race.record(trials=1, stale_permits=int(answer == "permit"),
-                               errors=int(answer.startswith("http")))
+            revoke_race.record(
+                trials=1, stale_permits=int(answer == "permit"), errors=int(answer.startswith("http"))
+            )
 
         def rule_trial(i: int) -> None:
             community, value = f"community-{i}", f"member-{i}"
-            made = call(a.base, "POST", "/v1/communities", headers=bearer(admin),
-                        body={"id": community, "name": community, "stewards": ["council"]})
+            made = call(
+                a.base,
+                "POST",
+                "/v1/communities",
+                headers=bearer(admin),
+                body={"id": community, "name": community, "stewards": ["council"]},
+            )
             assert made.status == 201, made
             consent(value, [community])
             if [ask_b(value) for _ in range(4)] != ["permit"] * 4:  # both of B's workers compile the rules
                 rule_race.record(skipped=1)
                 return
-            rule = call(a.base, "POST", f"/v1/communities/{community}/rules", headers=bearer(steward), body={
-                "effect": "deny", "purposes": ["research"], "data_categories": ["*"], "requesters": ["*"],
-                "reason": "bench"})
+            rule = call(
+                a.base,
+                "POST",
+                f"/v1/communities/{community}/rules",
+                headers=bearer(steward),
+                body={
+                    "effect": "deny",
+                    "purposes": ["research"],
+                    "data_categories": ["*"],
+                    "requesters": ["*"],
+                    "reason": "bench",
+                },
+            )
             acked = time.perf_counter()
             if rule.status != 201:
                 rule_race.record(errors=1)
                 return
             answers = [ask_b(value), ask_b(value)]
             rule_race.gap_ms.append((time.perf_counter() - acked) * 1000)
-            rule_race.record(trials=1, stale_permits=answers.count("permit"),
-                             errors=sum(x.startswith("http") for x in answers))
+            rule_race.record(
+                trials=1,
+                stale_permits=answers.count("permit"),
+                errors=sum(x.startswith("http") for x in answers),
+            )
             # And back: the rule retired through A, B must permit again (a stale deny otherwise).
-            retired = call(a.base, "DELETE", f"/v1/communities/{community}/rules/{rule.body['id']}",
-                           headers=bearer(steward), body={"reason": "bench"})
+            retired = call(
+                a.base,
+                "DELETE",
+                f"/v1/communities/{community}/rules/{rule.body['id']}",
+                headers=bearer(steward),
+                body={"reason": "bench"},
+            )
             if retired.status == 200:
                 rule_race.record(stale_denies=int(ask_b(value) == "deny"))
 
@@ -167,16 +222,24 @@ def run(*, trials: int, threads: int, stale: bool, pg_url: str) -> dict[str, Any
         log(f"{'STALE MODE: ' if stale else ''}{trials} trials of each race on {threads} threads")
         in_threads(revoke_trial, trials)
         in_threads(rule_trial, trials)
-        return {"mode": "deliberately stale (TESTING_ONLY_STALE_RULE_CACHE on B)" if stale else "normal",
-                "backend": "postgresql", "instances": 2, "workers_per_instance": 2, "threads": threads,
-                "seconds": round(time.monotonic() - started, 1),
-                "races": {race.name: race.as_dict() for race in (revoke_race, rule_race)},
-                "stale_permits": revoke_race.stale_permits + rule_race.stale_permits}
+        return {
+            "mode": "deliberately stale (TESTING_ONLY_STALE_RULE_CACHE on B)" if stale else "normal",
+            "backend": "postgresql",
+            "instances": 2,
+            "workers_per_instance": 2,
+            "threads": threads,
+            "seconds": round(time.monotonic() - started, 1),
+            "races": {race.name: race.as_dict() for race in (revoke_race, rule_race)},
+            "stale_permits": revoke_race.stale_permits + rule_race.stale_permits,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.stale_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.stale_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--trials", type=int, default=40, help="trials of each race (at most 500)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--stale", action="store_true", help="B with the test-only stale rule cache")

@@ -62,13 +62,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    engine = make_engine(database_url(settings, instance), busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
-                         statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
-                         pool_size=settings["DB_POOL_SIZE"], schema=settings["DB_SCHEMA"])
+    engine = make_engine(
+        database_url(settings, instance),
+        busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
+        statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
+        pool_size=settings["DB_POOL_SIZE"],
+        schema=settings["DB_SCHEMA"],
+    )
     services = Services(
-        sessions=session_factory(engine), policy=PolicyBase(settings["POLICIES_DIR"]),
+        sessions=session_factory(engine),
+        policy=PolicyBase(settings["POLICIES_DIR"]),
         keys=SigningKeys.load(settings["SIGNING_KEYS"], instance),
-        secret=load_secret(settings["SECRET_KEY"], instance), settings=settings)
+        secret=load_secret(settings["SECRET_KEY"], instance),
+        settings=settings,
+    )
     app.extensions[EXTENSION] = services
 
     def query_client(client_id: str) -> ClientCredentials | None:
@@ -76,18 +83,37 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             row = organization_store.get_client(session, client_id)
             if row is None or row.disabled_at is not None:
                 return None
-            return ClientCredentials(client_id=row.client_id, secret_hash=row.secret_hash,
-                                     organization=row.organization_id, scopes=frozenset(row.scopes.split()))
+            return ClientCredentials(
+                client_id=row.client_id,
+                secret_hash=row.secret_hash,
+                organization=row.organization_id,
+                scopes=frozenset(row.scopes.split()),
+            )
 
     app.extensions["consent_token_server"] = build_token_server(
-        app, keys=services.keys, issuer=settings["TOKEN_ISSUER"], audience=settings["TOKEN_AUDIENCE"],
-        expires_in=settings["TOKEN_EXPIRES_IN"], query_client=query_client,
-        render_error=errors.render_oauth_error)
+        app,
+        keys=services.keys,
+        issuer=settings["TOKEN_ISSUER"],
+        audience=settings["TOKEN_AUDIENCE"],
+        expires_in=settings["TOKEN_EXPIRES_IN"],
+        query_client=query_client,
+        render_error=errors.render_oauth_error,
+    )
 
     api = make_api()
     api.init_app(app)
-    for module in (admin, consents, authorize, vocabulary, audit, communities, decisions, receipts,
-                   subjects, fhir):
+    for module in (
+        admin,
+        consents,
+        authorize,
+        vocabulary,
+        audit,
+        communities,
+        decisions,
+        receipts,
+        subjects,
+        fhir,
+    ):
         api.register_blueprint(module.blp)
     app.register_blueprint(oauth.blp)
     app.register_blueprint(health.blp)

@@ -73,8 +73,11 @@ def _record_consent_reviews(services: Services) -> int:
 
     listed = consent_reviews.record_pending(services, now=datetime.now(UTC))
     if listed:
-        click.echo(f"{listed} consent(s) listed for review by the organizations that recorded them "
-                   "(consent-service consents reviews)", err=True)
+        click.echo(
+            f"{listed} consent(s) listed for review by the organizations that recorded them "
+            "(consent-service consents reviews)",
+            err=True,
+        )
     return listed
 
 
@@ -96,8 +99,10 @@ def consents_reviews(organization: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(ConsentReviewOut().dump(item)))
         else:
-            click.echo(f"{item.recorded_by}\t{item.consent_id}\tv{item.version}\t{item.reason}\t"
-                       f"{' '.join(item.codes)}")
+            click.echo(
+                f"{item.recorded_by}\t{item.consent_id}\tv{item.version}\t{item.reason}\t"
+                f"{' '.join(item.codes)}"
+            )
 
 
 @main.group(help="Administration.")
@@ -113,14 +118,22 @@ def admin() -> None:
 def create_client(name: str, organization: str, scopes: tuple[str, ...], as_json: bool) -> None:
     from consent_service.services import organizations
 
-    client = organizations.create_client(_services(), caller=None, organization=organization, name=name,
-                                         scopes=list(scopes), now=datetime.now(UTC),
-                                         create_organization_type="other")
+    client = organizations.create_client(
+        _services(),
+        caller=None,
+        organization=organization,
+        name=name,
+        scopes=list(scopes),
+        now=datetime.now(UTC),
+        create_organization_type="other",
+    )
     if as_json:
         click.echo(json.dumps({"client_id": client.client_id, "client_secret": client.client_secret}))
     else:
-        click.echo(f"client_id:     {client.client_id}\nclient_secret: {client.client_secret}\n"
-                   "(the secret is shown only now)")
+        click.echo(
+            f"client_id:     {client.client_id}\nclient_secret: {client.client_secret}\n"
+            "(the secret is shown only now)"
+        )
 
 
 @main.group("subject-systems", help="Identifier systems consents are recorded under.")
@@ -139,8 +152,15 @@ def subject_systems_add(system: str, organization: str | None, shared: bool, cas
     from consent_service.services import subjects
 
     try:
-        added = subjects.register(_services(), caller=None, system=system, organization=organization,
-                                  shared=shared, case_insensitive=case_insensitive, now=datetime.now(UTC))
+        added = subjects.register(
+            _services(),
+            caller=None,
+            system=system,
+            organization=organization,
+            shared=shared,
+            case_insensitive=case_insensitive,
+            now=datetime.now(UTC),
+        )
     except ServiceError as exc:
         raise _refused(exc) from exc
     click.echo(json.dumps(SubjectSystemOut().dump(added)))
@@ -159,13 +179,16 @@ def subject_systems_list() -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000)
 def hint(host: str, port: int) -> None:
-    click.echo(f"""
+    click.echo(
+        f"""
 consent_service on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
 Get an admin client and a token:
   .venv/bin/consent-service admin create-client --name me --json
   curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://{host}:{port}/oauth/token
 Or load the example world with ready-to-paste commands:  make demo
-""", err=True)
+""",
+        err=True,
+    )
 
 
 @main.command(help="Serve the API with gunicorn.")
@@ -201,23 +224,46 @@ def users() -> None:
 @click.option("--organization", required=True)
 @click.option("--role", "roles", multiple=True, required=True, help="steward, intake, or a scope; repeatable")
 @click.option("--language", default="en", show_default=True, type=click.Choice(["en", "fr"]))
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Prompted for (hidden) when not given; at least 12 characters.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Prompted for (hidden) when not given; at least 12 characters.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
-def users_create(email: str, name: str, organization: str, roles: tuple[str, ...], language: str,
-                 password: str, as_json: bool) -> None:
+def users_create(
+    email: str,
+    name: str,
+    organization: str,
+    roles: tuple[str, ...],
+    language: str,
+    password: str,
+    as_json: bool,
+) -> None:
     from consent_service.errors import ServiceError
     from consent_service.services import users as cases
 
     try:
-        user = cases.create_user(_services(), caller=None, email=email, name=name,
-                                 organization=organization, roles=list(roles), password=password,
-                                 language=language, now=datetime.now(UTC))
+        user = cases.create_user(
+            _services(),
+            caller=None,
+            email=email,
+            name=name,
+            organization=organization,
+            roles=list(roles),
+            password=password,
+            language=language,
+            now=datetime.now(UTC),
+        )
     except ServiceError as exc:
         raise _refused(exc) from exc
     if as_json:
-        click.echo(json.dumps({"id": user.id, "email": user.email, "organization": user.organization,
-                               "scopes": user.roles}))
+        click.echo(
+            json.dumps(
+                {"id": user.id, "email": user.email, "organization": user.organization, "scopes": user.roles}
+            )
+        )
     else:
         click.echo(f"created {user.email} ({user.organization}): {' '.join(user.roles)}")
 
@@ -232,8 +278,12 @@ def users_list(organization: str | None) -> None:
         click.echo(f"{user.email}\t{user.organization}\t{' '.join(user.roles)}\t{state}")
 
 
-def _change_person(email: str, change: Literal["set_password", "set_roles", "unlock", "disable"], done: str,
-                   **values: str | list[str]) -> None:
+def _change_person(
+    email: str,
+    change: Literal["set_password", "set_roles", "unlock", "disable"],
+    done: str,
+    **values: str | list[str],
+) -> None:
     """Apply one of ``services.users``' changes to the person with ``email``, then say ``done``.
 
     A refusal (no such person, an unusable password) ends the command with its message and
@@ -282,8 +332,13 @@ def audit() -> None:
 
 
 @audit.command("verify", help="Exit 0 if the audit chain is intact; otherwise say where it breaks.")
-@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A signed checkpoint file exported earlier (may repeat).")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A signed checkpoint file exported earlier (may repeat).",
+)
 def audit_verify(checkpoints: tuple[str, ...]) -> None:
     from consent_service.errors import ValidationFailed
     from consent_service.services import audit as audit_log
@@ -294,8 +349,11 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
         with _progress(services, "verifying the chain and every bound row") as step:
             result = audit_log.verify(services, checkpoint_tokens=tokens, progress=step)
     except ValidationFailed as exc:
-        click.echo(f"audit verify: a checkpoint file is not signed by this service's keys "
-                   f"({json.dumps(exc.details)})", err=True)
+        click.echo(
+            f"audit verify: a checkpoint file is not signed by this service's keys "
+            f"({json.dumps(exc.details)})",
+            err=True,
+        )
         sys.exit(2)
     click.echo(json.dumps(audit_log.CHAIN_ONLY.dump(result)))
     if not result.ok:
@@ -304,8 +362,11 @@ def audit_verify(checkpoints: tuple[str, ...]) -> None:
     click.echo(f"audit chain intact: {result.entries} entries, head {result.head_seq}", err=True)
 
 
-@audit.command("checkpoint", help="Verify the chain and every bound row, then print a signed checkpoint "
-               "(sequence, head hash, state) to keep elsewhere.")
+@audit.command(
+    "checkpoint",
+    help="Verify the chain and every bound row, then print a signed checkpoint "
+    "(sequence, head hash, state) to keep elsewhere.",
+)
 def audit_checkpoint() -> None:
     from consent_service.errors import Conflict
     from consent_service.services import audit as audit_log
@@ -346,8 +407,9 @@ def keys_rotate() -> None:
 
     app = _app()
     try:
-        kid = key_rotation.rotate(app.extensions[EXTENSION], instance=Path(app.instance_path),
-                                  now=datetime.now(UTC))
+        kid = key_rotation.rotate(
+            app.extensions[EXTENSION], instance=Path(app.instance_path), now=datetime.now(UTC)
+        )
     except ServiceError as exc:
         raise _refused(exc) from exc
     click.echo(kid)

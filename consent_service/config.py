@@ -87,7 +87,7 @@ def _coerce(raw: str, default: Any) -> Any:
 # (an operator who set one believes it has an effect).
 REMOVED = {
     "TRUSTED_ISSUER_JWKS": "external token issuers are not supported: only tokens this service "
-                           "issues are accepted (issue 12: the setting was never read)",
+    "issues are accepted (issue 12: the setting was never read)",
 }
 
 

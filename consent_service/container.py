@@ -55,7 +55,8 @@ class Services:
         stale = bool(self.settings.get("TESTING_ONLY_STALE_RULE_CACHE", False))
         if stale:
             logging.getLogger(__name__).warning(
-                "TESTING_ONLY_STALE_RULE_CACHE is set: this instance serves STALE decisions (tests only)")
+                "TESTING_ONLY_STALE_RULE_CACHE is set: this instance serves STALE decisions (tests only)"
+            )
         self.rules = RuleCache(self.policy, testing_only_ignore_versions=stale)
         self.pseudonym_key = pseudonyms.derive_key(self.secret, "subject")
         self.audit_key = pseudonyms.derive_key(self.secret, "audit-chain")
@@ -79,12 +80,25 @@ class Services:
             require_active(session, caller)
             yield session
 
+    def check(self, caller: Caller | None) -> None:
+        """Re-check ``caller`` alone, for a use case that reads nothing else from the database."""
+        with self.reading(caller):
+            pass
+
     def subject(self, session: Session, *, system: str, value: str) -> SubjectRef:
         """The identifier's normalized keys (``services.subjects``): the only way to a subject key."""
         return self.subjects.ref(session, system=system, value=value)
 
-    def append_audit(self, session: Session, *, at: datetime, tag: str, caller: Caller | None,
-                     object_id: str | None, payload: dict[str, Any]) -> int:
+    def append_audit(
+        self,
+        session: Session,
+        *,
+        at: datetime,
+        tag: str,
+        caller: Caller | None,
+        object_id: str | None,
+        payload: dict[str, Any],
+    ) -> int:
         """Append to the audit chain inside the caller's unit of work (call it last, then commit).
 
         The rows the unit of work marked (``storage.audit_rows.added`` / ``changing``) are bound
@@ -92,22 +106,43 @@ class Services:
         """
         payload = {**payload, audit_rows.ROWS: audit_rows.pending(self.rows_key, session)}
         return audit_store.append(
-            session, hasher=self._hash, at=at, tag=tag,
+            session,
+            hasher=self._hash,
+            at=at,
+            tag=tag,
             actor_org=caller.organization if caller else None,
-            actor_client=caller.client_id if caller else None, object_id=object_id, payload=payload)
+            actor_client=caller.client_id if caller else None,
+            object_id=object_id,
+            payload=payload,
+        )
 
-    def append_audit_many(self, session: Session, *, caller: Caller | None,
-                          entries: list[tuple[datetime, str, str | None, dict[str, Any]]]) -> int:
+    def append_audit_many(
+        self,
+        session: Session,
+        *,
+        caller: Caller | None,
+        entries: list[tuple[datetime, str, str | None, dict[str, Any]]],
+    ) -> int:
         """Append ``(at, tag, object_id, payload)`` entries, linked in order, in the caller's unit of work.
 
         Each payload carries the namings of its rows already (``audit_rows.inserted``); one
         without them gets an empty list, so every entry written now says which rows it binds.
         """
-        return audit_store.append_many(session, hasher=self._hash, entries=[
-            {"at": at, "tag": tag, "actor_org": caller.organization if caller else None,
-             "actor_client": caller.client_id if caller else None, "object_id": object_id,
-             "payload": payload if audit_rows.ROWS in payload else {**payload, audit_rows.ROWS: []}}
-            for at, tag, object_id, payload in entries])
+        return audit_store.append_many(
+            session,
+            hasher=self._hash,
+            entries=[
+                {
+                    "at": at,
+                    "tag": tag,
+                    "actor_org": caller.organization if caller else None,
+                    "actor_client": caller.client_id if caller else None,
+                    "object_id": object_id,
+                    "payload": payload if audit_rows.ROWS in payload else {**payload, audit_rows.ROWS: []},
+                }
+                for at, tag, object_id, payload in entries
+            ],
+        )
 
     def _hash(self, **fields: Any) -> str:
         return audit.link_hash(self.audit_key, **fields)

@@ -110,8 +110,9 @@ class ContractParser(FlaskParser):
         found = first_unstorable(parsed) if _SUSPECT_ESCAPE.search(text) else None
         if found is not None:
             field, message = found
-            raise ValidationFailed("A text in the body holds a character that cannot be stored.",
-                                   details={field: [message]})
+            raise ValidationFailed(
+                "A text in the body holds a character that cannot be stored.", details={field: [message]}
+            )
         return parsed
 
 

@@ -36,10 +36,16 @@ CONSENT = {
 }
 
 # What policies/deployment.toml attaches to every permit, and to nationality outside service delivery.
-DEFAULT_OBLIGATIONS = [{"code": "no_onward_disclosure", "source": "deployment"},
-                       {"code": "purpose_limited", "source": "deployment"}]
-NATIONALITY_AGGREGATE = {"code": "aggregate_only", "min_cell_size": 10, "source": "deployment",
-                         "category": "nationality"}
+DEFAULT_OBLIGATIONS = [
+    {"code": "no_onward_disclosure", "source": "deployment"},
+    {"code": "purpose_limited", "source": "deployment"},
+]
+NATIONALITY_AGGREGATE = {
+    "code": "aggregate_only",
+    "min_cell_size": 10,
+    "source": "deployment",
+    "category": "nationality",
+}
 
 _MISSING = object()
 
@@ -110,11 +116,19 @@ def record_consent(client: FlaskClient, headers: dict[str, str], **changes: Any)
     return assert_ok(client.post("/v1/consents", json=body_with(CONSENT, **changes), headers=headers), 201)
 
 
-def ask(client: FlaskClient, headers: dict[str, str], purpose: str, *categories: str,
-        subject: dict[str, str] = SUBJECT) -> dict[str, Any]:
+def ask(
+    client: FlaskClient,
+    headers: dict[str, str],
+    purpose: str,
+    *categories: str,
+    subject: dict[str, str] = SUBJECT,
+) -> dict[str, Any]:
     """POST /v1/authorize; the answer must be a 200 decision."""
-    response = client.post("/v1/authorize", headers=headers, json={
-        "subject": subject, "purpose": purpose, "data_categories": list(categories)})
+    response = client.post(
+        "/v1/authorize",
+        headers=headers,
+        json={"subject": subject, "purpose": purpose, "data_categories": list(categories)},
+    )
     return assert_ok(response)
 
 
@@ -128,8 +142,10 @@ def engine_of(app: Flask) -> Any:
 def table_counts(app: Flask) -> dict[str, int]:
     """Row count of every table of the schema."""
     with engine_of(app).connect() as conn:
-        return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-                for table in models.metadata.sorted_tables}
+        return {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in models.metadata.sorted_tables
+        }
 
 
 def all_rows_as_text(app: Flask) -> str:

@@ -117,9 +117,13 @@ def _restore_pg(schema: str, snapshot: str) -> None:
             for column in table.primary_key.columns:  # serial ids go on after the copied rows
                 if not isinstance(column.type, Integer):
                     continue
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence(:table, :column), "
-                                  f'coalesce(max("{column.name}"), 0) + 1, false) FROM "{table.name}"'),
-                             {"table": f'"{table.name}"', "column": column.name})
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence(:table, :column), "
+                        f'coalesce(max("{column.name}"), 0) + 1, false) FROM "{table.name}"'
+                    ),
+                    {"table": f'"{table.name}"', "column": column.name},
+                )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -144,8 +148,9 @@ class Snapshot:
     location: str  # the SQLite file, or the PostgreSQL schema
 
 
-def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path,
-                   start: Snapshot | None = None) -> dict[str, Any]:
+def fresh_database(
+    request: pytest.FixtureRequest, backend: str, directory: Path, start: Snapshot | None = None
+) -> dict[str, Any]:
     """The database settings of a database of its own (SQLite) or the process's schema emptied
     (PostgreSQL), holding ``start``'s rows or none."""
     assert start is None or start.backend == backend
@@ -165,8 +170,9 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path
 
 
 @pytest.fixture
-def database_config(request: pytest.FixtureRequest, database_backend: str, database_start: Snapshot | None,
-                    tmp_path: Path) -> dict[str, Any]:
+def database_config(
+    request: pytest.FixtureRequest, database_backend: str, database_start: Snapshot | None, tmp_path: Path
+) -> dict[str, Any]:
     return fresh_database(request, database_backend, tmp_path, database_start)
 
 
@@ -264,8 +270,15 @@ class World:
         with self.services.sessions() as session:
             exists = subject_store.get_system(session, pseudonyms.normalize_system(system)) is not None
         if not exists:
-            subjects.register(self.services, caller=None, system=system, organization=org_id,
-                              shared=org_id is None, case_insensitive=case_insensitive, now=datetime.now(UTC))
+            subjects.register(
+                self.services,
+                caller=None,
+                system=system,
+                organization=org_id,
+                shared=org_id is None,
+                case_insensitive=case_insensitive,
+                now=datetime.now(UTC),
+            )
         return system
 
     def tokens(self) -> dict[tuple[str, tuple[str, ...]], str]:

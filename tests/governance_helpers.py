@@ -56,14 +56,28 @@ class Governance:
 
     def __init__(self, client: FlaskClient, world: Any, *, show_community_id: bool = False) -> None:
         self.client, self.world = client, world
-        for org_id, org_type in ((COUNCIL_A, "community-governance"), (COUNCIL_B, "community-governance"),
-                                 (RESEARCHER, "research"), (PROVIDER, "service-provider"),
-                                 (GOVERNMENT, "government")):
+        for org_id, org_type in (
+            (COUNCIL_A, "community-governance"),
+            (COUNCIL_B, "community-governance"),
+            (RESEARCHER, "research"),
+            (PROVIDER, "service-provider"),
+            (GOVERNMENT, "government"),
+        ):
             world.org(org_id, org_type)
         for community, council in ((NATION_A, COUNCIL_A), (NATION_B, COUNCIL_B)):
-            assert_ok(client.post("/v1/communities", headers=world.admin(), json={
-                "id": community, "name": community.replace("-", " ").title(), "stewards": [council],
-                "show_community_id": show_community_id}), 201)
+            assert_ok(
+                client.post(
+                    "/v1/communities",
+                    headers=world.admin(),
+                    json={
+                        "id": community,
+                        "name": community.replace("-", " ").title(),
+                        "stewards": [council],
+                        "show_community_id": show_community_id,
+                    },
+                ),
+                201,
+            )
 
     # -- who calls ------------------------------------------------------------------------
 
@@ -77,41 +91,60 @@ class Governance:
     # -- what they do -----------------------------------------------------------------------
 
     def consent(self, **changes: Any) -> dict[str, Any]:
-        response = self.client.post("/v1/consents", headers=self.recorder(),
-                                    json=body_with(MEMBER_CONSENT, **changes))
+        response = self.client.post(
+            "/v1/consents", headers=self.recorder(), json=body_with(MEMBER_CONSENT, **changes)
+        )
         return assert_ok(response, 201)
 
-    def rule(self, community: str = NATION_A, base: dict[str, Any] = DENY_RULE,
-             **changes: Any) -> dict[str, Any]:
-        response = self.client.post(f"/v1/communities/{community}/rules", headers=self.steward(community),
-                                    json=body_with(base, **changes))
+    def rule(
+        self, community: str = NATION_A, base: dict[str, Any] = DENY_RULE, **changes: Any
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            f"/v1/communities/{community}/rules",
+            headers=self.steward(community),
+            json=body_with(base, **changes),
+        )
         return assert_ok(response, 201)
 
     def retire(self, rule: dict[str, Any], **body: Any) -> dict[str, Any]:
-        response = self.client.delete(f"/v1/communities/{rule['community']}/rules/{rule['id']}",
-                                      headers=self.steward(rule["community"]), json=body or None)
+        response = self.client.delete(
+            f"/v1/communities/{rule['community']}/rules/{rule['id']}",
+            headers=self.steward(rule["community"]),
+            json=body or None,
+        )
         return assert_ok(response)
 
     def approval(self, community: str = NATION_A, **changes: Any) -> dict[str, Any]:
-        response = self.client.post(f"/v1/communities/{community}/approvals", headers=self.steward(community),
-                                    json=body_with(APPROVAL, **changes))
+        response = self.client.post(
+            f"/v1/communities/{community}/approvals",
+            headers=self.steward(community),
+            json=body_with(APPROVAL, **changes),
+        )
         return assert_ok(response, 201)
 
     def revoke(self, approval: dict[str, Any], **body: Any) -> dict[str, Any]:
         response = self.client.post(
             f"/v1/communities/{approval['community']}/approvals/{approval['id']}/revoke",
-            headers=self.steward(approval["community"]), json=body)
+            headers=self.steward(approval["community"]),
+            json=body,
+        )
         return assert_ok(response)
 
-    def ask(self, purpose: str = "research", *categories: str, subject: dict[str, str] = MEMBER,
-            requester: str = RESEARCHER) -> dict[str, Any]:
+    def ask(
+        self,
+        purpose: str = "research",
+        *categories: str,
+        subject: dict[str, str] = MEMBER,
+        requester: str = RESEARCHER,
+    ) -> dict[str, Any]:
         body = {"subject": subject, "purpose": purpose, "data_categories": list(categories or ("health",))}
         headers = self.world.headers(requester, "authorize")
         return assert_ok(self.client.post("/v1/authorize", headers=headers, json=body))
 
     def decisions(self, community: str = NATION_A, **query: Any) -> dict[str, Any]:
-        response = self.client.get(f"/v1/communities/{community}/decisions", headers=self.steward(community),
-                                   query_string=query)
+        response = self.client.get(
+            f"/v1/communities/{community}/decisions", headers=self.steward(community), query_string=query
+        )
         return assert_ok(response)
 
     def policy_version(self, community: str = NATION_A) -> int:

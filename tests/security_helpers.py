@@ -22,15 +22,20 @@ COUNCIL_A, COUNCIL_B, ADMIN_ORG = "nation-a-council", "nation-b-council", "admin
 OVERSEER = "privacy-commissioner"  # an oversight organization: the only kind, besides admin, with audit:read
 NATION_A, NATION_B = "nation-a", "nation-b"
 
-ORGANIZATIONS = ((PROVIDER, "service-provider"), (GOVERNMENT, "government"), (RESEARCHER, "research"),
-                 (OUTSIDER, "government"), (COUNCIL_A, "community-governance"),
-                 (COUNCIL_B, "community-governance"), (OVERSEER, "oversight"))
+ORGANIZATIONS = (
+    (PROVIDER, "service-provider"),
+    (GOVERNMENT, "government"),
+    (RESEARCHER, "research"),
+    (OUTSIDER, "government"),
+    (COUNCIL_A, "community-governance"),
+    (COUNCIL_B, "community-governance"),
+    (OVERSEER, "oversight"),
+)
 
 
 def holdable(org: str, scopes: tuple[str, ...] = ALL_SCOPES) -> tuple[str, ...]:
     """The scopes a client of ``org`` may hold: audit:read only in admin or an oversight organization."""
-    return tuple(s for s in scopes
-                 if s != str(Scope.AUDIT_READ) or org in (ADMIN_ORG, OVERSEER))
+    return tuple(s for s in scopes if s != str(Scope.AUDIT_READ) or org in (ADMIN_ORG, OVERSEER))
 
 
 def _ok(response: Any, status: int = 200) -> dict[str, Any]:
@@ -39,41 +44,88 @@ def _ok(response: Any, status: int = 200) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def seed_world(client: Any, world: Any, *, subject: dict[str, str] = SUBJECT,
-               evidence: dict[str, str] | None = None) -> dict[str, str]:
+def seed_world(
+    client: Any, world: Any, *, subject: dict[str, str] = SUBJECT, evidence: dict[str, str] | None = None
+) -> dict[str, str]:
     """Make the world; returns the ids a path or body may need (named as the url_map names them)."""
     for org_id, org_type in ORGANIZATIONS:
         world.org(org_id, org_type)
     for community, council in ((NATION_A, COUNCIL_A), (NATION_B, COUNCIL_B)):
-        _ok(client.post("/v1/communities", headers=world.admin(), json={
-            "id": community, "name": community, "stewards": [council]}), 201)
-    consent = _ok(client.post("/v1/consents", headers=world.headers(PROVIDER, "consents:write"), json={
-        **CONSENT, "subject": subject, "communities": [NATION_A], "evidence": evidence or CONSENT["evidence"],
-        "recipients": [PROVIDER, GOVERNMENT, RESEARCHER]}), 201)
+        _ok(
+            client.post(
+                "/v1/communities",
+                headers=world.admin(),
+                json={"id": community, "name": community, "stewards": [council]},
+            ),
+            201,
+        )
+    consent = _ok(
+        client.post(
+            "/v1/consents",
+            headers=world.headers(PROVIDER, "consents:write"),
+            json={
+                **CONSENT,
+                "subject": subject,
+                "communities": [NATION_A],
+                "evidence": evidence or CONSENT["evidence"],
+                "recipients": [PROVIDER, GOVERNMENT, RESEARCHER],
+            },
+        ),
+        201,
+    )
     steward = world.headers(COUNCIL_A, "rules:write")
-    rule = _ok(client.post(f"/v1/communities/{NATION_A}/rules", headers=steward, json={
-        "effect": "require_approval", "purposes": ["research"], "data_categories": ["health"],
-        "requesters": ["*"], "reason": "ask first"}), 201)
-    approval = _ok(client.post(f"/v1/communities/{NATION_A}/approvals", headers=steward, json={
-        "requester": RESEARCHER, "purposes": ["research"], "data_categories": ["health"]}), 201)
-    decision = _ok(client.post("/v1/authorize", headers=world.headers(GOVERNMENT, "authorize"), json={
-        "subject": subject, "purpose": "service-planning", "data_categories": ["housing"]}))
+    rule = _ok(
+        client.post(
+            f"/v1/communities/{NATION_A}/rules",
+            headers=steward,
+            json={
+                "effect": "require_approval",
+                "purposes": ["research"],
+                "data_categories": ["health"],
+                "requesters": ["*"],
+                "reason": "ask first",
+            },
+        ),
+        201,
+    )
+    approval = _ok(
+        client.post(
+            f"/v1/communities/{NATION_A}/approvals",
+            headers=steward,
+            json={"requester": RESEARCHER, "purposes": ["research"], "data_categories": ["health"]},
+        ),
+        201,
+    )
+    decision = _ok(
+        client.post(
+            "/v1/authorize",
+            headers=world.headers(GOVERNMENT, "authorize"),
+            json={"subject": subject, "purpose": "service-planning", "data_categories": ["housing"]},
+        )
+    )
     assert decision["decision"] == "permit", decision
     spare_client, _ = world.credentials(PROVIDER, "authorize")
     legacy_consent(client, world, LEGACY_SUBJECT)
     council_client, _ = world.credentials(COUNCIL_A, "community:read")
-    return {"council_client_id": council_client,
-            "consent_id": consent["id"], "receipt": consent["receipt"], "community_id": NATION_A,
-            "rule_id": rule["id"], "approval_id": approval["id"], "decision_id": decision["decision_id"],
-            "client_id": spare_client}
+    return {
+        "council_client_id": council_client,
+        "consent_id": consent["id"],
+        "receipt": consent["receipt"],
+        "community_id": NATION_A,
+        "rule_id": rule["id"],
+        "approval_id": approval["id"],
+        "decision_id": decision["decision_id"],
+        "client_id": spare_client,
+    }
 
 
 # A subject as v1 recorded it: under the key of a spelling that is not normalized (a trailing space).
 LEGACY_SUBJECT = {"system": SUBJECT["system"], "value": "C-9001 "}
 
 
-def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str = PROVIDER,
-                   **body: Any) -> dict[str, Any]:
+def legacy_consent(
+    client: Any, world: Any, spelled: dict[str, str], *, org: str = PROVIDER, **body: Any
+) -> dict[str, Any]:
     """A consent of ``spelled`` stored as v1 stored it: keyed by the identifier exactly as sent
     (recorded now, then its rows moved to that key, as a v1-era database holds them)."""
     from datetime import UTC, datetime
@@ -83,8 +135,14 @@ def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str
     from consent_service.core import pseudonyms
     from consent_service.storage import audit_rows
 
-    consent = _ok(client.post("/v1/consents", headers=world.headers(org, "consents:write"),
-                              json={**CONSENT, "subject": spelled, **body}), 201)
+    consent = _ok(
+        client.post(
+            "/v1/consents",
+            headers=world.headers(org, "consents:write"),
+            json={**CONSENT, "subject": spelled, **body},
+        ),
+        201,
+    )
     services = world.services
     old = pseudonyms.key_as_given(services.pseudonym_key, **spelled)
     with services.sessions() as session:
@@ -93,17 +151,29 @@ def legacy_consent(client: Any, world: Any, spelled: dict[str, str], *, org: str
         # Bound to an audit entry, as `db upgrade` binds a v1-era database's rows: the chain
         # must still verify, so only what the test does afterwards is judged.
         audit_rows.changing(session, models.Consent, consent["id"])
-        for community in session.scalars(select(models.Membership.community_id)
-                                         .where(models.Membership.subject_key == new)):
+        for community in session.scalars(
+            select(models.Membership.community_id).where(models.Membership.subject_key == new)
+        ):
             audit_rows.changing(session, models.Membership, new, community)
-        session.execute(update(models.Consent).where(models.Consent.subject_key == new)
-                        .values(subject_key=old))
-        moved = session.execute(update(models.Membership).where(models.Membership.subject_key == new)
-                                .values(subject_key=old).returning(models.Membership.community_id))
+        session.execute(
+            update(models.Consent).where(models.Consent.subject_key == new).values(subject_key=old)
+        )
+        moved = session.execute(
+            update(models.Membership)
+            .where(models.Membership.subject_key == new)
+            .values(subject_key=old)
+            .returning(models.Membership.community_id)
+        )
         for community in moved.scalars().all():
             audit_rows.added(session, models.Membership, old, community)
-        services.append_audit(session, at=datetime.now(UTC), tag="test:legacy-key", caller=None,
-                              object_id=consent["id"], payload={})
+        services.append_audit(
+            session,
+            at=datetime.now(UTC),
+            tag="test:legacy-key",
+            caller=None,
+            object_id=consent["id"],
+            payload={},
+        )
         session.commit()
     return consent
 

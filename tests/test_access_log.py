@@ -39,21 +39,47 @@ def test_no_query_string_reaches_the_access_log(app, backend):
         base = instance.base
         admin = live.token(base, *dep.admin)
         steward = live.make_client(base, admin, "council", "community-governance", ["rules:write"])
-        assert live.call(base, "POST", "/v1/communities", headers=live.bearer(admin),
-                         body={"id": "nation-a", "name": "Nation A", "stewards": ["council"]}).status == 201
-        rule = live.call(base, "POST", "/v1/communities/nation-a/rules", headers=live.bearer(steward),
-                         body={"effect": "deny", "purposes": ["research"], "data_categories": ["health"],
-                               "requesters": ["*"], "reason": "no"})
+        assert (
+            live.call(
+                base,
+                "POST",
+                "/v1/communities",
+                headers=live.bearer(admin),
+                body={"id": "nation-a", "name": "Nation A", "stewards": ["council"]},
+            ).status
+            == 201
+        )
+        rule = live.call(
+            base,
+            "POST",
+            "/v1/communities/nation-a/rules",
+            headers=live.bearer(steward),
+            body={
+                "effect": "deny",
+                "purposes": ["research"],
+                "data_categories": ["health"],
+                "requesters": ["*"],
+                "reason": "no",
+            },
+        )
         assert rule.status == 201, rule
 
         # Credentials in the token endpoint's URL are refused (and so never used).
         client_id, secret = dep.admin
-        sent = live.call(base, "POST", f"/oauth/token?client_id={client_id}&client_secret={secret}{CANARY}",
-                         form={"grant_type": "client_credentials"})
+        sent = live.call(
+            base,
+            "POST",
+            f"/oauth/token?client_id={client_id}&client_secret={secret}{CANARY}",
+            form={"grant_type": "client_credentials"},
+        )
         assert sent.status == 400 and sent.body["error"]["details"]["oauth_error"] == "invalid_request", sent
         # The free-text reason of a retirement, as the v1 contract allows it, in the URL.
-        retired = live.call(base, "DELETE", f"/v1/communities/nation-a/rules/{rule.body['id']}"
-                            f"?reason=personal+detail+{CANARY}", headers=live.bearer(steward))
+        retired = live.call(
+            base,
+            "DELETE",
+            f"/v1/communities/nation-a/rules/{rule.body['id']}?reason=personal+detail+{CANARY}",
+            headers=live.bearer(steward),
+        )
         assert retired.status == 200, retired
         asked = routes(app)
         assert len(asked) > 30

@@ -38,8 +38,9 @@ class TestCreateOrganization:
         body = assert_ok(create(client, admin, "/v1/organizations", HOME_OFFICE), 201)
         assert {k: body[k] for k in HOME_OFFICE} == HOME_OFFICE
 
-    @pytest.mark.parametrize("org_type", ["service-provider", "government", "research",
-                                          "community-governance", "other"])
+    @pytest.mark.parametrize(
+        "org_type", ["service-provider", "government", "research", "community-governance", "other"]
+    )
     def test_accepts_every_contract_type(self, client, admin, org_type):
         assert_ok(create(client, admin, "/v1/organizations", body_with(HOME_OFFICE, type=org_type)), 201)
 
@@ -48,10 +49,19 @@ class TestCreateOrganization:
             response = create(client, admin, "/v1/organizations", body_with(HOME_OFFICE, name="Other"))
         assert_error(response, 409, "conflict")
 
-    @pytest.mark.parametrize("changes", [
-        {"type": "charity"}, {"type": 1}, {"id": "has space"}, {"id": ""}, {"id": 7}, {"name": ""},
-        {"name": ["Home Office"]}, {"id": "x" * 65},
-    ])
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"type": "charity"},
+            {"type": 1},
+            {"id": "has space"},
+            {"id": ""},
+            {"id": 7},
+            {"name": ""},
+            {"name": ["Home Office"]},
+            {"id": "x" * 65},
+        ],
+    )
     def test_bad_values_are_400(self, client, admin, changes):
         with unchanged_tables(client.application):
             response = create(client, admin, "/v1/organizations", body_with(HOME_OFFICE, **changes))
@@ -72,12 +82,28 @@ class TestCreateClient:
 
     def test_its_token_acts_for_that_organization(self, client, world, admin):
         rough_sleeper_orgs(world)
-        created = assert_ok(create(client, admin, "/v1/clients", body_with(
-            CLIENT, organization="outreach-org", scopes=["consents:write"])), 201)
-        token = assert_ok(client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                      headers=basic_auth(created["client_id"], created["client_secret"])))
-        consent = assert_ok(client.post("/v1/consents", json=CONSENT, headers={
-            "Authorization": f"Bearer {token['access_token']}"}), 201)
+        created = assert_ok(
+            create(
+                client,
+                admin,
+                "/v1/clients",
+                body_with(CLIENT, organization="outreach-org", scopes=["consents:write"]),
+            ),
+            201,
+        )
+        token = assert_ok(
+            client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic_auth(created["client_id"], created["client_secret"]),
+            )
+        )
+        consent = assert_ok(
+            client.post(
+                "/v1/consents", json=CONSENT, headers={"Authorization": f"Bearer {token['access_token']}"}
+            ),
+            201,
+        )
         assert consent["recorded_by"] == "outreach-org"
 
     def test_the_secret_is_stored_only_as_a_hash(self, client, app, admin, home_office):
@@ -102,10 +128,18 @@ class TestCreateClient:
             error = assert_error(create(client, admin, "/v1/clients", CLIENT), 400, "unknown_code")
         assert "organization" in error["details"]
 
-    @pytest.mark.parametrize("changes", [
-        {"scopes": "authorize"}, {"scopes": []}, {"scopes": ["superuser"]}, {"scopes": [1]},
-        {"organization": 3}, {"name": ""}, {"name": None},
-    ])
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"scopes": "authorize"},
+            {"scopes": []},
+            {"scopes": ["superuser"]},
+            {"scopes": [1]},
+            {"organization": 3},
+            {"name": ""},
+            {"name": None},
+        ],
+    )
     def test_bad_values_are_400(self, client, admin, home_office, changes):
         with unchanged_tables(client.application):
             response = create(client, admin, "/v1/clients", body_with(CLIENT, **changes))
@@ -140,8 +174,12 @@ class TestCreateCommunity:
 
     def test_stewards_must_exist(self, client, admin, council):
         with unchanged_tables(client.application):
-            response = create(client, admin, "/v1/communities",
-                              body_with(NATION_A, stewards=["nation-a-council", "no-such-org"]))
+            response = create(
+                client,
+                admin,
+                "/v1/communities",
+                body_with(NATION_A, stewards=["nation-a-council", "no-such-org"]),
+            )
         error = assert_error(response, 400, "unknown_code")
         assert error["details"] == {"stewards": ["unknown organization: no-such-org"]}
 
@@ -150,10 +188,16 @@ class TestCreateCommunity:
         with unchanged_tables(client.application):
             assert_error(create(client, admin, "/v1/communities", NATION_A), 409, "conflict")
 
-    @pytest.mark.parametrize("changes", [
-        {"stewards": []}, {"stewards": "nation-a-council"}, {"stewards": [5]}, {"id": "bad id"},
-        {"name": 1},
-    ])
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"stewards": []},
+            {"stewards": "nation-a-council"},
+            {"stewards": [5]},
+            {"id": "bad id"},
+            {"name": 1},
+        ],
+    )
     def test_bad_values_are_400(self, client, admin, council, changes):
         with unchanged_tables(client.application):
             response = create(client, admin, "/v1/communities", body_with(NATION_A, **changes))

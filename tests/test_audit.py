@@ -261,13 +261,17 @@ class TestCuttingTheTailWithASignedCheckpoint:
                     for table_name, key, _new, old in entry["payload"]["rows"]:
                         assert old is None  # the last entries of busy_chain only add rows
                         table = BOUND[table_name]
-                        conn.execute(delete(table).where(*(
-                            c == v for c, v in zip(table.primary_key.columns, key, strict=True))))
+                        conn.execute(
+                            delete(table).where(
+                                *(c == v for c, v in zip(table.primary_key.columns, key, strict=True))
+                            )
+                        )
             conn.execute(delete(ENTRIES).where(ENTRIES.c.seq > n - 3))
             conn.execute(update(HEAD).values(seq=n - 3, hash=_row(conn, n - 3)["hash"]))
 
-    def test_cutting_the_tail_but_not_its_rows_is_caught_without_a_checkpoint(self, app, client, world,
-                                                                               busy_chain):
+    def test_cutting_the_tail_but_not_its_rows_is_caught_without_a_checkpoint(
+        self, app, client, world, busy_chain
+    ):
         self._cut_and_fix_head(app, busy_chain, rows_too=False)
         result = verify_endpoint(client, world)
         assert result["ok"] is False and result["table"] in ("decision", "decision_community")
@@ -325,8 +329,9 @@ class TestCuttingTheTailWithASignedCheckpoint:
         assert response.get_json()["error"]["code"] == "validation_error"
         assert "checkpoints" in response.get_json()["error"]["details"]
 
-    def test_the_cli_refuses_a_forged_checkpoint_file_with_a_clear_message(self, app_config, client, world,
-                                                                           busy_chain, tmp_path):
+    def test_the_cli_refuses_a_forged_checkpoint_file_with_a_clear_message(
+        self, app_config, client, world, busy_chain, tmp_path
+    ):
         token = client.get("/v1/audit/checkpoint", headers=world.headers("auditor", "audit:read")).get_json()
         head, claims, signature = token["checkpoint"].split(".")
         forged = tmp_path / "forged.jws"

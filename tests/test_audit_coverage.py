@@ -201,8 +201,9 @@ def token(t: Trial) -> list[Expected]:
     t.start()
     from conftest import basic_auth
 
-    answer = t.client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                           headers=basic_auth(client_id, secret))
+    answer = t.client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(client_id, secret)
+    )
     assert_ok(answer)
     t.secrets.append(answer.get_json()["access_token"])
     return []  # a token is signed, not stored: nothing changes
@@ -219,8 +220,13 @@ def authorize(t: Trial) -> list[Expected]:
     t.gov.consent()
     headers = t.api(RESEARCHER, "authorize")
     t.start()
-    answer = assert_ok(t.client.post("/v1/authorize", headers=headers, json={
-        "subject": MEMBER, "purpose": "research", "data_categories": ["health"]}))
+    answer = assert_ok(
+        t.client.post(
+            "/v1/authorize",
+            headers=headers,
+            json={"subject": MEMBER, "purpose": "research", "data_categories": ["health"]},
+        )
+    )
     return [(f"decision:{answer['decision']}", t.api_actor(RESEARCHER, "authorize"), answer["decision_id"])]
 
 
@@ -228,16 +234,27 @@ def authorize_batch(t: Trial) -> list[Expected]:
     t.gov.consent()
     headers = t.api(RESEARCHER, "authorize")
     t.start()
-    answer = assert_ok(t.client.post("/v1/authorize/batch", headers=headers, json={
-        "subjects": [MEMBER, OUTSIDER], "purpose": "research", "data_categories": ["health"]}))
+    answer = assert_ok(
+        t.client.post(
+            "/v1/authorize/batch",
+            headers=headers,
+            json={"subjects": [MEMBER, OUTSIDER], "purpose": "research", "data_categories": ["health"]},
+        )
+    )
     actor = t.api_actor(RESEARCHER, "authorize")
     return [(f"decision:{d['decision']}", actor, d["decision_id"]) for d in answer["decisions"]]
 
 
 def create_client(t: Trial) -> list[Expected]:
     t.start()
-    created = assert_ok(t.client.post("/v1/clients", headers=t.world.admin(), json={
-        "organization": PROVIDER, "name": "intake tablets", "scopes": ["consents:write"]}), 201)
+    created = assert_ok(
+        t.client.post(
+            "/v1/clients",
+            headers=t.world.admin(),
+            json={"organization": PROVIDER, "name": "intake tablets", "scopes": ["consents:write"]},
+        ),
+        201,
+    )
     t.secrets.append(created["client_secret"])
     return [(AuditTag.CLIENT_CREATED, t.api_actor("admin", "admin"), created["client_id"])]
 
@@ -251,8 +268,14 @@ def disable_client(t: Trial) -> list[Expected]:
 
 def create_community(t: Trial) -> list[Expected]:
     t.start()
-    assert_ok(t.client.post("/v1/communities", headers=t.world.admin(), json={
-        "id": "nation-c", "name": "Nation C", "stewards": [COUNCIL_A]}), 201)
+    assert_ok(
+        t.client.post(
+            "/v1/communities",
+            headers=t.world.admin(),
+            json={"id": "nation-c", "name": "Nation C", "stewards": [COUNCIL_A]},
+        ),
+        201,
+    )
     return [(AuditTag.COMMUNITY_CREATED, t.api_actor("admin", "admin"), "nation-c")]
 
 
@@ -274,16 +297,23 @@ def disable_community_client(t: Trial) -> list[Expected]:
 
 def create_organization(t: Trial) -> list[Expected]:
     t.start()
-    assert_ok(t.client.post("/v1/organizations", headers=t.world.admin(), json={
-        "id": "shelter-co", "name": "Shelter Co", "type": "service-provider"}), 201)
+    assert_ok(
+        t.client.post(
+            "/v1/organizations",
+            headers=t.world.admin(),
+            json={"id": "shelter-co", "name": "Shelter Co", "type": "service-provider"},
+        ),
+        201,
+    )
     return [(AuditTag.ORGANIZATION_CREATED, t.api_actor("admin", "admin"), "shelter-co")]
 
 
 def grant_approval(t: Trial) -> list[Expected]:
     headers = t.gov.steward()
     t.start()
-    approval = assert_ok(t.client.post(f"/v1/communities/{NATION_A}/approvals", headers=headers,
-                                       json=APPROVAL), 201)
+    approval = assert_ok(
+        t.client.post(f"/v1/communities/{NATION_A}/approvals", headers=headers, json=APPROVAL), 201
+    )
     return [(AuditTag.APPROVAL_GRANTED, t.api_actor(COUNCIL_A, "rules:write"), approval["id"])]
 
 
@@ -319,16 +349,24 @@ def amend_consent(t: Trial) -> list[Expected]:
     consent = t.gov.consent()
     terms = {k: CONSENT[k] for k in ("purposes", "data_categories", "recipients", "evidence")}
     t.start()
-    assert_ok(t.client.post(f"/v1/consents/{consent['id']}/amend", headers=t.gov.recorder(),
-                            json={**terms, "recipients": [PROVIDER], "version": 1}))
+    assert_ok(
+        t.client.post(
+            f"/v1/consents/{consent['id']}/amend",
+            headers=t.gov.recorder(),
+            json={**terms, "recipients": [PROVIDER], "version": 1},
+        )
+    )
     return [(AuditTag.CONSENT_AMENDED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
 
 
 def revoke_consent(t: Trial) -> list[Expected]:
     consent = t.gov.consent()
     t.start()
-    assert_ok(t.client.post(f"/v1/consents/{consent['id']}/revoke", headers=t.gov.recorder(),
-                            json={"reason": "asked to"}))
+    assert_ok(
+        t.client.post(
+            f"/v1/consents/{consent['id']}/revoke", headers=t.gov.recorder(), json={"reason": "asked to"}
+        )
+    )
     return [(AuditTag.CONSENT_REVOKED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
 
 
@@ -377,8 +415,13 @@ def rekey_subject(t: Trial) -> list[Expected]:
 
 
 def approvals_of(t: Trial, **query: Any) -> list[dict[str, Any]]:
-    return assert_ok(t.client.get(f"/v1/communities/{NATION_A}/approvals", headers=t.gov.steward(),  # type: ignore[no-any-return]
-                                  query_string=query))["approvals"]
+    return assert_ok(
+        t.client.get(
+            f"/v1/communities/{NATION_A}/approvals",
+            headers=t.gov.steward(),  # type: ignore[no-any-return]
+            query_string=query,
+        )
+    )["approvals"]
 
 
 def web_grant_approval(t: Trial) -> list[Expected]:
@@ -386,8 +429,11 @@ def web_grant_approval(t: Trial) -> list[Expected]:
     until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
     t.gov.steward()  # the token the check reads the approvals with
     t.start()
-    response = post_form(browser, f"/web/communities/{NATION_A}/approvals", {
-        "requester": RESEARCHER, "purposes": "research", "data_categories": "health", "valid_until": until})
+    response = post_form(
+        browser,
+        f"/web/communities/{NATION_A}/approvals",
+        {"requester": RESEARCHER, "purposes": "research", "data_categories": "health", "valid_until": until},
+    )
     assert response.status_code == 302
     [approval] = approvals_of(t)
     return [(AuditTag.APPROVAL_GRANTED, person(t.app, STEWARD_A), approval["id"])]
@@ -397,8 +443,9 @@ def web_revoke_approval(t: Trial) -> list[Expected]:
     approval = t.gov.approval()
     browser = t.browser(STEWARD_A)
     t.start()
-    response = post_form(browser, f"/web/communities/{NATION_A}/approvals/{approval['id']}/revoke",
-                         {"reason": "ended"})
+    response = post_form(
+        browser, f"/web/communities/{NATION_A}/approvals/{approval['id']}/revoke", {"reason": "ended"}
+    )
     assert response.status_code == 302
     return [(AuditTag.APPROVAL_REVOKED, person(t.app, STEWARD_A), approval["id"])]
 
@@ -407,16 +454,22 @@ def web_retire_rule(t: Trial) -> list[Expected]:
     rule = t.gov.rule()
     browser = t.browser(STEWARD_A)
     t.start()
-    response = post_form(browser, f"/web/communities/{NATION_A}/rules/{rule['id']}/retire",
-                         {"reason": "Agreement signed"})
+    response = post_form(
+        browser, f"/web/communities/{NATION_A}/rules/{rule['id']}/retire", {"reason": "Agreement signed"}
+    )
     assert response.status_code == 302
     return [(AuditTag.RULE_RETIRED, person(t.app, STEWARD_A), rule["id"])]
 
 
 def web_new_rule(t: Trial) -> list[Expected]:
     browser = t.browser(STEWARD_A)
-    form = {"effect": "deny", "purposes": "research", "data_categories": "health", "requesters": "*",
-            "reason": "No health research"}
+    form = {
+        "effect": "deny",
+        "purposes": "research",
+        "data_categories": "health",
+        "requesters": "*",
+        "reason": "No health research",
+    }
     path = f"/web/communities/{NATION_A}/rules/new"
     t.gov.steward()  # the token the check reads the rules with
     t.start()
@@ -431,9 +484,15 @@ def web_new_rule(t: Trial) -> list[Expected]:
 
 
 CONSENT_FORM = {
-    "system": MEMBER["system"], "value": MEMBER["value"], "communities": NATION_A,
-    "purposes": ["service-delivery"], "data_categories": ["housing"], "recipients": [PROVIDER],
-    "method": "verbal", "obtained_by": "Wes", "setting": "office",
+    "system": MEMBER["system"],
+    "value": MEMBER["value"],
+    "communities": NATION_A,
+    "purposes": ["service-delivery"],
+    "data_categories": ["housing"],
+    "recipients": [PROVIDER],
+    "method": "verbal",
+    "obtained_by": "Wes",
+    "setting": "office",
 }
 
 
@@ -536,7 +595,9 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 # The routes that only read, though not with GET (a body that must not be in a URL, or a token
 # issued without being stored): no entry, and nothing written.
 READS = {
-    ("POST", "/oauth/token"), ("POST", "/v1/audit/verify"), ("POST", "/v1/receipts/verify"),
+    ("POST", "/oauth/token"),
+    ("POST", "/v1/audit/verify"),
+    ("POST", "/v1/receipts/verify"),
 }
 
 
@@ -606,7 +667,9 @@ class TestSignInAttempts:
         after = user_of(trial.app, STEWARD_A)
         assert after.failed_sign_ins == 1
         assert {**vars(after), "failed_sign_ins": 0, "_sa_instance_state": None} == {
-            **vars(before), "_sa_instance_state": None}
+            **vars(before),
+            "_sa_instance_state": None,
+        }
 
     def test_an_unknown_account_is_recorded_without_what_was_typed(self, trial: Trial) -> None:
         # What is typed as an email may be a password in the wrong field, or someone else's address.
@@ -624,8 +687,10 @@ class TestSignInAttempts:
         for _ in range(threshold - 1):
             self.attempt(trial, STEWARD_A, WRONG)
         entries, _ = self.attempt(trial, STEWARD_A, WRONG)
-        assert summary(entries) == [(AuditTag.USER_SIGN_IN_FAILED, OPERATOR, user_id),
-                                    (AuditTag.USER_LOCKED, OPERATOR, user_id)]
+        assert summary(entries) == [
+            (AuditTag.USER_SIGN_IN_FAILED, OPERATOR, user_id),
+            (AuditTag.USER_LOCKED, OPERATOR, user_id),
+        ]
         assert said(entries[1])["failures"] == threshold
         locked_until = user_of(trial.app, STEWARD_A).locked_until
         assert locked_until is not None and said(entries[1])["until"] == locked_until.isoformat()
@@ -647,8 +712,9 @@ class TestSignInAttempts:
     def test_a_success_after_failures_is_one_entry_that_clears_the_count(self, trial: Trial) -> None:
         self.attempt(trial, STEWARD_A, WRONG)
         entries, changed = self.attempt(trial, STEWARD_A, PASSWORD, 302)
-        assert summary(entries) == [(AuditTag.USER_SIGNED_IN, person(trial.app, STEWARD_A),
-                                     user_of(trial.app, STEWARD_A).id)]
+        assert summary(entries) == [
+            (AuditTag.USER_SIGNED_IN, person(trial.app, STEWARD_A), user_of(trial.app, STEWARD_A).id)
+        ]
         assert changed == {"user_account"} and user_of(trial.app, STEWARD_A).failed_sign_ins == 0
 
 
@@ -664,14 +730,23 @@ ACCOUNT_CHANGES: dict[str, Callable[[Services, str], Any]] = {
     "failed sign-in": lambda s, uid: users.sign_in(s, email=STEWARD_A, password=WRONG, now=datetime.now(UTC)),
     "sign-out": lambda s, uid: users.sign_out(s, user_id=uid, now=datetime.now(UTC)),
     "language": lambda s, uid: users.set_language(s, user_id=uid, language="fr", now=datetime.now(UTC)),
-    "password": lambda s, uid: users.set_password(s, email=STEWARD_A, password="another long passphrase",
-                                                  now=datetime.now(UTC)),
+    "password": lambda s, uid: users.set_password(
+        s, email=STEWARD_A, password="another long passphrase", now=datetime.now(UTC)
+    ),
     "roles": lambda s, uid: users.set_roles(s, email=STEWARD_A, roles=["intake"], now=datetime.now(UTC)),
     "unlock": lambda s, uid: users.unlock(s, email=STEWARD_A, now=datetime.now(UTC)),
     "disable": lambda s, uid: users.disable(s, email=STEWARD_A, now=datetime.now(UTC)),
-    "create": lambda s, uid: users.create_user(s, caller=None, email="new@nation-a.example", name="New",
-                                               organization=COUNCIL_A, roles=["steward"], password=PASSWORD,
-                                               language="en", now=datetime.now(UTC)),
+    "create": lambda s, uid: users.create_user(
+        s,
+        caller=None,
+        email="new@nation-a.example",
+        name="New",
+        organization=COUNCIL_A,
+        roles=["steward"],
+        password=PASSWORD,
+        language="en",
+        now=datetime.now(UTC),
+    ),
 }
 
 
@@ -723,42 +798,84 @@ class TestCommandLine:
         return result
 
     def test_admin_create_client(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
-        result = self.run(cli_trial, app_config, "admin", "create-client", "--name", "ops", "--organization",
-                          "ops-team", "--json")
+        result = self.run(
+            cli_trial,
+            app_config,
+            "admin",
+            "create-client",
+            "--name",
+            "ops",
+            "--organization",
+            "ops-team",
+            "--json",
+        )
         created = cli_json(result)
         entries = cli_trial.new_entries()
-        assert summary(entries) == [(AuditTag.ORGANIZATION_CREATED, OPERATOR, "ops-team"),
-                                    (AuditTag.CLIENT_CREATED, OPERATOR, created["client_id"])]
+        assert summary(entries) == [
+            (AuditTag.ORGANIZATION_CREATED, OPERATOR, "ops-team"),
+            (AuditTag.CLIENT_CREATED, OPERATOR, created["client_id"]),
+        ]
         assert created["client_secret"] not in json.dumps([e.payload for e in entries])
         assert_verifies(cli_trial.app)
 
     def test_subject_systems_add(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
-        result = self.run(cli_trial, app_config, "subject-systems", "add", "urn:ca-on:health-card",
-                          "--shared", "--case-insensitive")
+        result = self.run(
+            cli_trial,
+            app_config,
+            "subject-systems",
+            "add",
+            "urn:ca-on:health-card",
+            "--shared",
+            "--case-insensitive",
+        )
         assert result.exit_code == 0, result.output
         assert summary(cli_trial.new_entries()) == [(AuditTag.SUBJECT_SYSTEM_REGISTERED, OPERATOR, None)]
         assert_verifies(cli_trial.app)
 
     def test_users_create(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
-        result = self.run(cli_trial, app_config, "users", "create", "--email", "Nia@Nation-A.example",
-                          "--name", "Nia", "--organization", COUNCIL_A, "--role", "steward",
-                          "--password", PASSWORD, "--json")
+        result = self.run(
+            cli_trial,
+            app_config,
+            "users",
+            "create",
+            "--email",
+            "Nia@Nation-A.example",
+            "--name",
+            "Nia",
+            "--organization",
+            COUNCIL_A,
+            "--role",
+            "steward",
+            "--password",
+            PASSWORD,
+            "--json",
+        )
         created = cli_json(result)
         entries = cli_trial.new_entries()
         assert summary(entries) == [(AuditTag.USER_CREATED, OPERATOR, created["id"])]
         assert PASSWORD not in json.dumps(said(entries[0]))
         assert_verifies(cli_trial.app)
 
-    @pytest.mark.parametrize(("args", "payload"), [
-        (["set-password", "--password", "a brand new passphrase"], {"change": "password"}),
-        (["set-roles", "--role", "intake", "--role", "steward"],
-         {"change": "roles", "previous_roles": ["community:read", "rules:write"],
-          "roles": ["community:read", "consents:read", "consents:write", "rules:write"]}),
-        (["unlock"], {"change": "unlocked"}),
-        (["disable"], {"change": "disabled"}),
-    ], ids=["set-password", "set-roles", "unlock", "disable"])
-    def test_users_changes(self, cli_trial: Trial, app_config: dict[str, Any], args: list[str],
-                           payload: dict[str, Any]) -> None:
+    @pytest.mark.parametrize(
+        ("args", "payload"),
+        [
+            (["set-password", "--password", "a brand new passphrase"], {"change": "password"}),
+            (
+                ["set-roles", "--role", "intake", "--role", "steward"],
+                {
+                    "change": "roles",
+                    "previous_roles": ["community:read", "rules:write"],
+                    "roles": ["community:read", "consents:read", "consents:write", "rules:write"],
+                },
+            ),
+            (["unlock"], {"change": "unlocked"}),
+            (["disable"], {"change": "disabled"}),
+        ],
+        ids=["set-password", "set-roles", "unlock", "disable"],
+    )
+    def test_users_changes(
+        self, cli_trial: Trial, app_config: dict[str, Any], args: list[str], payload: dict[str, Any]
+    ) -> None:
         lock(cli_trial.app, STEWARD_A)  # so that unlocking changes something
         self.run(cli_trial, app_config, "users", args[0], "--email", STEWARD_A, *args[1:])
         entries = cli_trial.new_entries()
@@ -767,8 +884,11 @@ class TestCommandLine:
         assert changed_tables(cli_trial.before, state(cli_trial.app)) == {"user_account"}
         assert_verifies(cli_trial.app)
 
-    @pytest.mark.parametrize("args", [["unlock"], ["set-roles", "--role", "steward"], ["disable"]],
-                             ids=["unlock", "set-roles", "disable"])
+    @pytest.mark.parametrize(
+        "args",
+        [["unlock"], ["set-roles", "--role", "steward"], ["disable"]],
+        ids=["unlock", "set-roles", "disable"],
+    )
     def test_a_command_that_changes_nothing_records_nothing(
         self, cli_trial: Trial, app_config: dict[str, Any], args: list[str]
     ) -> None:
@@ -795,9 +915,13 @@ class TestCommandLine:
 
     def test_the_demo(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
         """Every row the demo adds comes with its entry (it goes through the same use cases)."""
-        counted = {"organization": AuditTag.ORGANIZATION_CREATED, "oauth_client": AuditTag.CLIENT_CREATED,
-                   "community": AuditTag.COMMUNITY_CREATED, "consent": AuditTag.CONSENT_RECORDED,
-                   "community_rule": AuditTag.RULE_CREATED}
+        counted = {
+            "organization": AuditTag.ORGANIZATION_CREATED,
+            "oauth_client": AuditTag.CLIENT_CREATED,
+            "community": AuditTag.COMMUNITY_CREATED,
+            "consent": AuditTag.CONSENT_RECORDED,
+            "community_rule": AuditTag.RULE_CREATED,
+        }
         self.run(cli_trial, app_config, "demo")
         after = state(cli_trial.app)
         tags = [e.tag for e in cli_trial.new_entries()]
@@ -828,11 +952,12 @@ class TestKeyRotation:
         assert said(entries[0]) == {"kept": [old_kid]}
         kids = [k["kid"] for k in json.loads(self.key_file(app_config).read_text())["keys"]]
         assert kids == [new_kid, old_kid]
-        assert "\"d\"" not in json.dumps(said(entries[0]))  # no private key material
+        assert '"d"' not in json.dumps(said(entries[0]))  # no private key material
         assert_verifies(trial.app)
 
-    def test_no_rotation_without_its_entry(self, trial: Trial, app_config: dict[str, Any],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_no_rotation_without_its_entry(
+        self, trial: Trial, app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         before = self.key_file(app_config).read_text()
         services = services_of(trial.app)
         trial.start()
@@ -855,8 +980,9 @@ class TestKeyRotation:
         monkeypatch.setattr(StagedRotation, "apply", apply_then_fail)
         trial.start()
         with pytest.raises(OSError, match="commit"):
-            key_rotation.rotate(services_of(trial.app), instance=Path(app_config["INSTANCE_PATH"]),
-                                now=datetime.now(UTC))
+            key_rotation.rotate(
+                services_of(trial.app), instance=Path(app_config["INSTANCE_PATH"]), now=datetime.now(UTC)
+            )
         assert self.key_file(app_config).read_text() == before and trial.new_entries() == []
 
     def test_keys_from_the_configuration_are_not_rotated_in_the_instance_folder(
@@ -885,9 +1011,15 @@ COMMAND_CHANGES: dict[str, Callable[..., None]] = {
     "keys rotate": TestKeyRotation.test_a_rotation_is_an_entry_naming_the_new_key_and_those_kept,
 }
 # Commands that only read (on a database already at the latest migration, ``db upgrade`` too).
-COMMAND_READS = [["users", "list"], ["subject-systems", "list"], ["consents", "reviews"],
-                 ["audit", "verify"], ["audit", "checkpoint"], ["admin", "hint"],
-                 ["db", "upgrade"]]
+COMMAND_READS = [
+    ["users", "list"],
+    ["subject-systems", "list"],
+    ["consents", "reviews"],
+    ["audit", "verify"],
+    ["audit", "checkpoint"],
+    ["admin", "hint"],
+    ["db", "upgrade"],
+]
 COMMANDS_NOT_RUN = {"serve": "runs the service: what it changes is what the routes above change"}
 
 

@@ -64,14 +64,24 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
     outsider = gov.consent(subject=OUTSIDER, communities=[NATION_A, NATION_B])
     amended = {k: v for k, v in body_with(MEMBER_CONSENT, purposes=["research"]).items() if k != "subject"}
     assert_ok(client.post(f"/v1/consents/{member['id']}/amend", json=amended, headers=gov.recorder()))
-    assert_ok(client.post(f"/v1/consents/{outsider['id']}/revoke", json={"reason": "asked"},
-                          headers=gov.recorder()))
+    assert_ok(
+        client.post(f"/v1/consents/{outsider['id']}/revoke", json={"reason": "asked"}, headers=gov.recorder())
+    )
     for subject in ({"system": "urn:outreach-org:client", "value": "C-1042"}, OUTSIDER):
         for purpose, category in (("research", "health"), ("service-planning", "housing")):
             gov.ask(purpose, category, subject=subject)
     for n in range(2):
-        users.create_user(services, caller=None, email=f"worker{n}@example.org", name=f"Worker {n}",
-                          organization=PROVIDER, roles=["intake"], password=PASSWORD, language="en", now=now)
+        users.create_user(
+            services,
+            caller=None,
+            email=f"worker{n}@example.org",
+            name=f"Worker {n}",
+            organization=PROVIDER,
+            roles=["intake"],
+            password=PASSWORD,
+            language="en",
+            now=now,
+        )
     with pytest.raises(users.SignInRefused):
         users.sign_in(services, email="worker0@example.org", password="wrong password here", now=now)
     users.sign_in(services, email="worker1@example.org", password=PASSWORD, now=now)
@@ -88,6 +98,7 @@ def populated(app, client, world) -> dict[str, Any]:
 
 
 # -- tampering by hand -------------------------------------------------------------------------------
+
 
 def _key(table: Table, row: dict[str, Any]) -> list[Any]:
     return [row[c.name] for c in table.primary_key.columns]
@@ -144,6 +155,7 @@ def tamper(app: Any, table: Table, data: Any) -> tuple[list[list[Any]], Any]:
 
                 def undo(c: Any) -> None:
                     c.execute(update(table).where(_where(table, new_key)).values(**row))
+
                 return [key, new_key], undo
             if op == "insert":
                 pk = list(table.primary_key.columns)
@@ -168,6 +180,7 @@ def tamper(app: Any, table: Table, data: Any) -> tuple[list[list[Any]], Any]:
             def unswap(c: Any) -> None:
                 c.execute(update(table).where(_where(table, key)).values(**mine))
                 c.execute(update(table).where(_where(table, other_key)).values(**theirs))
+
             return [key, other_key], unswap
     except (IntegrityError, DBAPIError):
         reject()  # the database's own constraints refused the edit: nothing was changed
@@ -179,9 +192,15 @@ def _named(result: Any, table: str, keys: list[list[Any]]) -> bool:
 
 
 @pytest.mark.parametrize("table_name", TABLES)
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 @given(data=st.data())
 def test_a_direct_edit_of_any_bound_table_is_found_and_named(app, populated, table_name, data):
     table = BOUND[table_name]
@@ -201,13 +220,16 @@ def test_a_direct_edit_of_any_bound_table_is_found_and_named(app, populated, tab
 
 # -- what the reader sees ------------------------------------------------------------------------------
 
+
 def _edit_consent_terms(app: Any, consent_id: str) -> None:
     """The issue's example: immigration enforcement added to a consent version by hand."""
     versions = BOUND["consent_version"]
     with engine_of(app).begin() as conn:
-        conn.execute(update(versions).where(versions.c.consent_id == consent_id, versions.c.version == 1)
-                     .values(purposes=["research", "immigration-enforcement"],
-                             recipients=["home-office"]))
+        conn.execute(
+            update(versions)
+            .where(versions.c.consent_id == consent_id, versions.c.version == 1)
+            .values(purposes=["research", "immigration-enforcement"], recipients=["home-office"])
+        )
 
 
 def test_the_cli_and_the_endpoint_name_the_table_and_the_row(app, app_config, client, world, populated):
@@ -229,8 +251,11 @@ def test_a_revoked_consent_put_back_to_its_active_version_is_found(app, populate
     consent_id = populated["outsider"]["id"]
     consents = BOUND["consent"]
     with engine_of(app).begin() as conn:
-        conn.execute(update(consents).where(consents.c.id == consent_id)
-                     .values(status="active", revoked_at=None, revoked_reason=None))
+        conn.execute(
+            update(consents)
+            .where(consents.c.id == consent_id)
+            .values(status="active", revoked_at=None, revoked_reason=None)
+        )
     result = audit_log.verify(services_of(app))
     assert result.ok is False and result.table == "consent" and result.row == [consent_id]
 
@@ -276,8 +301,10 @@ def test_normal_use_keeps_the_database_verifying(app, app_config, client, world,
 
 # -- checkpoints cover the state ----------------------------------------------------------------------
 
-def test_a_checkpoint_signs_the_state_and_is_refused_over_a_tampered_one(app, app_config, client, world,
-                                                                         populated):
+
+def test_a_checkpoint_signs_the_state_and_is_refused_over_a_tampered_one(
+    app, app_config, client, world, populated
+):
     auditor = world.headers("auditor", "audit:read")
     token = assert_ok(client.get("/v1/audit/checkpoint", headers=auditor))["checkpoint"]
     _, claims = services_of(app).keys.verify(token, typ="audit-checkpoint+jwt")
@@ -296,24 +323,44 @@ def test_a_checkpoint_still_verifies_after_later_changes(app, client, populated)
     services = services_of(app)
     token = audit_log.checkpoint(services, now=datetime.now(UTC)).checkpoint
     gov: Governance = populated["governance"]
-    assert_ok(client.post(f"/v1/consents/{populated['member']['id']}/revoke", json={"reason": "moved"},
-                          headers=gov.recorder()))
+    assert_ok(
+        client.post(
+            f"/v1/consents/{populated['member']['id']}/revoke",
+            json={"reason": "moved"},
+            headers=gov.recorder(),
+        )
+    )
     gov.ask("research", "health", subject=OUTSIDER)
     assert audit_log.verify(services, checkpoint_tokens=[token]).ok
 
 
 # -- databases older than the binding -------------------------------------------------------------------
 
+
 def test_rows_of_an_older_database_are_bound_once_by_db_upgrade(app, app_config, client, world, monkeypatch):
     services = services_of(app)
 
-    def unbound_append(self: Services, session: Any, *, at: datetime, tag: str, caller: Any,
-                       object_id: str | None, payload: dict[str, Any]) -> int:  # the release before
+    def unbound_append(
+        self: Services,
+        session: Any,
+        *,
+        at: datetime,
+        tag: str,
+        caller: Any,
+        object_id: str | None,
+        payload: dict[str, Any],
+    ) -> int:  # the release before
         audit_rows.pending(self.rows_key, session)
-        return audit_store.append(session, hasher=self._hash, at=at, tag=tag,
-                                  actor_org=caller.organization if caller else None,
-                                  actor_client=caller.client_id if caller else None, object_id=object_id,
-                                  payload=payload)
+        return audit_store.append(
+            session,
+            hasher=self._hash,
+            at=at,
+            tag=tag,
+            actor_org=caller.organization if caller else None,
+            actor_client=caller.client_id if caller else None,
+            object_id=object_id,
+            payload=payload,
+        )
 
     monkeypatch.setattr(Services, "append_audit", unbound_append)
     gov = Governance(client, world)
@@ -383,8 +430,9 @@ def test_simultaneous_changes_of_one_row_each_record_what_the_other_left(app, po
     def wrong_password() -> None:
         barrier.wait()
         try:
-            users.sign_in(services, email="worker1@example.org", password="not the password",
-                          now=datetime.now(UTC))
+            users.sign_in(
+                services, email="worker1@example.org", password="not the password", now=datetime.now(UTC)
+            )
         except users.SignInRefused:
             pass
         except BaseException as exc:
@@ -406,12 +454,14 @@ def test_a_hand_edit_the_service_later_overwrote_is_still_named(app, populated):
     services = services_of(app)
     accounts = BOUND["user_account"]
     with engine_of(app).begin() as conn:
-        user_id = conn.execute(select(accounts.c.id)
-                               .where(accounts.c.email == "worker1@example.org")).scalar_one()
+        user_id = conn.execute(
+            select(accounts.c.id).where(accounts.c.email == "worker1@example.org")
+        ).scalar_one()
         conn.execute(update(accounts).where(accounts.c.id == user_id).values(roles="admin"))
     with pytest.raises(users.SignInRefused):  # the failure counter moves: the service changes the row
-        users.sign_in(services, email="worker1@example.org", password="not the password",
-                      now=datetime.now(UTC))
+        users.sign_in(
+            services, email="worker1@example.org", password="not the password", now=datetime.now(UTC)
+        )
     result = audit_log.verify(services)
     assert result.ok is False and result.table == "user_account" and result.row == [user_id]
     assert "changed outside the service before entry" in result.problem
@@ -420,17 +470,24 @@ def test_a_hand_edit_the_service_later_overwrote_is_still_named(app, populated):
 # -- the decision path's digests, written column by column with shared values memoised ----------
 
 _JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(values=st.dictionaries(st.sampled_from([c.name for c in BOUND["decision"].columns]),
-                              _JSONISH | st.datetimes(timezones=st.just(UTC)), max_size=12),
-       other=st.text(max_size=12))
-def test_a_digest_with_shared_values_memoised_is_the_canonical_digest(values: dict[str, Any],
-                                                                     other: str) -> None:
+@given(
+    values=st.dictionaries(
+        st.sampled_from([c.name for c in BOUND["decision"].columns]),
+        _JSONISH | st.datetimes(timezones=st.just(UTC)),
+        max_size=12,
+    ),
+    other=st.text(max_size=12),
+)
+def test_a_digest_with_shared_values_memoised_is_the_canonical_digest(
+    values: dict[str, Any], other: str
+) -> None:
     """``digest(..., memo)`` hashes exactly ``canonical([table, {column: value}])``, as verification
     does row by row; a second row sharing the first one's lists and dicts reuses their text."""
     from consent_service.core.audit_chain import canonical

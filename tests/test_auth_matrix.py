@@ -64,8 +64,10 @@ PUBLIC = {
     "/oauth/token": "the token endpoint (client authentication)",
     "/.well-known/jwks.json": "public keys",
     "/openapi.json": "the API description",
-    "/docs": "API documentation page", "/swagger": "API documentation page",
-    "/healthz": "liveness", "/readyz": "readiness",
+    "/docs": "API documentation page",
+    "/swagger": "API documentation page",
+    "/healthz": "liveness",
+    "/readyz": "readiness",
     "/static/<path:filename>": "static files",
     "/": "redirect to the web pages",
 }
@@ -101,78 +103,129 @@ NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
 STEWARD_READS = scopes("community:read", "rules:write")  # a community's own business, to its stewards
 
 OPERATIONS: dict[tuple[str, str], Op] = {
-    ("POST", "/v1/organizations"): Op(scopes("admin"), ADMIN_ORG, 201,
-                                      lambda c: {"id": "new-org", "name": "New", "type": "other"}),
-    ("POST", "/v1/clients"): Op(scopes("admin", "rules:write"), ADMIN_ORG, 201,
-                                lambda c: {"organization": PROVIDER, "name": "x", "scopes": ["authorize"]},
-                                refused={"rules:write": (403, "forbidden")}),  # a steward, for its own only
+    ("POST", "/v1/organizations"): Op(
+        scopes("admin"), ADMIN_ORG, 201, lambda c: {"id": "new-org", "name": "New", "type": "other"}
+    ),
+    ("POST", "/v1/clients"): Op(
+        scopes("admin", "rules:write"),
+        ADMIN_ORG,
+        201,
+        lambda c: {"organization": PROVIDER, "name": "x", "scopes": ["authorize"]},
+        refused={"rules:write": (403, "forbidden")},
+    ),  # a steward, for its own only
     ("POST", "/v1/clients/<client_id>/disable"): Op(scopes("admin"), ADMIN_ORG),
-    ("POST", "/v1/communities"): Op(scopes("admin"), ADMIN_ORG, 201,
-                                    lambda c: {"id": "nation-c", "name": "C", "stewards": [COUNCIL_A]}),
+    ("POST", "/v1/communities"): Op(
+        scopes("admin"), ADMIN_ORG, 201, lambda c: {"id": "nation-c", "name": "C", "stewards": [COUNCIL_A]}
+    ),
     ("POST", "/v1/consents"): Op(scopes("consents:write"), PROVIDER, 201, lambda c: CONSENT),
-    ("GET", "/v1/consents/<consent_id>"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER,
-                                             stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("GET", "/v1/consents/<consent_id>/history"): Op(scopes("consents:read", "consents:write", "admin"),
-                                                     PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("GET", "/v1/consents/<consent_id>/fhir"): Op(scopes("consents:read", "consents:write", "admin"),
-                                                  PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("GET", "/v1/consents/<consent_id>/receipt.html"): Op(scopes("consents:read", "consents:write"),
-                                                          PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("POST", "/v1/consents/<consent_id>/amend"): Op(scopes("consents:write"), PROVIDER,
-                                                    body=lambda c: {**TERMS, "version": 1},
-                                                    stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("POST", "/v1/consents/<consent_id>/revoke"): Op(scopes("consents:write"), PROVIDER,
-                                                     body=lambda c: {"reason": "withdrawn"},
-                                                     stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("POST", "/v1/authorize"): Op(scopes("authorize"), GOVERNMENT, body=lambda c: {
-        "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]}),
-    ("POST", "/v1/authorize/batch"): Op(scopes("authorize"), GOVERNMENT, body=lambda c: {
-        "subjects": [SUBJECT], "purpose": "service-planning", "data_categories": ["housing"]}),
+    ("GET", "/v1/consents/<consent_id>"): Op(
+        scopes("consents:read", "consents:write", "admin"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("GET", "/v1/consents/<consent_id>/history"): Op(
+        scopes("consents:read", "consents:write", "admin"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("GET", "/v1/consents/<consent_id>/fhir"): Op(
+        scopes("consents:read", "consents:write", "admin"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("GET", "/v1/consents/<consent_id>/receipt.html"): Op(
+        scopes("consents:read", "consents:write"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/consents/<consent_id>/amend"): Op(
+        scopes("consents:write"),
+        PROVIDER,
+        body=lambda c: {**TERMS, "version": 1},
+        stranger=NOT_FOUND_FOR_OUTSIDER,
+    ),
+    ("POST", "/v1/consents/<consent_id>/revoke"): Op(
+        scopes("consents:write"),
+        PROVIDER,
+        body=lambda c: {"reason": "withdrawn"},
+        stranger=NOT_FOUND_FOR_OUTSIDER,
+    ),
+    ("POST", "/v1/authorize"): Op(
+        scopes("authorize"),
+        GOVERNMENT,
+        body=lambda c: {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["housing"]},
+    ),
+    ("POST", "/v1/authorize/batch"): Op(
+        scopes("authorize"),
+        GOVERNMENT,
+        body=lambda c: {"subjects": [SUBJECT], "purpose": "service-planning", "data_categories": ["housing"]},
+    ),
     ("GET", "/v1/decisions/<decision_id>"): Op(
-        scopes("authorize", "audit:read", "community:read", "rules:write"), GOVERNMENT,
+        scopes("authorize", "audit:read", "community:read", "rules:write"),
+        GOVERNMENT,
         stranger=NOT_FOUND_FOR_OUTSIDER,  # gla is no steward: its steward scopes see no decision
-        refused={"community:read": (404, "not_found"), "rules:write": (404, "not_found")}),
+        refused={"community:read": (404, "not_found"), "rules:write": (404, "not_found")},
+    ),
     ("GET", "/v1/vocabulary"): Op(ANY_TOKEN, GOVERNMENT),
     ("POST", "/v1/receipts/verify"): Op(ANY_TOKEN, GOVERNMENT, body=lambda c: {"receipt": c["receipt"]}),
-    ("POST", "/v1/subjects/access-report"): Op(scopes("consents:read"), PROVIDER,
-                                               body=lambda c: {"subject": SUBJECT},
-                                               stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("POST", "/v1/subjects/rekey"): Op(scopes("consents:write"), PROVIDER,
-                                       body=lambda c: {"subject": LEGACY_SUBJECT},
-                                       stranger=NOT_FOUND_FOR_OUTSIDER),
-    ("POST", "/v1/subject-systems"): Op(scopes("admin"), ADMIN_ORG, 201,
-                                        lambda c: {"system": "urn:ca-on:health-card", "shared": True}),
+    ("POST", "/v1/subjects/access-report"): Op(
+        scopes("consents:read"),
+        PROVIDER,
+        body=lambda c: {"subject": SUBJECT},
+        stranger=NOT_FOUND_FOR_OUTSIDER,
+    ),
+    ("POST", "/v1/subjects/rekey"): Op(
+        scopes("consents:write"),
+        PROVIDER,
+        body=lambda c: {"subject": LEGACY_SUBJECT},
+        stranger=NOT_FOUND_FOR_OUTSIDER,
+    ),
+    ("POST", "/v1/subject-systems"): Op(
+        scopes("admin"), ADMIN_ORG, 201, lambda c: {"system": "urn:ca-on:health-card", "shared": True}
+    ),
     ("GET", "/v1/subject-systems"): Op(ANY_TOKEN, GOVERNMENT),
     ("GET", "/v1/audit/verify"): Op(scopes("audit:read"), OVERSEER),
     ("POST", "/v1/audit/verify"): Op(scopes("audit:read"), OVERSEER, body=lambda c: {"checkpoints": []}),
     ("GET", "/v1/audit/checkpoint"): Op(scopes("audit:read"), OVERSEER),
     ("GET", "/v1/audit/entries"): Op(scopes("audit:read"), OVERSEER),
-    ("GET", "/v1/communities/<community_id>"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
-                                                  stranger=NOT_STEWARD),
-    ("PATCH", "/v1/communities/<community_id>"): Op(scopes("rules:write"), COUNCIL_A,
-                                                    body=lambda c: {"show_community_id": True},
-                                                    stranger=NOT_STEWARD),
-    ("GET", "/v1/communities/<community_id>/clients"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
-                                                          stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>"): Op(
+        scopes("community:read", "rules:write"), COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("PATCH", "/v1/communities/<community_id>"): Op(
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"show_community_id": True}, stranger=NOT_STEWARD
+    ),
+    ("GET", "/v1/communities/<community_id>/clients"): Op(
+        scopes("community:read", "rules:write"), COUNCIL_A, stranger=NOT_STEWARD
+    ),
     ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): Op(
-        scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD, params={"client_id": "council_client_id"}),
-    ("GET", "/v1/communities/<community_id>/rules"): Op(scopes("community:read", "rules:write"), COUNCIL_A,
-                                                        stranger=NOT_STEWARD),
-    ("POST", "/v1/communities/<community_id>/rules"): Op(scopes("rules:write"), COUNCIL_A, 201, lambda c: {
-        "effect": "deny", "purposes": ["commercial"], "data_categories": ["*"], "requesters": ["*"],
-        "reason": "no commercial use"}, stranger=NOT_STEWARD),
+        scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD, params={"client_id": "council_client_id"}
+    ),
+    ("GET", "/v1/communities/<community_id>/rules"): Op(
+        scopes("community:read", "rules:write"), COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("POST", "/v1/communities/<community_id>/rules"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        201,
+        lambda c: {
+            "effect": "deny",
+            "purposes": ["commercial"],
+            "data_categories": ["*"],
+            "requesters": ["*"],
+            "reason": "no commercial use",
+        },
+        stranger=NOT_STEWARD,
+    ),
     ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): Op(
-        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "superseded"}, stranger=NOT_STEWARD),
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "superseded"}, stranger=NOT_STEWARD
+    ),
     ("GET", "/v1/communities/<community_id>/approvals"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
     ("POST", "/v1/communities/<community_id>/approvals"): Op(
-        scopes("rules:write"), COUNCIL_A, 201,
+        scopes("rules:write"),
+        COUNCIL_A,
+        201,
         lambda c: {"requester": RESEARCHER, "purposes": ["research"], "data_categories": ["housing"]},
-        stranger=NOT_STEWARD),
+        stranger=NOT_STEWARD,
+    ),
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): Op(
-        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD),
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD
+    ),
     ("GET", "/v1/communities/<community_id>/decisions"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
-    ("GET", "/v1/communities/<community_id>/protected-grants"): Op(STEWARD_READS, COUNCIL_A,
-                                                                   stranger=NOT_STEWARD),
+    ("GET", "/v1/communities/<community_id>/protected-grants"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
     # each organization reads its own list (another organization gets its own, empty)
     ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
 }
@@ -180,8 +233,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 
 def api_operations(app: Flask) -> list[tuple[str, str]]:
     """Every (method, rule) of the app under /v1."""
-    return sorted({(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1/")
-                   for method in rule.methods - {"HEAD", "OPTIONS"}})
+    return sorted(
+        {
+            (method, rule.rule)
+            for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/v1/")
+            for method in rule.methods - {"HEAD", "OPTIONS"}
+        }
+    )
 
 
 def operation_ids() -> list[Any]:
@@ -270,8 +329,11 @@ def ctx(app, client, world, seed) -> Context:
 
 
 def assert_success(response, op: Op, label: str) -> None:
-    assert response.status_code == op.status, (label, response.status_code,
-                                               response.get_data(as_text=True)[:300])
+    assert response.status_code == op.status, (
+        label,
+        response.status_code,
+        response.get_data(as_text=True)[:300],
+    )
 
 
 # -- the table is complete --------------------------------------------------------------------
@@ -283,8 +345,11 @@ def test_the_table_covers_every_operation(app):
 
 
 def test_every_other_rule_is_known_to_be_public(app):
-    unknown = [rule.rule for rule in app.url_map.iter_rules()
-               if not rule.rule.startswith(("/v1/", WEB_PREFIX)) and rule.rule not in PUBLIC]
+    unknown = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if not rule.rule.startswith(("/v1/", WEB_PREFIX)) and rule.rule not in PUBLIC
+    ]
     assert unknown == []
 
 
@@ -319,16 +384,22 @@ def test_a_disabled_client_is_refused_by_authorize_before_anything_is_decided_or
 
     world.org("univ", "research")
     client_id, secret = world.credentials("univ", "authorize")
-    token = client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "authorize"},
-                        auth=(client_id, secret)).get_json()["access_token"]
+    token = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "authorize"},
+        auth=(client_id, secret),
+    ).get_json()["access_token"]
     organizations.disable_client(world.services, caller=None, client_id=client_id, now=datetime.now(UTC))
     with world.services.sessions() as session:
         before = (session.query(Decision).count(), session.query(AuditEntry).count())
     subject = {"system": "urn:outreach-org:client", "value": "C-1"}
     asked = (("/v1/authorize", {"subject": subject}), ("/v1/authorize/batch", {"subjects": [subject]}))
     for path, body in asked:
-        response = client.post(path, headers={"Authorization": f"Bearer {token}"},
-                               json={**body, "purpose": "research", "data_categories": ["health"]})
+        response = client.post(
+            path,
+            headers={"Authorization": f"Bearer {token}"},
+            json={**body, "purpose": "research", "data_categories": ["health"]},
+        )
         assert response.status_code == 401, path
         assert response.get_json()["error"]["code"] == "unauthorized"
     with world.services.sessions() as session:
@@ -358,14 +429,23 @@ class Tokens:
 
     def claims(self, **changes: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": self.settings["TOKEN_ISSUER"], "aud": self.settings["TOKEN_AUDIENCE"],
-                  "sub": self.client_id, "client_id": self.client_id, "org": self.org,
-                  "scope": " ".join(self.scopes), "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": self.settings["TOKEN_ISSUER"],
+            "aud": self.settings["TOKEN_AUDIENCE"],
+            "sub": self.client_id,
+            "client_id": self.client_id,
+            "org": self.org,
+            "scope": " ".join(self.scopes),
+            "iat": now,
+            "exp": now + 900,
+            "jti": uuid.uuid4().hex,
+        }
         claims.update(changes)
         return claims
 
-    def sign(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP,
-             keys: SigningKeys | None = None) -> str:
+    def sign(
+        self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP, keys: SigningKeys | None = None
+    ) -> str:
         return (keys or self.keys).sign(claims, typ=typ)
 
     def good(self) -> dict[str, str]:
@@ -390,8 +470,9 @@ class Tokens:
             "expired": bearer(self.sign(self.claims(iat=past - 900, exp=past))),
             "wrong-audience": bearer(self.sign(self.claims(aud="urn:someone-else"))),
             "wrong-issuer": bearer(self.sign(self.claims(iss="urn:evil"))),
-            "alg-none": bearer(f"{b64url({'alg': 'none', 'typ': ACCESS_TOKEN_TYP})}."
-                               f"{b64url(self.claims())}."),
+            "alg-none": bearer(
+                f"{b64url({'alg': 'none', 'typ': ACCESS_TOKEN_TYP})}.{b64url(self.claims())}."
+            ),
             "receipt-typ": bearer(self.sign(self.claims(), typ=RECEIPT_TYP)),
             "unknown-client": bearer(self.sign(self.claims(client_id="cl_nobody", sub="cl_nobody"))),
             "disabled-client": bearer(self.disabled_token),
@@ -449,8 +530,9 @@ def test_each_scope_alone_gets_exactly_what_the_table_says(ctx, key):
 # -- every operation x the wrong organization or community ----------------------------------------
 
 
-STRANGER_OPERATIONS = [pytest.param(key, id=f"{key[0]} {key[1]}") for key, op in OPERATIONS.items()
-                       if op.stranger is not None]
+STRANGER_OPERATIONS = [
+    pytest.param(key, id=f"{key[0]} {key[1]}") for key, op in OPERATIONS.items() if op.stranger is not None
+]
 
 
 @pytest.mark.parametrize("key", STRANGER_OPERATIONS)
@@ -473,19 +555,25 @@ class TestAcrossCommunities:
         headers = ctx.headers(COUNCIL_B, "rules:write")
         ctx.headers(COUNCIL_A, "rules:write")
         before = table_counts(ctx.app)
-        response = ctx.call("DELETE", "/v1/communities/<community_id>/rules/<rule_id>", headers,
-                            community_id="nation-b")
+        response = ctx.call(
+            "DELETE", "/v1/communities/<community_id>/rules/<rule_id>", headers, community_id="nation-b"
+        )
         assert_error(response, 404, "not_found")
         assert table_counts(ctx.app) == before
-        rules = ctx.client.get("/v1/communities/nation-a/rules",
-                               headers=ctx.headers(COUNCIL_A, "rules:write"))
+        rules = ctx.client.get(
+            "/v1/communities/nation-a/rules", headers=ctx.headers(COUNCIL_A, "rules:write")
+        )
         assert [r["id"] for r in rules.get_json()["rules"]] == [ctx["rule_id"]]
 
     def test_revoking_another_communitys_approval_is_404(self, ctx):
         headers = ctx.headers(COUNCIL_B, "rules:write")
         before = table_counts(ctx.app)
-        response = ctx.call("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke", headers,
-                            community_id="nation-b")
+        response = ctx.call(
+            "POST",
+            "/v1/communities/<community_id>/approvals/<approval_id>/revoke",
+            headers,
+            community_id="nation-b",
+        )
         assert_error(response, 404, "not_found")
         assert table_counts(ctx.app) == before
 
@@ -501,8 +589,11 @@ class TestAcrossCommunities:
 
 
 def private_object_operations(app: Flask) -> list[tuple[str, str]]:
-    return [(method, rule) for method, rule in api_operations(app)
-            if rule.startswith(("/v1/consents/<consent_id>", "/v1/decisions/<decision_id>"))]
+    return [
+        (method, rule)
+        for method, rule in api_operations(app)
+        if rule.startswith(("/v1/consents/<consent_id>", "/v1/decisions/<decision_id>"))
+    ]
 
 
 def test_not_yours_answers_exactly_like_does_not_exist(ctx):

@@ -49,8 +49,9 @@ def consent(client, outreach) -> dict:
 
 def given_consent(client, outreach, purposes: list[str], data_categories: list[str]) -> dict:
     """A consent with just these terms, gla a recipient."""
-    return record_consent(client, outreach, purposes=purposes, data_categories=data_categories,
-                          recipients=["gla"])
+    return record_consent(
+        client, outreach, purposes=purposes, data_categories=data_categories, recipients=["gla"]
+    )
 
 
 @contextmanager
@@ -58,14 +59,18 @@ def refused_inserts(app, table: str) -> Iterator[None]:
     """The database refuses every insert into ``table`` (a trigger), as a failing store would."""
     engine = engine_of(app)
     if engine.dialect.name == "sqlite":
-        create = [f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
-                  "BEGIN SELECT RAISE(ABORT, 'store down'); END"]
+        create = [
+            f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'store down'); END"
+        ]
         drop = ["DROP TRIGGER refuse_insert"]
     else:
-        create = ["CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
-                  "$$ BEGIN RAISE EXCEPTION 'store down'; END $$",
-                  f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
-                  "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"]
+        create = [
+            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'store down'; END $$",
+            f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()",
+        ]
         drop = [f"DROP TRIGGER refuse_insert ON {table}", "DROP FUNCTION refuse_insert()"]
     with engine.begin() as conn:
         for statement in create:
@@ -98,7 +103,8 @@ class TestRoughSleeperCase:
         assert_permit(ask(client, asker("gla"), "service-planning", "nationality"), consent)
 
     def test_the_planning_permit_says_no_onward_disclosure_and_nationality_only_in_aggregate(
-            self, client, asker, consent):
+        self, client, asker, consent
+    ):
         answer = ask(client, asker("gla"), "service-planning", "nationality")
         assert answer["obligations"] == [*DEFAULT_OBLIGATIONS, NATIONALITY_AGGREGATE]
 
@@ -125,8 +131,9 @@ class TestRoughSleeperCase:
 
 class TestEveryCategoryMustBeCovered:
     def test_all_covered_is_permitted(self, client, asker, consent):
-        assert_permit(ask(client, asker("gla"), "service-planning", "nationality", "health", "housing"),
-                      consent)
+        assert_permit(
+            ask(client, asker("gla"), "service-planning", "nationality", "health", "housing"), consent
+        )
 
     @pytest.mark.parametrize("extra", ["income", "identity", "justice", "demographic"])
     def test_one_category_outside_the_consent_denies_the_whole_request(self, client, asker, consent, extra):
@@ -185,8 +192,13 @@ class TestChangesTakeEffectOnTheNextCall:
     def test_an_amendment_that_drops_a_recipient(self, client, outreach, asker, consent):
         assert_permit(ask(client, asker("gla"), "service-planning", "housing"), consent)
         terms = {key: CONSENT[key] for key in ("purposes", "data_categories", "evidence")}
-        assert_ok(client.post(f"/v1/consents/{consent['id']}/amend", headers=outreach,
-                              json={**terms, "recipients": ["outreach-org"]}))
+        assert_ok(
+            client.post(
+                f"/v1/consents/{consent['id']}/amend",
+                headers=outreach,
+                json={**terms, "recipients": ["outreach-org"]},
+            )
+        )
         assert_deny(ask(client, asker("gla"), "service-planning", "housing"))
 
     def test_a_new_consent(self, client, outreach, asker):
@@ -218,10 +230,13 @@ class TestEveryDecisionIsStored:
             audit = conn.execute(select(AuditEntry).where(AuditEntry.object_id == decision_id)).all()
         return row, audit
 
-    @pytest.mark.parametrize("org, purpose, outcome", [("gla", "service-planning", "permit"),
-                                                       ("home-office", "immigration-enforcement", "deny")])
-    def test_one_decision_row_and_one_audit_entry_per_answer(self, client, app, asker, consent,
-                                                             org, purpose, outcome):
+    @pytest.mark.parametrize(
+        "org, purpose, outcome",
+        [("gla", "service-planning", "permit"), ("home-office", "immigration-enforcement", "deny")],
+    )
+    def test_one_decision_row_and_one_audit_entry_per_answer(
+        self, client, app, asker, consent, org, purpose, outcome
+    ):
         headers = asker(org)
         before = table_counts(app)
         answer = ask(client, headers, purpose, "nationality")
@@ -242,8 +257,11 @@ class TestEveryDecisionIsStored:
     def test_no_answer_is_released_unless_the_record_is_written(self, client, app, asker, consent, table):
         headers = asker("gla")
         with refused_inserts(app, table), unchanged_tables(app):
-            response = client.post("/v1/authorize", headers=headers, json={
-                "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]})
+            response = client.post(
+                "/v1/authorize",
+                headers=headers,
+                json={"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]},
+            )
             assert_error(response, 503, "unavailable")
         assert_permit(ask(client, headers, "service-planning", "nationality"), consent)
 
@@ -252,9 +270,16 @@ class TestTheRequesterComesFromTheToken:
     def test_a_requester_in_the_body_is_400(self, client, asker, consent):
         headers = asker("home-office")
         with unchanged_tables(client.application):
-            response = client.post("/v1/authorize", headers=headers, json={
-                "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"],
-                "requester": "gla"})
+            response = client.post(
+                "/v1/authorize",
+                headers=headers,
+                json={
+                    "subject": SUBJECT,
+                    "purpose": "service-planning",
+                    "data_categories": ["nationality"],
+                    "requester": "gla",
+                },
+            )
         assert "requester" in assert_error(response, 400, "validation_error")["details"]
 
     def test_the_decision_is_for_the_tokens_organization(self, client, app, asker, consent):
@@ -265,6 +290,9 @@ class TestTheRequesterComesFromTheToken:
     def test_needs_the_authorize_scope(self, client, world, consent):
         headers = world.headers("gla", "consents:read", "consents:write")
         with unchanged_tables(client.application):
-            response = client.post("/v1/authorize", headers=headers, json={
-                "subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]})
+            response = client.post(
+                "/v1/authorize",
+                headers=headers,
+                json={"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]},
+            )
         assert_error(response, 403, "forbidden")

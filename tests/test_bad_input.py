@@ -28,10 +28,20 @@ from conftest import module_world
 
 ADMIN = "admin"
 TERMS = {key: CONSENT[key] for key in ("purposes", "data_categories", "recipients", "evidence")}
-TERM_TYPES = {"purposes": ["service-delivery", 7], "data_categories": "health", "recipients": {"gla": True},
-              "evidence": "verbal", "communities": "nation-a", "expires_at": 1_900_000_000}
-TERM_CODES = {"purposes": ["service-delivery", "no-such-purpose"], "data_categories": ["no-such-category"],
-              "recipients": ["gla", "no-such-org"], "communities": ["no-such-community"]}
+TERM_TYPES = {
+    "purposes": ["service-delivery", 7],
+    "data_categories": "health",
+    "recipients": {"gla": True},
+    "evidence": "verbal",
+    "communities": "nation-a",
+    "expires_at": 1_900_000_000,
+}
+TERM_CODES = {
+    "purposes": ["service-delivery", "no-such-purpose"],
+    "data_categories": ["no-such-category"],
+    "recipients": ["gla", "no-such-org"],
+    "communities": ["no-such-community"],
+}
 
 
 @dataclass(frozen=True)
@@ -51,38 +61,79 @@ class Endpoint:
 
 
 ENDPOINTS = [
-    Endpoint("organizations", "/v1/organizations", (ADMIN,),
-             {"id": "new-org", "name": "New Org", "type": "other"},
-             required=("id", "name", "type"),
-             wrong={"id": 12, "name": ["New Org"], "type": "charity"}),
-    Endpoint("clients", "/v1/clients", (ADMIN,),
-             {"organization": "outreach-org", "name": "case system", "scopes": ["authorize"]},
-             required=("organization", "name", "scopes"), lists=("scopes",),
-             wrong={"organization": {"id": "outreach-org"}, "name": 5, "scopes": ["root"]},
-             codes={"organization": "no-such-org"}),
-    Endpoint("communities", "/v1/communities", (ADMIN,),
-             {"id": "nation-b", "name": "Nation B", "stewards": ["outreach-org"]},
-             required=("id", "name", "stewards"), lists=("stewards",),
-             wrong={"id": "not a code", "name": None, "stewards": "outreach-org"},
-             codes={"stewards": ["outreach-org", "no-such-org"]}),
-    Endpoint("consents", "/v1/consents", ("consents:write",), CONSENT,
-             required=("subject", "purposes", "data_categories", "recipients", "evidence"),
-             lists=("purposes", "data_categories", "recipients"),
-             wrong={**TERM_TYPES, "subject": "C-1042"}, codes=TERM_CODES,
-             datetimes=("expires_at",), subject=True),
-    Endpoint("revoke", "/v1/consents/{consent_id}/revoke", ("consents:write",), {"reason": "withdrawn"},
-             wrong={"reason": 5}),
-    Endpoint("amend", "/v1/consents/{consent_id}/amend", ("consents:write",), {**TERMS, "version": 1},
-             required=("purposes", "data_categories", "recipients", "evidence"),
-             lists=("purposes", "data_categories", "recipients"),
-             wrong={**TERM_TYPES, "version": "1"}, codes=TERM_CODES, datetimes=("expires_at",)),
-    Endpoint("authorize", "/v1/authorize", ("authorize",),
-             {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]},
-             required=("subject", "purpose", "data_categories"), lists=("data_categories",),
-             wrong={"purpose": ["service-planning"], "data_categories": "nationality",
-                    "subject": {"system": SUBJECT["system"]}},
-             codes={"purpose": "no-such-purpose", "data_categories": ["nationality", "no-such-category"]},
-             subject=True),
+    Endpoint(
+        "organizations",
+        "/v1/organizations",
+        (ADMIN,),
+        {"id": "new-org", "name": "New Org", "type": "other"},
+        required=("id", "name", "type"),
+        wrong={"id": 12, "name": ["New Org"], "type": "charity"},
+    ),
+    Endpoint(
+        "clients",
+        "/v1/clients",
+        (ADMIN,),
+        {"organization": "outreach-org", "name": "case system", "scopes": ["authorize"]},
+        required=("organization", "name", "scopes"),
+        lists=("scopes",),
+        wrong={"organization": {"id": "outreach-org"}, "name": 5, "scopes": ["root"]},
+        codes={"organization": "no-such-org"},
+    ),
+    Endpoint(
+        "communities",
+        "/v1/communities",
+        (ADMIN,),
+        {"id": "nation-b", "name": "Nation B", "stewards": ["outreach-org"]},
+        required=("id", "name", "stewards"),
+        lists=("stewards",),
+        wrong={"id": "not a code", "name": None, "stewards": "outreach-org"},
+        codes={"stewards": ["outreach-org", "no-such-org"]},
+    ),
+    Endpoint(
+        "consents",
+        "/v1/consents",
+        ("consents:write",),
+        CONSENT,
+        required=("subject", "purposes", "data_categories", "recipients", "evidence"),
+        lists=("purposes", "data_categories", "recipients"),
+        wrong={**TERM_TYPES, "subject": "C-1042"},
+        codes=TERM_CODES,
+        datetimes=("expires_at",),
+        subject=True,
+    ),
+    Endpoint(
+        "revoke",
+        "/v1/consents/{consent_id}/revoke",
+        ("consents:write",),
+        {"reason": "withdrawn"},
+        wrong={"reason": 5},
+    ),
+    Endpoint(
+        "amend",
+        "/v1/consents/{consent_id}/amend",
+        ("consents:write",),
+        {**TERMS, "version": 1},
+        required=("purposes", "data_categories", "recipients", "evidence"),
+        lists=("purposes", "data_categories", "recipients"),
+        wrong={**TERM_TYPES, "version": "1"},
+        codes=TERM_CODES,
+        datetimes=("expires_at",),
+    ),
+    Endpoint(
+        "authorize",
+        "/v1/authorize",
+        ("authorize",),
+        {"subject": SUBJECT, "purpose": "service-planning", "data_categories": ["nationality"]},
+        required=("subject", "purpose", "data_categories"),
+        lists=("data_categories",),
+        wrong={
+            "purpose": ["service-planning"],
+            "data_categories": "nationality",
+            "subject": {"system": SUBJECT["system"]},
+        },
+        codes={"purpose": "no-such-purpose", "data_categories": ["nationality", "no-such-category"]},
+        subject=True,
+    ),
 ]
 
 # Kinds of bad input that need no knowledge of the endpoint, as raw request bodies.
@@ -112,6 +163,8 @@ def with_surrogate(value: Any, surrogate: str) -> Any:
         first = next(iter(value))
         return {**value, first: with_surrogate(value[first], surrogate)}
     return None
+
+
 CONTROL_CHARACTERS = ["C-1042\n", "C-\x001042", "C-1042\x7f"]
 
 
@@ -156,6 +209,7 @@ def cases(endpoint: Endpoint) -> Iterator[Any]:
                 yield case(f"surrogate-in-{name}-{i}", body_with(base, **{name: spoiled}), field=name)
     yield case("surrogate-in-a-field-name", {**base, "note\ud800": "x"}, field="note\\ud800")
     if endpoint.subject:
+
         def subject(label: str, field: str = "subject", **parts: str) -> Any:
             return case(label, body_with(base, subject={**SUBJECT, **parts}), field=field)
 
@@ -183,13 +237,18 @@ def caller(client, world) -> Callable[[Endpoint], Callable[..., Any]]:
 
     def send(endpoint: Endpoint, body: Any, *, raw: bool = False):
         data = body if raw else json.dumps(body)
-        return client.post(prepared[endpoint.name], data=data, content_type="application/json",
-                           headers=headers[endpoint.name])
+        return client.post(
+            prepared[endpoint.name],
+            data=data,
+            content_type="application/json",
+            headers=headers[endpoint.name],
+        )
 
     def prepare(endpoint: Endpoint) -> Callable[..., Any]:
         if endpoint.name not in prepared:
-            headers[endpoint.name] = (world.admin() if ADMIN in endpoint.scopes
-                                      else world.headers("outreach-org", *endpoint.scopes))
+            headers[endpoint.name] = (
+                world.admin() if ADMIN in endpoint.scopes else world.headers("outreach-org", *endpoint.scopes)
+            )
             consent_id = None
             if "{consent_id}" in endpoint.path:
                 consent_id = record_consent(client, world.headers("outreach-org", "consents:write"))["id"]
@@ -249,11 +308,18 @@ class TestRouting:
         assert_error(client.get(path), 404, "not_found")
         assert_error(client.post(path, json={}), 404, "not_found")
 
-    @pytest.mark.parametrize("method, path", [
-        ("get", "/v1/authorize"), ("delete", "/v1/consents/x"), ("put", "/v1/organizations"),
-        ("get", "/v1/clients"), ("get", "/oauth/token"), ("post", "/.well-known/jwks.json"),
-        ("patch", "/v1/consents/x/revoke"),
-    ])
+    @pytest.mark.parametrize(
+        "method, path",
+        [
+            ("get", "/v1/authorize"),
+            ("delete", "/v1/consents/x"),
+            ("put", "/v1/organizations"),
+            ("get", "/v1/clients"),
+            ("get", "/oauth/token"),
+            ("post", "/.well-known/jwks.json"),
+            ("patch", "/v1/consents/x/revoke"),
+        ],
+    )
     def test_a_wrong_method_is_405(self, client, world, method, path):
         response = getattr(client, method)(path, headers=world.admin())
         assert_error(response, 405, "method_not_allowed")

@@ -28,8 +28,12 @@ from consent_service.storage.db import write
 from consent_service.storage.models import Approval, AuditEntry, CommunityRule, ConsentVersion, Decision
 
 BATCH = "/v1/authorize/batch"
-ORGS = {"univ": "research", "gla": "government", "outreach-org": "service-provider",
-        "nation-a-council": "community-governance"}
+ORGS = {
+    "univ": "research",
+    "gla": "government",
+    "outreach-org": "service-provider",
+    "nation-a-council": "community-governance",
+}
 COMMUNITIES = ("nation-a", "nation-b", "nation-c")
 
 
@@ -37,34 +41,67 @@ def subject(n: int) -> dict[str, str]:
     return {"system": "urn:outreach-org:client", "value": f"S-{n}"}
 
 
-def add_rule(app: Any, community: str, effect: str, purposes: list[str], categories: list[str], *,
-             requesters: tuple[str, ...] = ("*",), obligations: dict[str, Any] | None = None) -> str:
+def add_rule(
+    app: Any,
+    community: str,
+    effect: str,
+    purposes: list[str],
+    categories: list[str],
+    *,
+    requesters: tuple[str, ...] = ("*",),
+    obligations: dict[str, Any] | None = None,
+) -> str:
     services = app.extensions[EXTENSION]
     rule_id = str(uuid.uuid4())
     with write(services.sessions) as session:
-        community_store.add(session, CommunityRule(
-            id=rule_id, community_id=community, effect=effect, purposes=purposes, data_categories=categories,
-            requesters=list(requesters), obligations=obligations or {}, labels=[], reason=f"{effect} rule",
-            created_at=datetime.now(UTC), created_by="nation-a-council", created_by_client="test"))
+        community_store.add(
+            session,
+            CommunityRule(
+                id=rule_id,
+                community_id=community,
+                effect=effect,
+                purposes=purposes,
+                data_categories=categories,
+                requesters=list(requesters),
+                obligations=obligations or {},
+                labels=[],
+                reason=f"{effect} rule",
+                created_at=datetime.now(UTC),
+                created_by="nation-a-council",
+                created_by_client="test",
+            ),
+        )
         community_store.bump_policy_version(session, community)
         # recorded as the service records a change, so the chain binds these rows
-        services.append_audit(session, at=datetime.now(UTC), tag="rule:created", caller=None,
-                              object_id=rule_id, payload={})
+        services.append_audit(
+            session, at=datetime.now(UTC), tag="rule:created", caller=None, object_id=rule_id, payload={}
+        )
         session.commit()
     return rule_id
 
 
-def add_approval(app: Any, community: str, requester: str, purposes: list[str],
-                 categories: list[str]) -> None:
+def add_approval(
+    app: Any, community: str, requester: str, purposes: list[str], categories: list[str]
+) -> None:
     services = app.extensions[EXTENSION]
     with write(services.sessions) as session:
-        community_store.add(session, Approval(
-            id=str(uuid.uuid4()), community_id=community, requester=requester, purposes=purposes,
-            data_categories=categories, created_at=datetime.now(UTC), created_by="nation-a-council",
-            created_by_client="test"))
+        community_store.add(
+            session,
+            Approval(
+                id=str(uuid.uuid4()),
+                community_id=community,
+                requester=requester,
+                purposes=purposes,
+                data_categories=categories,
+                created_at=datetime.now(UTC),
+                created_by="nation-a-council",
+                created_by_client="test",
+            ),
+        )
         community_store.bump_policy_version(session, community)
-        services.append_audit(session, at=datetime.now(UTC), tag="approval:granted", caller=None,
-                              object_id=None, payload={})
+        services.append_audit(
+            session, at=datetime.now(UTC), tag="approval:granted", caller=None, object_id=None, payload={}
+        )
         session.commit()
 
 
@@ -72,11 +109,21 @@ def make_communities(client: Any, world: Any) -> None:
     for org, kind in ORGS.items():
         world.org(org, kind)
     for community in COMMUNITIES:
-        assert_ok(client.post("/v1/communities", headers=world.admin(), json={
-            "id": community, "name": community.title(), "stewards": ["nation-a-council"],
-            # shown, so answers can be compared community by community (the hidden default and
-            # who may see what: tests/test_disclosure.py)
-            "show_community_id": True}), 201)
+        assert_ok(
+            client.post(
+                "/v1/communities",
+                headers=world.admin(),
+                json={
+                    "id": community,
+                    "name": community.title(),
+                    "stewards": ["nation-a-council"],
+                    # shown, so answers can be compared community by community (the hidden default and
+                    # who may see what: tests/test_disclosure.py)
+                    "show_community_id": True,
+                },
+            ),
+            201,
+        )
 
 
 def consent(client: Any, world: Any, n: int, **terms: Any) -> dict[str, Any]:
@@ -90,60 +137,144 @@ def cohort_world(app, client, world) -> dict[str, Any]:
     make_communities(client, world)
     research = {"purposes": ["research"], "recipients": ["univ"]}
     consent(client, world, 1, data_categories=["health"], communities=["nation-a"], **research)
-    consent(client, world, 2, data_categories=["health", "demographic"], communities=["nation-a", "nation-c"],
-            **research)
+    consent(
+        client,
+        world,
+        2,
+        data_categories=["health", "demographic"],
+        communities=["nation-a", "nation-c"],
+        **research,
+    )
     consent(client, world, 3, communities=["nation-b"])  # the contract's example terms
     revoked = consent(client, world, 4, communities=["nation-b"])
-    assert_ok(client.post(f"/v1/consents/{revoked['id']}/revoke", json={"reason": "asked"},
-                          headers=world.headers("outreach-org", "consents:write")))
+    assert_ok(
+        client.post(
+            f"/v1/consents/{revoked['id']}/revoke",
+            json={"reason": "asked"},
+            headers=world.headers("outreach-org", "consents:write"),
+        )
+    )
     expired = consent(client, world, 5, data_categories=["health"], **research)
     services = app.extensions[EXTENSION]
     with write(services.sessions) as session:
         audit_rows.changing(session, ConsentVersion, expired["id"], 1)
-        session.execute(update(ConsentVersion).where(ConsentVersion.consent_id == expired["id"])
-                        .values(expires_at=datetime.now(UTC) - timedelta(days=1)))
+        session.execute(
+            update(ConsentVersion)
+            .where(ConsentVersion.consent_id == expired["id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(days=1))
+        )
         # an expiry moved into the past, recorded as a change so that the chain still binds the row
-        services.append_audit(session, at=datetime.now(UTC), tag="consent:amended", caller=None,
-                              object_id=expired["id"], payload={})
+        services.append_audit(
+            session,
+            at=datetime.now(UTC),
+            tag="consent:amended",
+            caller=None,
+            object_id=expired["id"],
+            payload={},
+        )
         session.commit()
     amended = consent(client, world, 6, data_categories=["income"], communities=["nation-c"], **research)
     amend = {k: v for k, v in BASE_CONSENT.items() if k != "subject"} | {
-        "purposes": ["research"], "data_categories": ["health", "income"], "recipients": ["univ", "gla"],
-        "communities": ["nation-c"], "version": 1}
-    assert_ok(client.post(f"/v1/consents/{amended['id']}/amend", json=amend,
-                          headers=world.headers("outreach-org", "consents:write")))
-    consent(client, world, 7, purposes=["research", "public-health"], data_categories=["mental-health"],
-            recipients=["univ", "gla"])
-    consent(client, world, 7, purposes=["public-health"], data_categories=["health", "housing"],
-            recipients=["gla"], communities=["nation-b"])
+        "purposes": ["research"],
+        "data_categories": ["health", "income"],
+        "recipients": ["univ", "gla"],
+        "communities": ["nation-c"],
+        "version": 1,
+    }
+    assert_ok(
+        client.post(
+            f"/v1/consents/{amended['id']}/amend",
+            json=amend,
+            headers=world.headers("outreach-org", "consents:write"),
+        )
+    )
+    consent(
+        client,
+        world,
+        7,
+        purposes=["research", "public-health"],
+        data_categories=["mental-health"],
+        recipients=["univ", "gla"],
+    )
+    consent(
+        client,
+        world,
+        7,
+        purposes=["public-health"],
+        data_categories=["health", "housing"],
+        recipients=["gla"],
+        communities=["nation-b"],
+    )
     gone = consent(client, world, 8, data_categories=["demographic"], communities=["nation-a"], **research)
-    assert_ok(client.post(f"/v1/consents/{gone['id']}/revoke", json={"reason": "asked"},
-                          headers=world.headers("outreach-org", "consents:write")))
+    assert_ok(
+        client.post(
+            f"/v1/consents/{gone['id']}/revoke",
+            json={"reason": "asked"},
+            headers=world.headers("outreach-org", "consents:write"),
+        )
+    )
     # subject 8 is still nation-a's member
     consent(client, world, 8, data_categories=["health", "demographic"], **research)
-    consent(client, world, 9, purposes=["service-delivery"], data_categories=["identity", "housing"],
-            recipients=["outreach-org", "gla", "univ"])
-    consent(client, world, 10, purposes=["research", "service-planning"],
-            data_categories=["health", "income"],
-            recipients=["univ", "gla"], communities=["nation-a", "nation-b", "nation-c"])
-    consent(client, world, 11, purposes=["service-planning"], data_categories=["housing", "income"],
-            recipients=["gla"], communities=["nation-b", "nation-c"])
+    consent(
+        client,
+        world,
+        9,
+        purposes=["service-delivery"],
+        data_categories=["identity", "housing"],
+        recipients=["outreach-org", "gla", "univ"],
+    )
+    consent(
+        client,
+        world,
+        10,
+        purposes=["research", "service-planning"],
+        data_categories=["health", "income"],
+        recipients=["univ", "gla"],
+        communities=["nation-a", "nation-b", "nation-c"],
+    )
+    consent(
+        client,
+        world,
+        11,
+        purposes=["service-planning"],
+        data_categories=["housing", "income"],
+        recipients=["gla"],
+        communities=["nation-b", "nation-c"],
+    )
     consent(client, world, 12, data_categories=["demographic"], communities=["nation-c"], **research)
     # subject 0 has nothing on file.
 
     rules = {
         # indigenous-identity stands alone (sensitive): the rule names demographic too to deny it
         "a-deny": add_rule(app, "nation-a", "deny", ["research"], ["indigenous-identity", "demographic"]),
-        "a-approval": add_rule(app, "nation-a", "require_approval", ["research"], ["health"],
-                               obligations={"aggregate_only": True, "min_cell_size": 2}),
-        "b-approval": add_rule(app, "nation-b", "require_approval", ["service-planning"], ["*"],
-                               requesters=("gla",)),
+        "a-approval": add_rule(
+            app,
+            "nation-a",
+            "require_approval",
+            ["research"],
+            ["health"],
+            obligations={"aggregate_only": True, "min_cell_size": 2},
+        ),
+        "b-approval": add_rule(
+            app, "nation-b", "require_approval", ["service-planning"], ["*"], requesters=("gla",)
+        ),
         "b-deny": add_rule(app, "nation-b", "deny", ["commercial", "public-health"], ["housing"]),
-        "c-approval": add_rule(app, "nation-c", "require_approval", ["research"], ["demographic"],
-                               obligations={"aggregate_only": True, "min_cell_size": 4, "no_linkage": True}),
-        "c-income": add_rule(app, "nation-c", "require_approval", ["research", "service-planning"],
-                             ["income"],
-                             obligations={"retention_days": 30}),
+        "c-approval": add_rule(
+            app,
+            "nation-c",
+            "require_approval",
+            ["research"],
+            ["demographic"],
+            obligations={"aggregate_only": True, "min_cell_size": 4, "no_linkage": True},
+        ),
+        "c-income": add_rule(
+            app,
+            "nation-c",
+            "require_approval",
+            ["research", "service-planning"],
+            ["income"],
+            obligations={"retention_days": 30},
+        ),
     }
     add_approval(app, "nation-a", "univ", ["research"], ["health"])
     add_approval(app, "nation-b", "gla", ["service-planning"], ["housing"])
@@ -152,24 +283,41 @@ def cohort_world(app, client, world) -> dict[str, Any]:
     return rules
 
 
-def single(client: Any, headers: dict[str, str], n: int, purpose: str,
-           categories: list[str]) -> dict[str, Any]:
-    return assert_ok(client.post("/v1/authorize", headers=headers, json={
-        "subject": subject(n), "purpose": purpose, "data_categories": categories}))
+def single(
+    client: Any, headers: dict[str, str], n: int, purpose: str, categories: list[str]
+) -> dict[str, Any]:
+    return assert_ok(
+        client.post(
+            "/v1/authorize",
+            headers=headers,
+            json={"subject": subject(n), "purpose": purpose, "data_categories": categories},
+        )
+    )
 
 
-def batch(client: Any, headers: dict[str, str], subjects: list[int], purpose: str,
-          categories: list[str]) -> dict[str, Any]:
-    return assert_ok(client.post(BATCH, headers=headers, json={
-        "subjects": [subject(n) for n in subjects], "purpose": purpose, "data_categories": categories}))
+def batch(
+    client: Any, headers: dict[str, str], subjects: list[int], purpose: str, categories: list[str]
+) -> dict[str, Any]:
+    return assert_ok(
+        client.post(
+            BATCH,
+            headers=headers,
+            json={
+                "subjects": [subject(n) for n in subjects],
+                "purpose": purpose,
+                "data_categories": categories,
+            },
+        )
+    )
 
 
 def comparable(answer: dict[str, Any]) -> tuple[Any, ...]:
     """Everything but the decision id and the wording of messages."""
-    return (answer["decision"],
-            [(r["code"], r.get("consent_id"), r.get("rule_id"), r.get("community"))
-             for r in answer["reasons"]],
-            answer["obligations"])
+    return (
+        answer["decision"],
+        [(r["code"], r.get("consent_id"), r.get("rule_id"), r.get("community")) for r in answer["reasons"]],
+        answer["obligations"],
+    )
 
 
 def expected_from_singles(singles: dict[int, dict[str, Any]], subjects: list[int]) -> list[tuple[Any, ...]]:
@@ -192,14 +340,29 @@ def expected_from_singles(singles: dict[int, dict[str, Any]], subjects: list[int
     out = []
     for n in subjects:
         mine = sorted((key for key in failing if n in cells[key]), key=lambda k: (k[0] or "", k[1]))
-        out.append(("deny", [("below_min_cell_size", None, rule if community else None, community)
-                             for community, rule in mine], [])
-                   if mine else comparable(singles[n]))
+        out.append(
+            (
+                "deny",
+                [
+                    ("below_min_cell_size", None, rule if community else None, community)
+                    for community, rule in mine
+                ],
+                [],
+            )
+            if mine
+            else comparable(singles[n])
+        )
     return out
 
 
-PURPOSES = ["research", "public-health", "service-planning", "service-delivery", "care-coordination",
-            "commercial"]
+PURPOSES = [
+    "research",
+    "public-health",
+    "service-planning",
+    "service-delivery",
+    "care-coordination",
+    "commercial",
+]
 CATEGORIES = ["health", "mental-health", "demographic", "nationality", "housing", "income", "identity"]
 
 # Requests that reach each step of the engine in the world above.
@@ -219,12 +382,23 @@ class TestSameAsSingleAuthorize:
     def test_random_cohorts_and_requests_agree_with_single_authorize(self, app, client, world, cohort_world):
         headers = {org: world.headers(org, "authorize") for org in ("univ", "gla", "outreach-org")}
 
-        @settings(max_examples=40, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-        @given(asked=st.one_of(st.sampled_from(REQUESTS), st.tuples(
-                   st.sampled_from(sorted(headers)), st.sampled_from(PURPOSES),
-                   st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True))),
-               subjects=st.lists(st.integers(0, 12), min_size=1, max_size=20))
+        @settings(
+            max_examples=40,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(
+            asked=st.one_of(
+                st.sampled_from(REQUESTS),
+                st.tuples(
+                    st.sampled_from(sorted(headers)),
+                    st.sampled_from(PURPOSES),
+                    st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True),
+                ),
+            ),
+            subjects=st.lists(st.integers(0, 12), min_size=1, max_size=20),
+        )
         def check(asked: tuple[str, str, list[str]], subjects: list[int]) -> None:
             requester, purpose, categories = asked
             singles = {n: single(client, headers[requester], n, purpose, categories) for n in set(subjects)}
@@ -266,7 +440,8 @@ class TestMinCellSize:
         member = answer["decisions"][0]
         assert member["obligations"] == []
         assert [(r["code"], r["rule_id"], r["community"]) for r in member["reasons"]] == [
-            ("below_min_cell_size", cohort_world["a-approval"], "nation-a")]
+            ("below_min_cell_size", cohort_world["a-approval"], "nation-a")
+        ]
         # subjects 0 and 12 are no members of nation-a: their own answers, no word of the cell
         assert [[r["code"] for r in d["reasons"]] for d in answer["decisions"][1:]] == [["no_consent"]] * 2
 
@@ -289,8 +464,14 @@ class TestMinCellSize:
         answer = batch(client, world.headers("univ", "authorize"), [1, 2, 0], "research", ["health"])
         assert [d["decision"] for d in answer["decisions"]] == ["permit", "permit", "deny"]
         assert answer["decisions"][0]["obligations"] == [
-            {"code": "aggregate_only", "min_cell_size": 2, "rule_id": cohort_world["a-approval"],
-             "community": "nation-a"}, *DEFAULT_OBLIGATIONS]
+            {
+                "code": "aggregate_only",
+                "min_cell_size": 2,
+                "rule_id": cohort_world["a-approval"],
+                "community": "nation-a",
+            },
+            *DEFAULT_OBLIGATIONS,
+        ]
 
     def test_a_repeated_subject_counts_once(self, client, world, cohort_world):
         answer = batch(client, world.headers("univ", "authorize"), [1, 1, 1], "research", ["health"])
@@ -308,13 +489,18 @@ class TestMinCellSize:
         answer = batch(client, world.headers("univ", "authorize"), [12, 2, 8, 0], "research", ["demographic"])
         assert answer["summary"] == {"permit": 0, "deny": 4}
         assert [[r["code"] for r in d["reasons"]] for d in answer["decisions"]] == [
-            ["below_min_cell_size"], ["community_rule"], ["community_rule"], ["no_consent"]]
+            ["below_min_cell_size"],
+            ["community_rule"],
+            ["community_rule"],
+            ["no_consent"],
+        ]
         assert answer["decisions"][0]["reasons"][0]["community"] == "nation-c"
 
 
 class TestRecording:
-    def test_one_decision_row_and_one_audit_entry_per_subject_in_an_intact_chain(self, app, client, world,
-                                                                                 cohort_world):
+    def test_one_decision_row_and_one_audit_entry_per_subject_in_an_intact_chain(
+        self, app, client, world, cohort_world
+    ):
         headers = world.headers("univ", "authorize")
         before = table_counts(app)
         subjects = [*range(13), 1, 2]
@@ -329,13 +515,17 @@ class TestRecording:
             rows = session.scalars(select(Decision).where(Decision.id.in_(ids)))
             stored = {row.id: row.outcome for row in rows}
             assert stored == {d["decision_id"]: d["decision"] for d in answer["decisions"]}
-            tags = session.execute(select(AuditEntry.tag, func.count()).where(AuditEntry.object_id.in_(ids))
-                                   .group_by(AuditEntry.tag)).all()
+            tags = session.execute(
+                select(AuditEntry.tag, func.count())
+                .where(AuditEntry.object_id.in_(ids))
+                .group_by(AuditEntry.tag)
+            ).all()
             assert dict(tags) == {f"decision:{k}": v for k, v in answer["summary"].items() if v}
         assert audit_log.verify(services, checkpoint_tokens=[]).ok
 
-    def test_a_failing_audit_write_records_nothing_and_answers_503(self, app, client, world, cohort_world,
-                                                                   monkeypatch):
+    def test_a_failing_audit_write_records_nothing_and_answers_503(
+        self, app, client, world, cohort_world, monkeypatch
+    ):
         services = app.extensions[EXTENSION]
         headers = world.headers("univ", "authorize")
 
@@ -344,30 +534,43 @@ class TestRecording:
 
         before = table_counts(app)
         monkeypatch.setattr(services, "append_audit_many", broken)
-        assert_error(client.post(BATCH, headers=headers, json={
-            "subjects": [subject(1), subject(2)], "purpose": "research", "data_categories": ["health"]}),
-            503, "unavailable")
+        assert_error(
+            client.post(
+                BATCH,
+                headers=headers,
+                json={
+                    "subjects": [subject(1), subject(2)],
+                    "purpose": "research",
+                    "data_categories": ["health"],
+                },
+            ),
+            503,
+            "unavailable",
+        )
         assert table_counts(app) == before
 
 
 class TestLimits:
     def body(self, count: int) -> dict[str, Any]:
-        return {"subjects": [subject(n) for n in range(count)], "purpose": "research",
-                "data_categories": ["health"]}
+        return {
+            "subjects": [subject(n) for n in range(count)],
+            "purpose": "research",
+            "data_categories": ["health"],
+        }
 
     def test_no_subjects_is_a_validation_error(self, app, client, world):
         headers = world.headers("univ", "authorize")
         before = table_counts(app)
-        error = assert_error(client.post(BATCH, headers=headers, json=self.body(0)),
-                             400, "validation_error")
+        error = assert_error(client.post(BATCH, headers=headers, json=self.body(0)), 400, "validation_error")
         assert "subjects" in error["details"]
         assert table_counts(app) == before
 
     def test_more_than_10000_subjects_is_a_validation_error_not_413(self, app, client, world):
         headers = world.headers("univ", "authorize")
         before = table_counts(app)
-        error = assert_error(client.post(BATCH, headers=headers, json=self.body(10_001)),
-                             400, "validation_error")
+        error = assert_error(
+            client.post(BATCH, headers=headers, json=self.body(10_001)), 400, "validation_error"
+        )
         assert "subjects" in error["details"]
         assert table_counts(app) == before
 
@@ -381,42 +584,58 @@ class TestLimits:
         assert after["audit_entry"] - before["audit_entry"] == 10_000
         assert after["decision"] - before["decision"] == 10_000
 
-    @pytest.mark.parametrize(("item", "field"), [
-        ({"system": "urn:x"}, "value"),
-        ({"system": "urn:x", "value": ""}, "value"),
-        ({"system": "urn:x", "value": "a\nb"}, "value"),
-        ({"system": 3, "value": "x"}, "system"),
-        ({"system": "urn:x", "value": "x", "name": "Ann"}, "name"),
-        ({"system": "urn:x", "value": "x" * 257}, "value"),
-    ])
+    @pytest.mark.parametrize(
+        ("item", "field"),
+        [
+            ({"system": "urn:x"}, "value"),
+            ({"system": "urn:x", "value": ""}, "value"),
+            ({"system": "urn:x", "value": "a\nb"}, "value"),
+            ({"system": 3, "value": "x"}, "system"),
+            ({"system": "urn:x", "value": "x", "name": "Ann"}, "name"),
+            ({"system": "urn:x", "value": "x" * 257}, "value"),
+        ],
+    )
     def test_a_malformed_subject_is_named_by_its_index(self, client, world, item, field):
         body = self.body(3)
         body["subjects"][2] = item
-        error = assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
-                             400, "validation_error")
+        error = assert_error(
+            client.post(BATCH, headers=world.headers("univ", "authorize"), json=body), 400, "validation_error"
+        )
         # Nested messages keep their path inside the field: "2.value: ...".
         assert any(message.startswith(f"2.{field}:") for message in error["details"]["subjects"]), error
 
     def test_a_subject_that_is_not_an_object(self, client, world):
         body = self.body(2)
         body["subjects"][0] = "S-1"
-        assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
-                     400, "validation_error")
+        assert_error(
+            client.post(BATCH, headers=world.headers("univ", "authorize"), json=body), 400, "validation_error"
+        )
 
     def test_unknown_codes(self, client, world):
         body = self.body(2) | {"data_categories": ["dna"]}
-        assert_error(client.post(BATCH, headers=world.headers("univ", "authorize"), json=body),
-                     400, "unknown_code")
+        assert_error(
+            client.post(BATCH, headers=world.headers("univ", "authorize"), json=body), 400, "unknown_code"
+        )
 
     def test_needs_the_authorize_scope(self, client, world):
-        assert_error(client.post(BATCH, headers=world.headers("univ", "consents:read"), json=self.body(1)),
-                     403, "forbidden")
+        assert_error(
+            client.post(BATCH, headers=world.headers("univ", "consents:read"), json=self.body(1)),
+            403,
+            "forbidden",
+        )
 
     def test_needs_a_token(self, client):
         assert_error(client.post(BATCH, json=self.body(1)), 401, "unauthorized")
 
     def test_the_service_wide_body_limit_still_holds_elsewhere(self, client, world):
-        huge = {"subject": subject(1), "purpose": "research", "data_categories": ["health"],
-                "pad": "x" * 300_000}
-        assert_error(client.post("/v1/authorize", headers=world.headers("univ", "authorize"), json=huge),
-                     413, "payload_too_large")
+        huge = {
+            "subject": subject(1),
+            "purpose": "research",
+            "data_categories": ["health"],
+            "pad": "x" * 300_000,
+        }
+        assert_error(
+            client.post("/v1/authorize", headers=world.headers("univ", "authorize"), json=huge),
+            413,
+            "payload_too_large",
+        )

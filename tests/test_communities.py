@@ -80,8 +80,9 @@ class TestCreatingARule:
         rule = gov.rule()
 
         listed = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/rules", headers=gov.steward()))
-        elsewhere = assert_ok(gov.client.get(f"/v1/communities/{NATION_B}/rules",
-                                             headers=gov.steward(NATION_B)))
+        elsewhere = assert_ok(
+            gov.client.get(f"/v1/communities/{NATION_B}/rules", headers=gov.steward(NATION_B))
+        )
 
         assert listed == {"rules": [rule]}
         assert elsewhere == {"rules": []}
@@ -101,8 +102,11 @@ class TestLocalContextsLabels:
     def test_an_unknown_label_is_refused(self, gov, app):
         headers = gov.steward()
         with nothing_changes(app):
-            response = gov.client.post(f"/v1/communities/{NATION_A}/rules", headers=headers,
-                                       json=body_with(DENY_RULE, labels=["TK Non-Commercial", "TK Made Up"]))
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/rules",
+                headers=headers,
+                json=body_with(DENY_RULE, labels=["TK Non-Commercial", "TK Made Up"]),
+            )
 
         error = assert_error(response, 400, "validation_error")
         assert error["details"] == {"labels": ["not a Local Contexts label or notice: TK Made Up"]}
@@ -117,21 +121,24 @@ class TestRetiringARule:
         assert retired["status"] == "retired"
         assert (retired["retired_by"], retired["retired_reason"]) == (COUNCIL_A, "agreement reached")
         assert retired["retired_at"] >= retired["created_at"]
-        history = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/rules?include_retired=true",
-                                           headers=gov.steward()))
+        history = assert_ok(
+            gov.client.get(f"/v1/communities/{NATION_A}/rules?include_retired=true", headers=gov.steward())
+        )
         assert history == {"rules": [retired]}
 
     def test_it_is_no_longer_listed_as_active(self, gov):
         gov.retire(gov.rule())
 
         assert assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/rules", headers=gov.steward())) == {
-            "rules": []}
+            "rules": []
+        }
 
     def test_the_reason_may_come_as_a_query_parameter(self, gov):
         rule = gov.rule()
 
-        response = gov.client.delete(f"/v1/communities/{NATION_A}/rules/{rule['id']}?reason=superseded",
-                                     headers=gov.steward())
+        response = gov.client.delete(
+            f"/v1/communities/{NATION_A}/rules/{rule['id']}?reason=superseded", headers=gov.steward()
+        )
 
         assert assert_ok(response)["retired_reason"] == "superseded"
 
@@ -167,7 +174,10 @@ class TestApprovals:
 
         assert approval["status"] == "active"
         assert (approval["community"], approval["requester"], approval["created_by"]) == (
-            NATION_A, RESEARCHER, COUNCIL_A)
+            NATION_A,
+            RESEARCHER,
+            COUNCIL_A,
+        )
         assert (approval["purposes"], approval["data_categories"]) == (["research"], ["health"])
         assert approval["notes"] == "DSA 2027-04"
 
@@ -176,21 +186,28 @@ class TestApprovals:
         revoked = gov.revoke(gov.approval(requester=GOVERNMENT), reason="project ended")
 
         listed = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/approvals", headers=gov.steward()))
-        everything = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/approvals?include_revoked=true",
-                                              headers=gov.steward()))
+        everything = assert_ok(
+            gov.client.get(
+                f"/v1/communities/{NATION_A}/approvals?include_revoked=true", headers=gov.steward()
+            )
+        )
 
         assert listed == {"approvals": [kept]}
         assert everything == {"approvals": [kept, revoked]}
         assert (revoked["status"], revoked["revoked_by"], revoked["revoked_reason"]) == (
-            "revoked", COUNCIL_A, "project ended")
+            "revoked",
+            COUNCIL_A,
+            "project ended",
+        )
 
     def test_an_approval_past_its_expiry_is_listed_as_expired(self, gov, monkeypatch):
         clock = Clock(monkeypatch)
         gov.approval(expires_at=in_days(1))
         clock.advance(timedelta(days=2))
 
-        [approval] = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/approvals",
-                                              headers=gov.steward()))["approvals"]
+        [approval] = assert_ok(
+            gov.client.get(f"/v1/communities/{NATION_A}/approvals", headers=gov.steward())
+        )["approvals"]
 
         assert approval["status"] == "expired"
 
@@ -199,8 +216,9 @@ class TestApprovals:
         headers = gov.steward()
 
         with nothing_changes(app):
-            response = gov.client.post(f"/v1/communities/{NATION_A}/approvals/{approval['id']}/revoke",
-                                       headers=headers, json={})
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/approvals/{approval['id']}/revoke", headers=headers, json={}
+            )
 
         assert_error(response, 409, "conflict")
 
@@ -209,8 +227,9 @@ class TestApprovals:
         headers = gov.steward()
 
         with nothing_changes(app):
-            response = gov.client.post(f"/v1/communities/{NATION_A}/approvals/{approval['id']}/revoke",
-                                       headers=headers, json={})
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/approvals/{approval['id']}/revoke", headers=headers, json={}
+            )
 
         assert_error(response, 404, "not_found")
 
@@ -222,8 +241,9 @@ class TestSimultaneousChangesToOneCommunity:
         statuses: list[int] = []
 
         def retire() -> None:
-            response = app.test_client().delete(f"/v1/communities/{NATION_A}/rules/{rule['id']}",
-                                                headers=headers)
+            response = app.test_client().delete(
+                f"/v1/communities/{NATION_A}/rules/{rule['id']}", headers=headers
+            )
             statuses.append(response.status_code)
 
         before = gov.policy_version()
@@ -282,10 +302,16 @@ BAD_RULES = {
     "unknown field": ({"priority": 1}, "validation_error", "priority"),
     "unknown obligation": ({"obligations": {"be_nice": True}}, "validation_error", "obligations"),
     "flag not true": ({"obligations": {"no_linkage": False}}, "validation_error", "obligations"),
-    "cell size zero": ({"obligations": {"aggregate_only": True, "min_cell_size": 0}}, "validation_error",
-                       "obligations"),
-    "cell size text": ({"obligations": {"aggregate_only": True, "min_cell_size": "10"}}, "validation_error",
-                       "obligations"),
+    "cell size zero": (
+        {"obligations": {"aggregate_only": True, "min_cell_size": 0}},
+        "validation_error",
+        "obligations",
+    ),
+    "cell size text": (
+        {"obligations": {"aggregate_only": True, "min_cell_size": "10"}},
+        "validation_error",
+        "obligations",
+    ),
     "cell size alone": ({"obligations": {"min_cell_size": 10}}, "validation_error", "obligations"),
     "retention zero": ({"obligations": {"retention_days": 0}}, "validation_error", "obligations"),
     "retention boolean": ({"obligations": {"retention_days": True}}, "validation_error", "obligations"),
@@ -308,8 +334,9 @@ class TestBadInputIsRefusedAndNothingIsWritten:
     def test_a_bad_rule(self, gov, app, changes, code, field):
         headers = gov.steward()
         with nothing_changes(app):
-            response = gov.client.post(f"/v1/communities/{NATION_A}/rules", headers=headers,
-                                       json=body_with(APPROVAL_RULE, **changes))
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/rules", headers=headers, json=body_with(APPROVAL_RULE, **changes)
+            )
 
         assert field in assert_error(response, 400, code)["details"]
 
@@ -317,15 +344,24 @@ class TestBadInputIsRefusedAndNothingIsWritten:
     def test_a_bad_approval(self, gov, app, changes, code, field):
         headers = gov.steward()
         with nothing_changes(app):
-            response = gov.client.post(f"/v1/communities/{NATION_A}/approvals", headers=headers,
-                                       json=body_with(APPROVAL, **changes))
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/approvals", headers=headers, json=body_with(APPROVAL, **changes)
+            )
 
         assert field in assert_error(response, 400, code)["details"]
 
-    @pytest.mark.parametrize("query", [
-        "limit=0", "limit=1001", "since=yesterday", "since=2027-01-01T00:00:00",
-        "since=2027-02-01T00:00:00Z&until=2027-01-01T00:00:00Z", "subject=C-1042",
-        "sinse=2027-01-01T00:00:00Z"])
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "limit=0",
+            "limit=1001",
+            "since=yesterday",
+            "since=2027-01-01T00:00:00",
+            "since=2027-02-01T00:00:00Z&until=2027-01-01T00:00:00Z",
+            "subject=C-1042",
+            "sinse=2027-01-01T00:00:00Z",
+        ],
+    )
     def test_a_bad_decisions_query(self, gov, query):
         response = gov.client.get(f"/v1/communities/{NATION_A}/decisions?{query}", headers=gov.steward())
 
@@ -335,8 +371,9 @@ class TestBadInputIsRefusedAndNothingIsWritten:
         rule = gov.rule()
         headers = gov.steward()
         with nothing_changes(app):
-            response = gov.client.delete(f"/v1/communities/{NATION_A}/rules/{rule['id']}", headers=headers,
-                                         json={"reason": "x" * 2001})
+            response = gov.client.delete(
+                f"/v1/communities/{NATION_A}/rules/{rule['id']}", headers=headers, json={"reason": "x" * 2001}
+            )
 
         assert_error(response, 400, "validation_error")
 
@@ -359,17 +396,26 @@ def endpoints(gov: Governance, community: str = NATION_A) -> dict[str, tuple[str
     }
 
 
-ENDPOINTS = ["create rule", "list rules", "retire rule", "grant approval", "list approvals",
-             "revoke approval", "see decisions"]
+ENDPOINTS = [
+    "create rule",
+    "list rules",
+    "retire rule",
+    "grant approval",
+    "list approvals",
+    "revoke approval",
+    "see decisions",
+]
 
 OUTSIDERS = {
     "steward of another community": lambda gov: gov.steward(NATION_B, "rules:write", "community:read"),
-    "organization that is no steward": lambda gov: gov.world.headers(RESEARCHER, "rules:write",
-                                                                     "community:read"),
+    "organization that is no steward": lambda gov: gov.world.headers(
+        RESEARCHER, "rules:write", "community:read"
+    ),
     "steward without the scope": lambda gov: gov.steward(NATION_A, "consents:write", "authorize"),
     "the service's admin": lambda gov: gov.world.admin(),
-    "admin holding rules:write": lambda gov: gov.world.headers("admin", "admin", "rules:write",
-                                                               "community:read", "audit:read"),
+    "admin holding rules:write": lambda gov: gov.world.headers(
+        "admin", "admin", "rules:write", "community:read", "audit:read"
+    ),
     # issue 12: pycasbin linked the organization "steward" to the role of the same name
     "organization named steward": lambda gov: gov.world.headers("steward", "rules:write", "community:read"),
     "organization named role:steward": lambda gov: gov.world.headers("role:steward", "rules:write"),
@@ -419,15 +465,21 @@ class TestOnlyTheCommunitysStewardsMayManageIt:
 
     @pytest.mark.parametrize("view", ["rules", "approvals", "decisions"])
     def test_the_read_views_also_accept_community_read(self, gov, view):
-        assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/{view}",
-                                 headers=gov.steward(NATION_A, "community:read")))
+        assert_ok(
+            gov.client.get(
+                f"/v1/communities/{NATION_A}/{view}", headers=gov.steward(NATION_A, "community:read")
+            )
+        )
 
     def test_a_council_cannot_hold_audit_read(self, gov, app):
         """audit:read is oversight of the whole deployment, not a community's view (issue 12)."""
         admin = gov.world.admin()
         with nothing_changes(app):
-            response = gov.client.post("/v1/clients", headers=admin, json={
-                "organization": "nation-b-council", "name": "auditor", "scopes": ["audit:read"]})
+            response = gov.client.post(
+                "/v1/clients",
+                headers=admin,
+                json={"organization": "nation-b-council", "name": "auditor", "scopes": ["audit:read"]},
+            )
         error = assert_error(response, 400, "validation_error")
         assert "audit:read" in error["details"]["scopes"][0]
 
@@ -452,17 +504,32 @@ class TestTheCommunitysDecisionsView:
         view = gov.decisions()
 
         assert view["total"] == 3
-        assert [(d["requester"], d["purpose"], d["data_categories"], d["decision"])
-                for d in view["decisions"]] == [
+        assert [
+            (d["requester"], d["purpose"], d["data_categories"], d["decision"]) for d in view["decisions"]
+        ] == [
             (GOVERNMENT, "research", ["housing"], "permit"),
             (RESEARCHER, "service-planning", ["housing"], "permit"),
             (RESEARCHER, "research", ["health"], "deny"),
         ]
         denied = view["decisions"][-1]
-        assert denied["reasons"] == [{"code": "community_rule", "message": DENY_RULE["reason"],
-                                      "rule_id": history["rule"]["id"], "community": NATION_A}]
-        assert set(denied) == {"id", "at", "requester", "purpose", "data_categories", "decision", "reasons",
-                               "obligations"}
+        assert denied["reasons"] == [
+            {
+                "code": "community_rule",
+                "message": DENY_RULE["reason"],
+                "rule_id": history["rule"]["id"],
+                "community": NATION_A,
+            }
+        ]
+        assert set(denied) == {
+            "id",
+            "at",
+            "requester",
+            "purpose",
+            "data_categories",
+            "decision",
+            "reasons",
+            "obligations",
+        }
 
     def test_it_counts_by_requester_purpose_and_outcome(self, gov, history):
         assert gov.decisions()["counts"] == {
@@ -497,8 +564,9 @@ class TestTheCommunitysDecisionsView:
         [seen_by_a] = gov.decisions(NATION_A)["decisions"]
         [seen_by_b] = gov.decisions(NATION_B)["decisions"]
 
-        assert seen_by_a["reasons"] == [{"code": "community_rule",
-                                         "message": "A rule of another community applies."}]
+        assert seen_by_a["reasons"] == [
+            {"code": "community_rule", "message": "A rule of another community applies."}
+        ]
         assert seen_by_b["reasons"][0]["rule_id"] == rule_b["id"]
 
     def test_it_filters_by_time(self, gov, monkeypatch):
@@ -514,6 +582,8 @@ class TestTheCommunitysDecisionsView:
         earlier = gov.decisions(until=middle)
 
         assert (later["total"], [d["purpose"] for d in later["decisions"]]) == (
-            2, ["research", "service-planning"])
+            2,
+            ["research", "service-planning"],
+        )
         assert (earlier["total"], [d["purpose"] for d in earlier["decisions"]]) == (1, ["research"])
         assert later["since"] == earlier["until"]

@@ -24,8 +24,12 @@ from consent_service.container import EXTENSION
 from consent_service.storage.models import Consent, ConsentEvent, ConsentVersion
 
 ROUNDS = 5
-TERMS = {"purposes": ["service-delivery"], "data_categories": ["housing"], "recipients": ["gla"],
-         "evidence": {"method": "written", "obtained_by": "worker-2"}}
+TERMS = {
+    "purposes": ["service-delivery"],
+    "data_categories": ["housing"],
+    "recipients": ["gla"],
+    "evidence": {"method": "written", "obtained_by": "worker-2"},
+}
 
 
 def together(app, *calls: Callable[[Any], Any]) -> list[Any]:
@@ -50,10 +54,16 @@ def together(app, *calls: Callable[[Any], Any]) -> list[Any]:
 def ledger(app, consent_id: str) -> tuple[Consent, list[int], list[ConsentEvent]]:
     with app.extensions[EXTENSION].sessions() as session:
         consent = session.get(Consent, consent_id)
-        versions = sorted(session.scalars(select(ConsentVersion.version)
-                                          .where(ConsentVersion.consent_id == consent_id)).all())
-        events = list(session.scalars(select(ConsentEvent).where(ConsentEvent.consent_id == consent_id)
-                                      .order_by(ConsentEvent.id)).all())
+        versions = sorted(
+            session.scalars(
+                select(ConsentVersion.version).where(ConsentVersion.consent_id == consent_id)
+            ).all()
+        )
+        events = list(
+            session.scalars(
+                select(ConsentEvent).where(ConsentEvent.consent_id == consent_id).order_by(ConsentEvent.id)
+            ).all()
+        )
         return consent, versions, events
 
 
@@ -64,16 +74,20 @@ def writer(client, world) -> dict[str, str]:
 
 
 def amend(consent_id: str, headers: dict[str, str], **changes: Any) -> Callable[[Any], Any]:
-    return lambda client: client.post(f"/v1/consents/{consent_id}/amend", headers=headers,
-                                      json={**TERMS, **changes})
+    return lambda client: client.post(
+        f"/v1/consents/{consent_id}/amend", headers=headers, json={**TERMS, **changes}
+    )
 
 
 class TestTwoAmendmentsOfOneVersion:
     @pytest.mark.parametrize("round_", range(ROUNDS))
     def test_one_wins_the_other_gets_409_and_no_version_is_doubled(self, app, client, writer, round_):
         consent_id = record_consent(client, writer)["id"]
-        first, second = together(app, amend(consent_id, writer, version=1, data_categories=["housing"]),
-                                 amend(consent_id, writer, version=1, data_categories=["health"]))
+        first, second = together(
+            app,
+            amend(consent_id, writer, version=1, data_categories=["housing"]),
+            amend(consent_id, writer, version=1, data_categories=["health"]),
+        )
         statuses = sorted([first.status_code, second.status_code])
         assert statuses == [200, 409], [first.get_json(), second.get_json()]
         winner = first if first.status_code == 200 else second
@@ -89,8 +103,13 @@ class TestTwoAmendmentsOfOneVersion:
 
     def test_many_amendments_of_one_version_have_exactly_one_winner(self, app, client, writer):
         consent_id = record_consent(client, writer)["id"]
-        answers = together(app, *(amend(consent_id, writer, version=1, recipients=["gla", "outreach-org"][:n])
-                                  for n in (1, 2, 1, 2, 1, 2)))
+        answers = together(
+            app,
+            *(
+                amend(consent_id, writer, version=1, recipients=["gla", "outreach-org"][:n])
+                for n in (1, 2, 1, 2, 1, 2)
+            ),
+        )
         assert sorted(a.status_code for a in answers) == [200] + [409] * 5
         assert ledger(app, consent_id)[1] == [1, 2]
 
@@ -115,8 +134,10 @@ class TestAmendmentRacingRevocation:
     def test_the_consent_ends_revoked_with_nothing_added_after(self, app, client, writer, round_):
         consent_id = record_consent(client, writer)["id"]
         amended, revoked = together(
-            app, amend(consent_id, writer, version=1),
-            lambda c: c.post(f"/v1/consents/{consent_id}/revoke", headers=writer, json={"reason": "asked"}))
+            app,
+            amend(consent_id, writer, version=1),
+            lambda c: c.post(f"/v1/consents/{consent_id}/revoke", headers=writer, json={"reason": "asked"}),
+        )
         assert revoked.status_code == 200, revoked.get_json()
         assert amended.status_code in (200, 409), amended.get_json()
         consent, versions, events = ledger(app, consent_id)

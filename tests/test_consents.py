@@ -29,7 +29,9 @@ from joserfc.jwk import KeySet
 
 WRITE, READ = "consents:write", "consents:read"
 AMENDED_TERMS = {
-    "purposes": ["service-delivery"], "data_categories": ["housing"], "recipients": ["outreach-org"],
+    "purposes": ["service-delivery"],
+    "data_categories": ["housing"],
+    "recipients": ["outreach-org"],
     "evidence": {"method": "written", "obtained_by": "worker-18"},
 }
 
@@ -82,12 +84,21 @@ class TestRecord:
         assert consent["expires_at"] is None
         assert consent["communities"] == []
 
-    @pytest.mark.parametrize("field, value", [("recorded_by", "gla"), ("id", "chosen-id"), ("version", 7),
-                                              ("status", "revoked"), ("requester", "gla")])
+    @pytest.mark.parametrize(
+        "field, value",
+        [
+            ("recorded_by", "gla"),
+            ("id", "chosen-id"),
+            ("version", 7),
+            ("status", "revoked"),
+            ("requester", "gla"),
+        ],
+    )
     def test_the_recorder_and_state_cannot_come_from_the_body(self, client, outreach, field, value):
         with unchanged_tables(client.application):
-            response = client.post("/v1/consents", json=body_with(CONSENT, **{field: value}),
-                                   headers=outreach)
+            response = client.post(
+                "/v1/consents", json=body_with(CONSENT, **{field: value}), headers=outreach
+            )
         assert field in assert_error(response, 400, "validation_error")["details"]
 
     def test_the_receipt_is_a_jws_anyone_can_verify(self, client, consent):
@@ -197,10 +208,12 @@ class TestAmend:
 
     def test_the_new_terms_are_validated_like_a_new_consent(self, client, consent, outreach):
         with unchanged_tables(client.application):
-            assert_error(amend(client, outreach, consent["id"], purposes=["no-such-purpose"]),
-                         400, "unknown_code")
-            assert_error(amend(client, outreach, consent["id"], expires_at=in_days(-1)),
-                         400, "validation_error")
+            assert_error(
+                amend(client, outreach, consent["id"], purposes=["no-such-purpose"]), 400, "unknown_code"
+            )
+            assert_error(
+                amend(client, outreach, consent["id"], expires_at=in_days(-1)), 400, "validation_error"
+            )
 
 
 class TestPseudonymousSubjects:
@@ -215,8 +228,14 @@ class TestPseudonymousSubjects:
         assert_ok(amend(client, outreach, consent["id"]))
         ask(client, world.headers("gla", "authorize"), "service-planning", "housing", subject=self.RAW)
         assert_ok(revoke(client, {**outreach, "Idempotency-Key": "revoke-1"}, consent["id"]))
-        written = {"consent", "consent_version", "consent_event", "decision", "audit_entry",
-                   "idempotency_record"}
+        written = {
+            "consent",
+            "consent_version",
+            "consent_event",
+            "decision",
+            "audit_entry",
+            "idempotency_record",
+        }
         assert all(count > 0 for name, count in table_counts(app).items() if name in written)
         stored = all_rows_as_text(app)
         assert self.RAW["value"] not in stored
@@ -230,8 +249,16 @@ class TestPseudonymousSubjects:
         other_value = record_consent(client, outreach, subject={**SUBJECT, "value": "C-1043"})
         other_system = record_consent(client, outreach, subject={**SUBJECT, "system": "urn:gla:person"})
         assert first["subject_pseudonym"] == again["subject_pseudonym"]
-        assert len({first["subject_pseudonym"], other_value["subject_pseudonym"],
-                    other_system["subject_pseudonym"]}) == 3
+        assert (
+            len(
+                {
+                    first["subject_pseudonym"],
+                    other_value["subject_pseudonym"],
+                    other_system["subject_pseudonym"],
+                }
+            )
+            == 3
+        )
         assert SUBJECT["value"] not in first["subject_pseudonym"]
 
 
@@ -254,8 +281,9 @@ class TestExpiry:
     def test_an_expiry_not_in_the_future_is_400(self, client, outreach, offset):
         expires_at = iso(datetime.now(UTC) + offset)
         with unchanged_tables(client.application):
-            response = client.post("/v1/consents", json=body_with(CONSENT, expires_at=expires_at),
-                                   headers=outreach)
+            response = client.post(
+                "/v1/consents", json=body_with(CONSENT, expires_at=expires_at), headers=outreach
+            )
         assert "expires_at" in assert_error(response, 400, "validation_error")["details"]
 
     def test_a_consent_without_expiry_never_expires(self, client, outreach, monkeypatch):
@@ -273,13 +301,29 @@ class TestConsentState:
         from consent_service.storage.models import Consent, ConsentVersion
 
         at = datetime(2026, 1, 1, tzinfo=UTC)
-        consent = Consent(id="c-1", subject_key="k", recorded_by="outreach-org", status=status,
-                          current_version=2, created_at=at, updated_at=at)
-        version = ConsentVersion(consent_id="c-1", version=1, purposes=["research"],
-                                 data_categories=["health"], recipients=["univ"], communities=[],
-                                 expires_at=expires_at,
-                                 evidence={"method": "verbal"}, recorded_at=at, recorded_by_client="cl",
-                                 receipt_id="r-1", receipt="x.y.z")
+        consent = Consent(
+            id="c-1",
+            subject_key="k",
+            recorded_by="outreach-org",
+            status=status,
+            current_version=2,
+            created_at=at,
+            updated_at=at,
+        )
+        version = ConsentVersion(
+            consent_id="c-1",
+            version=1,
+            purposes=["research"],
+            data_categories=["health"],
+            recipients=["univ"],
+            communities=[],
+            expires_at=expires_at,
+            evidence={"method": "verbal"},
+            recorded_at=at,
+            recorded_by_client="cl",
+            receipt_id="r-1",
+            receipt="x.y.z",
+        )
         return consent, version
 
     def test_fields_read_through_the_version_first_then_the_consent(self):

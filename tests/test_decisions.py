@@ -138,14 +138,24 @@ class TestDecisionLookup:
         assert record["reasons"] == answer["reasons"]  # the requester sees what it was told
         assert record["policy_versions"] == ({"nation-a": 2} if shown else {})
         assert record["consent_id"] is None and record["reasons"][0].get("community") == (
-            "nation-a" if shown else None)
-        oversight = client.get(f"/v1/decisions/{answer['decision_id']}",
-                               headers=world.headers("auditor", "audit:read")).get_json()
+            "nation-a" if shown else None
+        )
+        oversight = client.get(
+            f"/v1/decisions/{answer['decision_id']}", headers=world.headers("auditor", "audit:read")
+        ).get_json()
         assert oversight["policy_versions"] == {"nation-a": 2}  # oversight sees it as recorded
         assert oversight["reasons"][0]["community"] == "nation-a"
-        assert oversight["told"] == (None if shown else {
-            "outcome": "deny", "reasons": answer["reasons"], "obligations": [], "rule_ids": [rule],
-            "policy_versions": {}})
+        assert oversight["told"] == (
+            None
+            if shown
+            else {
+                "outcome": "deny",
+                "reasons": answer["reasons"],
+                "obligations": [],
+                "rule_ids": [rule],
+                "policy_versions": {},
+            }
+        )
 
     def test_an_auditor_may_look(self, client, world, consent):
         answer = ask(client, world)

@@ -47,10 +47,15 @@ class TestDemoWorld:
 
         load_demo(world.services, base_url="http://x", now=datetime.now(UTC))
         with world.services.sessions() as session:
-            council = {scope for c in store.list_clients(session, "nation-a-council")
-                       for scope in c.scopes.split()}
-            everyone = {scope for c in store.list_clients(session) if c.organization_id != "admin"
-                        for scope in c.scopes.split()}
+            council = {
+                scope for c in store.list_clients(session, "nation-a-council") for scope in c.scopes.split()
+            }
+            everyone = {
+                scope
+                for c in store.list_clients(session)
+                if c.organization_id != "admin"
+                for scope in c.scopes.split()
+            }
         assert council == {"rules:write", "community:read"}
         assert "audit:read" not in everyone and "admin" not in everyone
 
@@ -60,8 +65,12 @@ class TestDemoWorld:
         body = re.search(r"/v1/consents -H [^\n]*\n[^\n]*-d '(\{.*?\}\}')", text, re.S)
         assert body is not None
         outreach = _token(client, text, "outreach-org")
-        response = client.post("/v1/consents", headers={"Authorization": f"Bearer {outreach}"},
-                               data=body.group(1)[:-1], content_type="application/json")
+        response = client.post(
+            "/v1/consents",
+            headers={"Authorization": f"Bearer {outreach}"},
+            data=body.group(1)[:-1],
+            content_type="application/json",
+        )
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "protected_purpose", response.get_json()
 

@@ -79,16 +79,24 @@ def in_force(terms: ConsentTerms | ApprovalTerms) -> bool:
 
 
 def rule_matches(rule: Rule, request: AccessRequest) -> bool:
-    return ((WILDCARD in rule.requesters or request.requester in rule.requesters)
-            and any(overlap(PURPOSE_PARENT, p, request.purpose) for p in rule.purposes)
-            and any(c == WILDCARD or overlap(CATEGORY_PARENT, c, wanted)
-                    for c in rule.data_categories for wanted in request.data_categories))
+    return (
+        (WILDCARD in rule.requesters or request.requester in rule.requesters)
+        and any(overlap(PURPOSE_PARENT, p, request.purpose) for p in rule.purposes)
+        and any(
+            c == WILDCARD or overlap(CATEGORY_PARENT, c, wanted)
+            for c in rule.data_categories
+            for wanted in request.data_categories
+        )
+    )
 
 
 def grants(terms: ConsentTerms | ApprovalTerms, request: AccessRequest) -> bool:
     """Purpose covered, and every requested category covered, by this one grant."""
-    return (in_force(terms) and covers(PURPOSE_PARENT, terms.purposes, request.purpose)
-            and all(covers(CATEGORY_PARENT, terms.data_categories, c) for c in request.data_categories))
+    return (
+        in_force(terms)
+        and covers(PURPOSE_PARENT, terms.purposes, request.purpose)
+        and all(covers(CATEGORY_PARENT, terms.data_categories, c) for c in request.data_categories)
+    )
 
 
 def deployment_obligations(request: AccessRequest) -> frozenset[tuple[str, str]]:
@@ -97,8 +105,11 @@ def deployment_obligations(request: AccessRequest) -> frozenset[tuple[str, str]]
     for entry in _DEPLOYMENT.get("category_obligations", []):
         exempt = any(code in lineage(PURPOSE_PARENT, request.purpose) for code in entry["except_purposes"])
         if entry["category"] in request.data_categories and not exempt:
-            found |= {(f"deployment:{entry['category']}", name)
-                      for name, value in entry["obligations"].items() if value is True}
+            found |= {
+                (f"deployment:{entry['category']}", name)
+                for name, value in entry["obligations"].items()
+                if value is True
+            }
     return frozenset(found)
 
 
@@ -136,16 +147,23 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
     if denies:
         return Summary("deny", frozenset({"community_rule"}), denies, frozenset()), []
 
-    covering = [c for c in world.consents if request.requester in c.recipients and grants(c, request)
-                and request.purpose not in NEVER]
+    covering = [
+        c
+        for c in world.consents
+        if request.requester in c.recipients and grants(c, request) and request.purpose not in NEVER
+    ]
     if not covering:
         return Summary("deny", frozenset({"no_consent"}), frozenset(), frozenset()), []
 
     conditional = [r for r in matching if r.effect == RuleEffect.REQUIRE_APPROVAL]
     unmet = frozenset(
-        (r.id, r.community) for r in conditional
-        if not any(a.community == r.community and a.requester == request.requester and grants(a, request)
-                   for a in world.approvals))
+        (r.id, r.community)
+        for r in conditional
+        if not any(
+            a.community == r.community and a.requester == request.requester and grants(a, request)
+            for a in world.approvals
+        )
+    )
     if unmet:
         return Summary("deny", frozenset({"approval_required"}), unmet, frozenset()), covering
     obligations = frozenset((r.id, code) for r in conditional for code in obligation_codes(r))
@@ -155,16 +173,24 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
 
 # -- the engine, and what is compared -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def base() -> PolicyBase:
     return PolicyBase(POLICIES)
 
 
 def run(base: PolicyBase, world: World) -> Verdict:
-    compiled = [base.compile_rules(name, 1, [r for r in world.rules if r.community == name])
-                for name in world.communities]
-    return DecisionEngine(base).decide(request=world.request, consents=world.consents,
-                                       communities=compiled, approvals=world.approvals, now=NOW)
+    compiled = [
+        base.compile_rules(name, 1, [r for r in world.rules if r.community == name])
+        for name in world.communities
+    ]
+    return DecisionEngine(base).decide(
+        request=world.request,
+        consents=world.consents,
+        communities=compiled,
+        approvals=world.approvals,
+        now=NOW,
+    )
 
 
 def summarise(verdict: Verdict) -> Summary:
@@ -172,7 +198,8 @@ def summarise(verdict: Verdict) -> Summary:
         str(verdict.outcome),
         frozenset(str(r.code) for r in verdict.reasons),
         frozenset((r.rule_id, r.community) for r in verdict.reasons if r.rule_id is not None),
-        frozenset((obligation_source(o), o["code"]) for o in verdict.obligations))
+        frozenset((obligation_source(o), o["code"]) for o in verdict.obligations),
+    )
 
 
 def obligation_source(item: dict[str, Any]) -> str:
@@ -204,8 +231,9 @@ EXPIRY = st.sampled_from((None, None, None, NOW - timedelta(days=1), NOW, NOW + 
 ACTIVE = st.sampled_from((True, True, True, True, False))
 EFFECT = st.sampled_from((RuleEffect.DENY, RuleEffect.REQUIRE_APPROVAL, RuleEffect.REQUIRE_APPROVAL))
 WILD = st.sampled_from((False, False, True))
-OBLIGATIONS = st.sampled_from(({}, {"aggregate_only": True, "min_cell_size": 10},
-                               {"no_linkage": True, "retention_days": 30}))
+OBLIGATIONS = st.sampled_from(
+    ({}, {"aggregate_only": True, "min_cell_size": 10}, {"no_linkage": True, "retention_days": 30})
+)
 LABELS = st.sampled_from(((), ("TK Attribution",)))
 
 
@@ -224,10 +252,14 @@ def union(*groups: Codes) -> Codes:
 
 
 def palette(parents: dict[str, str | None]) -> st.SearchStrategy[Codes]:
-    families = [(code, *sorted(c for c, p in parents.items() if p == code))
-                for code in sorted(parents) if code in parents.values()]
+    families = [
+        (code, *sorted(c for c, p in parents.items() if p == code))
+        for code in sorted(parents)
+        if code in parents.values()
+    ]
     return st.tuples(st.sampled_from(families), st.sampled_from(sorted(parents))).map(
-        lambda drawn: union(drawn[0], drawn[1:]))
+        lambda drawn: union(drawn[0], drawn[1:])
+    )
 
 
 @dataclass(frozen=True)
@@ -239,14 +271,19 @@ class Palette:
 PALETTE = st.builds(Palette, palette(PURPOSE_PARENT), palette(CATEGORY_PARENT))
 
 
-def draw_rule(draw: Draw, rule_id: str, codes: Palette, communities: Codes,
-              effect: RuleEffect | None = None) -> Rule:
+def draw_rule(
+    draw: Draw, rule_id: str, codes: Palette, communities: Codes, effect: RuleEffect | None = None
+) -> Rule:
     return Rule(
-        id=rule_id, community=pick(communities, draw(INDEX)), effect=effect or draw(EFFECT),
+        id=rule_id,
+        community=pick(communities, draw(INDEX)),
+        effect=effect or draw(EFFECT),
         purposes=subset(codes.purposes, draw(SUBSET)),
         data_categories=(WILDCARD,) if draw(WILD) else subset(codes.categories, draw(SUBSET)),
         requesters=(WILDCARD,) if draw(WILD) else subset((*ORGS, CANARY), draw(SUBSET)),
-        obligations=draw(OBLIGATIONS), labels=draw(LABELS))
+        obligations=draw(OBLIGATIONS),
+        labels=draw(LABELS),
+    )
 
 
 def draw_grant(draw: Draw, codes: Palette, request: AccessRequest | None) -> tuple[Codes, Codes]:
@@ -261,21 +298,38 @@ def draw_consent(draw: Draw, consent_id: str, codes: Palette, request: AccessReq
     tailored = draw(st.booleans())
     recipients = subset(ORGS, draw(SUBSET))
     return ConsentTerms(
-        consent_id, 1, *draw_grant(draw, codes, request if tailored else None),
+        consent_id,
+        1,
+        *draw_grant(draw, codes, request if tailored else None),
         recipients=union(recipients, (request.requester,)) if tailored else recipients,
-        expires_at=draw(EXPIRY), active=draw(ACTIVE),
-        recorded_at=NOW - timedelta(days=draw(st.integers(1, 3))))
+        expires_at=draw(EXPIRY),
+        active=draw(ACTIVE),
+        recorded_at=NOW - timedelta(days=draw(st.integers(1, 3))),
+    )
 
 
-def draw_approval(draw: Draw, approval_id: str, codes: Palette, request: AccessRequest,
-                  rules: tuple[Rule, ...]) -> ApprovalTerms:
+def draw_approval(
+    draw: Draw, approval_id: str, codes: Palette, request: AccessRequest, rules: tuple[Rule, ...]
+) -> ApprovalTerms:
     """Two in three are tailored, and come from a community that has a rule."""
     if draw(st.sampled_from((False, True, True))):
         community = pick(union(tuple(r.community for r in rules)) or COMMUNITIES, draw(INDEX))
-        return ApprovalTerms(approval_id, community, request.requester, *draw_grant(draw, codes, request),
-                             expires_at=draw(EXPIRY), active=draw(ACTIVE))
-    return ApprovalTerms(approval_id, pick(COMMUNITIES, draw(INDEX)), draw(ORG),
-                         *draw_grant(draw, codes, None), expires_at=draw(EXPIRY), active=draw(ACTIVE))
+        return ApprovalTerms(
+            approval_id,
+            community,
+            request.requester,
+            *draw_grant(draw, codes, request),
+            expires_at=draw(EXPIRY),
+            active=draw(ACTIVE),
+        )
+    return ApprovalTerms(
+        approval_id,
+        pick(COMMUNITIES, draw(INDEX)),
+        draw(ORG),
+        *draw_grant(draw, codes, None),
+        expires_at=draw(EXPIRY),
+        active=draw(ACTIVE),
+    )
 
 
 @st.composite
@@ -283,26 +337,36 @@ def worlds(draw: Draw) -> World:
     codes: Palette = draw(PALETTE)
     communities = subset(COMMUNITIES, draw(SUBSET))
     request = AccessRequest(
-        requester=draw(ORG), purpose=pick(codes.purposes, draw(INDEX)),
-        data_categories=union((pick(codes.categories, draw(INDEX)), pick(codes.categories, draw(INDEX)))))
+        requester=draw(ORG),
+        purpose=pick(codes.purposes, draw(INDEX)),
+        data_categories=union((pick(codes.categories, draw(INDEX)), pick(codes.categories, draw(INDEX)))),
+    )
     rules = tuple(draw_rule(draw, f"rule-{i}", codes, communities) for i in range(draw(COUNT)))
     return World(
-        request=request, communities=communities,
-        consents=tuple(draw_consent(draw, f"consent-{i}", codes, request)
-                       for i in range(1 + draw(st.integers(0, 2)))),
+        request=request,
+        communities=communities,
+        consents=tuple(
+            draw_consent(draw, f"consent-{i}", codes, request) for i in range(1 + draw(st.integers(0, 2)))
+        ),
         rules=rules,
-        approvals=tuple(draw_approval(draw, f"approval-{i}", codes, request, rules)
-                        for i in range(draw(COUNT))),
-        codes=codes)
+        approvals=tuple(
+            draw_approval(draw, f"approval-{i}", codes, request, rules) for i in range(draw(COUNT))
+        ),
+        codes=codes,
+    )
 
 
 def shuffled(world: World, data: st.DataObject) -> World:
-    return replace(world, consents=tuple(data.draw(st.permutations(world.consents))),
-                   rules=tuple(data.draw(st.permutations(world.rules))),
-                   approvals=tuple(data.draw(st.permutations(world.approvals))))
+    return replace(
+        world,
+        consents=tuple(data.draw(st.permutations(world.consents))),
+        rules=tuple(data.draw(st.permutations(world.rules))),
+        approvals=tuple(data.draw(st.permutations(world.approvals))),
+    )
 
 
 # -- properties -----------------------------------------------------------------------------
+
 
 @settings(max_examples=1500, derandomize=True, deadline=None)
 @given(world=worlds())

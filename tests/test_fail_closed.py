@@ -23,9 +23,17 @@ REQUEST = {"subject": SUBJECT, "purpose": "service-planning", "data_categories":
 def permitted(client, world):
     """A world in which REQUEST from gla is permitted; returns gla's headers."""
     world.org("gla", "government")
-    client.post("/v1/consents", headers=world.headers("outreach-org", "consents:write"), json={
-        "subject": SUBJECT, "purposes": ["service-planning"], "data_categories": ["housing"],
-        "recipients": ["gla"], "evidence": {"method": "written", "obtained_by": "worker-1"}})
+    client.post(
+        "/v1/consents",
+        headers=world.headers("outreach-org", "consents:write"),
+        json={
+            "subject": SUBJECT,
+            "purposes": ["service-planning"],
+            "data_categories": ["housing"],
+            "recipients": ["gla"],
+            "evidence": {"method": "written", "obtained_by": "worker-1"},
+        },
+    )
     headers = world.headers("gla", "authorize")
     assert client.post("/v1/authorize", json=REQUEST, headers=headers).get_json()["decision"] == "permit"
     return headers
@@ -56,8 +64,10 @@ def failing_statement(app, k: int):
 
 def _counts(app) -> tuple[int, int]:
     with app.extensions[EXTENSION].sessions() as session:
-        return (session.scalar(select(func.count()).select_from(Decision)),
-                session.scalar(select(func.count()).select_from(AuditEntry)))
+        return (
+            session.scalar(select(func.count()).select_from(Decision)),
+            session.scalar(select(func.count()).select_from(AuditEntry)),
+        )
 
 
 def _statements_in_one_decision(app, client, headers) -> int:
@@ -67,8 +77,9 @@ def _statements_in_one_decision(app, client, headers) -> int:
 
 
 class TestAFailingStatementNeverPermits:
-    def test_a_failure_at_any_statement_of_a_decision_is_a_503_and_records_nothing(self, app, client,
-                                                                                   permitted):
+    def test_a_failure_at_any_statement_of_a_decision_is_a_503_and_records_nothing(
+        self, app, client, permitted
+    ):
         total = _statements_in_one_decision(app, client, permitted)
         assert total >= 4  # token check, consents, memberships, and the writes
         for k in range(1, total + 1):
@@ -122,9 +133,16 @@ class TestSQLiteLocks:
     def test_a_write_lock_held_past_busy_timeout_is_a_503(self, sqlite_template, tmp_path):
         path = tmp_path / "locked.db"
         shutil.copy(sqlite_template, path)
-        app = create_app({"DATABASE_URL": f"sqlite:///{path}", "INSTANCE_PATH": str(tmp_path / "instance"),
-                          "SECRET_KEY": "s", "SIGNING_KEYS": SIGNING_KEYS, "RATELIMIT_ENABLED": False,
-                          "SQLITE_BUSY_TIMEOUT_MS": 200})
+        app = create_app(
+            {
+                "DATABASE_URL": f"sqlite:///{path}",
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": "s",
+                "SIGNING_KEYS": SIGNING_KEYS,
+                "RATELIMIT_ENABLED": False,
+                "SQLITE_BUSY_TIMEOUT_MS": 200,
+            }
+        )
         headers = World(app, app.test_client()).headers("gla", "authorize")
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")

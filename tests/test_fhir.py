@@ -156,8 +156,11 @@ class TestCommunityDenyProvisions:
         add_community(client, world, "nation-a", show_community_id=True)
         world.org("gla", "government")
         world.org("home-office", "government")
-        member = client.post("/v1/consents", json=consent_body(communities=["nation-a"], recipients=["gla"]),
-                             headers=world.headers("outreach-org", "consents:write")).get_json()
+        member = client.post(
+            "/v1/consents",
+            json=consent_body(communities=["nation-a"], recipients=["gla"]),
+            headers=world.headers("outreach-org", "consents:write"),
+        ).get_json()
         add_rule(app, community="nation-a", purposes=["research"], data_categories=["*"])
 
         body, _ = valid(fhir(client, world, member["id"]))

@@ -120,8 +120,11 @@ class TestTwoKeyApproval:
 
         assert decision["decision"] == "deny"
         [reason] = decision["reasons"]
-        assert (reason["code"], reason["rule_id"], reason["community"]) == ("approval_required", rule["id"],
-                                                                           NATION_A)
+        assert (reason["code"], reason["rule_id"], reason["community"]) == (
+            "approval_required",
+            rule["id"],
+            NATION_A,
+        )
 
     def test_the_persons_consent_is_checked_before_the_approval(self, gov, rule):
         gov.approval()
@@ -194,7 +197,8 @@ class TestAMemberOfTwoCommunitiesIsBoundByBoth:
         decision = gov.ask()
         assert decision["decision"] == "deny"
         assert [(r["code"], r["community"], r["rule_id"]) for r in decision["reasons"]] == [
-            ("community_rule", NATION_B, rule_b["id"])]
+            ("community_rule", NATION_B, rule_b["id"])
+        ]
 
     def test_each_community_must_approve_on_its_own(self, gov):
         gov.consent(communities=[NATION_A, NATION_B])
@@ -204,7 +208,8 @@ class TestAMemberOfTwoCommunitiesIsBoundByBoth:
 
         decision = gov.ask()
         assert [(r["code"], r["community"], r["rule_id"]) for r in decision["reasons"]] == [
-            ("approval_required", NATION_B, rule_b["id"])]
+            ("approval_required", NATION_B, rule_b["id"])
+        ]
 
         gov.approval(NATION_B)
         decision = gov.ask()
@@ -221,8 +226,11 @@ class TestMembershipOutlivesTheConsentThatRecordedIt:
         naming = gov.consent(purposes=["service-planning"], data_categories=["housing"])
         gov.consent(communities=[])
         gov.rule()
-        assert_ok(gov.client.post(f"/v1/consents/{naming['id']}/revoke", headers=gov.recorder(),
-                                  json={"reason": "client asked"}))
+        assert_ok(
+            gov.client.post(
+                f"/v1/consents/{naming['id']}/revoke", headers=gov.recorder(), json={"reason": "client asked"}
+            )
+        )
 
         decision = gov.ask("research", "health", subject=MEMBER)
 

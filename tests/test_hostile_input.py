@@ -55,18 +55,25 @@ from security_helpers import (
 )
 
 EXAMPLES = int(os.environ.get("CONSENT_FUZZ_EXAMPLES", "25"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 # Valid values for the fields whose validity the document cannot express (they name codes that
 # exist in this deployment): positive examples use them half of the time, to get past
 # ``unknown_code`` and into the use cases.
 KNOWN_CODES: dict[str, Any] = {
     "purpose": st.sampled_from(["service-delivery", "service-planning", "research", "referral"]),
-    "purposes": st.lists(st.sampled_from(["service-delivery", "research", "public-health"]), min_size=1,
-                         max_size=3),
-    "data_categories": st.lists(st.sampled_from(["health", "housing", "nationality", "income"]), min_size=1,
-                                max_size=3),
+    "purposes": st.lists(
+        st.sampled_from(["service-delivery", "research", "public-health"]), min_size=1, max_size=3
+    ),
+    "data_categories": st.lists(
+        st.sampled_from(["health", "housing", "nationality", "income"]), min_size=1, max_size=3
+    ),
     "recipients": st.lists(st.sampled_from([PROVIDER, GOVERNMENT, RESEARCHER]), min_size=1, max_size=3),
     "requesters": st.lists(st.sampled_from([GOVERNMENT, RESEARCHER, "*"]), min_size=1, max_size=2),
     "requester": st.sampled_from([GOVERNMENT, RESEARCHER]),
@@ -88,11 +95,19 @@ def negative_data_refused(ctx: Any, response: Any, case: Any) -> bool | None:
 
 
 def fuzz_settings() -> settings:
-    return settings(max_examples=EXAMPLES, deadline=None, database=None,
-                    derandomize=not os.environ.get("CONSENT_FUZZ_RANDOM"),
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=not os.environ.get("CONSENT_FUZZ_RANDOM"),
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[
+            HealthCheck.filter_too_much,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
 
 
 def _plausible(body: Any, data: st.DataObject) -> Any:
@@ -137,8 +152,10 @@ def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     if isinstance(value, str):
         return [path]
     if isinstance(value, dict):
-        return [*(((*path, ("name", key))) for key in value),
-                *(leaf for key, inner in value.items() for leaf in _leaves(inner, (*path, key)))]
+        return [
+            *(((*path, ("name", key))) for key in value),
+            *(leaf for key, inner in value.items() for leaf in _leaves(inner, (*path, key))),
+        ]
     if isinstance(value, list):
         return [leaf for i, inner in enumerate(value) for leaf in _leaves(inner, (*path, i))]
     return []
@@ -158,14 +175,23 @@ def _spoil(body: Any, path: tuple[Any, ...], data: st.DataObject) -> tuple[Any, 
             return body, spoiled.encode("utf-8", "backslashreplace").decode("utf-8")
         return body, str(path[0])
     original = holder[last]
-    hostile = (data.draw(st.sampled_from(OUT_OF_RANGE), label="date") if _is_datetime(original)
-               else original + data.draw(st.sampled_from(SURROGATES), label="surrogate"))
+    hostile = (
+        data.draw(st.sampled_from(OUT_OF_RANGE), label="date")
+        if _is_datetime(original)
+        else original + data.draw(st.sampled_from(SURROGATES), label="surrogate")
+    )
     holder[last] = hostile
     return body, str(path[0])
 
 
-def fuzz(app: Any, headers_for: Callable[[str], dict[str, str]], mode: GenerationMode,
-         ids: dict[str, str], *, hostile: bool = False) -> tuple[list[str], dict[str, Counter[int]]]:
+def fuzz(
+    app: Any,
+    headers_for: Callable[[str], dict[str, str]],
+    mode: GenerationMode,
+    ids: dict[str, str],
+    *,
+    hostile: bool = False,
+) -> tuple[list[str], dict[str, Counter[int]]]:
     """Run every operation; one line per operation that failed (with hypothesis' minimal case),
     and the statuses each operation answered."""
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
@@ -184,8 +210,16 @@ def fuzz(app: Any, headers_for: Callable[[str], dict[str, str]], mode: Generatio
     return problems, statuses
 
 
-def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str], headers: dict[str, str],
-              checks: list[Any], seen: Counter[int], hostile: bool = False) -> Callable[[], None]:
+def _examples(
+    app: Any,
+    operation: Any,
+    mode: GenerationMode,
+    ids: dict[str, str],
+    headers: dict[str, str],
+    checks: list[Any],
+    seen: Counter[int],
+    hostile: bool = False,
+) -> Callable[[], None]:
     """The hypothesis test of one operation: generate, call, check (see check_answer).
 
     ``hostile``: one string of each (valid) request, in its body or its query, is then made
@@ -205,8 +239,10 @@ def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str
             if case.body is not None and case.body is not NOT_SET:  # one hostile string, no other
                 case.body = json.loads(json.dumps(case.body).replace("\\u0000", "0"))
             places = [("body", leaf) for leaf in _leaves(case.body)] + [
-                ("query", (name,)) for name, value in (case.query or {}).items()
-                if isinstance(value, str) and _is_datetime(value)]
+                ("query", (name,))
+                for name, value in (case.query or {}).items()
+                if isinstance(value, str) and _is_datetime(value)
+            ]
             if places:
                 where, path = data.draw(st.sampled_from(places), label="hostile place")
                 if where == "body":
@@ -227,8 +263,9 @@ def _examples(app: Any, operation: Any, mode: GenerationMode, ids: dict[str, str
     return run  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["positive", "negative"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"]
+)
 def test_schemathesis_finds_no_error_in_any_operation(app, client, world, mode):
     ids = seed_world(client, world)
     # Clients with every scope they may hold: the recorder of the consent for the consent and
@@ -258,8 +295,14 @@ def _refused_naming(app: Any, case: Any, field: str, before: tuple[int, ...]) ->
     UTF-8, which cannot be done); it must be a 400 validation_error naming ``field``, writing
     nothing."""
     data = None if case.body is None or case.body is NOT_SET else json.dumps(case.body)
-    response = app.test_client().open(case.formatted_path, method=case.method, query_string=case.query,
-                                      headers=case.headers, data=data, content_type="application/json")
+    response = app.test_client().open(
+        case.formatted_path,
+        method=case.method,
+        query_string=case.query,
+        headers=case.headers,
+        data=data,
+        content_type="application/json",
+    )
     label = (case.operation.label, field)
     assert response.status_code == 400, (*label, response.get_data(as_text=True)[:300])
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -294,8 +337,9 @@ BOUNDED_PATTERN = re.compile(r"\{\d*,\d+\}\$$|^\^[^*+{]*\$$")  # ends in {m,n}, 
 
 
 def _bounded_pattern(pattern: str) -> bool:
-    return bool(pattern) and all(BOUNDED_PATTERN.search(re.sub(r"\\.", "x", branch))
-                                 for branch in pattern.split("|"))
+    return bool(pattern) and all(
+        BOUNDED_PATTERN.search(re.sub(r"\\.", "x", branch)) for branch in pattern.split("|")
+    )
 
 
 def _unbounded(spec: dict[str, Any]) -> list[str]:
@@ -366,8 +410,8 @@ HURTFUL = {
     "nested-objects": '{"a":' * 40_000 + "1" + "}" * 40_000,
     "giant-integer": '{"purpose": ' + "9" * 5000 + "}",
     "nan": '{"purpose": "research", "data_categories": ["health"], '
-           '"subject": {"system": "urn:s", "value": "v"}, '
-           '"x": NaN}',
+    '"subject": {"system": "urn:s", "value": "v"}, '
+    '"x": NaN}',
     "infinity": '{"version": Infinity}',
     "huge-string": '{"purpose": "' + "x" * 200_000 + '"}',
     "many-keys": "{" + ",".join(f'"k{i}": 1' for i in range(10_000)) + "}",
@@ -375,8 +419,15 @@ HURTFUL = {
     "lone-surrogate": '{"purpose": "\\ud800"}',
     "nul-in-string": '{"purpose": "a\\u0000b"}',
 }
-POSTS = ["/v1/authorize", "/v1/consents", "/v1/authorize/batch", "/v1/receipts/verify",
-         "/v1/communities/nation-a/rules", "/v1/consents/{consent_id}/amend", "/v1/subjects/access-report"]
+POSTS = [
+    "/v1/authorize",
+    "/v1/consents",
+    "/v1/authorize/batch",
+    "/v1/receipts/verify",
+    "/v1/communities/nation-a/rules",
+    "/v1/consents/{consent_id}/amend",
+    "/v1/subjects/access-report",
+]
 
 
 @pytest.fixture
@@ -402,8 +453,9 @@ def test_a_hurtful_body_is_a_400_and_cheap(refusing, kind):
         tracemalloc.start()
         try:
             with unchanged_tables(app):
-                response = client.post(path, data=HURTFUL[kind], content_type="application/json",
-                                       headers=headers)
+                response = client.post(
+                    path, data=HURTFUL[kind], content_type="application/json", headers=headers
+                )
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -435,21 +487,35 @@ class TestBodyLimit:
 
         stream = io.BytesIO(b"".join(chunks()))
         # What gunicorn hands over for a chunked request: a stream with no length, marked as ending.
-        response = client.post("/v1/authorize", input_stream=stream, content_type="application/json",
-                               headers={**headers, "Transfer-Encoding": "chunked"},
-                               environ_overrides={"wsgi.input_terminated": True})
+        response = client.post(
+            "/v1/authorize",
+            input_stream=stream,
+            content_type="application/json",
+            headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
         assert_error(response, 413, "payload_too_large")
 
     def test_the_batch_endpoint_has_its_own_larger_limit(self, app, client, seeded):
         _, headers = seeded
-        body = json.dumps({"subjects": [{"system": "urn:s", "value": f"v{i}"} for i in range(9000)],
-                           "purpose": "research", "data_categories": ["health"]})
+        body = json.dumps(
+            {
+                "subjects": [{"system": "urn:s", "value": f"v{i}"} for i in range(9000)],
+                "purpose": "research",
+                "data_categories": ["health"],
+            }
+        )
         assert len(body) > app.config["MAX_CONTENT_LENGTH"]
-        assert client.post("/v1/authorize/batch", data=body, content_type="application/json",
-                           headers=headers).status_code == 200
+        assert (
+            client.post(
+                "/v1/authorize/batch", data=body, content_type="application/json", headers=headers
+            ).status_code
+            == 200
+        )
         limit = app.extensions["consent_service"].settings["BATCH_MAX_CONTENT_LENGTH"]
-        too_big = client.post("/v1/authorize/batch", data=b"[" * (limit + 1), content_type="application/json",
-                              headers=headers)
+        too_big = client.post(
+            "/v1/authorize/batch", data=b"[" * (limit + 1), content_type="application/json", headers=headers
+        )
         assert_error(too_big, 413, "payload_too_large")
 
 
@@ -460,20 +526,33 @@ class TestNulCharacters:
     def test_in_a_free_text_field_of_a_body(self, refusing):
         app, client, ids, headers = refusing
         with unchanged_tables(app):
-            response = client.post(f"/v1/consents/{ids['consent_id']}/revoke", headers=headers,
-                                   json={"reason": "asked\u0000"})
+            response = client.post(
+                f"/v1/consents/{ids['consent_id']}/revoke", headers=headers, json={"reason": "asked\u0000"}
+            )
         assert_error(response, 400, "validation_error")
 
     def test_in_a_key_deep_inside_a_body(self, refusing):
         app, client, _, headers = refusing
-        body = {"subject": {"system": "urn:s", "value": "v"}, "purpose": "research",
-                "data_categories": ["health"], "x": [[{"a\u0000": 1}]]}
+        body = {
+            "subject": {"system": "urn:s", "value": "v"},
+            "purpose": "research",
+            "data_categories": ["health"],
+            "x": [[{"a\u0000": 1}]],
+        }
         with unchanged_tables(app):
             response = client.post("/v1/authorize", headers=headers, json=body)
         assert_error(response, 400, "validation_error")
 
-    @pytest.mark.parametrize("path", ["/v1/consents/%00", "/v1/decisions/a%00b", "/v1/consents/x%00/history",
-                                      "/v1/audit/entries?after=%00", "/v1/communities/nation-a/rules?x=%00"])
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/v1/consents/%00",
+            "/v1/decisions/a%00b",
+            "/v1/consents/x%00/history",
+            "/v1/audit/entries?after=%00",
+            "/v1/communities/nation-a/rules?x=%00",
+        ],
+    )
     def test_in_the_path_or_query(self, refusing, path):
         app, client, _, headers = refusing
         with unchanged_tables(app):
@@ -481,6 +560,8 @@ class TestNulCharacters:
         assert_error(response, 400, "validation_error")
 
     def test_in_the_token_request_form(self, client):
-        response = client.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                     "client_id": "cl_\u0000", "client_secret": "x"})
+        response = client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": "cl_\u0000", "client_secret": "x"},
+        )
         assert_error(response, 400, "validation_error")

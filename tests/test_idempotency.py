@@ -56,8 +56,11 @@ class TestRecordWithIdempotencyKey:
             client,
             world.headers("shelter-org", "consents:write"),
             "k",
-            {**BODY, "recipients": ["shelter-org"],
-             "subject": {**BODY["subject"], "system": "urn:shelter-org:client"}},
+            {
+                **BODY,
+                "recipients": ["shelter-org"],
+                "subject": {**BODY["subject"], "system": "urn:shelter-org:client"},
+            },
         )
         assert second.status_code == 201
         assert second.get_json()["id"] != first.get_json()["id"]

@@ -25,15 +25,37 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"core", "errors", "storage"},
     "services": {"core", "errors", "storage", "schemas", "container"},
     "container": {"core", "errors", "storage", "services"},
-    "views": {"core", "errors", "storage", "schemas", "services", "container", "auth", "extensions",
-              "config", "log_hygiene"},
+    "views": {
+        "core",
+        "errors",
+        "storage",
+        "schemas",
+        "services",
+        "container",
+        "auth",
+        "extensions",
+        "config",
+        "log_hygiene",
+    },
     # The pages reach the container through ``container.current``, not through the API's views;
     # they share only the printable pages' renderer (views/html.py) with them.
     "web": {"core", "errors", "schemas", "services", "container", "config", "views.html"},
 }
 # Libraries a pure module must not reach for.
-NOT_IN_CORE = ("flask", "flask_smorest", "flask_wtf", "flask_babel", "werkzeug", "sqlalchemy", "sqlmodel",
-               "alembic", "psycopg", "marshmallow", "webargs", "authlib")
+NOT_IN_CORE = (
+    "flask",
+    "flask_smorest",
+    "flask_wtf",
+    "flask_babel",
+    "werkzeug",
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "psycopg",
+    "marshmallow",
+    "webargs",
+    "authlib",
+)
 
 
 def _layer_of(path: Path) -> str:
@@ -52,7 +74,9 @@ def _imports(path: Path) -> set[str]:
             module = node.module or ""
             folder = PACKAGE.parent.joinpath(*module.split("."))
             # ``from consent_service.views import html`` names the module views.html, not views.
-            found.update(f"{module}.{alias.name}" for alias in node.names) if folder.is_dir() else found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names) if folder.is_dir() else found.add(
+                module
+            )
     return found
 
 
@@ -69,20 +93,31 @@ def test_a_layer_imports_only_what_is_below_it(layer: str) -> None:
             parts = name.split(".")
             if parts[0] != "consent_service" or len(parts) < 2:
                 continue
-            if parts[1] != layer and parts[1] not in ALLOWED[layer] and ".".join(parts[1:3]) not in ALLOWED[layer]:
+            if (
+                parts[1] != layer
+                and parts[1] not in ALLOWED[layer]
+                and ".".join(parts[1:3]) not in ALLOWED[layer]
+            ):
                 broken.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert not broken, "\n".join(broken)
 
 
 def test_core_names_no_web_or_database_library() -> None:
-    broken = [f"{path.relative_to(PACKAGE)} imports {name}" for path in _modules("core")
-              for name in _imports(path) if name.split(".")[0] in NOT_IN_CORE]
+    broken = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in _modules("core")
+        for name in _imports(path)
+        if name.split(".")[0] in NOT_IN_CORE
+    ]
     assert not broken, "\n".join(broken)
 
 
 def test_casbin_is_imported_by_the_policy_module_only() -> None:
-    users = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-             if any(name.split(".")[0] == "casbin" for name in _imports(path))}
+    users = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if any(name.split(".")[0] == "casbin" for name in _imports(path))
+    }
     assert users == {"core/policy.py"}
 
 

@@ -25,8 +25,14 @@ from consent_service.storage.migrate import alembic_config, upgrade
 PG_URL = os.environ.get("CONSENT_TEST_DATABASE_URL", "")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_URL, reason="CONSENT_TEST_DATABASE_URL is not set"))])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql", marks=pytest.mark.skipif(not PG_URL, reason="CONSENT_TEST_DATABASE_URL is not set")
+        ),
+    ]
+)
 def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A new, empty database brought to head by the migrations alone."""
     if request.param == "sqlite":
@@ -81,8 +87,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in [n for n in os.environ if n.startswith("CONSENT_") and n != "CONSENT_TEST_DATABASE_URL"]:
         monkeypatch.delenv(name)
     instance = tmp_path / "instance"
-    env = {"CONSENT_INSTANCE_PATH": str(instance),
-           "CONSENT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = {"CONSENT_INSTANCE_PATH": str(instance), "CONSENT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     runner = CliRunner()
 
     def run(*args: str):
@@ -119,8 +124,10 @@ class TestCreateClient:
         app = create_app({"RATELIMIT_ENABLED": False})
         try:
             response = app.test_client().post(
-                "/oauth/token", data={"grant_type": "client_credentials"},
-                auth=(created["client_id"], created["client_secret"]))
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(created["client_id"], created["client_secret"]),
+            )
             assert response.status_code == 200, response.get_json()
             assert response.get_json()["scope"] == "admin"
         finally:
@@ -165,21 +172,39 @@ class TestAuditReadBecomesOversightOnly:
         engine = create_engine(url)
         now = "2026-11-01 00:00:00.000000"
         with engine.begin() as conn:
-            for org, kind in (("admin", "other"), ("council", "community-governance"),
-                              ("watch", "other"), ("gla", "government")):
-                conn.execute(text("INSERT INTO organization (id, name, type, created_at) "
-                                  "VALUES (:id, :id, :type, :now)"), {"id": org, "type": kind, "now": now})
+            for org, kind in (
+                ("admin", "other"),
+                ("council", "community-governance"),
+                ("watch", "other"),
+                ("gla", "government"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO organization (id, name, type, created_at) VALUES (:id, :id, :type, :now)"
+                    ),
+                    {"id": org, "type": kind, "now": now},
+                )
             conn.execute(text("UPDATE organization SET type = 'oversight' WHERE id = 'watch'"))
-            for client, org, scopes in (("c-admin", "admin", "admin audit:read"),
-                                        ("c-council", "council", "audit:read rules:write"),
-                                        ("c-watch", "watch", "audit:read"),
-                                        ("c-gla", "gla", "audit:read authorize")):
-                conn.execute(text("INSERT INTO oauth_client (client_id, secret_hash, organization_id, name, "
-                                  "scopes, created_at) VALUES (:c, 'x', :o, :c, :s, :now)"),
-                             {"c": client, "o": org, "s": scopes, "now": now})
+            for client, org, scopes in (
+                ("c-admin", "admin", "admin audit:read"),
+                ("c-council", "council", "audit:read rules:write"),
+                ("c-watch", "watch", "audit:read"),
+                ("c-gla", "gla", "audit:read authorize"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO oauth_client (client_id, secret_hash, organization_id, name, "
+                        "scopes, created_at) VALUES (:c, 'x', :o, :c, :s, :now)"
+                    ),
+                    {"c": client, "o": org, "s": scopes, "now": now},
+                )
         upgrade(url)
         with engine.connect() as conn:
             scopes = dict(conn.execute(text("SELECT client_id, scopes FROM oauth_client")).all())
         engine.dispose()
-        assert scopes == {"c-admin": "admin audit:read", "c-council": "community:read rules:write",
-                          "c-watch": "audit:read", "c-gla": "authorize"}
+        assert scopes == {
+            "c-admin": "admin audit:read",
+            "c-council": "community:read rules:write",
+            "c-watch": "audit:read",
+            "c-gla": "authorize",
+        }

@@ -50,9 +50,17 @@ def settings(app) -> dict[str, Any]:
 def claims_for(client_id: str, settings: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """The claims our own issuer would put in a token for ``client_id``, with ``changes``."""
     now = int(time.time())
-    claims = {"iss": settings["TOKEN_ISSUER"], "aud": settings["TOKEN_AUDIENCE"], "sub": client_id,
-              "client_id": client_id, "org": "outreach-org", "scope": " ".join(SCOPES), "iat": now,
-              "exp": now + 900, "jti": "test-token"}
+    claims = {
+        "iss": settings["TOKEN_ISSUER"],
+        "aud": settings["TOKEN_AUDIENCE"],
+        "sub": client_id,
+        "client_id": client_id,
+        "org": "outreach-org",
+        "scope": " ".join(SCOPES),
+        "iat": now,
+        "exp": now + 900,
+        "jti": "test-token",
+    }
     claims.update(changes)
     return claims
 
@@ -94,8 +102,9 @@ class TestTokenRefusals:
         assert_error(request_token(client, "cl_nobody", creds[1], method=method), 401, "unauthorized")
 
     def test_no_client_authentication_is_401(self, client):
-        assert_error(client.post("/oauth/token", data={"grant_type": "client_credentials"}),
-                     401, "unauthorized")
+        assert_error(
+            client.post("/oauth/token", data={"grant_type": "client_credentials"}), 401, "unauthorized"
+        )
 
     @pytest.mark.parametrize("scope", ["admin", "authorize admin", "no-such-scope"])
     def test_a_scope_the_client_lacks_is_400_not_an_empty_grant(self, client, creds, scope):
@@ -126,8 +135,9 @@ class TestBearerValidation:
         """The control case for the forgeries below: only the one changed claim makes them fail."""
         assert_ok(vocabulary(client, sign(claims_for(creds[0], settings))))
 
-    @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer not.a.jwt",
-                                        "Bearer abc"])
+    @pytest.mark.parametrize(
+        "header", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer not.a.jwt", "Bearer abc"]
+    )
     def test_a_missing_or_malformed_token_is_401(self, client, header):
         headers = {} if header is None else {"Authorization": header}
         assert_error(client.get("/v1/vocabulary", headers=headers), 401, "unauthorized")
@@ -137,8 +147,7 @@ class TestBearerValidation:
         token = sign(claims_for(creds[0], settings, iat=past - 900, exp=past))
         assert_error(vocabulary(client, token), 401, "unauthorized")
 
-    def test_a_token_that_worked_is_refused_once_it_expires(self, client, creds, settings, sign,
-                                                            monkeypatch):
+    def test_a_token_that_worked_is_refused_once_it_expires(self, client, creds, settings, sign, monkeypatch):
         """A worker remembers that a token's signature is good (keys.VERIFIED_CACHE_SIZE), never
         that the token is: its expiry is judged again on every call."""
         token = sign(claims_for(creds[0], settings, iat=int(time.time()), exp=int(time.time()) + 60))
@@ -161,8 +170,9 @@ class TestBearerValidation:
         assert_error(vocabulary(client, sign(claims)), 401, "unauthorized")
 
     @pytest.mark.parametrize("claim, value", [("aud", "urn:someone-else"), ("iss", "urn:evil-issuer")])
-    def test_a_token_for_another_audience_or_from_another_issuer_is_401(self, client, creds, settings, sign,
-                                                                         claim, value):
+    def test_a_token_for_another_audience_or_from_another_issuer_is_401(
+        self, client, creds, settings, sign, claim, value
+    ):
         token = sign(claims_for(creds[0], settings, **{claim: value}))
         assert_error(vocabulary(client, token), 401, "unauthorized")
 
@@ -186,22 +196,32 @@ class TestBearerValidation:
         receipt = record_consent(client, world.headers("outreach-org", "consents:write"))["receipt"]
         assert_error(vocabulary(client, receipt), 401, "unauthorized")
         # Even with every access-token claim, the typ alone keeps a receipt out.
-        assert_error(vocabulary(client, sign(claims_for(creds[0], settings), typ=RECEIPT_TYP)),
-                     401, "unauthorized")
+        assert_error(
+            vocabulary(client, sign(claims_for(creds[0], settings), typ=RECEIPT_TYP)), 401, "unauthorized"
+        )
 
     @pytest.mark.parametrize("org", ["admin", "univ"])
     def test_a_signed_token_naming_another_organization_than_its_clients_is_401(
-            self, client, world, creds, settings, sign, org):
+        self, client, world, creds, settings, sign, org
+    ):
         """Issue 12: the org claim must be the client's own organization, on every path (the
         API's common authentication and authorize's own client check)."""
         world.org("univ", "research")
         assert_ok(vocabulary(client, sign(claims_for(creds[0], settings))))  # the control
         token = sign(claims_for(creds[0], settings, org=org, scope="authorize admin"))
         assert_error(vocabulary(client, token), 401, "unauthorized")
-        assert_error(client.post("/v1/organizations", headers=bearer(token),
-                                 json={"id": "x", "name": "X", "type": "other"}), 401, "unauthorized")
-        body = {"subject": {"system": "urn:outreach-org:client", "value": "C-1"}, "purpose": "research",
-                "data_categories": ["health"]}
+        assert_error(
+            client.post(
+                "/v1/organizations", headers=bearer(token), json={"id": "x", "name": "X", "type": "other"}
+            ),
+            401,
+            "unauthorized",
+        )
+        body = {
+            "subject": {"system": "urn:outreach-org:client", "value": "C-1"},
+            "purpose": "research",
+            "data_categories": ["health"],
+        }
         assert_error(client.post("/v1/authorize", headers=bearer(token), json=body), 401, "unauthorized")
 
     def test_a_token_of_an_unknown_client_is_401(self, client, settings, sign):
@@ -215,13 +235,16 @@ class TestBearerValidation:
 
 
 class TestScopes:
-    @pytest.mark.parametrize("path, body", [
-        ("/v1/consents", CONSENT),
-        ("/v1/organizations", {"id": "x", "name": "X", "type": "other"}),
-        ("/v1/clients", {"organization": "outreach-org", "name": "x", "scopes": ["admin"]}),
-        ("/v1/communities", {"id": "c", "name": "C", "stewards": ["outreach-org"]}),
-        ("/v1/clients/cl_x/disable", None),
-    ])
+    @pytest.mark.parametrize(
+        "path, body",
+        [
+            ("/v1/consents", CONSENT),
+            ("/v1/organizations", {"id": "x", "name": "X", "type": "other"}),
+            ("/v1/clients", {"organization": "outreach-org", "name": "x", "scopes": ["admin"]}),
+            ("/v1/communities", {"id": "c", "name": "C", "stewards": ["outreach-org"]}),
+            ("/v1/clients/cl_x/disable", None),
+        ],
+    )
     def test_a_token_without_the_scope_is_403(self, client, world, path, body):
         rough_sleeper_orgs(world)
         headers = world.headers("outreach-org", "consents:read")
@@ -243,9 +266,15 @@ class TestScopes:
         assert_ok(client.get(f"/v1/consents/{consent['id']}", headers=bearer(full)))
 
     def test_authorize_needs_the_authorize_scope(self, client, world):
-        response = client.post("/v1/authorize", headers=world.headers("gla", "consents:read"), json={
-            "subject": {"system": "urn:s", "value": "v"}, "purpose": "service-planning",
-            "data_categories": ["housing"]})
+        response = client.post(
+            "/v1/authorize",
+            headers=world.headers("gla", "consents:read"),
+            json={
+                "subject": {"system": "urn:s", "value": "v"},
+                "purpose": "service-planning",
+                "data_categories": ["housing"],
+            },
+        )
         assert_error(response, 403, "forbidden")
 
     def test_reading_a_consent_needs_a_consents_scope(self, client, world):

@@ -35,20 +35,25 @@ def test_every_code_and_parameter_has_wording_in_both_languages() -> None:
 
 def test_a_number_valued_obligation_is_judged_and_returned_by_the_file() -> None:
     assert obligations.problems({"retention_days": 0}) == [
-        "retention_days must be a whole number of days, at least 1"]
+        "retention_days must be a whole number of days, at least 1"
+    ]
     assert obligations.as_list({"retention_days": 30}, rule_id="r", community="c") == [
-        {"code": "retention_days", "days": 30, "rule_id": "r", "community": "c"}]
+        {"code": "retention_days", "days": 30, "rule_id": "r", "community": "c"}
+    ]
 
 
 WORDS = 'label = "a"\nlabel_fr = "b"\ndescription = "c"\ndescription_fr = "d"\n'
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("[x]\n" + WORDS, 'value must be "flag" or "int"'),
-    ('[x]\nvalue = "int"\n' + WORDS, "needs returned_as"),
-    ('[x]\nvalue = "flag"\n' + WORDS.replace('label_fr = "b"\n', ""), "needs label and label_fr"),
-    ('[x]\nvalue = "flag"\n' + WORDS + '[x.parameters.n]\ntype = "float"\n', "type must be one of"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("[x]\n" + WORDS, 'value must be "flag" or "int"'),
+        ('[x]\nvalue = "int"\n' + WORDS, "needs returned_as"),
+        ('[x]\nvalue = "flag"\n' + WORDS.replace('label_fr = "b"\n', ""), "needs label and label_fr"),
+        ('[x]\nvalue = "flag"\n' + WORDS + '[x.parameters.n]\ntype = "float"\n', "type must be one of"),
+    ],
+)
 def test_a_malformed_file_is_refused_naming_the_entry(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "obligations.toml"
     path.write_text(text, encoding="utf-8")

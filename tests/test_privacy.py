@@ -69,9 +69,16 @@ def _b64_cores(raw: bytes) -> set[str]:
 
 
 def encodings(value: str) -> set[str]:
-    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value),
-             json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], html.escape(value),
-             html.escape(value, quote=False), repr(value)[1:-1]}
+    forms = {
+        value,
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        html.escape(value, quote=False),
+        repr(value)[1:-1],
+    }
     forms |= _b64_cores(value.encode())
     return {form for form in forms if form}
 
@@ -118,8 +125,16 @@ class Recorder:
 
     def call(self, caller: str, method: str, path: str, **kwargs: Any) -> Any:
         response = self.client.open(path, method=method, **kwargs)
-        self.answers.append(Answer(caller, method, path, response.status_code, dict(response.headers),
-                                   response.get_data(as_text=True)))
+        self.answers.append(
+            Answer(
+                caller,
+                method,
+                path,
+                response.status_code,
+                dict(response.headers),
+                response.get_data(as_text=True),
+            )
+        )
         return response
 
 
@@ -160,73 +175,184 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
 
     bootstrap = World(app, app.test_client()).admin()  # the CLI's admin client
     admin = {"Authorization": bootstrap["Authorization"]}
-    for org_id, org_type in ((PROVIDER, "service-provider"), (GOVERNMENT, "government"),
-                             (RESEARCHER, "research"), (OUTSIDER, "oversight"),  # holds audit:read
-                             (COUNCIL_A, "community-governance")):
-        rec.call("admin", "POST", "/v1/organizations", headers=admin,
-                 json={"id": org_id, "name": org_id, "type": org_type})
+    for org_id, org_type in (
+        (PROVIDER, "service-provider"),
+        (GOVERNMENT, "government"),
+        (RESEARCHER, "research"),
+        (OUTSIDER, "oversight"),  # holds audit:read
+        (COUNCIL_A, "community-governance"),
+    ):
+        rec.call(
+            "admin",
+            "POST",
+            "/v1/organizations",
+            headers=admin,
+            json={"id": org_id, "name": org_id, "type": org_type},
+        )
     headers: dict[str, dict[str, str]] = {}
-    scopes = {PROVIDER: ["consents:write", "consents:read"], GOVERNMENT: ["authorize"],
-              RESEARCHER: ["authorize"], OUTSIDER: ["audit:read", "authorize", "consents:read"],
-              COUNCIL_A: ["rules:write"]}
+    scopes = {
+        PROVIDER: ["consents:write", "consents:read"],
+        GOVERNMENT: ["authorize"],
+        RESEARCHER: ["authorize"],
+        OUTSIDER: ["audit:read", "authorize", "consents:read"],
+        COUNCIL_A: ["rules:write"],
+    }
     for org_id, org_scopes in scopes.items():
-        made = rec.call("admin", "POST", "/v1/clients", headers=admin,
-                        json={"organization": org_id, "name": f"{org_id} system",
-                              "scopes": org_scopes}).get_json()
+        made = rec.call(
+            "admin",
+            "POST",
+            "/v1/clients",
+            headers=admin,
+            json={"organization": org_id, "name": f"{org_id} system", "scopes": org_scopes},
+        ).get_json()
         can.client_secrets[made["client_id"]] = made["client_secret"]
-        issued = rec.call(org_id, "POST", "/oauth/token", data={"grant_type": "client_credentials"},
-                          headers=basic_auth(made["client_id"], made["client_secret"])).get_json()
+        issued = rec.call(
+            org_id,
+            "POST",
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic_auth(made["client_id"], made["client_secret"]),
+        ).get_json()
         can.tokens[issued["access_token"]] = org_id
         headers[org_id] = {"Authorization": f"Bearer {issued['access_token']}"}
-        rec.call(org_id, "POST", "/oauth/token", data={"grant_type": "client_credentials",
-                 "client_id": made["client_id"], "client_secret": can.mistyped_secret})
-    rec.call("admin", "POST", "/v1/communities", headers=admin,
-             json={"id": NATION_A, "name": "Nation A", "stewards": [COUNCIL_A]})
+        rec.call(
+            org_id,
+            "POST",
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": made["client_id"],
+                "client_secret": can.mistyped_secret,
+            },
+        )
+    rec.call(
+        "admin",
+        "POST",
+        "/v1/communities",
+        headers=admin,
+        json={"id": NATION_A, "name": "Nation A", "stewards": [COUNCIL_A]},
+    )
 
-    rec.call("admin", "POST", "/v1/subject-systems", headers=admin,
-             json={"system": can.system, "organization": PROVIDER})
+    rec.call(
+        "admin",
+        "POST",
+        "/v1/subject-systems",
+        headers=admin,
+        json={"system": can.system, "organization": PROVIDER},
+    )
     subject = {"system": can.system, "value": can.subject}
     keyed = {**headers[PROVIDER], "Idempotency-Key": "k1"}
-    consent = rec.call(PROVIDER, "POST", "/v1/consents", headers=keyed,
-                       json={**CONSENT, "subject": subject, "communities": [NATION_A],
-                             "recipients": [PROVIDER, GOVERNMENT, RESEARCHER],
-                             "purposes": ["service-planning", "research"],
-                             "evidence": {"method": "verbal", "obtained_by": "worker-17",
-                                          "notes": can.notes}}).get_json()
+    consent = rec.call(
+        PROVIDER,
+        "POST",
+        "/v1/consents",
+        headers=keyed,
+        json={
+            **CONSENT,
+            "subject": subject,
+            "communities": [NATION_A],
+            "recipients": [PROVIDER, GOVERNMENT, RESEARCHER],
+            "purposes": ["service-planning", "research"],
+            "evidence": {"method": "verbal", "obtained_by": "worker-17", "notes": can.notes},
+        },
+    ).get_json()
     cid = consent["id"]
-    rec.call(PROVIDER, "POST", "/v1/consents", headers=headers[PROVIDER], json={
-        **CONSENT, "subject": {"system": can.system, "value": can.other_subject},
-        "evidence": {"method": "written", "obtained_by": "worker-17", "notes": can.notes}})
-    rec.call(PROVIDER, "POST", f"/v1/consents/{cid}/amend", headers=headers[PROVIDER], json={
-        "purposes": ["service-planning", "research"], "data_categories": ["housing", "health"],
-        "recipients": [PROVIDER, GOVERNMENT, RESEARCHER], "communities": [NATION_A], "version": 1,
-        "evidence": {"method": "written", "obtained_by": "worker-17", "notes": can.amended_notes}})
+    rec.call(
+        PROVIDER,
+        "POST",
+        "/v1/consents",
+        headers=headers[PROVIDER],
+        json={
+            **CONSENT,
+            "subject": {"system": can.system, "value": can.other_subject},
+            "evidence": {"method": "written", "obtained_by": "worker-17", "notes": can.notes},
+        },
+    )
+    rec.call(
+        PROVIDER,
+        "POST",
+        f"/v1/consents/{cid}/amend",
+        headers=headers[PROVIDER],
+        json={
+            "purposes": ["service-planning", "research"],
+            "data_categories": ["housing", "health"],
+            "recipients": [PROVIDER, GOVERNMENT, RESEARCHER],
+            "communities": [NATION_A],
+            "version": 1,
+            "evidence": {"method": "written", "obtained_by": "worker-17", "notes": can.amended_notes},
+        },
+    )
     steward = headers[COUNCIL_A]
-    rule = rec.call(COUNCIL_A, "POST", f"/v1/communities/{NATION_A}/rules", headers=steward, json={
-        "effect": "require_approval", "purposes": ["research"], "data_categories": ["health"],
-        "requesters": ["*"], "obligations": {"aggregate_only": True, "min_cell_size": 10},
-        "reason": "ask first"}).get_json()
+    rule = rec.call(
+        COUNCIL_A,
+        "POST",
+        f"/v1/communities/{NATION_A}/rules",
+        headers=steward,
+        json={
+            "effect": "require_approval",
+            "purposes": ["research"],
+            "data_categories": ["health"],
+            "requesters": ["*"],
+            "obligations": {"aggregate_only": True, "min_cell_size": 10},
+            "reason": "ask first",
+        },
+    ).get_json()
     decisions = []
-    for org_id, purpose, categories in ((GOVERNMENT, "service-planning", ["housing"]),
-                                        (RESEARCHER, "research", ["health"]),
-                                        (OUTSIDER, "service-planning", ["housing"])):
-        answer = rec.call(org_id, "POST", "/v1/authorize", headers=headers[org_id], json={
-            "subject": subject, "purpose": purpose, "data_categories": categories}).get_json()
+    for org_id, purpose, categories in (
+        (GOVERNMENT, "service-planning", ["housing"]),
+        (RESEARCHER, "research", ["health"]),
+        (OUTSIDER, "service-planning", ["housing"]),
+    ):
+        answer = rec.call(
+            org_id,
+            "POST",
+            "/v1/authorize",
+            headers=headers[org_id],
+            json={"subject": subject, "purpose": purpose, "data_categories": categories},
+        ).get_json()
         decisions.append((org_id, answer))
-    approval = rec.call(COUNCIL_A, "POST", f"/v1/communities/{NATION_A}/approvals", headers=steward, json={
-        "requester": RESEARCHER, "purposes": ["research"], "data_categories": ["health"]}).get_json()
-    rec.call(RESEARCHER, "POST", "/v1/authorize", headers=headers[RESEARCHER], json={
-        "subject": subject, "purpose": "research", "data_categories": ["health"]})
-    rec.call(GOVERNMENT, "POST", "/v1/authorize/batch", headers=headers[GOVERNMENT], json={
-        "subjects": [subject, {"system": can.system, "value": can.other_subject}],
-        "purpose": "service-planning", "data_categories": ["housing"]})
+    approval = rec.call(
+        COUNCIL_A,
+        "POST",
+        f"/v1/communities/{NATION_A}/approvals",
+        headers=steward,
+        json={"requester": RESEARCHER, "purposes": ["research"], "data_categories": ["health"]},
+    ).get_json()
+    rec.call(
+        RESEARCHER,
+        "POST",
+        "/v1/authorize",
+        headers=headers[RESEARCHER],
+        json={"subject": subject, "purpose": "research", "data_categories": ["health"]},
+    )
+    rec.call(
+        GOVERNMENT,
+        "POST",
+        "/v1/authorize/batch",
+        headers=headers[GOVERNMENT],
+        json={
+            "subjects": [subject, {"system": can.system, "value": can.other_subject}],
+            "purpose": "service-planning",
+            "data_categories": ["housing"],
+        },
+    )
     for org_id, answer in decisions:
         rec.call(org_id, "GET", f"/v1/decisions/{answer['decision_id']}", headers=headers[org_id])
         rec.call(GOVERNMENT, "GET", f"/v1/decisions/{answer['decision_id']}", headers=headers[GOVERNMENT])
-        rec.call(OUTSIDER, "POST", "/v1/receipts/verify", headers=headers[OUTSIDER],
-                 json={"receipt": answer["receipt"]})
-    rec.call(OUTSIDER, "POST", "/v1/receipts/verify", headers=headers[OUTSIDER],
-             json={"receipt": consent["receipt"]})
+        rec.call(
+            OUTSIDER,
+            "POST",
+            "/v1/receipts/verify",
+            headers=headers[OUTSIDER],
+            json={"receipt": answer["receipt"]},
+        )
+    rec.call(
+        OUTSIDER,
+        "POST",
+        "/v1/receipts/verify",
+        headers=headers[OUTSIDER],
+        json={"receipt": consent["receipt"]},
+    )
     for path in ("rules", "approvals", "decisions"):
         rec.call(COUNCIL_A, "GET", f"/v1/communities/{NATION_A}/{path}", headers=steward)
     rec.call(OUTSIDER, "GET", "/v1/audit/entries?limit=1000", headers=headers[OUTSIDER])
@@ -237,33 +363,82 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
     for suffix in ("", "/history", "/fhir", "/receipt.html"):
         rec.call(PROVIDER, "GET", f"/v1/consents/{cid}{suffix}", headers=headers[PROVIDER])
     for query in ("", "?format=html"):
-        rec.call(PROVIDER, "POST", f"/v1/subjects/access-report{query}", headers=headers[PROVIDER],
-                 json={"subject": subject})
+        rec.call(
+            PROVIDER,
+            "POST",
+            f"/v1/subjects/access-report{query}",
+            headers=headers[PROVIDER],
+            json={"subject": subject},
+        )
     # Others try to, and fail in every way.
     for suffix in ("", "/history", "/fhir", "/receipt.html"):
         rec.call(OUTSIDER, "GET", f"/v1/consents/{cid}{suffix}", headers=headers[OUTSIDER])
-    rec.call(OUTSIDER, "POST", "/v1/subjects/access-report", headers=headers[OUTSIDER],
-             json={"subject": subject})
+    rec.call(
+        OUTSIDER, "POST", "/v1/subjects/access-report", headers=headers[OUTSIDER], json={"subject": subject}
+    )
     rec.call(OUTSIDER, "POST", f"/v1/consents/{cid}/revoke", headers=headers[OUTSIDER], json={"reason": "x"})
-    rec.call(GOVERNMENT, "POST", "/v1/authorize", headers=headers[GOVERNMENT], json={
-        "subject": {**subject, "value": can.subject + "\n"}, "purpose": "research", "data_categories": ["x"]})
-    rec.call(GOVERNMENT, "POST", "/v1/authorize", headers=headers[GOVERNMENT], json={
-        "subject": subject, "purpose": "no-such-purpose", "data_categories": ["health"], "note": can.notes})
-    rec.call(GOVERNMENT, "POST", "/v1/authorize", headers=headers[GOVERNMENT],
-             data='{"subject": {"value": "' + can.subject + '"', content_type="application/json")
-    rec.call(PROVIDER, "POST", "/v1/consents", headers={**headers[PROVIDER], "Idempotency-Key": "k1"},
-             json={**CONSENT, "subject": subject,
-                   "evidence": {"method": "verbal", "obtained_by": "w", "notes": can.notes}})
-    rec.call("-", "POST", "/v1/authorize", json={"subject": subject, "purpose": "research",
-                                                 "data_categories": ["health"]})
-    rec.call("-", "POST", "/v1/authorize", headers={"Authorization": f"Bearer {can.mistyped_secret}"},
-             json={})
-    rec.call("-", "GET", "/v1/consents/" + urllib.parse.quote(can.subject, safe=""),
-             headers=headers[OUTSIDER])
-    rec.call(PROVIDER, "POST", "/v1/consents", headers=headers[PROVIDER],
-             data=json.dumps({"evidence": {"notes": can.notes},
-                              "pad": "x" * app.config["MAX_CONTENT_LENGTH"]}),
-             content_type="application/json")
+    rec.call(
+        GOVERNMENT,
+        "POST",
+        "/v1/authorize",
+        headers=headers[GOVERNMENT],
+        json={
+            "subject": {**subject, "value": can.subject + "\n"},
+            "purpose": "research",
+            "data_categories": ["x"],
+        },
+    )
+    rec.call(
+        GOVERNMENT,
+        "POST",
+        "/v1/authorize",
+        headers=headers[GOVERNMENT],
+        json={
+            "subject": subject,
+            "purpose": "no-such-purpose",
+            "data_categories": ["health"],
+            "note": can.notes,
+        },
+    )
+    rec.call(
+        GOVERNMENT,
+        "POST",
+        "/v1/authorize",
+        headers=headers[GOVERNMENT],
+        data='{"subject": {"value": "' + can.subject + '"',
+        content_type="application/json",
+    )
+    rec.call(
+        PROVIDER,
+        "POST",
+        "/v1/consents",
+        headers={**headers[PROVIDER], "Idempotency-Key": "k1"},
+        json={
+            **CONSENT,
+            "subject": subject,
+            "evidence": {"method": "verbal", "obtained_by": "w", "notes": can.notes},
+        },
+    )
+    rec.call(
+        "-",
+        "POST",
+        "/v1/authorize",
+        json={"subject": subject, "purpose": "research", "data_categories": ["health"]},
+    )
+    rec.call(
+        "-", "POST", "/v1/authorize", headers={"Authorization": f"Bearer {can.mistyped_secret}"}, json={}
+    )
+    rec.call(
+        "-", "GET", "/v1/consents/" + urllib.parse.quote(can.subject, safe=""), headers=headers[OUTSIDER]
+    )
+    rec.call(
+        PROVIDER,
+        "POST",
+        "/v1/consents",
+        headers=headers[PROVIDER],
+        data=json.dumps({"evidence": {"notes": can.notes}, "pad": "x" * app.config["MAX_CONTENT_LENGTH"]}),
+        content_type="application/json",
+    )
     # The store fails in the middle of a decision: a 503, and whatever the driver said stays inside.
     engine = engine_of(app)
 
@@ -273,16 +448,30 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
 
     event.listen(engine, "before_cursor_execute", fail)
     try:
-        rec.call(GOVERNMENT, "POST", "/v1/authorize", headers=headers[GOVERNMENT], json={
-            "subject": subject, "purpose": "service-planning", "data_categories": ["housing"]})
+        rec.call(
+            GOVERNMENT,
+            "POST",
+            "/v1/authorize",
+            headers=headers[GOVERNMENT],
+            json={"subject": subject, "purpose": "service-planning", "data_categories": ["housing"]},
+        )
         rec.call(PROVIDER, "POST", f"/v1/consents/{cid}/revoke", headers=headers[PROVIDER], json={})
     finally:
         event.remove(engine, "before_cursor_execute", fail)
-    rec.call(PROVIDER, "POST", f"/v1/consents/{cid}/revoke",
-             headers={**headers[PROVIDER], "Idempotency-Key": "r"},
-             json={"reason": "the person asked"})
-    rec.call(GOVERNMENT, "POST", "/v1/authorize", headers=headers[GOVERNMENT], json={
-        "subject": subject, "purpose": "service-planning", "data_categories": ["housing"]})
+    rec.call(
+        PROVIDER,
+        "POST",
+        f"/v1/consents/{cid}/revoke",
+        headers={**headers[PROVIDER], "Idempotency-Key": "r"},
+        json={"reason": "the person asked"},
+    )
+    rec.call(
+        GOVERNMENT,
+        "POST",
+        "/v1/authorize",
+        headers=headers[GOVERNMENT],
+        json={"subject": subject, "purpose": "service-planning", "data_categories": ["housing"]},
+    )
     assert services is not None
     return {"consent_id": cid, "rule_id": rule["id"], "approval_id": approval["id"]}
 
@@ -290,8 +479,17 @@ def run_scenario(app, rec: Recorder, can: Canaries) -> dict[str, Any]:
 @pytest.fixture
 def every_logger_at_debug(caplog) -> Iterator[Any]:
     """Every logger there is (libraries set some above DEBUG themselves) at DEBUG, into caplog."""
-    names = ["", "sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "authlib", "werkzeug", "flask_limiter",
-             "consent_service", *list(logging.root.manager.loggerDict)]
+    names = [
+        "",
+        "sqlalchemy",
+        "sqlalchemy.engine",
+        "sqlalchemy.pool",
+        "authlib",
+        "werkzeug",
+        "flask_limiter",
+        "consent_service",
+        *list(logging.root.manager.loggerDict),
+    ]
     saved = {name: logging.getLogger(name).level for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -307,9 +505,11 @@ def scenario(app_config, every_logger_at_debug):
     app = create_app({**app_config, "SECRET_KEY": can.secret_key})
     rec = Recorder(app.test_client())
     ids = run_scenario(app, rec, can)
-    logs = "\n".join(f"{r.name} {r.levelname} {r.getMessage()} "
-                     + ("".join(traceback.format_exception(*r.exc_info)) if r.exc_info else "")
-                     for r in every_logger_at_debug.records)
+    logs = "\n".join(
+        f"{r.name} {r.levelname} {r.getMessage()} "
+        + ("".join(traceback.format_exception(*r.exc_info)) if r.exc_info else "")
+        for r in every_logger_at_debug.records
+    )
     tables = all_tables_as_text(app)
     yield can, rec, logs, tables, ids
     app.extensions[EXTENSION].sessions.kw["bind"].dispose()
@@ -317,10 +517,17 @@ def scenario(app_config, every_logger_at_debug):
 
 def owner_paths(cid: str) -> set[tuple[str, str]]:
     """The recording organization's own answers about the consent: the only ones with notes in them."""
-    return {("POST", "/v1/consents"), ("POST", f"/v1/consents/{cid}/amend"), ("GET", f"/v1/consents/{cid}"),
-            ("GET", f"/v1/consents/{cid}/history"), ("GET", f"/v1/consents/{cid}/fhir"),
-            ("GET", f"/v1/consents/{cid}/receipt.html"), ("POST", "/v1/subjects/access-report"),
-            ("POST", "/v1/subjects/access-report?format=html"), ("POST", f"/v1/consents/{cid}/revoke")}
+    return {
+        ("POST", "/v1/consents"),
+        ("POST", f"/v1/consents/{cid}/amend"),
+        ("GET", f"/v1/consents/{cid}"),
+        ("GET", f"/v1/consents/{cid}/history"),
+        ("GET", f"/v1/consents/{cid}/fhir"),
+        ("GET", f"/v1/consents/{cid}/receipt.html"),
+        ("POST", "/v1/subjects/access-report"),
+        ("POST", "/v1/subjects/access-report?format=html"),
+        ("POST", f"/v1/consents/{cid}/revoke"),
+    }
 
 
 class TestCanaries:
@@ -334,17 +541,32 @@ class TestCanaries:
 
     def test_no_canary_in_any_log_line(self, scenario):
         can, _, logs, _, _ = scenario
-        everything = [can.subject, can.other_subject, can.notes, can.amended_notes, can.mistyped_secret,
-                      can.secret_key, *can.client_secrets.values(), *can.tokens]
+        everything = [
+            can.subject,
+            can.other_subject,
+            can.notes,
+            can.amended_notes,
+            can.mistyped_secret,
+            can.secret_key,
+            *can.client_secrets.values(),
+            *can.tokens,
+        ]
         found = [value[:24] for value in everything if hits(value, logs)]
         assert found == []
 
     def test_subject_identifiers_secrets_tokens_and_the_key_are_in_no_table(self, scenario):
         can, _, _, tables, _ = scenario
-        everything = [can.subject, can.other_subject, can.mistyped_secret, can.secret_key,
-                      *can.client_secrets.values(), *can.tokens]
-        found = [(name, value[:24]) for name, text in tables.items() for value in everything
-                 if hits(value, text)]
+        everything = [
+            can.subject,
+            can.other_subject,
+            can.mistyped_secret,
+            can.secret_key,
+            *can.client_secrets.values(),
+            *can.tokens,
+        ]
+        found = [
+            (name, value[:24]) for name, text in tables.items() for value in everything if hits(value, text)
+        ]
         assert found == []
 
     def test_notes_live_only_in_the_consent_version_table(self, scenario):
@@ -358,8 +580,9 @@ class TestCanaries:
         leaks = []
         for answer in rec.answers:
             for value in (can.subject, can.other_subject, can.notes, can.amended_notes):
-                if hits(value, answer.text) and not (answer.caller == PROVIDER
-                                                     and (answer.method, answer.path) in mine):
+                if hits(value, answer.text) and not (
+                    answer.caller == PROVIDER and (answer.method, answer.path) in mine
+                ):
                     leaks.append((answer.caller, answer.method, answer.path, answer.status, value[:20]))
         assert leaks == []
 
@@ -383,22 +606,36 @@ class TestCanaries:
 
     def test_no_header_carries_a_canary(self, scenario):
         can, rec, _, _, _ = scenario
-        everything = [can.subject, can.notes, can.amended_notes, can.secret_key, *can.client_secrets.values(),
-                      *can.tokens]
+        everything = [
+            can.subject,
+            can.notes,
+            can.amended_notes,
+            can.secret_key,
+            *can.client_secrets.values(),
+            *can.tokens,
+        ]
         assert [a.path for a in rec.answers for v in everything if hits(v, json.dumps(a.headers))] == []
 
 
 class TestTheSearchFires:
     """Planted hits, one per encoding and place, so each "0 hits" above means something."""
 
-    @pytest.mark.parametrize("encode", [
-        lambda v: v, lambda v: urllib.parse.quote(v), lambda v: urllib.parse.quote_plus(v),
-        lambda v: json.dumps({"x": v}), lambda v: json.dumps({"x": v}, ensure_ascii=False),
-        lambda v: html.escape(v), lambda v: base64.b64encode(("pre" + v).encode()).decode(),
-        lambda v: base64.urlsafe_b64encode(("ab" + v + "z").encode()).decode().rstrip("="),
-        lambda v: "eyJ." + base64.urlsafe_b64encode(json.dumps({"n": v}).encode()).decode() + ".sig",
-        lambda v: repr({"notes": v}),
-    ], ids=["raw", "url", "url-plus", "json", "json-utf8", "html", "b64", "b64url", "jwt", "repr"])
+    @pytest.mark.parametrize(
+        "encode",
+        [
+            lambda v: v,
+            lambda v: urllib.parse.quote(v),
+            lambda v: urllib.parse.quote_plus(v),
+            lambda v: json.dumps({"x": v}),
+            lambda v: json.dumps({"x": v}, ensure_ascii=False),
+            lambda v: html.escape(v),
+            lambda v: base64.b64encode(("pre" + v).encode()).decode(),
+            lambda v: base64.urlsafe_b64encode(("ab" + v + "z").encode()).decode().rstrip("="),
+            lambda v: "eyJ." + base64.urlsafe_b64encode(json.dumps({"n": v}).encode()).decode() + ".sig",
+            lambda v: repr({"notes": v}),
+        ],
+        ids=["raw", "url", "url-plus", "json", "json-utf8", "html", "b64", "b64url", "jwt", "repr"],
+    )
     def test_each_encoding_is_found(self, encode):
         value = canary("control")
         assert hits(value, "some text " + encode(value) + " more")
@@ -417,8 +654,11 @@ class TestTheSearchFires:
 
         rough_sleeper_orgs(world)
         value = canary("stored")
-        record_consent(client, world.headers("outreach-org", "consents:write"),
-                       evidence={"method": "verbal", "obtained_by": "worker-1", "notes": value})
+        record_consent(
+            client,
+            world.headers("outreach-org", "consents:write"),
+            evidence={"method": "verbal", "obtained_by": "worker-1", "notes": value},
+        )
         tables = all_tables_as_text(app)
         assert [name for name, text in tables.items() if hits(value, text)] == ["consent_version"]
 
@@ -435,8 +675,11 @@ class TestLibraryLogs:
             logger.removeFilter(existing)
         try:
             client_id, secret = world.credentials("outreach-org", "authorize")
-            token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                headers=basic_auth(client_id, secret)).get_json()["access_token"]
+            token = client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic_auth(client_id, secret),
+            ).get_json()["access_token"]
         finally:
             for existing in saved:
                 logger.addFilter(existing)
@@ -444,8 +687,9 @@ class TestLibraryLogs:
 
     def test_with_it_the_token_is_withheld(self, app, client, world, every_logger_at_debug):
         client_id, secret = world.credentials("outreach-org", "authorize")
-        token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                            headers=basic_auth(client_id, secret)).get_json()["access_token"]
+        token = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(client_id, secret)
+        ).get_json()["access_token"]
         messages = "\n".join(r.getMessage() for r in every_logger_at_debug.records)
         assert "Issue token '[withheld]'" in messages
         assert not hits(token, messages)
@@ -456,7 +700,9 @@ class TestLibraryLogs:
 REVEALING = re.compile(
     r"Traceback|File \"|\.py\b|/work/|/tmp/|/usr/|site-packages|sqlalchemy|psycopg|sqlite|postgres|"
     r"\bSELECT\b|\bINSERT\b|\bUPDATE\b|\bDELETE FROM\b|werkzeug|flask|authlib|marshmallow|webargs|"
-    r"Python|gunicorn|\b\d+\.\d+\.\d+\b|0x[0-9a-f]{6,}|Exception|Error\(", re.IGNORECASE)
+    r"Python|gunicorn|\b\d+\.\d+\.\d+\b|0x[0-9a-f]{6,}|Exception|Error\(",
+    re.IGNORECASE,
+)
 
 
 def error_kinds(app, client, world, monkeypatch) -> Iterator[tuple[str, Any]]:
@@ -469,31 +715,63 @@ def error_kinds(app, client, world, monkeypatch) -> Iterator[tuple[str, Any]]:
     consent = record_consent(client, writer)
     ask = {"subject": {"system": "urn:s", "value": "v"}, "purpose": "research", "data_categories": ["health"]}
     yield "400 validation", client.post("/v1/authorize", headers=gla, json={"purpose": 5})
-    yield "400 invalid json", client.post("/v1/authorize", headers=gla, data="{",
-                                          content_type="application/json")
-    yield "400 nested json", client.post("/v1/authorize", headers=gla, data="[" * 50_000,
-                                         content_type="application/json")
+    yield (
+        "400 invalid json",
+        client.post("/v1/authorize", headers=gla, data="{", content_type="application/json"),
+    )
+    yield (
+        "400 nested json",
+        client.post("/v1/authorize", headers=gla, data="[" * 50_000, content_type="application/json"),
+    )
     yield "400 unknown code", client.post("/v1/authorize", headers=gla, json={**ask, "purpose": "nope"})
-    yield "400 not json", client.post("/v1/authorize", headers=gla, data="x=1",
-                                      content_type="application/x-www-form-urlencoded")
+    yield (
+        "400 not json",
+        client.post(
+            "/v1/authorize", headers=gla, data="x=1", content_type="application/x-www-form-urlencoded"
+        ),
+    )
     yield "400 oauth grant", client.post("/oauth/token", data={"grant_type": "password"})
     yield "401 no token", client.post("/v1/authorize", json=ask)
     yield "401 bad token", client.post("/v1/authorize", json=ask, headers={"Authorization": "Bearer a.b.c"})
-    yield "401 oauth client", client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                          headers=basic_auth("cl_x", "nope"))
+    yield (
+        "401 oauth client",
+        client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth("cl_x", "nope")
+        ),
+    )
     yield "403 scope", client.post("/v1/authorize", json=ask, headers=world.headers("gla", "consents:read"))
     yield "404 path", client.get("/v1/nothing-here")
-    yield "404 consent", client.get(f"/v1/consents/{consent['id']}",
-                                    headers=world.headers("gla", "consents:read"))
+    yield (
+        "404 consent",
+        client.get(f"/v1/consents/{consent['id']}", headers=world.headers("gla", "consents:read")),
+    )
     yield "405 method", client.put("/v1/authorize", headers=gla)
-    yield "409 conflict", client.post(f"/v1/consents/{consent['id']}/amend", headers=writer, json={
-        "purposes": ["service-delivery"], "data_categories": ["housing"], "recipients": ["gla"],
-        "evidence": {"method": "verbal", "obtained_by": "w"}, "version": 7})
-    yield "413 too large", client.post("/v1/authorize", headers=gla,
-                                       data="x" * (app.config["MAX_CONTENT_LENGTH"] + 1),
-                                       content_type="application/json")
-    limited = create_app({**app.extensions[EXTENSION].settings, "RATELIMIT_ENABLED": True,
-                          "RATELIMIT_DEFAULT": "1 per hour"})
+    yield (
+        "409 conflict",
+        client.post(
+            f"/v1/consents/{consent['id']}/amend",
+            headers=writer,
+            json={
+                "purposes": ["service-delivery"],
+                "data_categories": ["housing"],
+                "recipients": ["gla"],
+                "evidence": {"method": "verbal", "obtained_by": "w"},
+                "version": 7,
+            },
+        ),
+    )
+    yield (
+        "413 too large",
+        client.post(
+            "/v1/authorize",
+            headers=gla,
+            data="x" * (app.config["MAX_CONTENT_LENGTH"] + 1),
+            content_type="application/json",
+        ),
+    )
+    limited = create_app(
+        {**app.extensions[EXTENSION].settings, "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "1 per hour"}
+    )
     limited.test_client().get("/v1/vocabulary")
     yield "429 rate limited", limited.test_client().get("/v1/vocabulary")
     limited.extensions[EXTENSION].sessions.kw["bind"].dispose()
@@ -501,9 +779,14 @@ def error_kinds(app, client, world, monkeypatch) -> Iterator[tuple[str, Any]]:
     engine = engine_of(app)
 
     def driver_error(conn, cursor, statement, parameters, context, executemany):
-        raise OperationalError(statement, parameters, Exception(
-            'psycopg.OperationalError: connection to server at "127.0.0.1", port 5432 failed: '
-            f'FATAL: /var/lib/postgresql/16/main {statement}'))
+        raise OperationalError(
+            statement,
+            parameters,
+            Exception(
+                'psycopg.OperationalError: connection to server at "127.0.0.1", port 5432 failed: '
+                f"FATAL: /var/lib/postgresql/16/main {statement}"
+            ),
+        )
 
     event.listen(engine, "before_cursor_execute", driver_error)
     try:
@@ -536,10 +819,16 @@ def test_no_error_body_reveals_a_trace_sql_driver_path_or_version(app, client, w
 
 
 def test_the_revealing_pattern_fires_on_what_it_looks_for():
-    planted = ["Traceback (most recent call last)", 'File "/work/main/x.py"',
-               "sqlalchemy.exc.OperationalError", "(psycopg.errors.QueryCanceled)",
-               "SELECT consent.id FROM consent", "Werkzeug/3.1.9", "Python/3.11.2",
-               "sqlite3.OperationalError: database is locked"]
+    planted = [
+        "Traceback (most recent call last)",
+        'File "/work/main/x.py"',
+        "sqlalchemy.exc.OperationalError",
+        "(psycopg.errors.QueryCanceled)",
+        "SELECT consent.id FROM consent",
+        "Werkzeug/3.1.9",
+        "Python/3.11.2",
+        "sqlite3.OperationalError: database is locked",
+    ]
     assert [text for text in planted if not REVEALING.search(text)] == []
 
 

@@ -34,8 +34,10 @@ POLICIES = Path(__file__).resolve().parents[1] / "policies"
 MODEL_CONF = POLICIES / "model.conf"
 MANAGEMENT_CONF = POLICIES / "management.conf"
 COMMUNITY = "nation-a"
-CHANGED = ("pycasbin's behaviour changed: the trap is gone or changed; revisit policy.py's "
-           "workaround and docs/performance.md ('pycasbin traps, held by tests')")
+CHANGED = (
+    "pycasbin's behaviour changed: the trap is gone or changed; revisit policy.py's "
+    "workaround and docs/performance.md ('pycasbin traps, held by tests')"
+)
 
 # A plain ACL model, enough for FastEnforcer's key cache (its keys index the p lines).
 ACL_MODEL = """
@@ -53,7 +55,8 @@ m = r.sub == p.sub && r.obj == p.obj && r.act == p.act
 """
 
 THREE_HIERARCHIES = ACL_MODEL.replace(
-    "[policy_effect]", "[role_definition]\ng = _, _\ng2 = _, _\ng3 = _, _\n\n[policy_effect]")
+    "[policy_effect]", "[role_definition]\ng = _, _\ng2 = _, _\ng3 = _, _\n\n[policy_effect]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +109,22 @@ def name_comparisons(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def exercise_policy_py(base: PolicyBase) -> None:
     """Every path through policy.py that builds Casbin objects."""
     PolicyBase(POLICIES)
-    rule = Rule(id="r1", community=COMMUNITY, effect=RuleEffect.DENY, purposes=("research",),
-                data_categories=("health",), requesters=("univ",))
+    rule = Rule(
+        id="r1",
+        community=COMMUNITY,
+        effect=RuleEffect.DENY,
+        purposes=("research",),
+        data_categories=("health",),
+        requesters=("univ",),
+    )
     base.reference_enforcer([rule])
     base.compile_rules(COMMUNITY, 1, [rule])
-    base.may_manage(organization="nation-a-council", community=COMMUNITY,
-                    action=str(ManagementAction.RULES_CREATE), stewards=["nation-a-council"])
+    base.may_manage(
+        organization="nation-a-council",
+        community=COMMUNITY,
+        action=str(ManagementAction.RULES_CREATE),
+        stewards=["nation-a-council"],
+    )
 
 
 # --- Trap 1: FastModel drops the role definitions after the first (g2, g3, ...) -----------------
@@ -152,8 +165,14 @@ class TestFastModelDropsG2:
     def test_we_keep_both_hierarchies_and_honour_a_g2_link(self, base):
         """The reference enforcer keeps model.conf's g and g2; a rule on a parent code matches
         a request for a child code only through those links."""
-        rule = Rule(id="r1", community=COMMUNITY, effect=RuleEffect.DENY, purposes=("service-delivery",),
-                    data_categories=("health",), requesters=("univ",))
+        rule = Rule(
+            id="r1",
+            community=COMMUNITY,
+            effect=RuleEffect.DENY,
+            purposes=("service-delivery",),
+            data_categories=("health",),
+            requesters=("univ",),
+        )
         enforcer = base.reference_enforcer([rule])
         assert sorted(enforcer.model["g"].keys()) == ["g", "g2"]
         assert enforcer.get_named_role_manager("g2").has_link("category:mental-health", "category:health")
@@ -204,14 +223,31 @@ class TestFastEnforcerKeyWidth:
 
     def test_we_store_rule_lines_in_plain_lists_that_round_trip(self, base, built):
         """Our six-field rule lines go into a plain list (no key cache) and come back intact."""
-        rules = [Rule(id=f"r{i}", community=COMMUNITY, effect=RuleEffect.DENY, purposes=("research",),
-                      data_categories=(category,), requesters=("univ", "gla"))
-                 for i, category in enumerate(("health", "housing"))]
+        rules = [
+            Rule(
+                id=f"r{i}",
+                community=COMMUNITY,
+                effect=RuleEffect.DENY,
+                purposes=("research",),
+                data_categories=(category,),
+                requesters=("univ", "gla"),
+            )
+            for i, category in enumerate(("health", "housing"))
+        ]
         enforcer = base.reference_enforcer(rules)
         assert type(enforcer) is casbin.Enforcer and type(enforcer.model["p"]["p"].policy) is list
-        expected = [[f"org:{who}", f"community:{COMMUNITY}", "purpose:research",
-                     f"category:{r.data_categories[0]}", "deny", r.id]
-                    for r in rules for who in r.requesters]
+        expected = [
+            [
+                f"org:{who}",
+                f"community:{COMMUNITY}",
+                "purpose:research",
+                f"category:{r.data_categories[0]}",
+                "deny",
+                r.id,
+            ]
+            for r in rules
+            for who in r.requesters
+        ]
         assert sorted(enforcer.get_policy()) == sorted(expected)
         assert all(enforcer.has_policy(*line) for line in expected)
         assert not enforcer.add_policy(*expected[0])  # a duplicate is refused
@@ -268,8 +304,12 @@ class TestFastEnforcerThreads:
         plain Enforcer each time, and the base keeps only frozensets from the role managers,
         so request threads never share mutable Casbin state (and never a FastEnforcer)."""
         for _ in range(2):
-            base.may_manage(organization="nation-a-council", community=COMMUNITY,
-                            action=str(ManagementAction.RULES_LIST), stewards=["nation-a-council"])
+            base.may_manage(
+                organization="nation-a-council",
+                community=COMMUNITY,
+                action=str(ManagementAction.RULES_LIST),
+                stewards=["nation-a-council"],
+            )
         base.reference_enforcer()
         assert len(built) == 3 and len({id(e) for e in built}) == 3
         assert all(type(e) is casbin.Enforcer for e in built)
@@ -313,7 +353,7 @@ class TestDomainRoleManagerIsQuadratic:
             name_comparisons[0] = 0
             assert enforcer.enforce("org-1", COMMUNITY, "rules:create")
             second[names] = name_comparisons[0]
-        assert first[150] >= 150 ** 2, (first, CHANGED)
+        assert first[150] >= 150**2, (first, CHANGED)
         assert 3.5 <= first[300] / first[150] <= 4.5, (first, CHANGED)
         assert second == {150: 0, 300: 0}, (second, CHANGED)
 
@@ -321,8 +361,12 @@ class TestDomainRoleManagerIsQuadratic:
         """may_manage's enforcer holds the stewards it was given (the caller passes one
         community's, read by index) in that community's domain, and nothing else."""
         stewards = ["council", "elders", "data-office"]
-        assert base.may_manage(organization="elders", community=COMMUNITY,
-                               action=str(ManagementAction.RULES_CREATE), stewards=stewards)
+        assert base.may_manage(
+            organization="elders",
+            community=COMMUNITY,
+            action=str(ManagementAction.RULES_CREATE),
+            stewards=stewards,
+        )
         (enforcer,) = built
         links = enforcer.get_named_grouping_policy("g")
         domain = f"community:{COMMUNITY}"
@@ -337,8 +381,12 @@ class TestDomainRoleManagerIsQuadratic:
 
         def ask(community: str) -> int:
             before = name_comparisons[0]
-            assert base.may_manage(organization="steward-0", community=community,
-                                   action=str(ManagementAction.RULES_LIST), stewards=stewards)
+            assert base.may_manage(
+                organization="steward-0",
+                community=community,
+                action=str(ManagementAction.RULES_LIST),
+                stewards=stewards,
+            )
             return name_comparisons[0] - before
 
         def serve(communities: int) -> tuple[int, int]:

@@ -33,8 +33,14 @@ def _redis_available() -> bool:
 
 
 def limited_app(app_config: dict[str, Any], **limits: Any):
-    config = {**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "1000 per hour",
-              "RATELIMIT_TOKEN": "1000 per hour", "RATELIMIT_TOKEN_FAILURES": "1000 per hour", **limits}
+    config = {
+        **app_config,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_DEFAULT": "1000 per hour",
+        "RATELIMIT_TOKEN": "1000 per hour",
+        "RATELIMIT_TOKEN_FAILURES": "1000 per hour",
+        **limits,
+    }
     return create_app(config)
 
 
@@ -87,9 +93,18 @@ class TestPerClient:
         client = app.test_client()
         headers = World(app, client).headers("gla", "authorize")
         assert_ok(vocabulary(client, headers))
-        assert_ok(client.post("/v1/authorize", headers=headers, **at("10.0.0.1"), json={
-            "subject": {"system": "urn:s", "value": "v"}, "purpose": "research",
-            "data_categories": ["health"]}))
+        assert_ok(
+            client.post(
+                "/v1/authorize",
+                headers=headers,
+                **at("10.0.0.1"),
+                json={
+                    "subject": {"system": "urn:s", "value": "v"},
+                    "purpose": "research",
+                    "data_categories": ["health"],
+                },
+            )
+        )
         assert_error(client.get("/v1/decisions/nope", headers=headers, **at("10.0.0.1")), 404, "not_found")
         assert_rate_limited(vocabulary(client, headers))
 
@@ -107,8 +122,13 @@ class TestPerClient:
         client = app.test_client()
         world = World(app, client)
         client_id, secret = world.credentials("gla", "authorize")
-        token = assert_ok(client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                      headers=basic_auth(client_id, secret)))["access_token"]
+        token = assert_ok(
+            client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic_auth(client_id, secret),
+            )
+        )["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert_ok(vocabulary(client, headers))
         assert_ok(client.post(f"/v1/clients/{client_id}/disable", headers=world.admin()))
@@ -138,8 +158,9 @@ def token_request(client, client_id: str, secret: str, address: str, *, method: 
     data = {"grant_type": "client_credentials"}
     if method == "basic":
         return client.post("/oauth/token", data=data, headers=basic_auth(client_id, secret), **at(address))
-    return client.post("/oauth/token", data={**data, "client_id": client_id, "client_secret": secret},
-                       **at(address))
+    return client.post(
+        "/oauth/token", data={**data, "client_id": client_id, "client_secret": secret}, **at(address)
+    )
 
 
 class TestTokenEndpoint:
@@ -155,8 +176,9 @@ class TestTokenEndpoint:
     def test_failures_are_limited_per_client_id_from_any_address(self, app, creds, method):
         client = app.test_client()
         for i in range(3):
-            assert_error(token_request(client, creds[0], "wrong", f"10.1.0.{i}", method=method),
-                         401, "unauthorized")
+            assert_error(
+                token_request(client, creds[0], "wrong", f"10.1.0.{i}", method=method), 401, "unauthorized"
+            )
         # The right secret, from a fresh address: this client id has used its failures.
         assert_rate_limited(token_request(client, *creds, "10.1.0.99", method=method))
 
@@ -215,8 +237,11 @@ class TestSharedCounters:
         connection.close()
 
     def test_two_instances_share_one_budget_per_client(self, make_app, prefix):
-        shared = {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix,
-                  "RATELIMIT_DEFAULT": "3 per hour"}
+        shared = {
+            "RATELIMIT_STORAGE_URI": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": prefix,
+            "RATELIMIT_DEFAULT": "3 per hour",
+        }
         first, second = make_app(**shared), make_app(**shared)
         headers = World(first, first.test_client()).headers("gla", "authorize")
         assert_ok(vocabulary(first.test_client(), headers))
@@ -226,8 +251,11 @@ class TestSharedCounters:
         assert_rate_limited(vocabulary(first.test_client(), headers))
 
     def test_failed_token_requests_are_counted_across_instances(self, make_app, prefix):
-        shared = {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix,
-                  "RATELIMIT_TOKEN_FAILURES": "2 per hour"}
+        shared = {
+            "RATELIMIT_STORAGE_URI": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": prefix,
+            "RATELIMIT_TOKEN_FAILURES": "2 per hour",
+        }
         first, second = make_app(**shared), make_app(**shared)
         creds = World(first, first.test_client()).credentials("outreach-org", "authorize")
         assert_error(token_request(first.test_client(), creds[0], "wrong", "10.6.0.1"), 401, "unauthorized")
@@ -235,10 +263,14 @@ class TestSharedCounters:
         assert_rate_limited(token_request(second.test_client(), *creds, "10.6.0.3"))
 
     def test_another_deployments_prefix_does_not_share_the_budget(self, make_app, prefix):
-        first = make_app(RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix,
-                         RATELIMIT_DEFAULT="1 per hour")
-        other = make_app(RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix + "-other",
-                         RATELIMIT_DEFAULT="1 per hour")
+        first = make_app(
+            RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix, RATELIMIT_DEFAULT="1 per hour"
+        )
+        other = make_app(
+            RATELIMIT_STORAGE_URI=REDIS_URL,
+            RATELIMIT_KEY_PREFIX=prefix + "-other",
+            RATELIMIT_DEFAULT="1 per hour",
+        )
         assert_error(vocabulary(first.test_client()), 401, "unauthorized")
         assert_error(vocabulary(other.test_client()), 401, "unauthorized")
 

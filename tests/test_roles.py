@@ -27,14 +27,17 @@ def test_the_shipped_roles() -> None:
     assert all(role.scopes <= PERSON_SCOPES for role in roles.values())
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ('[roles.x]\nscopes = ["rules:write", "rules:delete"]\n', "unknown scope(s) rules:delete"),
-    ('[roles.x]\nscopes = ["admin"]\n', "admin is never a person's scope"),
-    ('[roles.x]\nscopes = []\n', "non-empty list"),
-    ('[roles.x]\nscopes = ["consents:read"]\ncolour = "red"\n', "unknown key(s) colour"),
-    ('[roles."audit:read"]\nscopes = ["audit:read"]\n', "named like a scope"),
-    ("[roles.x\n", "roles.toml"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[roles.x]\nscopes = ["rules:write", "rules:delete"]\n', "unknown scope(s) rules:delete"),
+        ('[roles.x]\nscopes = ["admin"]\n', "admin is never a person's scope"),
+        ("[roles.x]\nscopes = []\n", "non-empty list"),
+        ('[roles.x]\nscopes = ["consents:read"]\ncolour = "red"\n', "unknown key(s) colour"),
+        ('[roles."audit:read"]\nscopes = ["audit:read"]\n', "named like a scope"),
+        ("[roles.x\n", "roles.toml"),
+    ],
+)
 def test_a_wrong_role_file_refuses_to_start_naming_it(tmp_path: Path, text: str, problem: str) -> None:
     policies = roles_file(tmp_path, text)
     with pytest.raises(RolesError) as refused:

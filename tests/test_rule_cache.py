@@ -37,10 +37,18 @@ from consent_service.storage.models import CommunityRule
 
 def answers(compiled: CompiledRules) -> dict[tuple[str, ...], list[str]]:
     """What the compiled rules say on the whole grid: the ids matched, in the order reported."""
-    return {(str(effect), requester, purpose, category): [rule.id for rule in compiled.matching(
-                effect=effect, requester=requester, purpose=purpose, categories=[category])]
-            for effect in RuleEffect for requester in GRID_REQUESTERS
-            for purpose in GRID_PURPOSES for category in GRID_CATEGORIES}
+    return {
+        (str(effect), requester, purpose, category): [
+            rule.id
+            for rule in compiled.matching(
+                effect=effect, requester=requester, purpose=purpose, categories=[category]
+            )
+        ]
+        for effect in RuleEffect
+        for requester in GRID_REQUESTERS
+        for purpose in GRID_PURPOSES
+        for category in GRID_CATEGORIES
+    }
 
 
 def same_as_fresh(compiled: CompiledRules) -> None:
@@ -50,18 +58,30 @@ def same_as_fresh(compiled: CompiledRules) -> None:
 
 @st.composite
 def rules(draw: st.DrawFn, prefix: str) -> list[Rule]:
-    return [Rule(id=f"{prefix}-{i}", community=COMMUNITY, effect=draw(st.sampled_from(RuleEffect)),
-                 purposes=draw(codes(PURPOSES, GRID_PURPOSES)),
-                 data_categories=draw(st.one_of(codes(GRID_CATEGORIES), st.just((WILDCARD,)))),
-                 requesters=draw(st.one_of(st.just((WILDCARD,)), codes(["univ", "gla"]))))
-            for i in range(draw(st.integers(0, 5)))]
+    return [
+        Rule(
+            id=f"{prefix}-{i}",
+            community=COMMUNITY,
+            effect=draw(st.sampled_from(RuleEffect)),
+            purposes=draw(codes(PURPOSES, GRID_PURPOSES)),
+            data_categories=draw(st.one_of(codes(GRID_CATEGORIES), st.just((WILDCARD,)))),
+            requesters=draw(st.one_of(st.just((WILDCARD,)), codes(["univ", "gla"]))),
+        )
+        for i in range(draw(st.integers(0, 5)))
+    ]
 
 
 class TestCompiledRulesWithChanges:
-    @settings(max_examples=60, derandomize=True, deadline=None,
-              suppress_health_check=[HealthCheck.differing_executors])  # mutmut reruns in one process
-    @given(start=rules("old"), steps=st.lists(st.tuples(rules("new"), st.sets(st.integers(0, 9))),
-                                              min_size=1, max_size=4))
+    @settings(
+        max_examples=60,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.differing_executors],
+    )  # mutmut reruns in one process
+    @given(
+        start=rules("old"),
+        steps=st.lists(st.tuples(rules("new"), st.sets(st.integers(0, 9))), min_size=1, max_size=4),
+    )
     def test_a_chain_of_changes_answers_like_compiling_the_result_afresh(self, start, steps):
         compiled = _base.compile_rules(COMMUNITY, 1, start)
         for version, (added, retiring) in enumerate(steps, start=2):
@@ -72,21 +92,30 @@ class TestCompiledRulesWithChanges:
             updated = compiled.with_changes(version, in_force=added, retired=retired)
             assert answers(compiled) == before  # built aside: the rules in use are untouched
             assert [r.id for r in updated.rules] == [r.id for r in held if r.id not in retired] + [
-                r.id for r in added]
+                r.id for r in added
+            ]
             assert updated.version == version
             same_as_fresh(updated)
             compiled = updated
 
     def test_a_rule_given_again_replaces_the_one_held(self):
-        rule = Rule(id="r", community=COMMUNITY, effect=RuleEffect.DENY, purposes=("research",),
-                    data_categories=("health",), requesters=(WILDCARD,))
+        rule = Rule(
+            id="r",
+            community=COMMUNITY,
+            effect=RuleEffect.DENY,
+            purposes=("research",),
+            data_categories=("health",),
+            requesters=(WILDCARD,),
+        )
         changed = dataclasses.replace(rule, data_categories=("housing",))
         updated = _base.compile_rules(COMMUNITY, 1, [rule]).with_changes(2, in_force=[changed], retired=[])
         assert [r.id for r in updated.rules] == ["r"]
-        assert not updated.matching(effect=RuleEffect.DENY, requester="univ", purpose="research",
-                                    categories=["health"])
-        assert updated.matching(effect=RuleEffect.DENY, requester="univ", purpose="research",
-                                categories=["housing"]) == [changed]
+        assert not updated.matching(
+            effect=RuleEffect.DENY, requester="univ", purpose="research", categories=["health"]
+        )
+        assert updated.matching(
+            effect=RuleEffect.DENY, requester="univ", purpose="research", categories=["housing"]
+        ) == [changed]
 
 
 @pytest.fixture
@@ -105,19 +134,32 @@ def compiled_now(services: Any) -> tuple[CompiledRules, CompiledRules]:
     """(what the cache answers with, a full compile) for Nation A, both from one snapshot."""
     with read_snapshot(services.sessions) as session:
         version = community_store.get(session, NATION_A).policy_version
-        return (services.rules.compiled(session, NATION_A, version),
-                services.rules.compile_in_full(session, NATION_A, version))
+        return (
+            services.rules.compiled(session, NATION_A, version),
+            services.rules.compile_in_full(session, NATION_A, version),
+        )
 
 
 def add_unstamped_deny_rule(services: Any) -> str:
     """A deny rule (research, health) added by hand: version bumped, the rule left unstamped."""
     rule_id = str(uuid.uuid4())
     with write(services.sessions) as session:
-        session.add(CommunityRule(
-            id=rule_id, community_id=NATION_A, effect="deny", purposes=["research"],
-            data_categories=["health"], requesters=["*"], obligations={}, labels=[],
-            reason=DENY_RULE["reason"], created_at=datetime.now(UTC), created_by="nation-a-council",
-            created_by_client="hand"))
+        session.add(
+            CommunityRule(
+                id=rule_id,
+                community_id=NATION_A,
+                effect="deny",
+                purposes=["research"],
+                data_categories=["health"],
+                requesters=["*"],
+                obligations={},
+                labels=[],
+                reason=DENY_RULE["reason"],
+                created_at=datetime.now(UTC),
+                created_by="nation-a-council",
+                created_by_client="hand",
+            )
+        )
         community_store.bump_policy_version(session, NATION_A)
         session.commit()
     return rule_id
@@ -131,8 +173,9 @@ def full_reads_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class TestTheCacheFollowsChangesThroughTheApi:
-    def test_after_warming_only_changes_are_read_and_decisions_follow_at_once(self, gov, services,
-                                                                             monkeypatch):
+    def test_after_warming_only_changes_are_read_and_decisions_follow_at_once(
+        self, gov, services, monkeypatch
+    ):
         kept = gov.rule(base=APPROVAL_RULE, purposes=["service-planning"], data_categories=["housing"])
         assert gov.ask("research", "health")["decision"] == "permit"  # warms the cache
         full_reads_forbidden(monkeypatch)
@@ -205,16 +248,26 @@ class TestWhatTheCacheHolds:
         obligations, labels and reason (returned with a permit or a deny)."""
         assert gov.ask("research", "health")["decision"] == "permit"  # warms the cache
         written = gov.rule(base=APPROVAL_RULE)
-        expected = Rule(id=written["id"], community=NATION_A, effect=RuleEffect.REQUIRE_APPROVAL,
-                        purposes=("research",), data_categories=("health",), requesters=(WILDCARD,),
-                        obligations=APPROVAL_RULE["obligations"], labels=tuple(APPROVAL_RULE["labels"]),
-                        reason=APPROVAL_RULE["reason"])
+        expected = Rule(
+            id=written["id"],
+            community=NATION_A,
+            effect=RuleEffect.REQUIRE_APPROVAL,
+            purposes=("research",),
+            data_categories=("health",),
+            requesters=(WILDCARD,),
+            obligations=APPROVAL_RULE["obligations"],
+            labels=tuple(APPROVAL_RULE["labels"]),
+            reason=APPROVAL_RULE["reason"],
+        )
         cached, fresh = compiled_now(services)  # by the changes, and in full
         assert list(cached.rules) == [expected]
         assert list(fresh.rules) == [expected]
         [reason] = gov.ask("research", "health")["reasons"]
         assert (reason["code"], reason["community"], reason["rule_id"]) == (
-            "approval_required", NATION_A, written["id"])
+            "approval_required",
+            NATION_A,
+            written["id"],
+        )
 
     def test_a_community_held_at_the_current_version_is_not_read_again(self, gov, services, monkeypatch):
         gov.rule()
@@ -231,8 +284,11 @@ class TestWhatTheCacheHolds:
     def test_only_the_testing_flag_makes_a_cache_keep_stale_rules(self, gov, services, ignore_versions):
         """A cache made without the flag (or with it off) follows the policy version; the
         deliberately broken one (bench/stale_check.py's positive control) keeps its first rules."""
-        cache = (RuleCache(services.policy) if ignore_versions is None
-                 else RuleCache(services.policy, testing_only_ignore_versions=ignore_versions))
+        cache = (
+            RuleCache(services.policy)
+            if ignore_versions is None
+            else RuleCache(services.policy, testing_only_ignore_versions=ignore_versions)
+        )
         with read_snapshot(services.sessions) as session:
             before = cache.compiled(session, NATION_A, community_store.get(session, NATION_A).policy_version)
         written = gov.rule()
@@ -256,4 +312,6 @@ class TestWhatTheCacheHolds:
         assert [r.id for r in cached.rules] == [r.id for r in fresh.rules]
         assert answers(cached) == answers(fresh)
         assert [reason["rule_id"] for reason in gov.ask("research", "health")["reasons"]] == [
-            unstamped, stamped["id"]]
+            unstamped,
+            stamped["id"],
+        ]

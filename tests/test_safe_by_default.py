@@ -593,8 +593,11 @@ class TestMigration0005:
             client.post(f"/v1/consents/{revoked['id']}/revoke", json={"reason": "asked"}, headers=outreach)
         )
         elsewhere = record_consent(
-            client, shelter, subject={"system": "urn:shelter-co:client", "value": "V1-8"},
-            data_categories=["demographic"], recipients=["shelter-co"],
+            client,
+            shelter,
+            subject={"system": "urn:shelter-co:client", "value": "V1-8"},
+            data_categories=["demographic"],
+            recipients=["shelter-co"],
         )
         enforcement = record_consent(client, outreach, recipients=["home-office"])
         services = app.extensions[EXTENSION]
@@ -606,8 +609,14 @@ class TestMigration0005:
                 .values(purposes=["immigration-enforcement"])
             )
             # bound like a v1 database's rows (db upgrade binds them), so verify judges the rest
-            services.append_audit(session, at=datetime.now(UTC), tag="test:v1-grant", caller=None,
-                                  object_id=enforcement["id"], payload={})
+            services.append_audit(
+                session,
+                at=datetime.now(UTC),
+                tag="test:v1-grant",
+                caller=None,
+                object_id=enforcement["id"],
+                payload={},
+            )
             session.commit()
 
         # Back to the v1 schema and forward again, as an upgrade from v1 does.

@@ -55,17 +55,37 @@ def pair(app_config, app, world):
 @pytest.fixture
 def member(client, world) -> dict[str, Any]:
     """A member of Nation A whose consent lets univ do health research; univ is permitted."""
-    for org_id, org_type in (("outreach-org", "service-provider"), ("univ", "research"),
-                             ("nation-a-council", "community-governance")):
+    for org_id, org_type in (
+        ("outreach-org", "service-provider"),
+        ("univ", "research"),
+        ("nation-a-council", "community-governance"),
+    ):
         world.org(org_id, org_type)
-    assert client.post("/v1/communities", headers=world.admin(), json={
-        "id": "nation-a", "name": "Nation A", "stewards": ["nation-a-council"]}).status_code == 201
-    consent = client.post("/v1/consents", headers=world.headers("outreach-org", "consents:write"), json={
-        **CONSENT, "communities": ["nation-a"], "purposes": ["research"], "data_categories": ["health"],
-        "recipients": ["univ"]}).get_json()
-    return {"consent_id": consent["id"], "steward": world.headers("nation-a-council", "rules:write"),
-            "writer": world.headers("outreach-org", "consents:write"),
-            "univ": world.headers("univ", "authorize")}
+    assert (
+        client.post(
+            "/v1/communities",
+            headers=world.admin(),
+            json={"id": "nation-a", "name": "Nation A", "stewards": ["nation-a-council"]},
+        ).status_code
+        == 201
+    )
+    consent = client.post(
+        "/v1/consents",
+        headers=world.headers("outreach-org", "consents:write"),
+        json={
+            **CONSENT,
+            "communities": ["nation-a"],
+            "purposes": ["research"],
+            "data_categories": ["health"],
+            "recipients": ["univ"],
+        },
+    ).get_json()
+    return {
+        "consent_id": consent["id"],
+        "steward": world.headers("nation-a-council", "rules:write"),
+        "writer": world.headers("outreach-org", "consents:write"),
+        "univ": world.headers("univ", "authorize"),
+    }
 
 
 def warm(client, headers, times: int = 3) -> None:
@@ -73,43 +93,73 @@ def warm(client, headers, times: int = 3) -> None:
         assert decide(client, headers) == "permit"
 
 
-DENY_HEALTH_RESEARCH = {"effect": "deny", "purposes": ["research"], "data_categories": ["health"],
-                        "requesters": ["*"], "reason": "no health research"}
+DENY_HEALTH_RESEARCH = {
+    "effect": "deny",
+    "purposes": ["research"],
+    "data_categories": ["health"],
+    "requesters": ["*"],
+    "reason": "no health research",
+}
 
 
 class TestAcrossInstances:
     def test_a_revocation_through_one_is_seen_by_the_others_next_decision(self, client, pair, member):
         b = pair().test_client()
         warm(b, member["univ"])
-        assert client.post(f"/v1/consents/{member['consent_id']}/revoke", headers=member["writer"],
-                           json={}).status_code == 200
+        assert (
+            client.post(
+                f"/v1/consents/{member['consent_id']}/revoke", headers=member["writer"], json={}
+            ).status_code
+            == 200
+        )
         assert decide(b, member["univ"]) == "deny"
 
     def test_a_new_deny_rule_through_one_is_seen_by_the_others_next_decision(self, client, pair, member):
         b = pair().test_client()
         warm(b, member["univ"])
-        assert client.post("/v1/communities/nation-a/rules", headers=member["steward"],
-                           json=DENY_HEALTH_RESEARCH).status_code == 201
+        assert (
+            client.post(
+                "/v1/communities/nation-a/rules", headers=member["steward"], json=DENY_HEALTH_RESEARCH
+            ).status_code
+            == 201
+        )
         assert decide(b, member["univ"]) == "deny"
 
     def test_a_revoked_approval_through_one_is_seen_by_the_others_next_decision(self, client, pair, member):
         steward = member["steward"]
-        assert client.post("/v1/communities/nation-a/rules", headers=steward, json={
-            **DENY_HEALTH_RESEARCH, "effect": "require_approval"}).status_code == 201
-        approval = client.post("/v1/communities/nation-a/approvals", headers=steward, json={
-            "requester": "univ", "purposes": ["research"], "data_categories": ["health"]}).get_json()
+        assert (
+            client.post(
+                "/v1/communities/nation-a/rules",
+                headers=steward,
+                json={**DENY_HEALTH_RESEARCH, "effect": "require_approval"},
+            ).status_code
+            == 201
+        )
+        approval = client.post(
+            "/v1/communities/nation-a/approvals",
+            headers=steward,
+            json={"requester": "univ", "purposes": ["research"], "data_categories": ["health"]},
+        ).get_json()
         b = pair().test_client()
         warm(b, member["univ"])
-        assert client.post(f"/v1/communities/nation-a/approvals/{approval['id']}/revoke", headers=steward,
-                           json={}).status_code == 200
+        assert (
+            client.post(
+                f"/v1/communities/nation-a/approvals/{approval['id']}/revoke", headers=steward, json={}
+            ).status_code
+            == 200
+        )
         assert decide(b, member["univ"]) == "deny"
 
     def test_the_check_fails_against_a_deliberately_stale_instance(self, client, pair, member):
         """The control: B keeps the rules it compiled first (TESTING_ONLY_STALE_RULE_CACHE)."""
         b = pair(TESTING_ONLY_STALE_RULE_CACHE=True).test_client()
         warm(b, member["univ"])
-        assert client.post("/v1/communities/nation-a/rules", headers=member["steward"],
-                           json=DENY_HEALTH_RESEARCH).status_code == 201
+        assert (
+            client.post(
+                "/v1/communities/nation-a/rules", headers=member["steward"], json=DENY_HEALTH_RESEARCH
+            ).status_code
+            == 201
+        )
         assert decide(b, member["univ"]) == "permit"  # stale
         assert decide(client, member["univ"]) == "deny"  # the sound instance is right
 
@@ -131,13 +181,17 @@ class Flipper:
     def flip(self) -> None:
         to_s1 = self.state == 0
         with self.engine.begin() as conn:
-            conn.execute(text("UPDATE consent SET status = :s WHERE id = :c"),
-                         {"s": "revoked" if to_s1 else "active", "c": self.consent_id})
+            conn.execute(
+                text("UPDATE consent SET status = :s WHERE id = :c"),
+                {"s": "revoked" if to_s1 else "active", "c": self.consent_id},
+            )
             retired = "CURRENT_TIMESTAMP" if to_s1 else "NULL"
-            conn.execute(text(f"UPDATE community_rule SET retired_at = {retired} WHERE id = :r"),
-                         {"r": self.rule_id})
-            conn.execute(text("UPDATE community SET policy_version = policy_version + 1 "
-                              "WHERE id = 'nation-a'"))
+            conn.execute(
+                text(f"UPDATE community_rule SET retired_at = {retired} WHERE id = :r"), {"r": self.rule_id}
+            )
+            conn.execute(
+                text("UPDATE community SET policy_version = policy_version + 1 WHERE id = 'nation-a'")
+            )
         self.state = 1 - self.state
 
     def close(self) -> None:
@@ -146,8 +200,9 @@ class Flipper:
 
 @pytest.fixture
 def flipper(app, client, member) -> Iterator[Flipper]:
-    rule = client.post("/v1/communities/nation-a/rules", headers=member["steward"],
-                       json=DENY_HEALTH_RESEARCH).get_json()
+    rule = client.post(
+        "/v1/communities/nation-a/rules", headers=member["steward"], json=DENY_HEALTH_RESEARCH
+    ).get_json()
     assert decide(client, member["univ"]) == "deny"  # S0, and the rule cache is warm
     flipper = Flipper(app, member, rule["id"])
     yield flipper
@@ -227,8 +282,9 @@ class TestFlip:
         assert [r["code"] for r in answer["reasons"]] == ["community_rule"]  # all of S0
         assert decide(client, member["univ"]) == "deny"  # and now all of S1 (no_consent)
 
-    def test_the_control_without_a_snapshot_mixes_them_and_permits(self, app, client, member, flipper,
-                                                                   monkeypatch):
+    def test_the_control_without_a_snapshot_mixes_them_and_permits(
+        self, app, client, member, flipper, monkeypatch
+    ):
         with reads_without_a_snapshot(monkeypatch), flip_between_first_and_second_read(app, flipper) as seen:
             answer = client.post("/v1/authorize", headers=member["univ"], json=ASK).get_json()
         assert seen["flips"] == 1
@@ -257,8 +313,10 @@ class TestFlip:
                 key = response.get_json()["decision"] if ok else str(response.status_code)
                 outcomes[key] = outcomes.get(key, 0) + 1
 
-        threads = [threading.Thread(target=flip_forever),
-                   *(threading.Thread(target=ask_forever) for _ in range(3))]
+        threads = [
+            threading.Thread(target=flip_forever),
+            *(threading.Thread(target=ask_forever) for _ in range(3)),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -42,13 +42,19 @@ def register(gov: Governance, headers: dict[str, str] | None = None, **body: Any
 
 def consent_of(gov: Governance, subject: dict[str, str], org: str = PROVIDER, **changes: Any):
     """POST /v1/consents (the client is made on first use: call once before counting rows)."""
-    return gov.client.post("/v1/consents", headers=gov.world.headers(org, "consents:write"),
-                           json={**MEMBER_CONSENT, "subject": subject, **changes})
+    return gov.client.post(
+        "/v1/consents",
+        headers=gov.world.headers(org, "consents:write"),
+        json={**MEMBER_CONSENT, "subject": subject, **changes},
+    )
 
 
 def report(gov: Governance, subject: dict[str, str], org: str = PROVIDER):
-    return gov.client.post("/v1/subjects/access-report", headers=gov.world.headers(org, "consents:read"),
-                           json={"subject": subject})
+    return gov.client.post(
+        "/v1/subjects/access-report",
+        headers=gov.world.headers(org, "consents:read"),
+        json={"subject": subject},
+    )
 
 
 def ask(gov: Governance, subject: dict[str, str], purpose: str = "research", category: str = "health"):
@@ -59,8 +65,12 @@ class TestRegistering:
     def test_to_an_organization_or_shared_then_listed(self, gov):
         made = assert_ok(register(gov, system="urn:shelter:resident", organization=PROVIDER), 201)
         assert made | {"created_at": None} == {
-            "system": "urn:shelter:resident", "organization": PROVIDER, "shared": False,
-            "case_insensitive": False, "created_at": None}
+            "system": "urn:shelter:resident",
+            "organization": PROVIDER,
+            "shared": False,
+            "case_insensitive": False,
+            "created_at": None,
+        }
         assert_ok(register(gov, system=SHARED, shared=True, case_insensitive=True), 201)
         anyone = gov.world.headers(RESEARCHER, "authorize")
         listed = assert_ok(gov.client.get("/v1/subject-systems", headers=anyone))
@@ -74,13 +84,16 @@ class TestRegistering:
         with unchanged_tables(app):
             assert_error(register(gov, system=spelling, organization=PROVIDER), 409, "conflict")
 
-    @pytest.mark.parametrize(("body", "field"), [
-        ({"system": "urn:x:y"}, "organization"),
-        ({"system": "urn:x:y", "organization": PROVIDER, "shared": True}, "organization"),
-        ({"system": "client-registry", "shared": True}, "system"),
-        ({"system": "http://example.org/ids", "shared": True}, "system"),
-        ({"system": "urn:", "shared": True}, "system"),
-    ])
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"system": "urn:x:y"}, "organization"),
+            ({"system": "urn:x:y", "organization": PROVIDER, "shared": True}, "organization"),
+            ({"system": "client-registry", "shared": True}, "system"),
+            ({"system": "http://example.org/ids", "shared": True}, "system"),
+            ({"system": "urn:", "shared": True}, "system"),
+        ],
+    )
     def test_bad_bodies_are_400_naming_the_field(self, gov, app, body, field):
         with unchanged_tables(app):
             error = assert_error(register(gov, **body), 400, "validation_error")
@@ -100,8 +113,9 @@ class TestRecordingNeedsASystemOfOne:
     def test_an_unregistered_system_is_400_unknown_code_naming_it(self, gov, app):
         gov.world.headers(PROVIDER, "consents:write")
         with unchanged_tables(app):
-            error = assert_error(consent_of(gov, {"system": "urn:nobody:x", "value": "C-1"}), 400,
-                                 "unknown_code")
+            error = assert_error(
+                consent_of(gov, {"system": "urn:nobody:x", "value": "C-1"}), 400, "unknown_code"
+            )
         assert "subject.system" in error["details"], error
 
     def test_another_organizations_system_is_refused(self, gov, app):
@@ -109,8 +123,9 @@ class TestRecordingNeedsASystemOfOne:
         way into the person's history; it is refused, so the report stays closed."""
         gov.world.headers("other-sp", "consents:write")
         with unchanged_tables(app):
-            error = assert_error(consent_of(gov, MEMBER_CONSENT["subject"], org="other-sp"), 400,
-                                 "unknown_code")
+            error = assert_error(
+                consent_of(gov, MEMBER_CONSENT["subject"], org="other-sp"), 400, "unknown_code"
+            )
         assert "subject.system" in error["details"]
         assert_error(report(gov, MEMBER_CONSENT["subject"], org="other-sp"), 404, "not_found")
 
@@ -132,12 +147,15 @@ NFC, NFD = unicodedata.normalize("NFC", "Élodie-Ŝ-9"), unicodedata.normalize("
 
 
 class TestOneSpelling:
-    @pytest.mark.parametrize(("recorded", "asked"), [
-        ({"value": NFC}, {"value": NFD}),
-        ({"value": NFD}, {"value": f"  {NFC}  "}),
-        ({"value": "AB-9"}, {"value": " AB-9 "}),
-        ({"value": "AB-9"}, {"system": "URN:Outreach-Org:client", "value": "AB-9"}),
-    ])
+    @pytest.mark.parametrize(
+        ("recorded", "asked"),
+        [
+            ({"value": NFC}, {"value": NFD}),
+            ({"value": NFD}, {"value": f"  {NFC}  "}),
+            ({"value": "AB-9"}, {"value": " AB-9 "}),
+            ({"value": "AB-9"}, {"system": "URN:Outreach-Org:client", "value": "AB-9"}),
+        ],
+    )
     def test_every_spelling_is_one_person_and_the_community_rule_reaches_it(self, gov, recorded, asked):
         """Issue 12 finding 7: a rule recorded on one spelling did not reach the other."""
         base = MEMBER_CONSENT["subject"]
@@ -154,15 +172,20 @@ class TestOneSpelling:
         lower = assert_ok(consent_of(gov, {"system": SHARED, "value": "ab-9 "}), 201)
         assert upper["subject_pseudonym"] == lower["subject_pseudonym"]
         base = MEMBER_CONSENT["subject"]
-        sensitive = [assert_ok(consent_of(gov, {**base, "value": v}), 201)["subject_pseudonym"]
-                     for v in ("AB-9", "ab-9")]
+        sensitive = [
+            assert_ok(consent_of(gov, {**base, "value": v}), 201)["subject_pseudonym"]
+            for v in ("AB-9", "ab-9")
+        ]
         assert sensitive[0] != sensitive[1]
 
     def test_batch_takes_two_spellings_as_one_person(self, gov):
         base = MEMBER_CONSENT["subject"]
         assert_ok(consent_of(gov, {**base, "value": NFC}), 201)
-        body = {"subjects": [{**base, "value": NFC}, {**base, "value": NFD}],
-                "purpose": "service-planning", "data_categories": ["housing"]}
+        body = {
+            "subjects": [{**base, "value": NFC}, {**base, "value": NFD}],
+            "purpose": "service-planning",
+            "data_categories": ["housing"],
+        }
         headers = gov.world.headers(RESEARCHER, "authorize")
         answer = assert_ok(gov.client.post("/v1/authorize/batch", headers=headers, json=body))
         assert [d["decision"] for d in answer["decisions"]] == ["permit", "permit"]
@@ -177,7 +200,6 @@ class TestOneSpelling:
         page = post_form(browser, "/web/intake/find", {"system": base["system"], "value": f" {NFD} "})
         assert page.status_code == 200
         assert api["id"] in page.get_data(as_text=True)
-
 
     def test_the_web_intake_refuses_a_system_that_is_not_a_uri_on_its_field(self, gov, app):
         from web_helpers import WORKER, make_people, post_form, signed_in
@@ -227,8 +249,11 @@ class TestRecordedBeforeNormalization:
         assert "subject:rekeyed" in tags
         assert assert_ok(client.get("/v1/audit/verify", headers=world.headers("admin", "audit:read")))["ok"]
         # Sent again, nothing is left under the old spelling.
-        assert_error(client.post("/v1/subjects/rekey", headers=writer, json={"subject": self.SPELLED}),
-                     404, "not_found")
+        assert_error(
+            client.post("/v1/subjects/rekey", headers=writer, json={"subject": self.SPELLED}),
+            404,
+            "not_found",
+        )
 
     def test_a_revocation_recorded_under_the_old_key_holds_after_rekey(self, gov, world, client):
         consent = self.legacy(gov)
@@ -242,8 +267,9 @@ class TestRecordedBeforeNormalization:
         # only what an unknown person's answer says (contract v1.1, section 3).
         answer = ask(gov, self.NORMAL)
         assert reason_codes(answer) == ["no_consent"]
-        recorded = assert_ok(client.get(f"/v1/decisions/{answer['decision_id']}",
-                                        headers=world.headers("admin", "audit:read")))
+        recorded = assert_ok(
+            client.get(f"/v1/decisions/{answer['decision_id']}", headers=world.headers("admin", "audit:read"))
+        )
         assert [r["code"] for r in recorded["reasons"]] == ["community_rule"]
         listed = assert_ok(report(gov, self.NORMAL))["consents"]
         assert [(c["id"], c["status"]) for c in listed] == [(consent["id"], "revoked")]
@@ -254,10 +280,20 @@ class TestRecordedBeforeNormalization:
         world.headers(PROVIDER, "consents:write")
         with unchanged_tables(app):
             other = world.headers("other-sp", "consents:write")
-            assert_error(client.post("/v1/subjects/rekey", headers=other, json={"subject": self.SPELLED}),
-                         404, "not_found")
-            assert_error(client.post("/v1/subjects/rekey", headers=world.headers(PROVIDER, "consents:write"),
-                                     json={"subject": self.NORMAL}), 404, "not_found")
+            assert_error(
+                client.post("/v1/subjects/rekey", headers=other, json={"subject": self.SPELLED}),
+                404,
+                "not_found",
+            )
+            assert_error(
+                client.post(
+                    "/v1/subjects/rekey",
+                    headers=world.headers(PROVIDER, "consents:write"),
+                    json={"subject": self.NORMAL},
+                ),
+                404,
+                "not_found",
+            )
 
 
 class TestAccessReport:
@@ -267,8 +303,9 @@ class TestAccessReport:
         person = {"system": SHARED, "value": "1234"}
         assert_ok(consent_of(gov, person), 201)
         known = assert_error(report(gov, person, org="other-sp"), 404, "not_found")
-        unknown = assert_error(report(gov, {"system": SHARED, "value": "9999"}, org="other-sp"), 404,
-                               "not_found")
+        unknown = assert_error(
+            report(gov, {"system": SHARED, "value": "9999"}, org="other-sp"), 404, "not_found"
+        )
         assert known == unknown
 
     def test_under_a_shared_system_only_from_ones_own_first_consent(self, gov, world):
@@ -303,8 +340,12 @@ class TestAccessReport:
         second = assert_ok(report(gov, person))
         assert [r["organization"] for r in second["reports"]] == [PROVIDER, PROVIDER]
         assert second["reports"][0]["at"] == first["generated_at"]
-        page = gov.client.post("/v1/subjects/access-report", query_string={"format": "html"},
-                               headers=world.headers(PROVIDER, "consents:read"), json={"subject": person})
+        page = gov.client.post(
+            "/v1/subjects/access-report",
+            query_string={"format": "html"},
+            headers=world.headers(PROVIDER, "consents:read"),
+            json={"subject": person},
+        )
         listed = page.get_data(as_text=True).split("asked for this report</h2>")[1].split("</section>")[0]
         assert listed.count(": Outreach-Org</li>") == 3  # the two before, and this one
 
@@ -315,7 +356,8 @@ class TestUpgradingAVersion1Database:
     back to migration 0004 (before subject systems) and re-keying the rows as v1 keyed them."""
 
     def test_migration_0007_registers_the_recorders_systems_and_keeps_every_subject(
-            self, app, app_config, client, world):
+        self, app, app_config, client, world
+    ):
         from alembic import command
         from sqlalchemy import update
 
@@ -351,10 +393,15 @@ class TestUpgradingAVersion1Database:
         gov.client, gov.world = client, world
         # The recorder's conventional system was registered by the migration: it records again.
         listed = assert_ok(client.get("/v1/subject-systems", headers=world.headers(RESEARCHER, "authorize")))
-        assert {"system": "urn:outreach-org:client", "organization": PROVIDER, "shared": False,
-                "case_insensitive": False} in [{k: s[k] for k in ("system", "organization", "shared",
-                                                                 "case_insensitive")}
-                                               for s in listed["subject_systems"]]
+        assert {
+            "system": "urn:outreach-org:client",
+            "organization": PROVIDER,
+            "shared": False,
+            "case_insensitive": False,
+        } in [
+            {k: s[k] for k in ("system", "organization", "shared", "case_insensitive")}
+            for s in listed["subject_systems"]
+        ]
         assert_ok(consent_of(gov, {"system": "urn:outreach-org:client", "value": "C-43"}), 201)
         # The v1 subject: found by its spelling, its community's rule reaching it; then re-keyed.
         assert reason_codes(ask(gov, spelled)) == ["community_rule"]

@@ -73,6 +73,7 @@ def test_the_template_lists_what_is_extracted() -> None:
 
 def test_words_speak_the_catalogs_language() -> None:
     """Words, outside any request, reads the same compiled catalog the pages do."""
+
     def words(language: str) -> Words:
         vocabulary = load_vocabulary(DEFAULT_POLICIES_DIR)
         return Words(language=language, vocabulary=vocabulary, organizations={}, communities={})

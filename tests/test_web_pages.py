@@ -861,7 +861,11 @@ class TestQrCode:
         code.make(fit=True)
         expected = {(x, y) for y, row in enumerate(code.get_matrix()) for x, dark in enumerate(row) if dark}
         path = re.search(r' d="([^"]+)"', str(qr_svg(data, title="t"))).group(1)
-        drawn = {(x + i, y) for x, y, n in ((int(a), int(b), int(c))
-                                            for a, b, c in re.findall(r"M(\d+) (\d+)\.5h(\d+)", path))
-                 for i in range(n)}
+        drawn = {
+            (x + i, y)
+            for x, y, n in (
+                (int(a), int(b), int(c)) for a, b, c in re.findall(r"M(\d+) (\d+)\.5h(\d+)", path)
+            )
+            for i in range(n)
+        }
         assert drawn == expected

@@ -72,14 +72,22 @@ def cli_json(result: Result) -> dict[str, Any]:
 
 
 def add_community(
-    client: Any, world: Any, community: str = "nation-a", steward: str = "nation-a-council",
-    *, show_community_id: bool = False,
+    client: Any,
+    world: Any,
+    community: str = "nation-a",
+    steward: str = "nation-a-council",
+    *,
+    show_community_id: bool = False,
 ) -> str:
     world.org(steward, "community-governance")
     response = client.post(
         "/v1/communities",
-        json={"id": community, "name": community.title(), "stewards": [steward],
-              "show_community_id": show_community_id},
+        json={
+            "id": community,
+            "name": community.title(),
+            "stewards": [steward],
+            "show_community_id": show_community_id,
+        },
         headers=world.admin(),
     )
     assert response.status_code == 201, response.get_json()
@@ -125,7 +133,13 @@ def add_rule(
             ),
         )
         community_store.bump_policy_version(session, community)
-        services.append_audit(session, at=datetime.now(UTC), tag="rule:created", caller=None,
-                              object_id=rule_id, payload={"community": community})
+        services.append_audit(
+            session,
+            at=datetime.now(UTC),
+            tag="rule:created",
+            caller=None,
+            object_id=rule_id,
+            payload={"community": community},
+        )
         session.commit()
     return rule_id

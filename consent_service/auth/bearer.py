@@ -41,5 +41,9 @@ def verified_caller(token: str, *, keys: SigningKeys, issuer: str, audience: str
     if not isinstance(client_id, str) or not isinstance(org, str):
         raise Unauthorized("The access token is invalid or expired.")
     scopes = claims.get("scope") or ""
-    return Caller(organization=org, client_id=client_id,
-                  scopes=frozenset(scopes.split() if isinstance(scopes, str) else ()), via=Via.TOKEN)
+    return Caller(
+        organization=org,
+        client_id=client_id,
+        scopes=frozenset(scopes.split() if isinstance(scopes, str) else ()),
+        via=Via.TOKEN,
+    )

@@ -49,14 +49,34 @@ _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode(
+        "utf-8"
+    )
 
 
-def link_hash(key: bytes, *, prev_hash: str, seq: int, at: datetime, tag: str, actor_org: str | None,
-              actor_client: str | None, object_id: str | None, payload: dict[str, Any]) -> str:
-    body = canonical({"seq": seq, "at": at.isoformat(), "tag": tag, "actor_org": actor_org,
-                      "actor_client": actor_client, "object_id": object_id, "payload": payload})
+def link_hash(
+    key: bytes,
+    *,
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    tag: str,
+    actor_org: str | None,
+    actor_client: str | None,
+    object_id: str | None,
+    payload: dict[str, Any],
+) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "at": at.isoformat(),
+            "tag": tag,
+            "actor_org": actor_org,
+            "actor_client": actor_client,
+            "object_id": object_id,
+            "payload": payload,
+        }
+    )
     return hmac.new(key, prev_hash.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
 
 
@@ -74,8 +94,13 @@ class Verification:
     entry: Entry | None = None  # what is stored at ``seq``, when the reader looked it up
 
 
-def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] | None = None,
-                 checkpoints: Iterable[tuple[int, str]] = ()) -> Verification:
+def verify_chain(
+    key: bytes,
+    entries: Iterable[Entry],
+    *,
+    head: tuple[int, str] | None = None,
+    checkpoints: Iterable[tuple[int, str]] = (),
+) -> Verification:
     """Walk the chain in sequence order; report the first broken place.
 
     ``head`` is the stored head row; ``checkpoints`` are (seq, hash) pairs exported earlier
@@ -86,38 +111,80 @@ def verify_chain(key: bytes, entries: Iterable[Entry], *, head: tuple[int, str] 
     for entry in entries:
         if entry.seq != expected_seq:
             kind = "deleted" if entry.seq > expected_seq else "inserted or reordered"
-            return Verification(False, count, expected_seq - 1, prev,
-                                f"entry {expected_seq} is missing or out of place ({kind})", expected_seq)
+            return Verification(
+                False,
+                count,
+                expected_seq - 1,
+                prev,
+                f"entry {expected_seq} is missing or out of place ({kind})",
+                expected_seq,
+            )
         if entry.prev_hash != prev:
-            return Verification(False, count, entry.seq - 1, prev,
-                                f"entry {entry.seq} does not link to entry {entry.seq - 1} "
-                                "(inserted, deleted or reordered)", entry.seq)
-        recomputed = link_hash(key, prev_hash=entry.prev_hash, seq=entry.seq, at=entry.at, tag=entry.tag,
-                               actor_org=entry.actor_org, actor_client=entry.actor_client,
-                               object_id=entry.object_id, payload=entry.payload)
+            return Verification(
+                False,
+                count,
+                entry.seq - 1,
+                prev,
+                f"entry {entry.seq} does not link to entry {entry.seq - 1} (inserted, deleted or reordered)",
+                entry.seq,
+            )
+        recomputed = link_hash(
+            key,
+            prev_hash=entry.prev_hash,
+            seq=entry.seq,
+            at=entry.at,
+            tag=entry.tag,
+            actor_org=entry.actor_org,
+            actor_client=entry.actor_client,
+            object_id=entry.object_id,
+            payload=entry.payload,
+        )
         if not hmac.compare_digest(recomputed, entry.hash):
-            return Verification(False, count, entry.seq - 1, prev,
-                                f"entry {entry.seq} was modified (its hash does not match its content)",
-                                entry.seq)
+            return Verification(
+                False,
+                count,
+                entry.seq - 1,
+                prev,
+                f"entry {entry.seq} was modified (its hash does not match its content)",
+                entry.seq,
+            )
         if entry.seq in wanted and wanted.pop(entry.seq) != entry.hash:
-            return Verification(False, count, entry.seq, entry.hash,
-                                f"entry {entry.seq} differs from the signed checkpoint", entry.seq)
+            return Verification(
+                False,
+                count,
+                entry.seq,
+                entry.hash,
+                f"entry {entry.seq} differs from the signed checkpoint",
+                entry.seq,
+            )
         prev, count, expected_seq = entry.hash, count + 1, entry.seq + 1
     last = expected_seq - 1
     if wanted:
         seq = min(wanted)
-        return Verification(False, count, last, prev,
-                            f"the chain ends at {last} but a signed checkpoint covers entry {seq} "
-                            "(entries were cut off)", seq)
+        return Verification(
+            False,
+            count,
+            last,
+            prev,
+            f"the chain ends at {last} but a signed checkpoint covers entry {seq} (entries were cut off)",
+            seq,
+        )
     if head is not None and (head[0] != last or head[1] != prev):
-        return Verification(False, count, last, prev,
-                            f"the chain ends at entry {last} but the head records entry {head[0]} "
-                            "(entries were cut off or appended without the key)", last + 1)
+        return Verification(
+            False,
+            count,
+            last,
+            prev,
+            f"the chain ends at entry {last} but the head records entry {head[0]} "
+            "(entries were cut off or appended without the key)",
+            last + 1,
+        )
     return Verification(True, count, last, prev)
 
 
-def sign_checkpoint(keys: SigningKeys, *, seq: int, head_hash: str, at: datetime,
-                    state: str | None = None) -> str:
+def sign_checkpoint(
+    keys: SigningKeys, *, seq: int, head_hash: str, at: datetime, state: str | None = None
+) -> str:
     """``state`` commits to the rows the chain binds at ``seq`` (see audit_rows.Tally.commitment)."""
     claims: dict[str, Any] = {"seq": seq, "hash": head_hash, "iat": int(at.timestamp())}
     if state is not None:

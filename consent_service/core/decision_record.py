@@ -21,16 +21,29 @@ from consent_service.core.wire import Outcome
 
 def consent_terms(row: Any) -> ConsentTerms:
     """A row of the current-terms query (storage.bulk) as the engine's value."""
-    return ConsentTerms(consent_id=row.id, version=row.version, purposes=tuple(row.purposes),
-                        data_categories=tuple(row.data_categories), recipients=tuple(row.recipients),
-                        expires_at=row.expires_at, active=True, recorded_at=row.recorded_at)
+    return ConsentTerms(
+        consent_id=row.id,
+        version=row.version,
+        purposes=tuple(row.purposes),
+        data_categories=tuple(row.data_categories),
+        recipients=tuple(row.recipients),
+        expires_at=row.expires_at,
+        active=True,
+        recorded_at=row.recorded_at,
+    )
 
 
 def approval_terms(row: Any) -> ApprovalTerms:
     """An approval row (an ``Approval`` or a storage.bulk row) as the engine's value."""
-    return ApprovalTerms(id=row.id, community=row.community_id, requester=row.requester,
-                         purposes=tuple(row.purposes), data_categories=tuple(row.data_categories),
-                         expires_at=row.expires_at, active=row.revoked_at is None)
+    return ApprovalTerms(
+        id=row.id,
+        community=row.community_id,
+        requester=row.requester,
+        purposes=tuple(row.purposes),
+        data_categories=tuple(row.data_categories),
+        expires_at=row.expires_at,
+        active=row.revoked_at is None,
+    )
 
 
 class SharedValues:
@@ -75,33 +88,58 @@ class SharedValues:
             found = self._versions[key] = dict(key)
         return found
 
-
-    def told(self, values: Mapping[str, Any], verdict: Verdict, reader: disclosure.Audience,
-             request: AccessRequest) -> dict[str, Any] | None:
+    def told(
+        self, values: Mapping[str, Any], verdict: Verdict, reader: disclosure.Audience, request: AccessRequest
+    ) -> dict[str, Any] | None:
         """What the requester is told where it differs from ``values`` (``disclosure``), one object
         per distinct (verdict, policy versions, reader) of the batch."""
-        key = (verdict.outcome, verdict.reasons, id(verdict.obligations), tuple(r.id for r in verdict.rules),
-               tuple(values["policy_versions"].items()), reader)
+        key = (
+            verdict.outcome,
+            verdict.reasons,
+            id(verdict.obligations),
+            tuple(r.id for r in verdict.rules),
+            tuple(values["policy_versions"].items()),
+            reader,
+        )
         if key not in self._told:
             self._told[key] = disclosure.difference(
-                values, disclosure.told(values, request=request, audience=reader))
+                values, disclosure.told(values, request=request, audience=reader)
+            )
         return self._told[key]
 
 
-def decision_values(decision_id: str, *, caller: Caller, request: AccessRequest, subject_key: str,
-                    verdict: Verdict, versions: Mapping[str, int], now: datetime,
-                    reader: disclosure.Audience, shared: SharedValues | None = None) -> dict[str, Any]:
+def decision_values(
+    decision_id: str,
+    *,
+    caller: Caller,
+    request: AccessRequest,
+    subject_key: str,
+    verdict: Verdict,
+    versions: Mapping[str, int],
+    now: datetime,
+    reader: disclosure.Audience,
+    shared: SharedValues | None = None,
+) -> dict[str, Any]:
     """The decision row's column values: the true reasons, and in ``told`` what the requester
     (``reader``) is told where that differs (``disclosure``)."""
     shared = shared or SharedValues(request)
     consent = verdict.consent if verdict.outcome is Outcome.PERMIT else None
-    values = {"id": decision_id, "at": now, "requester": request.requester, "client_id": caller.client_id,
-              "subject_key": subject_key, "purpose": request.purpose,
-              "data_categories": shared.categories, "outcome": str(verdict.outcome),
-              "reasons": shared.reasons(verdict), "obligations": shared.obligations(verdict),
-              "consent_id": consent.consent_id if consent else None,
-              "consent_version": consent.version if consent else None,
-              "rule_ids": shared.rule_ids(verdict), "policy_versions": shared.versions(versions)}
+    values = {
+        "id": decision_id,
+        "at": now,
+        "requester": request.requester,
+        "client_id": caller.client_id,
+        "subject_key": subject_key,
+        "purpose": request.purpose,
+        "data_categories": shared.categories,
+        "outcome": str(verdict.outcome),
+        "reasons": shared.reasons(verdict),
+        "obligations": shared.obligations(verdict),
+        "consent_id": consent.consent_id if consent else None,
+        "consent_version": consent.version if consent else None,
+        "rule_ids": shared.rule_ids(verdict),
+        "policy_versions": shared.versions(versions),
+    }
     # A subject in no community is told the truth: skip building the view (the common case).
     values["told"] = shared.told(values, verdict, reader, request) if versions or not reader.named else None
     return values
@@ -109,11 +147,17 @@ def decision_values(decision_id: str, *, caller: Caller, request: AccessRequest,
 
 def audit_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     """The audit entry of one decision (with what the requester was told, where that differs)."""
-    payload = {"subject": row["subject_key"], "purpose": row["purpose"],
-               "data_categories": row["data_categories"], "outcome": row["outcome"],
-               "reasons": row["reasons"],
-               "consent_id": row["consent_id"], "consent_version": row["consent_version"],
-               "rule_ids": row["rule_ids"], "policy_versions": row["policy_versions"]}
+    payload = {
+        "subject": row["subject_key"],
+        "purpose": row["purpose"],
+        "data_categories": row["data_categories"],
+        "outcome": row["outcome"],
+        "reasons": row["reasons"],
+        "consent_id": row["consent_id"],
+        "consent_version": row["consent_version"],
+        "rule_ids": row["rule_ids"],
+        "policy_versions": row["policy_versions"],
+    }
     if row.get("told") is not None:
         payload["told"] = row["told"]
     return payload

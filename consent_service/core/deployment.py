@@ -24,8 +24,13 @@ from consent_service.core.wire import EvidenceMethod
 FILE_NAME = "deployment.toml"
 DEFAULT_SETTING = "other"
 SOURCE = "deployment"
-_TOP_KEYS = {"default_obligations", "category_obligations", "protected_purposes", "crisis_purposes",
-             "settings"}
+_TOP_KEYS = {
+    "default_obligations",
+    "category_obligations",
+    "protected_purposes",
+    "crisis_purposes",
+    "settings",
+}
 _PROTECTED_KEYS = {"allowed", "evidence_methods", "witness_required", "settings"}
 _SETTING_KEY = re.compile(r"^(label|label_[a-z]{2}|description|description_[a-z]{2}|crisis|purposes)$")
 _CATEGORY_KEYS = {"category", "except_purposes", "obligations"}
@@ -117,8 +122,9 @@ def _line_of(text: str, *needles: str) -> int:
 
 
 class _Reader:
-    def __init__(self, path: Path, text: str, vocabulary: Vocabulary,
-                 descendants: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self, path: Path, text: str, vocabulary: Vocabulary, descendants: Mapping[str, frozenset[str]]
+    ) -> None:
         self.path, self.text, self.vocabulary, self.descendants = path, text, vocabulary, descendants
 
     def fail(self, message: str, *needles: str) -> DeploymentPolicyError:
@@ -149,16 +155,18 @@ class _Reader:
             raise self.fail(f"{what} must be a table", needle)
         return value
 
-    def unknown_keys(self, entry: Mapping[str, Any], allowed: Iterable[str] | re.Pattern[str], what: str,
-                     needle: str) -> None:
+    def unknown_keys(
+        self, entry: Mapping[str, Any], allowed: Iterable[str] | re.Pattern[str], what: str, needle: str
+    ) -> None:
         for key in entry:
             ok = allowed.match(key) if isinstance(allowed, re.Pattern) else key in set(allowed)
             if not ok:
                 raise self.fail(f"{what}: unknown key {key!r}", f"{key} =", f"{key}=", needle)
 
 
-def load_deployment(policies_dir: Path | str, vocabulary: Vocabulary,
-                    descendants: Mapping[str, frozenset[str]]) -> DeploymentPolicy:
+def load_deployment(
+    policies_dir: Path | str, vocabulary: Vocabulary, descendants: Mapping[str, frozenset[str]]
+) -> DeploymentPolicy:
     """Read and check policies/deployment.toml; ``descendants`` maps a purpose to itself and its children."""
     path = Path(policies_dir) / FILE_NAME
     try:
@@ -171,48 +179,71 @@ def load_deployment(policies_dir: Path | str, vocabulary: Vocabulary,
         raise DeploymentPolicyError(f"{path}: not valid TOML: {exc}") from exc
     reader = _Reader(path, text, vocabulary, descendants)
     reader.unknown_keys(raw, _TOP_KEYS, "the deployment policy", "")
-    crisis_purposes = reader.purposes(raw.get("crisis_purposes", ["service-delivery"]), "crisis_purposes",
-                                      "crisis_purposes")
+    crisis_purposes = reader.purposes(
+        raw.get("crisis_purposes", ["service-delivery"]), "crisis_purposes", "crisis_purposes"
+    )
     protected = _protected(reader, raw.get("protected_purposes", {}))
     settings = _settings(reader, raw.get("settings", {}), crisis_purposes)
     return DeploymentPolicy(
         default_obligations=_default_obligations(reader, raw.get("default_obligations", [])),
         category_obligations=_category_obligations(reader, raw.get("category_obligations", [])),
-        protected_purposes=protected, settings=settings, crisis_purposes=crisis_purposes,
-        covering_protected=_covering(reader, protected, settings))
+        protected_purposes=protected,
+        settings=settings,
+        crisis_purposes=crisis_purposes,
+        covering_protected=_covering(reader, protected, settings),
+    )
 
 
 def _default_obligations(reader: _Reader, value: Any) -> tuple[str, ...]:
     names = reader.strings(value, "default_obligations", "default_obligations")
     for name in names:
         if name not in (flags := obligation_list.plain_flags()):
-            raise reader.fail(f"default_obligations: {name!r} is not an obligation without parameters "
-                              f"(known: {', '.join(flags)})",
-                              f'"{name}"', "default_obligations")
+            raise reader.fail(
+                f"default_obligations: {name!r} is not an obligation without parameters "
+                f"(known: {', '.join(flags)})",
+                f'"{name}"',
+                "default_obligations",
+            )
     return names
 
 
 def _category_obligations(reader: _Reader, value: Any) -> tuple[CategoryObligation, ...]:
     if not isinstance(value, list):
-        raise reader.fail("category_obligations must be an array of tables ([[category_obligations]])",
-                          "category_obligations")
+        raise reader.fail(
+            "category_obligations must be an array of tables ([[category_obligations]])",
+            "category_obligations",
+        )
     out = []
     for entry in value:
         entry = reader.table(entry, "each [[category_obligations]]", "[[category_obligations]]")
         reader.unknown_keys(entry, _CATEGORY_KEYS, "[[category_obligations]]", "[[category_obligations]]")
         category = entry.get("category")
         if not isinstance(category, str) or category not in reader.vocabulary.data_categories:
-            raise reader.fail(f"category_obligations: unknown data category {category!r}",
-                              f'"{category}"', "[[category_obligations]]")
-        except_purposes = reader.purposes(entry.get("except_purposes", []),
-                                          "category_obligations.except_purposes", "except_purposes")
-        obligations = reader.table(entry.get("obligations"), "category_obligations.obligations",
-                                   "obligations")
+            raise reader.fail(
+                f"category_obligations: unknown data category {category!r}",
+                f'"{category}"',
+                "[[category_obligations]]",
+            )
+        except_purposes = reader.purposes(
+            entry.get("except_purposes", []), "category_obligations.except_purposes", "except_purposes"
+        )
+        obligations = reader.table(
+            entry.get("obligations"), "category_obligations.obligations", "obligations"
+        )
         if not obligations or (problems := obligation_list.problems(obligations)):
-            raise reader.fail(f"category_obligations for {category!r}: "
-                              f"{'; '.join(problems) if obligations else 'no obligations'}", "obligations")
-        out.append(CategoryObligation(category=category, except_purposes=except_purposes,
-                                      obligations=dict(obligations), exempt=reader.expand(except_purposes)))
+            raise reader.fail(
+                f"category_obligations for {category!r}: "
+                f"{'; '.join(problems) if obligations else 'no obligations'}",
+                "obligations",
+            )
+        out.append(
+            CategoryObligation(
+                category=category,
+                except_purposes=except_purposes,
+                obligations=dict(obligations),
+                exempt=reader.expand(except_purposes),
+            )
+        )
     return tuple(out)
 
 
@@ -228,15 +259,19 @@ def _protected(reader: _Reader, value: Any) -> dict[str, ProtectedPurpose]:
         witness = entry.get("witness_required", True)
         if not isinstance(allowed, bool) or not isinstance(witness, bool):
             raise reader.fail(f"{needle}: allowed and witness_required must be true or false", needle)
-        methods = reader.strings(entry.get("evidence_methods", ["written"]), f"{needle} evidence_methods",
-                                 "evidence_methods")
+        methods = reader.strings(
+            entry.get("evidence_methods", ["written"]), f"{needle} evidence_methods", "evidence_methods"
+        )
         for method in methods:
             if method not in {str(m) for m in EvidenceMethod}:
                 raise reader.fail(f"{needle}: unknown evidence method {method!r}", f'"{method}"')
-        out[code] = ProtectedPurpose(code=code, allowed=allowed, evidence_methods=methods,
-                                     witness_required=witness,
-                                     settings=reader.strings(entry.get("settings", []), f"{needle} settings",
-                                                             "settings ="))
+        out[code] = ProtectedPurpose(
+            code=code,
+            allowed=allowed,
+            evidence_methods=methods,
+            witness_required=witness,
+            settings=reader.strings(entry.get("settings", []), f"{needle} settings", "settings ="),
+        )
     return out
 
 
@@ -249,33 +284,54 @@ def _settings(reader: _Reader, value: Any, crisis_purposes: tuple[str, ...]) -> 
         crisis = entry.get("crisis", False)
         if not isinstance(crisis, bool):
             raise reader.fail(f"{needle}: crisis must be true or false", needle)
-        purposes = (reader.purposes(entry["purposes"], f"{needle} purposes", needle) if "purposes" in entry
-                    else crisis_purposes if crisis else ())
+        purposes = (
+            reader.purposes(entry["purposes"], f"{needle} purposes", needle)
+            if "purposes" in entry
+            else crisis_purposes
+            if crisis
+            else ()
+        )
         labels = {k.removeprefix("label_"): str(v) for k, v in entry.items() if k.startswith("label_")}
-        out[code] = Setting(code=code, label=str(entry.get("label", code)), labels=labels, crisis=crisis,
-                            purposes=purposes, allowed=reader.expand(purposes) if crisis else frozenset())
+        out[code] = Setting(
+            code=code,
+            label=str(entry.get("label", code)),
+            labels=labels,
+            crisis=crisis,
+            purposes=purposes,
+            allowed=reader.expand(purposes) if crisis else frozenset(),
+        )
     if DEFAULT_SETTING not in out:
-        raise reader.fail(f"settings must include {DEFAULT_SETTING!r} (evidence without a setting "
-                          "is read as it)", "[settings")
+        raise reader.fail(
+            f"settings must include {DEFAULT_SETTING!r} (evidence without a setting is read as it)",
+            "[settings",
+        )
     return out
 
 
-def _covering(reader: _Reader, protected: Mapping[str, ProtectedPurpose],
-              settings: Mapping[str, Setting]) -> dict[str, tuple[str, ...]]:
+def _covering(
+    reader: _Reader, protected: Mapping[str, ProtectedPurpose], settings: Mapping[str, Setting]
+) -> dict[str, tuple[str, ...]]:
     """Check the protected purposes against the settings; map every purpose covering one to them."""
     covering: dict[str, list[str]] = {}
     for code, rule in protected.items():
         for where in rule.settings:
             if where not in settings:
-                raise reader.fail(f"[protected_purposes.{code}] names unknown setting {where!r}",
-                                  f'"{where}"')
+                raise reader.fail(
+                    f"[protected_purposes.{code}] names unknown setting {where!r}", f'"{where}"'
+                )
             if settings[where].crisis:
-                raise reader.fail(f"[protected_purposes.{code}] names crisis setting {where!r}: a protected "
-                                  "purpose is never granted in a crisis setting", f'"{where}"')
+                raise reader.fail(
+                    f"[protected_purposes.{code}] names crisis setting {where!r}: a protected "
+                    "purpose is never granted in a crisis setting",
+                    f'"{where}"',
+                )
         for setting in settings.values():
             if code in setting.allowed:
-                raise reader.fail(f"crisis setting {setting.code!r} would grant protected purpose {code!r}",
-                                  f"[settings.{setting.code}]", "crisis_purposes")
+                raise reader.fail(
+                    f"crisis setting {setting.code!r} would grant protected purpose {code!r}",
+                    f"[settings.{setting.code}]",
+                    "crisis_purposes",
+                )
         for purpose, below in reader.descendants.items():
             if code in below:
                 covering.setdefault(purpose, []).append(code)

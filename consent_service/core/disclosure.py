@@ -55,8 +55,14 @@ def named_by(consents: Iterable[ConsentTerms], *, requester: str, now: datetime)
     return any(requester in consent.recipients and consent.in_force(now) for consent in consents)
 
 
-def audience(consents: Iterable[ConsentTerms], *, requester: str, now: datetime,
-             communities: Iterable[str], showing: frozenset[str]) -> Audience:
+def audience(
+    consents: Iterable[ConsentTerms],
+    *,
+    requester: str,
+    now: datetime,
+    communities: Iterable[str],
+    showing: frozenset[str],
+) -> Audience:
     """The requester as the reader of a decision about a subject with these consents and
     communities (``showing``: every community that shows its id, as read in the snapshot)."""
     if not named_by(consents, requester=requester, now=now):
@@ -75,14 +81,22 @@ def told(recorded: Mapping[str, Any], *, request: AccessRequest, audience: Audie
     if not audience.named:
         if recorded["outcome"] != "deny":  # a permit always comes from a consent naming the requester
             raise RuntimeError("a permit for a requester no consent names")
-        return {"outcome": "deny", "reasons": [no_consent(request).as_dict()], "obligations": [],
-                "rule_ids": [], "policy_versions": {}}
-    return {"outcome": recorded["outcome"],
-            "reasons": [_without_community(r, audience) for r in recorded["reasons"]],
-            "obligations": [_without_community(o, audience) for o in recorded["obligations"]],
-            "rule_ids": list(recorded["rule_ids"]),
-            "policy_versions": {c: v for c, v in recorded["policy_versions"].items()
-                                if audience.community_visible(c)}}
+        return {
+            "outcome": "deny",
+            "reasons": [no_consent(request).as_dict()],
+            "obligations": [],
+            "rule_ids": [],
+            "policy_versions": {},
+        }
+    return {
+        "outcome": recorded["outcome"],
+        "reasons": [_without_community(r, audience) for r in recorded["reasons"]],
+        "obligations": [_without_community(o, audience) for o in recorded["obligations"]],
+        "rule_ids": list(recorded["rule_ids"]),
+        "policy_versions": {
+            c: v for c, v in recorded["policy_versions"].items() if audience.community_visible(c)
+        },
+    }
 
 
 def difference(recorded: Mapping[str, Any], view: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -91,9 +91,11 @@ NEEDS_APPROVAL = "The community must approve this use first"
 def no_consent(request: AccessRequest) -> Reason:
     """The reason when no consent covers the request. It is also all that an unknown subject's
     answer says, and all that a requester no consent names is told (core/disclosure.py)."""
-    return Reason(ReasonCode.NO_CONSENT,
-                  f"No active consent lets {request.requester} use "
-                  f"{', '.join(request.data_categories)} for {request.purpose}.")
+    return Reason(
+        ReasonCode.NO_CONSENT,
+        f"No active consent lets {request.requester} use "
+        f"{', '.join(request.data_categories)} for {request.purpose}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class DecisionEngine:
             if len(self._deployment_obligations) >= _SHAPES_KEPT:
                 self._deployment_obligations.clear()
             found = self._deployment_obligations[key] = self.base.deployment.obligations_for(
-                request.purpose, request.data_categories)
+                request.purpose, request.data_categories
+            )
         return found
 
     def decide(
@@ -204,13 +207,16 @@ class DecisionEngine:
         deployment = self.deployment_obligations(request)
         if not rules:
             return deployment
-        return tuple(
-            item
-            for rule in rules
-            for item in obligation_list.as_list(
-                rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
+        return (
+            tuple(
+                item
+                for rule in rules
+                for item in obligation_list.as_list(
+                    rule.obligations, labels=rule.labels, rule_id=rule.id, community=rule.community
+                )
             )
-        ) + deployment
+            + deployment
+        )
 
     def rules_of(
         self, effect: RuleEffect, request: AccessRequest, communities: Sequence[CompiledRules]

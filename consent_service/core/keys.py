@@ -107,9 +107,13 @@ def staged_rotation(instance: Path) -> Iterator[StagedRotation]:
         before = path.read_text() if path.exists() else None
         old = json.loads(before)["keys"] if before else []
         key = new_signing_key()
-        staged = StagedRotation(path=path, kid=str(key.kid), previous=[str(k.get("kid")) for k in old],
-                                content=json.dumps({"keys": [key.as_dict(private=True), *old]}),
-                                before=before)
+        staged = StagedRotation(
+            path=path,
+            kid=str(key.kid),
+            previous=[str(k.get("kid")) for k in old],
+            content=json.dumps({"keys": [key.as_dict(private=True), *old]}),
+            before=before,
+        )
         try:
             yield staged
         except BaseException:

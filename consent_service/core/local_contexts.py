@@ -55,7 +55,8 @@ LABELS: dict[str, str | None] = {
 _BY_SPELLING: dict[str, str] = {
     spelling.casefold(): name
     for name, short in LABELS.items()
-    for spelling in (name, short) if spelling is not None
+    for spelling in (name, short)
+    if spelling is not None
 }
 
 

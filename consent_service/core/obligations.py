@@ -83,21 +83,27 @@ def load(path: Path = FILE) -> dict[str, Obligation]:
     for code, entry in raw.items():
         where = f"{path.name} [{code}]"
         if not isinstance(entry, dict) or entry.get("value") not in ("flag", "int"):
-            raise ObligationsFileError(f"{where}: value must be \"flag\" or \"int\"")
+            raise ObligationsFileError(f'{where}: value must be "flag" or "int"')
         returned_as = entry.get("returned_as") if entry["value"] == "int" else None
         if entry["value"] == "int" and not isinstance(returned_as, str):
-            raise ObligationsFileError(f"{where}: an \"int\" value needs returned_as")
+            raise ObligationsFileError(f'{where}: an "int" value needs returned_as')
         parameters = {}
         for name, param in entry.get("parameters", {}).items():
             if not isinstance(param, dict) or param.get("type") not in _TYPES:
                 raise ObligationsFileError(f"{where}.parameters.{name}: type must be one of {sorted(_TYPES)}")
-            parameters[name] = Parameter(name=name, type=_TYPES[param["type"]],
-                                         label=_wording(param, "label", f"{where}.parameters.{name}"),
-                                         description=_wording(param, "description",
-                                                              f"{where}.parameters.{name}"))
-        out[code] = Obligation(code=code, label=_wording(entry, "label", where),
-                               description=_wording(entry, "description", where), returned_as=returned_as,
-                               parameters=parameters)
+            parameters[name] = Parameter(
+                name=name,
+                type=_TYPES[param["type"]],
+                label=_wording(param, "label", f"{where}.parameters.{name}"),
+                description=_wording(param, "description", f"{where}.parameters.{name}"),
+            )
+        out[code] = Obligation(
+            code=code,
+            label=_wording(entry, "label", where),
+            description=_wording(entry, "description", where),
+            returned_as=returned_as,
+            parameters=parameters,
+        )
     return out
 
 
@@ -157,8 +163,14 @@ def problems(obligations: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def as_list(obligations: Mapping[str, Any], *, labels: tuple[str, ...] = (), rule_id: str | None = None,
-            community: str | None = None, **source: str) -> list[dict[str, Any]]:
+def as_list(
+    obligations: Mapping[str, Any],
+    *,
+    labels: tuple[str, ...] = (),
+    rule_id: str | None = None,
+    community: str | None = None,
+    **source: str,
+) -> list[dict[str, Any]]:
     """Turn a rule's stored obligations into the wire list, in a stable order.
 
     A rule's items name ``rule_id`` and ``community``; the deployment policy's name what
@@ -182,6 +194,7 @@ def as_list(obligations: Mapping[str, Any], *, labels: tuple[str, ...] = (), rul
         item.update({"rule_id": rule_id, "community": community} if rule_id is not None else source)
         out.append(item)
     if labels:
-        out.append({"code": LOCAL_CONTEXTS, "labels": list(labels), "rule_id": rule_id,
-                    "community": community})
+        out.append(
+            {"code": LOCAL_CONTEXTS, "labels": list(labels), "rule_id": rule_id, "community": community}
+        )
     return out

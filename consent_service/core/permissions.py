@@ -75,8 +75,9 @@ def parse_roles(data: dict[str, Any], *, source: str) -> dict[str, Role]:
             raise RolesError(f"{where}: scopes must be a non-empty list of scope names")
         unknown = sorted(set(scopes) - {str(s) for s in Scope})
         if unknown:
-            raise RolesError(f"{where}: unknown scope(s) {', '.join(unknown)} "
-                             f"(one of {', '.join(str(s) for s in Scope)})")
+            raise RolesError(
+                f"{where}: unknown scope(s) {', '.join(unknown)} (one of {', '.join(str(s) for s in Scope)})"
+            )
         not_for_people = sorted(set(scopes) - PERSON_SCOPES)
         if not_for_people:
             raise RolesError(f"{where}: {', '.join(not_for_people)} is never a person's scope")

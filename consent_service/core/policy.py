@@ -72,8 +72,9 @@ class Hierarchy:
     def __init__(self, codes: Iterable[str], role_manager: Any, namer: Any) -> None:
         codes = list(codes)
         self.codes = frozenset(codes)
-        self._ancestors = {c: frozenset(p for p in codes if role_manager.has_link(namer(c), namer(p))) | {c}
-                           for c in codes}
+        self._ancestors = {
+            c: frozenset(p for p in codes if role_manager.has_link(namer(c), namer(p))) | {c} for c in codes
+        }
         descendants: dict[str, set[str]] = {c: set() for c in codes}
         for child, ancestors in self._ancestors.items():
             for ancestor in ancestors:
@@ -117,10 +118,12 @@ class PolicyBase:
         self.model_path = str(self.dir / "model.conf")
         self.vocabulary: Vocabulary = load_vocabulary(self.dir)
         reference = self.reference_enforcer()
-        self.purposes = Hierarchy(self.vocabulary.purposes, reference.get_named_role_manager("g"),
-                                  purpose_name)
-        self.categories = Hierarchy(self.vocabulary.data_categories,
-                                    reference.get_named_role_manager("g2"), category_name)
+        self.purposes = Hierarchy(
+            self.vocabulary.purposes, reference.get_named_role_manager("g"), purpose_name
+        )
+        self.categories = Hierarchy(
+            self.vocabulary.data_categories, reference.get_named_role_manager("g2"), category_name
+        )
         # policies/deployment.toml: protected purposes, settings, obligations on every permit.
         below = {code: self.purposes.descendants(code) for code in self.purposes.codes}
         self.deployment: DeploymentPolicy = load_deployment(self.dir, self.vocabulary, below)
@@ -138,31 +141,48 @@ class PolicyBase:
         of what "a rule matches a request" means, against which the compiled buckets are tested.
         """
         enforcer = casbin.Enforcer(self.model_path)
-        for kind, terms, namer in (("g", self.vocabulary.purposes, purpose_name),
-                                   ("g2", self.vocabulary.data_categories, category_name)):
+        for kind, terms, namer in (
+            ("g", self.vocabulary.purposes, purpose_name),
+            ("g2", self.vocabulary.data_categories, category_name),
+        ):
             links = [[namer(t.code), namer(t.parent)] for t in terms.values() if t.parent]
             if links:
                 enforcer.add_named_grouping_policies(kind, links)
-        lines = [[_or_wildcard(org, requester), community_name(r.community), purpose_name(purpose),
-                  _or_wildcard(category_name, category), str(r.effect), r.id]
-                 for r in rules for requester in r.requesters
-                 for purpose in r.purposes for category in r.data_categories]
+        lines = [
+            [
+                _or_wildcard(org, requester),
+                community_name(r.community),
+                purpose_name(purpose),
+                _or_wildcard(category_name, category),
+                str(r.effect),
+                r.id,
+            ]
+            for r in rules
+            for requester in r.requesters
+            for purpose in r.purposes
+            for category in r.data_categories
+        ]
         if lines:
             enforcer.add_policies(lines)
         return enforcer
 
     @staticmethod
-    def rule_request(requester: str, community: str, purpose: str, category: str,
-                     effect: str) -> tuple[str, str, str, str, str]:
+    def rule_request(
+        requester: str, community: str, purpose: str, category: str, effect: str
+    ) -> tuple[str, str, str, str, str]:
         """The namespaced request ``reference_enforcer``'s model is asked."""
-        return (org(requester), community_name(community), purpose_name(purpose),
-                category_name(category), effect)
+        return (
+            org(requester),
+            community_name(community),
+            purpose_name(purpose),
+            category_name(category),
+            effect,
+        )
 
     def compile_rules(self, community: str, version: int, rules: Iterable[Rule]) -> CompiledRules:
         return CompiledRules(community=community, version=version, rules=rules, base=self)
 
-    def may_manage(self, *, organization: str, community: str, action: str,
-                   stewards: Iterable[str]) -> bool:
+    def may_manage(self, *, organization: str, community: str, action: str, stewards: Iterable[str]) -> bool:
         """Casbin RBAC-with-domains check: is ``organization`` a steward allowed ``action``?
 
         Built per call from the community's own steward links only: the role manager's first
@@ -213,8 +233,9 @@ class CompiledRules:
                 buckets[key].append(rule)
         # Most keys hold one rule: they share that rule's one 1-tuple.
         alone = {rule.id: (rule,) for rule in self.rules}
-        self._buckets = {key: alone[value[0].id] if len(value) == 1 else tuple(value)
-                         for key, value in buckets.items()}
+        self._buckets = {
+            key: alone[value[0].id] if len(value) == 1 else tuple(value) for key, value in buckets.items()
+        }
         self._order = {rule.id: index for index, rule in enumerate(self.rules)}
 
     def _keys(self, rule: Rule) -> set[tuple[str, str, str, str]]:
@@ -229,15 +250,20 @@ class CompiledRules:
             for code in rule.data_categories:
                 categories |= self._base.categories.overlapping(code)
         effect, shared = str(rule.effect), self._base.shared_keys
-        keys = {(effect, requester, purpose, category) for requester in set(rule.requesters)
-                for purpose in purposes for category in categories}
+        keys = {
+            (effect, requester, purpose, category)
+            for requester in set(rule.requesters)
+            for purpose in purposes
+            for category in categories
+        }
         return {shared.setdefault(key, key) for key in keys}
 
     def holds(self, rule_id: str) -> bool:
         return rule_id in self._order
 
-    def with_changes(self, version: int, *, in_force: Iterable[Rule],
-                     retired: Iterable[str]) -> CompiledRules:
+    def with_changes(
+        self, version: int, *, in_force: Iterable[Rule], retired: Iterable[str]
+    ) -> CompiledRules:
         """These rules after a change: ``retired`` ids removed, ``in_force`` rules added (or,
         for an id held already, replaced), new rules after the old ones in the order given.
 
@@ -267,8 +293,9 @@ class CompiledRules:
         fresh._buckets = buckets
         return fresh
 
-    def matching(self, *, effect: RuleEffect, requester: str, purpose: str,
-                 categories: Iterable[str]) -> list[Rule]:
+    def matching(
+        self, *, effect: RuleEffect, requester: str, purpose: str, categories: Iterable[str]
+    ) -> list[Rule]:
         """Rules of ``effect`` matching the request, each once, in rule order.
 
         An unknown category code (one not in the vocabulary) still matches ``*`` rules and

@@ -68,8 +68,7 @@ def _hmac(secret: bytes, system: str, value: str) -> str:
 
 def subject_key(secret: bytes, *, system: str, value: str, case_insensitive: bool = False) -> str:
     """The subject's pseudonymous key, of its normalized spelling."""
-    return _hmac(secret, normalize_system(system),
-                 normalize_value(value, case_insensitive=case_insensitive))
+    return _hmac(secret, normalize_system(system), normalize_value(value, case_insensitive=case_insensitive))
 
 
 def key_as_given(secret: bytes, *, system: str, value: str) -> str:

@@ -31,10 +31,23 @@ DECISION_SPEC_VERSION = "consent_service-decision-receipt/1"
 # -- consent receipts ----------------------------------------------------------------------------
 
 
-def receipt_claims(*, issuer: str, receipt_id: str, consent_id: str, version: int, issued_at: datetime,
-                   consent_recorded_at: datetime, controller: dict[str, str], subject_pseudonym: str,
-                   purposes: list[str], data_categories: list[str], recipients: list[str],
-                   communities: list[str], expires_at: datetime | None, method: str) -> dict[str, Any]:
+def receipt_claims(
+    *,
+    issuer: str,
+    receipt_id: str,
+    consent_id: str,
+    version: int,
+    issued_at: datetime,
+    consent_recorded_at: datetime,
+    controller: dict[str, str],
+    subject_pseudonym: str,
+    purposes: list[str],
+    data_categories: list[str],
+    recipients: list[str],
+    communities: list[str],
+    expires_at: datetime | None,
+    method: str,
+) -> dict[str, Any]:
     return {
         "iss": issuer,
         "jti": receipt_id,
@@ -54,7 +67,7 @@ def receipt_claims(*, issuer: str, receipt_id: str, consent_id: str, version: in
         "collection_method": method,
         "withdrawal": {
             "how": f"Ask {controller['name']} to withdraw consent {consent_id}; it stops all further use "
-                   "from that moment.",
+            "from that moment.",
             "api": f"POST /v1/consents/{consent_id}/revoke",
         },
     }
@@ -70,10 +83,14 @@ def verify(keys: SigningKeys, token: str) -> tuple[dict[str, Any], dict[str, Any
 
 # -- decision receipts ---------------------------------------------------------------------------
 
+
 def decision_claims(*, issuer: str, decision: Mapping[str, Any]) -> dict[str, Any]:
     """The receipt's claims from the decision row's column values (``decision_record.decision_values``)."""
-    consent = ({"id": decision["consent_id"], "version": decision["consent_version"]}
-               if decision["consent_id"] is not None else None)
+    consent = (
+        {"id": decision["consent_id"], "version": decision["consent_version"]}
+        if decision["consent_id"] is not None
+        else None
+    )
     return {
         "iss": issuer,
         "jti": decision["id"],

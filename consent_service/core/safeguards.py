@@ -27,8 +27,10 @@ def setting_of(policy: DeploymentPolicy, evidence: Mapping[str, Any]) -> Setting
     if setting is None:
         raise ValidationFailed(
             f"evidence.setting names an unknown setting: {code}",
-            details={"evidence": [f"setting: unknown setting {code!r} "
-                                  f"(known: {', '.join(policy.settings)})"]})
+            details={
+                "evidence": [f"setting: unknown setting {code!r} (known: {', '.join(policy.settings)})"]
+            },
+        )
     return setting
 
 
@@ -47,24 +49,36 @@ def check(policy: DeploymentPolicy, *, purposes: Iterable[str], evidence: Mappin
         for protected in policy.covering_protected.get(purpose, ()):
             rule = policy.protected_purposes[protected]
             if purpose != protected:
-                problems.append(f"{purpose} would cover protected purpose {protected}; "
-                                "a consent may grant a protected purpose only by naming it")
+                problems.append(
+                    f"{purpose} would cover protected purpose {protected}; "
+                    "a consent may grant a protected purpose only by naming it"
+                )
             elif not rule.allowed:
                 problems.append(f"protected purpose: {protected} (this deployment never allows it)")
             else:
-                problems.extend(_unmet(rule.code, rule.evidence_methods, rule.witness_required,
-                                       rule.settings, setting, evidence))
+                problems.extend(
+                    _unmet(
+                        rule.code,
+                        rule.evidence_methods,
+                        rule.witness_required,
+                        rule.settings,
+                        setting,
+                        evidence,
+                    )
+                )
             refused.append(protected)
     if problems:
         raise ProtectedPurposeRefused(
             f"A consent may not grant {', '.join(dict.fromkeys(refused))} here: it is a protected purpose.",
-            details={"purposes": problems})
+            details={"purposes": problems},
+        )
     outside = [purpose for purpose in purposes if not setting.may_grant(purpose)]
     if outside:
         raise CrisisSettingRefused(
             f"Consent given in a crisis setting ({setting.code}) may grant only "
             f"{', '.join(setting.purposes)}; refused: {', '.join(outside)}.",
-            details={"purposes": [f"not granted in crisis setting {setting.code}: {p}" for p in outside]})
+            details={"purposes": [f"not granted in crisis setting {setting.code}: {p}" for p in outside]},
+        )
     return setting
 
 
@@ -74,13 +88,20 @@ def _person(name: Any) -> str:
     return " ".join(unicodedata.normalize("NFC", str(name or "")).casefold().split())
 
 
-def _unmet(code: str, methods: tuple[str, ...], witness_required: bool, settings: tuple[str, ...],
-           setting: Setting, evidence: Mapping[str, Any]) -> list[str]:
+def _unmet(
+    code: str,
+    methods: tuple[str, ...],
+    witness_required: bool,
+    settings: tuple[str, ...],
+    setting: Setting,
+    evidence: Mapping[str, Any],
+) -> list[str]:
     """The conditions of an allowed protected purpose that this evidence does not meet."""
     unmet = []
     if code not in (evidence.get("confirmed_protected_purposes") or ()):
-        unmet.append(f"{code}: the person's explicit confirmation is missing "
-                     "(evidence.confirmed_protected_purposes)")
+        unmet.append(
+            f"{code}: the person's explicit confirmation is missing (evidence.confirmed_protected_purposes)"
+        )
     if evidence.get("method") not in methods:
         unmet.append(f"{code}: evidence.method must be {' or '.join(methods)}")
     witness = _person(evidence.get("witness"))
@@ -96,5 +117,4 @@ def _unmet(code: str, methods: tuple[str, ...], witness_required: bool, settings
 def offered_purposes(policy: DeploymentPolicy, purposes: Iterable[str], setting: Setting) -> list[str]:
     """Of ``purposes`` (vocabulary codes, in order), those a consent given in ``setting`` may grant
     without a protected-purpose step: what an intake form offers once the setting is known."""
-    return [code for code in purposes
-            if setting.may_grant(code) and code not in policy.covering_protected]
+    return [code for code in purposes if setting.may_grant(code) and code not in policy.covering_protected]

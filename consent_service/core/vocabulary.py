@@ -50,24 +50,35 @@ def _terms(section: dict[str, dict[str, object]], kind: str) -> dict[str, Term]:
         if code == "*" or not code.strip():
             raise VocabularyError(f"{kind}: {code!r} is not a usable code")
         labels = {k.removeprefix("label_"): str(v) for k, v in entry.items() if k.startswith("label_")}
-        descriptions = {k.removeprefix("description_"): str(v) for k, v in entry.items()
-                        if k.startswith("description_")}
+        descriptions = {
+            k.removeprefix("description_"): str(v) for k, v in entry.items() if k.startswith("description_")
+        }
         sensitive = entry.get("sensitive", False)
         if not isinstance(sensitive, bool):
             raise VocabularyError(f"{kind}: {code!r} has sensitive = {sensitive!r}; it must be true or false")
         parent = entry.get("parent")
-        terms[code] = Term(code=code, parent=None if parent is None else str(parent),
-                           label=str(entry.get("label", code)), description=str(entry.get("description", "")),
-                           labels=labels, descriptions=descriptions, sensitive=sensitive)
+        terms[code] = Term(
+            code=code,
+            parent=None if parent is None else str(parent),
+            label=str(entry.get("label", code)),
+            description=str(entry.get("description", "")),
+            labels=labels,
+            descriptions=descriptions,
+            sensitive=sensitive,
+        )
     for term in terms.values():
         if term.parent is not None and term.parent not in terms:
             raise VocabularyError(f"{kind}: {term.code!r} names unknown parent {term.parent!r}")
         if term.sensitive and term.parent is not None:
-            raise VocabularyError(f"{kind}: {term.code!r} is sensitive and may not have a parent "
-                                  f"(it names {term.parent!r}); a sensitive category stands alone")
+            raise VocabularyError(
+                f"{kind}: {term.code!r} is sensitive and may not have a parent "
+                f"(it names {term.parent!r}); a sensitive category stands alone"
+            )
         if term.parent is not None and terms[term.parent].sensitive:
-            raise VocabularyError(f"{kind}: {term.code!r} names sensitive {term.parent!r} as its parent; "
-                                  "a sensitive category may not have children")
+            raise VocabularyError(
+                f"{kind}: {term.code!r} names sensitive {term.parent!r} as its parent; "
+                "a sensitive category may not have children"
+            )
     for term in terms.values():  # reject cycles: every chain of parents must end
         seen = {term.code}
         parent = term.parent
@@ -83,5 +94,7 @@ def load_vocabulary(policies_dir: Path) -> Vocabulary:
     path = Path(policies_dir) / "vocabulary.toml"
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
-    return Vocabulary(purposes=_terms(raw.get("purposes", {}), "purposes"),
-                      data_categories=_terms(raw.get("data_categories", {}), "data_categories"))
+    return Vocabulary(
+        purposes=_terms(raw.get("purposes", {}), "purposes"),
+        data_categories=_terms(raw.get("data_categories", {}), "data_categories"),
+    )

@@ -47,12 +47,15 @@ class VerificationOut(StrictSchema):
     head_hash = fields.String(required=True)
     problem = fields.String(allow_none=True, metadata={"description": "what is wrong, naming the entry"})
     seq = fields.Integer(allow_none=True, metadata={"description": "the entry where the chain breaks"})
-    table = fields.String(allow_none=True,
-                          metadata={"description": "the table of a row that differs from the chain"})
-    row = fields.List(fields.Raw(), allow_none=True,
-                      metadata={"description": "that row's key (its key columns' values)"})
-    rows = fields.List(fields.Dict(),
-                       metadata={"description": "every differing row found: table, row, problem, seq"})
+    table = fields.String(
+        allow_none=True, metadata={"description": "the table of a row that differs from the chain"}
+    )
+    row = fields.List(
+        fields.Raw(), allow_none=True, metadata={"description": "that row's key (its key columns' values)"}
+    )
+    rows = fields.List(
+        fields.Dict(), metadata={"description": "every differing row found: table, row, problem, seq"}
+    )
     entry = fields.Nested(
         BrokenEntryOut, allow_none=True, metadata={"description": "what is stored at that place, if anything"}
     )

@@ -42,8 +42,11 @@ class DecisionOut(StrictSchema):
     decision_id = fields.String(required=True, attribute="id")
     reasons = fields.List(fields.Nested(ReasonOut), required=True, attribute="told.reasons")
     obligations = fields.List(fields.Dict(), required=True, attribute="told.obligations")
-    receipt = fields.String(metadata={
-        "description": "decision receipt: compact JWS (typ decision-receipt+jwt); verify it with the JWKS"})
+    receipt = fields.String(
+        metadata={
+            "description": "decision receipt: compact JWS (typ decision-receipt+jwt); verify it with the JWKS"
+        }
+    )
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -96,11 +99,23 @@ class SubjectList(fields.Field):
 
 
 class BatchAuthorizeIn(StrictSchema):
-    subjects = SubjectList(required=True, metadata={
-        "type": "array", "minItems": 1, "maxItems": MAX_SUBJECTS,
-        "items": {"type": "object", "required": ["system", "value"], "additionalProperties": False,
-                  "properties": {"system": {"type": "string", "minLength": 1, "maxLength": _MAX_LENGTH},
-                                 "value": {"type": "string", "minLength": 1, "maxLength": _MAX_LENGTH}}}})
+    subjects = SubjectList(
+        required=True,
+        metadata={
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_SUBJECTS,
+            "items": {
+                "type": "object",
+                "required": ["system", "value"],
+                "additionalProperties": False,
+                "properties": {
+                    "system": {"type": "string", "minLength": 1, "maxLength": _MAX_LENGTH},
+                    "value": {"type": "string", "minLength": 1, "maxLength": _MAX_LENGTH},
+                },
+            },
+        },
+    )
     purpose = code(required=True)
     data_categories = code_list(required=True)
 
@@ -125,4 +140,3 @@ class BatchDecisionsOut(StrictSchema):
 
     decisions = fields.List(fields.Nested(SubjectDecisionOut), required=True)
     summary = fields.Nested(SummaryOut, required=True)
-

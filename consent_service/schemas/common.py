@@ -27,14 +27,21 @@ class StrictSchema(Schema):
 
 
 def code(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(CODE_PATTERN, error="must be a code: letters, digits, "
-                                                  "'.', '_', ':' or '-', at most 64 characters"), **kwargs)
+    return fields.String(
+        validate=validate.Regexp(
+            CODE_PATTERN, error="must be a code: letters, digits, '.', '_', ':' or '-', at most 64 characters"
+        ),
+        **kwargs,
+    )
 
 
 def code_list(*, allow_wildcard: bool = False, **kwargs: Any) -> fields.List:
-    item = fields.String(validate=validate.Regexp(
-        r"^\*$|" + CODE_PATTERN if allow_wildcard else CODE_PATTERN,
-        error="must be a code" + (" or '*'" if allow_wildcard else "")))
+    item = fields.String(
+        validate=validate.Regexp(
+            r"^\*$|" + CODE_PATTERN if allow_wildcard else CODE_PATTERN,
+            error="must be a code" + (" or '*'" if allow_wildcard else ""),
+        )
+    )
     return fields.List(item, validate=validate.Length(min=1, max=MAX_LIST), **kwargs)
 
 
@@ -61,15 +68,20 @@ def _subject_part(name: str) -> Any:
         problem = subject_problem(name, value)
         if problem:
             raise ValidationError(problem)
+
     return check
 
 
 class SubjectSchema(StrictSchema):
-    system = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters,
-                                                    _subject_part("system")],
-                           metadata={"description": "an absolute URI: urn:... or https:..."})
-    value = fields.String(required=True, validate=[validate.Length(min=1, max=256), _no_control_characters,
-                                                   _subject_part("value")])
+    system = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=256), _no_control_characters, _subject_part("system")],
+        metadata={"description": "an absolute URI: urn:... or https:..."},
+    )
+    value = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=256), _no_control_characters, _subject_part("value")],
+    )
 
 
 class _UTCDateTime(fields.AwareDateTime):

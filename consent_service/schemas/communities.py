@@ -24,8 +24,10 @@ class CommunityIn(StrictSchema):
     id = code(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     stewards = fields.List(code(), required=True, validate=validate.Length(min=1, max=20))
-    show_community_id = fields.Boolean(load_default=False, metadata={
-        "description": "whether answers to requesters name the community (default: not shown)"})
+    show_community_id = fields.Boolean(
+        load_default=False,
+        metadata={"description": "whether answers to requesters name the community (default: not shown)"},
+    )
 
 
 class CommunityOut(StrictSchema):
@@ -38,21 +40,34 @@ class CommunityOut(StrictSchema):
 
 
 class CommunitySettingsIn(StrictSchema):
-    show_community_id = fields.Boolean(required=True, metadata={
-        "description": "whether answers to requesters a member's consent names carry the community's id"})
+    show_community_id = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "whether answers to requesters a member's consent names carry the community's id"
+        },
+    )
 
 
 class RuleIn(StrictSchema):
     effect = fields.String(required=True, validate=validate.OneOf([str(e) for e in RuleEffect]))
     purposes = code_list(required=True)
     data_categories = code_list(allow_wildcard=True, required=True)
-    requesters = code_list(allow_wildcard=True, required=True,
-                           metadata={"description": "organization ids, or ['*'] for every requester"})
-    obligations = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), load_default=dict,
-                              metadata={"description": obligation_terms.describe()})
-    labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
-                         validate=validate.Length(max=MAX_LIST),
-                         metadata={"description": "Local Contexts TK/BC Label or Notice names"})
+    requesters = code_list(
+        allow_wildcard=True,
+        required=True,
+        metadata={"description": "organization ids, or ['*'] for every requester"},
+    )
+    obligations = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=dict,
+        metadata={"description": obligation_terms.describe()},
+    )
+    labels = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        load_default=list,
+        validate=validate.Length(max=MAX_LIST),
+        metadata={"description": "Local Contexts TK/BC Label or Notice names"},
+    )
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
@@ -196,9 +211,20 @@ class ProtectedGrantsOut(StrictSchema):
 # The audit payloads of the governance events (older entries hold exactly these fields).
 COMMUNITY_CREATED_PAYLOAD = CommunityOut(only=("name", "stewards", "show_community_id"))
 COMMUNITY_CHANGED_PAYLOAD = CommunityOut(only=("show_community_id",))  # and "was", the setting before
-RULE_CREATED_PAYLOAD = RuleOut(only=("community", "effect", "purposes", "data_categories", "requesters",
-                                     "obligations", "labels", "reason"))
+RULE_CREATED_PAYLOAD = RuleOut(
+    only=(
+        "community",
+        "effect",
+        "purposes",
+        "data_categories",
+        "requesters",
+        "obligations",
+        "labels",
+        "reason",
+    )
+)
 RULE_RETIRED_PAYLOAD = RetiredRulePayload()
-APPROVAL_GRANTED_PAYLOAD = ApprovalOut(only=("community", "requester", "purposes", "data_categories",
-                                             "expires_at"))
+APPROVAL_GRANTED_PAYLOAD = ApprovalOut(
+    only=("community", "requester", "purposes", "data_categories", "expires_at")
+)
 APPROVAL_REVOKED_PAYLOAD = RevokedApprovalPayload()

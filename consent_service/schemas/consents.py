@@ -19,12 +19,22 @@ class EvidenceSchema(StrictSchema):
     method = fields.String(required=True, validate=validate.OneOf([str(m) for m in EvidenceMethod]))
     obtained_by = fields.String(required=True, validate=validate.Length(min=1, max=200))
     notes = text(2000)
-    setting = code(allow_none=True, metadata={
-        "description": "where consent was given (policies/deployment.toml settings); left out: other"})
-    witness = fields.String(validate=validate.Length(min=1, max=200), allow_none=True, metadata={
-        "description": "a second worker who was present, where the deployment asks for one"})
-    confirmed_protected_purposes = fields.List(code(), validate=validate.Length(max=MAX_LIST), metadata={
-        "description": "protected purposes the person explicitly confirmed (where allowed)"})
+    setting = code(
+        allow_none=True,
+        metadata={
+            "description": "where consent was given (policies/deployment.toml settings); left out: other"
+        },
+    )
+    witness = fields.String(
+        validate=validate.Length(min=1, max=200),
+        allow_none=True,
+        metadata={"description": "a second worker who was present, where the deployment asks for one"},
+    )
+    confirmed_protected_purposes = fields.List(
+        code(),
+        validate=validate.Length(max=MAX_LIST),
+        metadata={"description": "protected purposes the person explicitly confirmed (where allowed)"},
+    )
 
 
 class ConsentTermsIn(StrictSchema):
@@ -41,8 +51,11 @@ class ConsentIn(ConsentTermsIn):
 
 
 class AmendIn(ConsentTermsIn):
-    version = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1), metadata={
-        "description": "the version being amended; 409 if it is no longer current"})
+    version = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "the version being amended; 409 if it is no longer current"},
+    )
 
 
 class RevokeIn(StrictSchema):
@@ -81,8 +94,18 @@ class ConsentAuditOut(ConsentOut):
     setting = fields.Function(lambda state: state.evidence.get("setting") or DEFAULT_SETTING)
 
 
-RECORDED_FIELDS = ("subject", "version", "purposes", "data_categories", "recipients", "communities",
-                   "expires_at", "method", "setting", "receipt_id")
+RECORDED_FIELDS = (
+    "subject",
+    "version",
+    "purposes",
+    "data_categories",
+    "recipients",
+    "communities",
+    "expires_at",
+    "method",
+    "setting",
+    "receipt_id",
+)
 REVOKED_FIELDS = ("subject", "version")
 consent_recorded_audit = ConsentAuditOut(only=RECORDED_FIELDS)
 consent_revoked_audit = ConsentAuditOut(only=REVOKED_FIELDS)

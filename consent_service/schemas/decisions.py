@@ -38,8 +38,12 @@ class DecisionRecordOut(StrictSchema):
         metadata={"description": "policy version of each of the subject's communities"},
     )
     community = fields.String(metadata={"description": "a steward's view: the community it is shown for"})
-    told = fields.Dict(allow_none=True, metadata={
-        "description": "oversight only: what the requester was told, where it differs (null: the same)"})
+    told = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "oversight only: what the requester was told, where it differs (null: the same)"
+        },
+    )
     audit = fields.Nested(
         AuditLinkOut, allow_none=True, metadata={"description": "its entry in the audit chain"}
     )

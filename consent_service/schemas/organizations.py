@@ -30,8 +30,11 @@ class OrganizationOut(StrictSchema):
 class ClientIn(StrictSchema):
     organization = code(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    scopes = fields.List(fields.String(validate=validate.OneOf([str(s) for s in Scope])), required=True,
-                         validate=validate.Length(min=1, max=len(Scope)))
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf([str(s) for s in Scope])),
+        required=True,
+        validate=validate.Length(min=1, max=len(Scope)),
+    )
 
 
 class ClientOut(StrictSchema):
@@ -42,8 +45,6 @@ class ClientOut(StrictSchema):
     scopes = fields.List(fields.String())
     created_at = fields.AwareDateTime()
     disabled_at = fields.AwareDateTime(allow_none=True)
-
-
 
 
 class ClientListOut(StrictSchema):

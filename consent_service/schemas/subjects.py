@@ -17,9 +17,13 @@ class AccessReportIn(StrictSchema):
 
 
 class FormatQuery(StrictSchema):
-    format = fields.String(validate=validate.OneOf(["json", "html"]),
-                           metadata={"description": "html: a printable page in plain language (default: by "
-                                                    "the Accept header, else json)"})
+    format = fields.String(
+        validate=validate.OneOf(["json", "html"]),
+        metadata={
+            "description": "html: a printable page in plain language (default: by "
+            "the Accept header, else json)"
+        },
+    )
 
 
 class ReportSubjectOut(StrictSchema):
@@ -81,10 +85,16 @@ class AccessReportOut(StrictSchema):
     generated_at = fields.AwareDateTime()
     consents = fields.List(fields.Nested(ReportConsentOut))
     decisions = fields.List(fields.Nested(ReportDecisionOut))
-    reports = fields.List(fields.Nested(ReportRequestOut), metadata={
-        "description": "every access report asked for about the person (this one included)"})
-    labels = fields.Dict(metadata={"description": "plain-language names of the codes used above: purposes, "
-                                                  "data_categories, organizations, communities"})
+    reports = fields.List(
+        fields.Nested(ReportRequestOut),
+        metadata={"description": "every access report asked for about the person (this one included)"},
+    )
+    labels = fields.Dict(
+        metadata={
+            "description": "plain-language names of the codes used above: purposes, "
+            "data_categories, organizations, communities"
+        }
+    )
 
 
 class RekeyOut(StrictSchema):
@@ -95,12 +105,17 @@ class RekeyOut(StrictSchema):
 
 
 class SubjectSystemIn(StrictSchema):
-    system = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
-        "description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"})
+    system = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "an absolute URI (urn:... or https:...), stored in its normalized spelling"},
+    )
     organization = code(load_default=None, metadata={"description": "the organization it is registered to"})
     shared = fields.Boolean(load_default=False, metadata={"description": "true: any organization may use it"})
-    case_insensitive = fields.Boolean(load_default=False, metadata={
-        "description": "true: values compare case-folded (e.g. a health card number)"})
+    case_insensitive = fields.Boolean(
+        load_default=False,
+        metadata={"description": "true: values compare case-folded (e.g. a health card number)"},
+    )
 
 
 class SubjectSystemOut(StrictSchema):

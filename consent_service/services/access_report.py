@@ -40,8 +40,9 @@ class ReceiptPage:
     labels: dict[str, dict[str, str]]
 
 
-def receipt_page(services: Services, *, caller: Caller, consent_id: str, version: int | None,
-                 now: datetime) -> ReceiptPage:
+def receipt_page(
+    services: Services, *, caller: Caller, consent_id: str, version: int | None, now: datetime
+) -> ReceiptPage:
     """A consent version's signed receipt, decoded, for the printable page (recording org only)."""
     with services.reading(caller) as session:
         consent = consent_store.get(session, consent_id)
@@ -54,12 +55,20 @@ def receipt_page(services: Services, *, caller: Caller, consent_id: str, version
             header, claims = receipts.verify(services.keys, row.receipt)
         except InvalidSignature as exc:  # our own stored receipt: a failure here is a real fault
             raise RuntimeError(f"the stored receipt of consent {consent.id} does not verify") from exc
-        names = _names(session, organizations={consent.recorded_by, *row.recipients},
-                       communities=set(row.communities))
+        names = _names(
+            session, organizations={consent.recorded_by, *row.recipients}, communities=set(row.communities)
+        )
         labels = _labels(services, purposes=set(row.purposes), categories=set(row.data_categories))
         return ReceiptPage(
-            consent=consent_cases.ConsentState.of(consent, row, now), version=row.version,
-            current_version=consent.current_version, superseded=row.version != consent.current_version,
-            claims=claims, kid=header.get("kid"), recorded_at=row.recorded_at, expires_at=row.expires_at,
-            receipt=row.receipt, generated_at=now, labels={**labels, **names},
+            consent=consent_cases.ConsentState.of(consent, row, now),
+            version=row.version,
+            current_version=consent.current_version,
+            superseded=row.version != consent.current_version,
+            claims=claims,
+            kid=header.get("kid"),
+            recorded_at=row.recorded_at,
+            expires_at=row.expires_at,
+            receipt=row.receipt,
+            generated_at=now,
+            labels={**labels, **names},
         )

@@ -70,46 +70,98 @@ class ApprovalList:
     approvals: list[ApprovalRecord]
 
 
-def create_approval(services: Services, *, caller: Caller, community_id: str, requester: str,
-                    purposes: list[str], data_categories: list[str], expires_at: datetime | None,
-                    notes: str | None, now: datetime) -> ApprovalRecord:
+def create_approval(
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    requester: str,
+    purposes: list[str],
+    data_categories: list[str],
+    expires_at: datetime | None,
+    notes: str | None,
+    now: datetime,
+) -> ApprovalRecord:
     """Record the community's approval for one requester; it satisfies matching require_approval rules."""
     purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     with services.writing(caller) as session:
-        begin_change(session, services, caller=caller, community_id=community_id,
-                     action=ManagementAction.APPROVALS_CREATE)
+        begin_change(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.APPROVALS_CREATE,
+        )
         if expires_at is not None and expires_at <= now:
-            raise ValidationFailed("The approval would already be expired.",
-                                   details={"expires_at": ["must be in the future"]})
-        codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
-                    organizations={"requester": [requester]})
-        approval = Approval(id=str(uuid.uuid4()), community_id=community_id, requester=requester,
-                            purposes=purposes, data_categories=data_categories, expires_at=expires_at,
-                            notes=notes, created_at=now, created_by=caller.organization,
-                            created_by_client=caller.client_id)
+            raise ValidationFailed(
+                "The approval would already be expired.", details={"expires_at": ["must be in the future"]}
+            )
+        codes.check(
+            session,
+            services.policy,
+            purposes=purposes,
+            data_categories=data_categories,
+            organizations={"requester": [requester]},
+        )
+        approval = Approval(
+            id=str(uuid.uuid4()),
+            community_id=community_id,
+            requester=requester,
+            purposes=purposes,
+            data_categories=data_categories,
+            expires_at=expires_at,
+            notes=notes,
+            created_at=now,
+            created_by=caller.organization,
+            created_by_client=caller.client_id,
+        )
         store.add(session, approval)
         record = ApprovalRecord.of(approval, now)
-        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_GRANTED, caller=caller,
-                              object_id=approval.id, payload=APPROVAL_GRANTED_PAYLOAD.dump(record))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.APPROVAL_GRANTED,
+            caller=caller,
+            object_id=approval.id,
+            payload=APPROVAL_GRANTED_PAYLOAD.dump(record),
+        )
         session.commit()
         return record
 
 
-def list_approvals(services: Services, *, caller: Caller, community_id: str, include_revoked: bool,
-                   now: datetime) -> ApprovalList:
+def list_approvals(
+    services: Services, *, caller: Caller, community_id: str, include_revoked: bool, now: datetime
+) -> ApprovalList:
     with services.reading(caller) as session:
-        require_steward(session, services, caller=caller, community_id=community_id,
-                        action=ManagementAction.APPROVALS_LIST)
+        require_steward(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.APPROVALS_LIST,
+        )
         rows = store.approvals(session, community_id, include_revoked=include_revoked)
         return ApprovalList(approvals=[ApprovalRecord.of(approval, now) for approval in rows])
 
 
-def revoke_approval(services: Services, *, caller: Caller, community_id: str, approval_id: str,
-                    reason: str | None, now: datetime) -> ApprovalRecord:
+def revoke_approval(
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    approval_id: str,
+    reason: str | None,
+    now: datetime,
+) -> ApprovalRecord:
     """Withdraw an approval from the next decision on; it stays in the history, stamped."""
     with services.writing(caller) as session:
-        begin_change(session, services, caller=caller, community_id=community_id,
-                     action=ManagementAction.APPROVALS_REVOKE)
+        begin_change(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.APPROVALS_REVOKE,
+        )
         approval = store.get_approval(session, community_id, approval_id)
         if approval is None:
             raise NotFound("No such approval in this community.")
@@ -119,7 +171,13 @@ def revoke_approval(services: Services, *, caller: Caller, community_id: str, ap
         approval.revoked_at, approval.revoked_by, approval.revoked_reason = now, caller.organization, reason
         session.flush()
         record = ApprovalRecord.of(approval, now)
-        services.append_audit(session, at=now, tag=AuditTag.APPROVAL_REVOKED, caller=caller,
-                              object_id=approval.id, payload=APPROVAL_REVOKED_PAYLOAD.dump(record))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.APPROVAL_REVOKED,
+            caller=caller,
+            object_id=approval.id,
+            payload=APPROVAL_REVOKED_PAYLOAD.dump(record),
+        )
         session.commit()
         return record

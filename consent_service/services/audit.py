@@ -86,8 +86,12 @@ def _read_checkpoints(services: Services, tokens: Iterable[str]) -> list[tuple[i
     return read
 
 
-def _run(services: Services, caller: Caller | None, checkpoints: list[tuple[int, str, str | None]],
-         progress: Progress | None) -> tuple[Verification, str]:
+def _run(
+    services: Services,
+    caller: Caller | None,
+    checkpoints: list[tuple[int, str, str | None]],
+    progress: Progress | None,
+) -> tuple[Verification, str]:
     """The verification and the commitment to the state at the head (meaningful only if ok)."""
     states = {seq: state for seq, _, state in checkpoints if state is not None}
     tally = audit_rows.Tally(services.state_key)
@@ -98,33 +102,61 @@ def _run(services: Services, caller: Caller | None, checkpoints: list[tuple[int,
         entries = (Entry.of(e) for e in store.entries(session))
         result = audit.verify_chain(
             services.audit_key,
-            audit_rows.tallying(entries, tally, at_seqs=states, commitments=commitments, progress=progress,
-                                seen=seen),
-            head=head, checkpoints=[(seq, digest) for seq, digest, _ in checkpoints])
+            audit_rows.tallying(
+                entries, tally, at_seqs=states, commitments=commitments, progress=progress, seen=seen
+            ),
+            head=head,
+            checkpoints=[(seq, digest) for seq, digest, _ in checkpoints],
+        )
         if not result.ok:
             return result, ""
         if isinstance(seen.get("malformed"), int):
             seq = int(seen["malformed"])  # type: ignore[call-overload]
-            return replace(result, ok=False, seq=seq, problem=(
-                f"entry {seq} names rows in a form the service never writes")), ""
+            return replace(
+                result,
+                ok=False,
+                seq=seq,
+                problem=(f"entry {seq} names rows in a form the service never writes"),
+            ), ""
         for seq, state in sorted(states.items()):
             if commitments.get(seq) != state:
-                return replace(result, ok=False, seq=seq, problem=(
-                    f"the rows recorded up to entry {seq} differ from the signed checkpoint")), ""
+                return replace(
+                    result,
+                    ok=False,
+                    seq=seq,
+                    problem=(f"the rows recorded up to entry {seq} differ from the signed checkpoint"),
+                ), ""
         if seen.get("legacy") and not seen.get("baseline"):
-            return replace(result, ok=False, problem=(
-                "the chain began before audit entries recorded rows, and the rows that existed then were "
-                "never bound: run `consent-service db upgrade`")), ""
+            return replace(
+                result,
+                ok=False,
+                problem=(
+                    "the chain began before audit entries recorded rows, and the rows that existed then were "
+                    "never bound: run `consent-service db upgrade`"
+                ),
+            ), ""
         problems = audit_rows.check_state(session, services.rows_key, tally, progress)
     if problems:
         first = problems[0]
-        return replace(result, ok=False, problem=first.problem, seq=first.seq, table=first.table,
-                       row=first.row, rows=tuple(p.as_dict() for p in problems)), ""
+        return replace(
+            result,
+            ok=False,
+            problem=first.problem,
+            seq=first.seq,
+            table=first.table,
+            row=first.row,
+            rows=tuple(p.as_dict() for p in problems),
+        ), ""
     return result, tally.commitment()
 
 
-def verify(services: Services, *, caller: Caller | None = None, checkpoint_tokens: Iterable[str] = (),
-           progress: Progress | None = None) -> Verification:
+def verify(
+    services: Services,
+    *,
+    caller: Caller | None = None,
+    checkpoint_tokens: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> Verification:
     """Walk the whole chain and every bound row; ``ok`` false names the first entry that was
     changed, removed, inserted or moved (with what is stored there, ``entry``), or says the tail
     was cut off. Every given signed checkpoint must still be on the chain."""
@@ -137,8 +169,9 @@ def verify(services: Services, *, caller: Caller | None = None, checkpoint_token
         return replace(result, entry=Entry.of(stored)) if stored is not None else result
 
 
-def checkpoint(services: Services, *, caller: Caller | None = None, now: datetime,
-               progress: Progress | None = None) -> Checkpoint:
+def checkpoint(
+    services: Services, *, caller: Caller | None = None, now: datetime, progress: Progress | None = None
+) -> Checkpoint:
     """Sign (seq, head hash, state) after verifying the chain and every bound row at that head.
 
     A checkpoint vouches for the state too, so none is signed over a broken chain or state;
@@ -146,13 +179,21 @@ def checkpoint(services: Services, *, caller: Caller | None = None, now: datetim
     """
     result, state = _run(services, caller, [], progress)
     if not result.ok:
-        raise Conflict(f"No checkpoint signed: the audit chain does not verify ({result.problem}).",
-                       details={"verification": CHAIN_ONLY.dump(result)})
-    token = audit.sign_checkpoint(services.keys, seq=result.head_seq, head_hash=result.head_hash, at=now,
-                                  state=state)
+        raise Conflict(
+            f"No checkpoint signed: the audit chain does not verify ({result.problem}).",
+            details={"verification": CHAIN_ONLY.dump(result)},
+        )
+    token = audit.sign_checkpoint(
+        services.keys, seq=result.head_seq, head_hash=result.head_hash, at=now, state=state
+    )
     header, claims = services.keys.verify(token, typ=audit.CHECKPOINT_TYP)
-    return Checkpoint(checkpoint=token, seq=claims["seq"], hash=claims["hash"],
-                      at=datetime.fromtimestamp(claims["iat"], tz=now.tzinfo), kid=header.get("kid"))
+    return Checkpoint(
+        checkpoint=token,
+        seq=claims["seq"],
+        hash=claims["hash"],
+        at=datetime.fromtimestamp(claims["iat"], tz=now.tzinfo),
+        kid=header.get("kid"),
+    )
 
 
 def entries(services: Services, *, caller: Caller | None = None, after: int, limit: int) -> EntriesPage:
@@ -162,8 +203,9 @@ def entries(services: Services, *, caller: Caller | None = None, after: int, lim
         head_seq, head_hash = store.head(session)
         items = [Entry.of(row) for row in store.page(session, after=after, limit=limit)]
     last = items[-1].seq if items else after
-    return EntriesPage(entries=items, next_after=last if items and last < head_seq else None,
-                       head=Head(head_seq, head_hash))
+    return EntriesPage(
+        entries=items, next_after=last if items and last < head_seq else None, head=Head(head_seq, head_hash)
+    )
 
 
 def bind_existing_rows(services: Services, *, now: datetime) -> int:
@@ -184,8 +226,11 @@ def bind_existing_rows(services: Services, *, now: datetime) -> int:
                 services.append_audit_many(session, caller=None, entries=batch)
                 batch = []
         if batch or not added:
-            services.append_audit_many(session, caller=None, entries=batch or [
-                (now, audit_rows.BASELINE_TAG, None, {audit_rows.ROWS: []})])
+            services.append_audit_many(
+                session,
+                caller=None,
+                entries=batch or [(now, audit_rows.BASELINE_TAG, None, {audit_rows.ROWS: []})],
+            )
             added += max(1, len(batch))
         session.commit()
         return added

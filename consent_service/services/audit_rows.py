@@ -67,8 +67,11 @@ def _columns(table: Table) -> tuple[str, tuple[tuple[str, str], ...], tuple[str,
     """The table's name and its columns (each with its name as JSON), in canonical (sorted)
     order, and its key columns: read once per table, not once per row."""
     names = sorted(column.name for column in table.columns)
-    return (_CANONICAL.encode(table.name), tuple((name, _CANONICAL.encode(name)) for name in names),
-            tuple(column.name for column in table.primary_key.columns))
+    return (
+        _CANONICAL.encode(table.name),
+        tuple((name, _CANONICAL.encode(name)) for name in names),
+        tuple(column.name for column in table.primary_key.columns),
+    )
 
 
 # ``core.audit_chain.canonical``'s encoder, built once (json.dumps builds one per call), and
@@ -110,38 +113,57 @@ def key_text(key: Iterable[Any]) -> str:
     return canonical(list(key)).decode("utf-8")
 
 
-def naming(key: bytes, table: Table, new: Mapping[str, Any] | None,
-           old: Mapping[str, Any] | None = None, *, row_key: tuple[Any, ...] | None = None,
-           memo: dict[int, str] | None = None) -> list[Any]:
+def naming(
+    key: bytes,
+    table: Table,
+    new: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None = None,
+    *,
+    row_key: tuple[Any, ...] | None = None,
+    memo: dict[int, str] | None = None,
+) -> list[Any]:
     """``[table, key, new digest, old digest]`` for one row created, changed or deleted."""
     source = new if new is not None else old
     assert source is not None or row_key is not None
     k = row_key if row_key is not None else tuple(source[c] for c in _columns(table)[2])  # type: ignore[index]
-    return [table.name, list(k), digest(key, table, new, memo) if new is not None else None,
-            digest(key, table, old, memo) if old is not None else None]
+    return [
+        table.name,
+        list(k),
+        digest(key, table, new, memo) if new is not None else None,
+        digest(key, table, old, memo) if old is not None else None,
+    ]
 
 
-def inserted(key: bytes, table: Table, rows: Iterable[Mapping[str, Any]],
-             memo: dict[int, str] | None = None) -> list[list[Any]]:
+def inserted(
+    key: bytes, table: Table, rows: Iterable[Mapping[str, Any]], memo: dict[int, str] | None = None
+) -> list[list[Any]]:
     """Namings of rows about to be inserted from these column values (the decision path)."""
     return [naming(key, table, values, memo=memo) for values in rows]
 
 
-def decision_rows(key: bytes, decisions: Iterable[Mapping[str, Any]],
-                  links: Iterable[Mapping[str, Any]], memo: dict[int, str] | None = None) -> list[list[Any]]:
+def decision_rows(
+    key: bytes,
+    decisions: Iterable[Mapping[str, Any]],
+    links: Iterable[Mapping[str, Any]],
+    memo: dict[int, str] | None = None,
+) -> list[list[Any]]:
     """Namings of decision rows and their community links, from the values about to be inserted
     (``memo``: see ``digest``; one for a whole batch)."""
-    return (inserted(key, store.BOUND[Decision.__tablename__], decisions, memo)
-            + inserted(key, store.BOUND[DecisionCommunity.__tablename__], links, memo))
+    return inserted(key, store.BOUND[Decision.__tablename__], decisions, memo) + inserted(
+        key, store.BOUND[DecisionCommunity.__tablename__], links, memo
+    )
 
 
 def pending(key: bytes, session: Session) -> list[list[Any]]:
     """Namings of the rows the unit of work marked as added or changing (storage.audit_rows)."""
-    return [naming(key, table, now, before, row_key=row_key)
-            for table, row_key, before, now in store.take(session)]
+    return [
+        naming(key, table, now, before, row_key=row_key)
+        for table, row_key, before, now in store.take(session)
+    ]
 
 
 # -- the tally -------------------------------------------------------------------------------------
+
 
 def _bucket(table: str, key: str) -> int:
     return zlib.crc32(f"{table}\x00{key}".encode()) % BUCKETS
@@ -177,8 +199,12 @@ class Tally:
 
     def commitment(self) -> str:
         """A digest of the whole tally (what a checkpoint signs as ``state``)."""
-        body = canonical({"sums": sorted([t, b, format(v, "x")] for (t, b), v in self.sums.items() if v),
-                          "counts": {t: n for t, n in self.counts.items() if n}})
+        body = canonical(
+            {
+                "sums": sorted([t, b, format(v, "x")] for (t, b), v in self.sums.items() if v),
+                "counts": {t: n for t, n in self.counts.items() if n},
+            }
+        )
         return hashlib.sha256(body).hexdigest()
 
 
@@ -187,9 +213,15 @@ def namings_of(payload: Mapping[str, Any]) -> list[list[Any]]:
     return named if isinstance(named, list) else []
 
 
-def tallying(entries: Iterable[Any], tally: Tally, *, at_seqs: Iterable[int] = (),
-             commitments: dict[int, str] | None = None, progress: Progress | None = None,
-             seen: dict[str, Any] | None = None) -> Iterator[Any]:
+def tallying(
+    entries: Iterable[Any],
+    tally: Tally,
+    *,
+    at_seqs: Iterable[int] = (),
+    commitments: dict[int, str] | None = None,
+    progress: Progress | None = None,
+    seen: dict[str, Any] | None = None,
+) -> Iterator[Any]:
     """Pass the chain's entries through unchanged, adding each entry's namings to ``tally``.
 
     ``commitments`` receives the tally's commitment after each entry whose seq is in ``at_seqs``
@@ -217,6 +249,7 @@ def tallying(entries: Iterable[Any], tally: Tally, *, at_seqs: Iterable[int] = (
 
 # -- the state against the tally --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RowProblem:
     table: str
@@ -228,8 +261,9 @@ class RowProblem:
         return {"table": self.table, "row": self.row, "problem": self.problem, "seq": self.seq}
 
 
-def tally_tables(session: Session, rows_key: bytes, state_key: bytes,
-                 progress: Progress | None = None) -> Tally:
+def tally_tables(
+    session: Session, rows_key: bytes, state_key: bytes, progress: Progress | None = None
+) -> Tally:
     tally = Tally(state_key)
     for name, table in store.BOUND.items():
         for values in store.rows(session, table):
@@ -251,9 +285,17 @@ def locate(session: Session, rows_key: bytes, slots: list[tuple[str, int]]) -> l
                 continue
             before = live.get((table, text))
             if old is not None and (before is None or before[0] != old):
-                problems.append(RowProblem(table, list(key), (
-                    f"row {text} of table {table} was changed outside the service before entry "
-                    f"{entry.seq} changed it"), entry.seq))
+                problems.append(
+                    RowProblem(
+                        table,
+                        list(key),
+                        (
+                            f"row {text} of table {table} was changed outside the service before entry "
+                            f"{entry.seq} changed it"
+                        ),
+                        entry.seq,
+                    )
+                )
             if new is None:
                 live.pop((table, text), None)
             else:
@@ -269,27 +311,52 @@ def locate(session: Session, rows_key: bytes, slots: list[tuple[str, int]]) -> l
             recorded = live.pop((name, text), None)
             key = [_plain(v) for v in store.key_of(table, values)]
             if recorded is None:
-                problems.append(RowProblem(name, key, (
-                    f"row {text} of table {name} is not recorded by any audit entry "
-                    "(inserted outside the service)")))
+                problems.append(
+                    RowProblem(
+                        name,
+                        key,
+                        (
+                            f"row {text} of table {name} is not recorded by any audit entry "
+                            "(inserted outside the service)"
+                        ),
+                    )
+                )
             elif digest(rows_key, table, values) != recorded[0]:
-                problems.append(RowProblem(name, key, (
-                    f"row {text} of table {name} differs from what entry {recorded[1]} recorded "
-                    "(edited outside the service)"), recorded[1]))
+                problems.append(
+                    RowProblem(
+                        name,
+                        key,
+                        (
+                            f"row {text} of table {name} differs from what entry {recorded[1]} recorded "
+                            "(edited outside the service)"
+                        ),
+                        recorded[1],
+                    )
+                )
     for (name, text), (_, seq) in sorted(live.items()):
         if name in {t for t, _ in chosen}:
-            problems.append(RowProblem(name, json.loads(text), (
-                f"row {text} of table {name}, recorded by entry {seq}, is missing "
-                "(deleted outside the service)"), seq))
+            problems.append(
+                RowProblem(
+                    name,
+                    json.loads(text),
+                    (
+                        f"row {text} of table {name}, recorded by entry {seq}, is missing "
+                        "(deleted outside the service)"
+                    ),
+                    seq,
+                )
+            )
     if not problems:  # the sums differ, yet no row stands out: say so rather than pass
-        problems = [RowProblem(t, [], f"table {t} differs from what the audit chain recorded")
-                    for t, _ in slots[:1]]
+        problems = [
+            RowProblem(t, [], f"table {t} differs from what the audit chain recorded") for t, _ in slots[:1]
+        ]
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.table, key_text(p.row)))
     return problems[:MAX_PROBLEMS]
 
 
-def check_state(session: Session, rows_key: bytes, logged: Tally,
-                progress: Progress | None = None) -> list[RowProblem]:
+def check_state(
+    session: Session, rows_key: bytes, logged: Tally, progress: Progress | None = None
+) -> list[RowProblem]:
     """Compare the tables with the chain's tally; name the rows that differ (empty: all bound)."""
     stored = tally_tables(session, rows_key, logged.state_key, progress)
     slots = logged.differing(stored)
@@ -303,6 +370,7 @@ def work(session: Session) -> int:
 
 # -- binding the rows that existed before rows were bound ------------------------------------------
 
+
 def needs_baseline(session: Session) -> bool:
     """True when the chain began before entries recorded rows and no baseline was appended."""
     first = audit_store.at(session, 1)
@@ -311,8 +379,9 @@ def needs_baseline(session: Session) -> bool:
     return not audit_store.has_tag(session, BASELINE_TAG)
 
 
-def baseline_entries(session: Session, rows_key: bytes, now: datetime
-                     ) -> Iterator[tuple[datetime, str, str | None, dict[str, Any]]]:
+def baseline_entries(
+    session: Session, rows_key: bytes, now: datetime
+) -> Iterator[tuple[datetime, str, str | None, dict[str, Any]]]:
     """Entries naming every row that exists now, ``BASELINE_CHUNK`` rows per entry."""
     for name, table in store.BOUND.items():
         chunk: list[list[Any]] = []

@@ -104,48 +104,75 @@ class BatchResult:
         return Summary(permit=permits, deny=len(self.decisions) - permits)
 
 
-def authorize(services: Services, *, caller: Caller, subject: Subject, purpose: str,
-              data_categories: list[str], now: datetime) -> DecisionResult:
+def authorize(
+    services: Services,
+    *,
+    caller: Caller,
+    subject: Subject,
+    purpose: str,
+    data_categories: list[str],
+    now: datetime,
+) -> DecisionResult:
     """Decide for one subject, record the decision, and sign its receipt.
 
     A cohort of one without the cohort gate: a single answer has no cell to judge, so a rule's
     ``aggregate_only`` obligation is returned for the requester to honour.
     """
     request = _request(caller, purpose, data_categories)
-    with _failing_closed("authorize failed; answering 503",
-                         "The decision could not be made; treat this as deny."):
+    with _failing_closed(
+        "authorize failed; answering 503", "The decision could not be made; treat this as deny."
+    ):
         decided = _decide(services, caller=caller, request=request, subjects=[subject], now=now)
-        recorded = _Recorded.of(services, caller=caller, request=request, decided=decided, now=now,
-                                batch_id=None)
+        recorded = _Recorded.of(
+            services, caller=caller, request=request, decided=decided, now=now, batch_id=None
+        )
         decision = recorded.decisions[0]
         # Signed before the write lock is taken, as is everything else the write needs.
-        receipt = receipts.sign_decision(services.keys, issuer=services.settings["TOKEN_ISSUER"],
-                                         decision=decision.told)
+        receipt = receipts.sign_decision(
+            services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=decision.told
+        )
         recorded.write(services, caller=caller)
-    return DecisionResult(id=decision.id, at=now, verdict=decision.verdict,
-                          policy_versions=decision.policy_versions, told=decision.told, receipt=receipt)
+    return DecisionResult(
+        id=decision.id,
+        at=now,
+        verdict=decision.verdict,
+        policy_versions=decision.policy_versions,
+        told=decision.told,
+        receipt=receipt,
+    )
 
 
-def authorize_batch(services: Services, *, caller: Caller, subjects: Sequence[Subject], purpose: str,
-                    data_categories: list[str], now: datetime) -> BatchResult:
+def authorize_batch(
+    services: Services,
+    *,
+    caller: Caller,
+    subjects: Sequence[Subject],
+    purpose: str,
+    data_categories: list[str],
+    now: datetime,
+) -> BatchResult:
     """Decide for every subject (in the order given) and record every decision in one commit."""
     if not 0 < len(subjects) <= MAX_SUBJECTS:
         raise ValueError(f"a batch has 1 to {MAX_SUBJECTS} subjects")
     request = _request(caller, purpose, data_categories)
     batch_id = str(uuid.uuid4())
-    with _failing_closed("batch authorize failed; answering 503",
-                         "The decisions could not be made; treat every subject as denied."):
+    with _failing_closed(
+        "batch authorize failed; answering 503",
+        "The decisions could not be made; treat every subject as denied.",
+    ):
         decided = _decide(services, caller=caller, request=request, subjects=subjects, now=now)
         decided = decided.gated()
-        recorded = _Recorded.of(services, caller=caller, request=request, decided=decided, now=now,
-                                batch_id=batch_id)
+        recorded = _Recorded.of(
+            services, caller=caller, request=request, decided=decided, now=now, batch_id=batch_id
+        )
         recorded.write(services, caller=caller)
     return BatchResult(id=batch_id, at=now, decisions=tuple(recorded.decisions))
 
 
 def _request(caller: Caller, purpose: str, data_categories: list[str]) -> AccessRequest:
-    return AccessRequest(requester=caller.organization, purpose=purpose,
-                         data_categories=tuple(dict.fromkeys(data_categories)))
+    return AccessRequest(
+        requester=caller.organization, purpose=purpose, data_categories=tuple(dict.fromkeys(data_categories))
+    )
 
 
 @contextmanager
@@ -162,6 +189,7 @@ def _failing_closed(logged: str, answer: str) -> Iterator[None]:
 
 # -- read and decide ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Decided:
     """Per subject asked (parallel lists, in the order asked): key, verdict, versions, reader."""
@@ -175,8 +203,9 @@ class _Decided:
         return _Decided(self.keys, cohort_gate(self.verdicts, self.keys), self.versions, self.readers)
 
 
-def _decide(services: Services, *, caller: Caller, request: AccessRequest, subjects: Sequence[Subject],
-            now: datetime) -> _Decided:
+def _decide(
+    services: Services, *, caller: Caller, request: AccessRequest, subjects: Sequence[Subject], now: datetime
+) -> _Decided:
     showing: set[str] = set()
     with services.reading(caller) as session:
         refs = [services.subject(session, system=s.system, value=s.value) for s in subjects]
@@ -194,10 +223,12 @@ def _decide(services: Services, *, caller: Caller, request: AccessRequest, subje
         community_versions = {cid: version for rows in memberships.values() for cid, version in rows}
         compiled: dict[str, CompiledRules] = {
             cid: services.rules.compiled(session, cid, version)
-            for cid, version in sorted(community_versions.items())}
+            for cid, version in sorted(community_versions.items())
+        }
         approvals: dict[str, list[ApprovalTerms]] = {}
-        for row in bulk.approvals_for(session, communities=[cid for cid, c in compiled.items() if c.rules],
-                                      requester=request.requester):
+        for row in bulk.approvals_for(
+            session, communities=[cid for cid, c in compiled.items() if c.rules], requester=request.requester
+        ):
             approvals.setdefault(row.community_id, []).append(approval_terms(row))
 
     shown = frozenset(showing)
@@ -207,14 +238,23 @@ def _decide(services: Services, *, caller: Caller, request: AccessRequest, subje
         communities = [compiled[cid] for cid in versions]
         consents = [consent_terms(row) for row in consent_rows.get(key, ())]
         verdict = services.engine.decide(
-            request=request, consents=consents, communities=communities,
-            approvals=[a for c in communities if c.rules for a in approvals.get(c.community, ())], now=now)
-        reader = disclosure.audience(consents, requester=request.requester, now=now, communities=versions,
-                                     showing=shown)
+            request=request,
+            consents=consents,
+            communities=communities,
+            approvals=[a for c in communities if c.rules for a in approvals.get(c.community, ())],
+            now=now,
+        )
+        reader = disclosure.audience(
+            consents, requester=request.requester, now=now, communities=versions, showing=shown
+        )
         decided[key] = (verdict, versions, reader)
     answers = [decided[key] for key in subject_keys]
-    return _Decided(subject_keys, [answer[0] for answer in answers], [answer[1] for answer in answers],
-                    [answer[2] for answer in answers])
+    return _Decided(
+        subject_keys,
+        [answer[0] for answer in answers],
+        [answer[1] for answer in answers],
+        [answer[2] for answer in answers],
+    )
 
 
 def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Verdict]:
@@ -236,8 +276,11 @@ def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Ve
             size = int(item[MIN_CELL_SIZE])  # a malformed size raises: the batch fails closed (503)
             # A community rule's cell is (community, rule id); the deployment policy's, for a
             # sensitive category, is (None, category): every permit that carries it.
-            rule_key = ((str(item.get("community")), str(item.get("rule_id")))
-                        if item.get("rule_id") is not None else (None, str(item.get("category"))))
+            rule_key = (
+                (str(item.get("community")), str(item.get("rule_id")))
+                if item.get("rule_id") is not None
+                else (None, str(item.get("category")))
+            )
             sizes[rule_key] = max(size, sizes.get(rule_key, 0))
             cells.setdefault(rule_key, set()).add(key)
         rules.update((rule.id, rule) for rule in verdict.rules)
@@ -246,30 +289,42 @@ def cohort_gate(verdicts: list[Verdict], subject_keys: Sequence[str]) -> list[Ve
         return verdicts
     gated: list[Verdict] = []
     for key, verdict in zip(subject_keys, verdicts, strict=True):
-        mine = sorted((rule_key for rule_key in failing if key in cells[rule_key]),
-                      key=lambda found: (found[0] or "", found[1]))
+        mine = sorted(
+            (rule_key for rule_key in failing if key in cells[rule_key]),
+            key=lambda found: (found[0] or "", found[1]),
+        )
         if not mine:
             gated.append(verdict)
             continue
-        gated.append(Verdict(Outcome.DENY, tuple(
-            _below_cell(rule_key, len(cells[rule_key]), failing[rule_key]) for rule_key in mine),
-            rules=tuple(rules[rule_id] for _, rule_id in mine if rule_id in rules)))
+        gated.append(
+            Verdict(
+                Outcome.DENY,
+                tuple(_below_cell(rule_key, len(cells[rule_key]), failing[rule_key]) for rule_key in mine),
+                rules=tuple(rules[rule_id] for _, rule_id in mine if rule_id in rules),
+            )
+        )
     return gated
 
 
 def _below_cell(rule_key: tuple[str | None, str], count: int, size: int) -> Reason:
     community, rule_id = rule_key
     if community is None:  # the deployment policy's gate for a sensitive category names no rule
-        return Reason(ReasonCode.BELOW_MIN_CELL_SIZE,
-                      f"Only {count} distinct subjects of this cohort would be permitted; this deployment "
-                      f"releases {rule_id} data for this purpose only in cells of at least {size}.")
-    return Reason(ReasonCode.BELOW_MIN_CELL_SIZE,
-                  f"Only {count} distinct subjects of this cohort fall under this community rule; "
-                  f"it releases its members' data only in cells of at least {size}.",
-                  rule_id=rule_id, community=community)
+        return Reason(
+            ReasonCode.BELOW_MIN_CELL_SIZE,
+            f"Only {count} distinct subjects of this cohort would be permitted; this deployment "
+            f"releases {rule_id} data for this purpose only in cells of at least {size}.",
+        )
+    return Reason(
+        ReasonCode.BELOW_MIN_CELL_SIZE,
+        f"Only {count} distinct subjects of this cohort fall under this community rule; "
+        f"it releases its members' data only in cells of at least {size}.",
+        rule_id=rule_id,
+        community=community,
+    )
 
 
 # -- record -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Recorded:
@@ -282,8 +337,16 @@ class _Recorded:
     entries: list[tuple[datetime, str, str | None, dict[str, Any]]]  # one audit entry per decision
 
     @classmethod
-    def of(cls, services: Services, *, caller: Caller, request: AccessRequest, decided: _Decided,
-           now: datetime, batch_id: str | None) -> _Recorded:
+    def of(
+        cls,
+        services: Services,
+        *,
+        caller: Caller,
+        request: AccessRequest,
+        decided: _Decided,
+        now: datetime,
+        batch_id: str | None,
+    ) -> _Recorded:
         """``batch_id``: the entries of a batch say which batch, and where in it (None: a single call)."""
         recorded = cls([], [], [], [])
         shared = SharedValues(request)
@@ -291,15 +354,32 @@ class _Recorded:
         facts = zip(decided.keys, decided.verdicts, decided.versions, decided.readers, strict=True)
         for index, (key, verdict, policy_versions, reader) in enumerate(facts):
             decision_id = str(uuid.uuid4())
-            row = decision_values(decision_id, caller=caller, request=request, subject_key=key,
-                                  verdict=verdict, versions=policy_versions, now=now, reader=reader,
-                                  shared=shared)
+            row = decision_values(
+                decision_id,
+                caller=caller,
+                request=request,
+                subject_key=key,
+                verdict=verdict,
+                versions=policy_versions,
+                now=now,
+                reader=reader,
+                shared=shared,
+            )
             recorded.rows.append(row)
-            recorded.decisions.append(SubjectDecision(
-                index=index, id=decision_id, subject_key=key, verdict=verdict,
-                policy_versions=policy_versions, told=disclosure.as_told(row, row["told"])))
-            links = [{"decision_id": decision_id, "community_id": cid, "at": now}
-                     for cid in sorted(policy_versions)]
+            recorded.decisions.append(
+                SubjectDecision(
+                    index=index,
+                    id=decision_id,
+                    subject_key=key,
+                    verdict=verdict,
+                    policy_versions=policy_versions,
+                    told=disclosure.as_told(row, row["told"]),
+                )
+            )
+            links = [
+                {"decision_id": decision_id, "community_id": cid, "at": now}
+                for cid in sorted(policy_versions)
+            ]
             recorded.touched.extend(links)
             tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
             payload = audit_payload(row)

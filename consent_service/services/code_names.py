@@ -18,8 +18,10 @@ def labels(services: Services, *, purposes: set[str], categories: set[str]) -> d
     def label(terms: dict[str, Any], code: str) -> str:
         return terms[code].label if code in terms else code
 
-    return {"purposes": {c: label(vocabulary.purposes, c) for c in sorted(purposes)},
-            "data_categories": {c: label(vocabulary.data_categories, c) for c in sorted(categories)}}
+    return {
+        "purposes": {c: label(vocabulary.purposes, c) for c in sorted(purposes)},
+        "data_categories": {c: label(vocabulary.data_categories, c) for c in sorted(categories)},
+    }
 
 
 def names(session: Any, *, organizations: set[str], communities: set[str]) -> dict[str, dict[str, str]]:

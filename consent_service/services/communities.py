@@ -40,13 +40,26 @@ class CommunityRecord:
 
     @classmethod
     def of(cls, community: Community, stewards: list[str]) -> CommunityRecord:
-        return cls(id=community.id, name=community.name, stewards=stewards,
-                   policy_version=community.policy_version, show_community_id=community.show_community_id,
-                   created_at=community.created_at)
+        return cls(
+            id=community.id,
+            name=community.name,
+            stewards=stewards,
+            policy_version=community.policy_version,
+            show_community_id=community.show_community_id,
+            created_at=community.created_at,
+        )
 
 
-def create_community(services: Services, *, caller: Caller | None, id: str, name: str, stewards: list[str],
-                     now: datetime, show_community_id: bool = False) -> CommunityRecord:
+def create_community(
+    services: Services,
+    *,
+    caller: Caller | None,
+    id: str,
+    name: str,
+    stewards: list[str],
+    now: datetime,
+    show_community_id: bool = False,
+) -> CommunityRecord:
     """``show_community_id``: whether answers to requesters a member's consent names carry the
     community's id (core/disclosure.py); by default they do not."""
     stewards = sorted(set(stewards))
@@ -54,13 +67,20 @@ def create_community(services: Services, *, caller: Caller | None, id: str, name
         if store.get(session, id) is not None:
             raise Conflict(f"Community {id} already exists.")
         codes.check(session, services.policy, organizations={"stewards": stewards})
-        community = Community(id=id, name=name, policy_version=1, created_at=now,
-                              show_community_id=show_community_id)
+        community = Community(
+            id=id, name=name, policy_version=1, created_at=now, show_community_id=show_community_id
+        )
         store.add(session, community)
         store.add(session, *(CommunitySteward(community_id=id, organization_id=org) for org in stewards))
         record = CommunityRecord.of(community, stewards)
-        services.append_audit(session, at=now, tag=AuditTag.COMMUNITY_CREATED, caller=caller, object_id=id,
-                              payload=COMMUNITY_CREATED_PAYLOAD.dump(record))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.COMMUNITY_CREATED,
+            caller=caller,
+            object_id=id,
+            payload=COMMUNITY_CREATED_PAYLOAD.dump(record),
+        )
         session.commit()
         return record
 
@@ -68,29 +88,37 @@ def create_community(services: Services, *, caller: Caller | None, id: str, name
 def get_community(services: Services, *, caller: Caller, community_id: str) -> CommunityRecord:
     """The community and its settings, for its stewards."""
     with services.reading(caller) as session:
-        require_steward(session, services, caller=caller, community_id=community_id,
-                        action=ManagementAction.RULES_LIST)
+        require_steward(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_LIST
+        )
         community = store.get(session, community_id)
         assert community is not None
         return CommunityRecord.of(community, store.stewards(session, community_id))
 
 
-def change_settings(services: Services, *, caller: Caller, community_id: str, show_community_id: bool,
-                    now: datetime) -> CommunityRecord:
+def change_settings(
+    services: Services, *, caller: Caller, community_id: str, show_community_id: bool, now: datetime
+) -> CommunityRecord:
     """A steward changes whether answers name the community. Bumps the policy version (the next
     decision anywhere reads the new setting in its snapshot) and is audited."""
     with services.writing(caller) as session:
-        begin_change(session, services, caller=caller, community_id=community_id,
-                     action=ManagementAction.RULES_CREATE)
+        begin_change(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
+        )
         community = store.get(session, community_id)
         assert community is not None
         was, community.show_community_id = community.show_community_id, show_community_id
         session.flush()
         session.refresh(community)  # the version bump above was a Core UPDATE
         record = CommunityRecord.of(community, store.stewards(session, community_id))
-        services.append_audit(session, at=now, tag=AuditTag.COMMUNITY_CHANGED, caller=caller,
-                              object_id=community_id,
-                              payload={**COMMUNITY_CHANGED_PAYLOAD.dump(record), "was": was})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.COMMUNITY_CHANGED,
+            caller=caller,
+            object_id=community_id,
+            payload={**COMMUNITY_CHANGED_PAYLOAD.dump(record), "was": was},
+        )
         session.commit()
         return record
 
@@ -138,10 +166,15 @@ def decision_as_seen_by(community_id: str, decision: Decision) -> CommunityDecis
     """The decision as community ``community_id`` may see it (also what a steward's
     ``GET /v1/decisions/{id}`` shows)."""
     return CommunityDecision(
-        id=decision.id, at=decision.at, requester=decision.requester, purpose=decision.purpose,
-        data_categories=list(decision.data_categories), decision=decision.outcome,
+        id=decision.id,
+        at=decision.at,
+        requester=decision.requester,
+        purpose=decision.purpose,
+        data_categories=list(decision.data_categories),
+        decision=decision.outcome,
         reasons=[_reason_as_seen_by(community_id, reason) for reason in decision.reasons],
-        obligations=[dict(item) for item in decision.obligations if item.get("community") == community_id])
+        obligations=[dict(item) for item in decision.obligations if item.get("community") == community_id],
+    )
 
 
 @dataclass(frozen=True)
@@ -164,8 +197,15 @@ class CommunityDecisions:
     decisions: list[CommunityDecision]
 
 
-def community_decisions(services: Services, *, caller: Caller, community_id: str, since: datetime | None,
-                        until: datetime | None, limit: int) -> CommunityDecisions:
+def community_decisions(
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> CommunityDecisions:
     """Every decision that touched a member, newest first, and counts over the whole time range.
 
     Never a subject identifier, pseudonym or consent id: the community sees how its members'
@@ -173,15 +213,25 @@ def community_decisions(services: Services, *, caller: Caller, community_id: str
     [since, until), not only the ``limit`` returned.
     """
     with services.reading(caller) as session:
-        require_steward(session, services, caller=caller, community_id=community_id,
-                        action=ManagementAction.DECISIONS_LIST)
+        require_steward(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.DECISIONS_LIST,
+        )
         rows = decision_store.for_community(session, community_id, since=since, until=until, limit=limit)
         counts = decision_store.community_counts(session, community_id, since=since, until=until)
         return CommunityDecisions(
-            community=community_id, since=since, until=until, total=sum(counts["outcome"].values()),
-            counts=DecisionCounts(by_requester=counts["requester"], by_purpose=counts["purpose"],
-                                  by_outcome=counts["outcome"]),
-            decisions=[decision_as_seen_by(community_id, row) for row in rows])
+            community=community_id,
+            since=since,
+            until=until,
+            total=sum(counts["outcome"].values()),
+            counts=DecisionCounts(
+                by_requester=counts["requester"], by_purpose=counts["purpose"], by_outcome=counts["outcome"]
+            ),
+            decisions=[decision_as_seen_by(community_id, row) for row in rows],
+        )
 
 
 @dataclass(frozen=True)
@@ -197,8 +247,13 @@ class ProtectedGrantRecord:
 
     @classmethod
     def of(cls, row: ProtectedGrant) -> ProtectedGrantRecord:
-        return cls(at=row.at, purposes=list(row.purposes), recipients=list(row.recipients),
-                   recorded_by=row.recorded_by, setting=row.setting)
+        return cls(
+            at=row.at,
+            purposes=list(row.purposes),
+            recipients=list(row.recipients),
+            recorded_by=row.recorded_by,
+            setting=row.setting,
+        )
 
 
 @dataclass(frozen=True)
@@ -213,7 +268,14 @@ def protected_grants(services: Services, *, caller: Caller, community_id: str) -
     """Consents granting a protected purpose (where the deployment allows one) to members of the
     community, newest first."""
     with services.reading(caller) as session:
-        require_steward(session, services, caller=caller, community_id=community_id,
-                        action=ManagementAction.DECISIONS_LIST)
-        return ProtectedGrants(community=community_id, grants=[
-            ProtectedGrantRecord.of(row) for row in store.protected_grants(session, community_id)])
+        require_steward(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.DECISIONS_LIST,
+        )
+        return ProtectedGrants(
+            community=community_id,
+            grants=[ProtectedGrantRecord.of(row) for row in store.protected_grants(session, community_id)],
+        )

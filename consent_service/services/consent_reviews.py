@@ -26,10 +26,10 @@ from consent_service.storage.models import ConsentReview
 
 WHY = {
     "sensitive_categories": "The consent named demographic, which until this release also covered "
-                            "nationality and Indigenous identity; these now stand alone and are covered "
-                            "only when named. Ask the person whether they agree to share them.",
+    "nationality and Indigenous identity; these now stand alone and are covered "
+    "only when named. Ask the person whether they agree to share them.",
     "protected_purpose": "The consent grants a protected purpose that this deployment does not allow; "
-                         "it is no longer honoured.",
+    "it is no longer honoured.",
 }
 
 
@@ -60,9 +60,12 @@ class ReviewItem:
 def record_pending(services: Services, *, now: datetime) -> int:
     """Write one audit entry per organization for listings not yet in the chain; how many consents."""
     with services.writing(None) as session:
-        rows = session.scalars(select(ConsentReview).where(col(ConsentReview.audit_seq).is_(None))
-                               .order_by(ConsentReview.recorded_by, ConsentReview.consent_id,
-                                         ConsentReview.reason).with_for_update()).all()
+        rows = session.scalars(
+            select(ConsentReview)
+            .where(col(ConsentReview.audit_seq).is_(None))
+            .order_by(ConsentReview.recorded_by, ConsentReview.consent_id, ConsentReview.reason)
+            .with_for_update()
+        ).all()
         if not rows:
             session.rollback()
             return 0
@@ -71,24 +74,35 @@ def record_pending(services: Services, *, now: datetime) -> int:
             by_org.setdefault(row.recorded_by, []).append(row)
         for organization, listed in by_org.items():
             seq = services.append_audit(
-                session, at=now, tag=AuditTag.CONSENTS_LISTED_FOR_REVIEW, caller=None, object_id=organization,
-                payload={"organization": organization, "migration": "0005",
-                         "consents": review_listed_audit.dump([ReviewItem(r) for r in listed])})
-            session.execute(update(ConsentReview)
-                            .where(col(ConsentReview.recorded_by) == organization,
-                                   col(ConsentReview.audit_seq).is_(None))
-                            .values(audit_seq=seq))
+                session,
+                at=now,
+                tag=AuditTag.CONSENTS_LISTED_FOR_REVIEW,
+                caller=None,
+                object_id=organization,
+                payload={
+                    "organization": organization,
+                    "migration": "0005",
+                    "consents": review_listed_audit.dump([ReviewItem(r) for r in listed]),
+                },
+            )
+            session.execute(
+                update(ConsentReview)
+                .where(col(ConsentReview.recorded_by) == organization, col(ConsentReview.audit_seq).is_(None))
+                .values(audit_seq=seq)
+            )
         session.commit()
         return len(rows)
 
 
-def list_for(services: Services, *, caller: Caller | None,
-             organization: str | None = None) -> list[ReviewItem]:
+def list_for(
+    services: Services, *, caller: Caller | None, organization: str | None = None
+) -> list[ReviewItem]:
     """The caller's organization's listed consents (admin, or the CLI with ``caller=None``: any)."""
     if caller is not None and not caller.is_admin:
         organization = caller.organization
-    query = select(ConsentReview).order_by(ConsentReview.recorded_by, ConsentReview.consent_id,
-                                           ConsentReview.reason)
+    query = select(ConsentReview).order_by(
+        ConsentReview.recorded_by, ConsentReview.consent_id, ConsentReview.reason
+    )
     if organization is not None:
         query = query.where(col(ConsentReview.recorded_by) == organization)
     with services.reading(caller) as session:

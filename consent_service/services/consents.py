@@ -111,8 +111,10 @@ def _new_version(
     receipt_id = str(uuid.uuid4())
     # The terms as loaded (schemas.consents.ConsentTermsIn) become the version's columns; each
     # list keeps its first occurrences only, in order.
-    terms = {name: list(dict.fromkeys(value)) if isinstance(value, list) else value
-             for name, value in terms.items()}
+    terms = {
+        name: list(dict.fromkeys(value)) if isinstance(value, list) else value
+        for name, value in terms.items()
+    }
     purposes, categories = terms["purposes"], terms["data_categories"]
     recipients, communities = terms["recipients"], terms["communities"]
     claims = receipts.receipt_claims(
@@ -142,19 +144,31 @@ def _new_version(
     )
 
 
-def _list_protected_grant(session: Any, services: Services, *, version: ConsentVersion, subject_key: str,
-                          recorded_by: str) -> None:
+def _list_protected_grant(
+    session: Any, services: Services, *, version: ConsentVersion, subject_key: str, recorded_by: str
+) -> None:
     """A version granting a protected purpose (one the deployment allows, or it would have been
     refused) is listed to every community the person belongs to, with no identity."""
     protected = [p for p in version.purposes if p in services.policy.deployment.protected_purposes]
     if not protected:
         return
     communities = [row[0] for row in community_store.memberships_with_versions(session, subject_key)]
-    store.add(session, *(ProtectedGrant(
-        community_id=community, consent_id=version.consent_id, consent_version=version.version,
-        purposes=protected, recipients=list(version.recipients), recorded_by=recorded_by,
-        setting=version.evidence.get("setting") or DEFAULT_SETTING, at=version.recorded_at)
-        for community in communities))
+    store.add(
+        session,
+        *(
+            ProtectedGrant(
+                community_id=community,
+                consent_id=version.consent_id,
+                consent_version=version.version,
+                purposes=protected,
+                recipients=list(version.recipients),
+                recorded_by=recorded_by,
+                setting=version.evidence.get("setting") or DEFAULT_SETTING,
+                at=version.recorded_at,
+            )
+            for community in communities
+        ),
+    )
 
 
 def _audit_payload(state: ConsentState, protected_purposes: Iterable[str] = ()) -> dict[str, Any]:
@@ -243,8 +257,9 @@ def _record(
         community_store.record_memberships(
             session, subject_key=key, communities=version.communities, consent_id=consent.id, at=now
         )
-        _list_protected_grant(session, services, version=version, subject_key=key,
-                              recorded_by=consent.recorded_by)
+        _list_protected_grant(
+            session, services, version=version, subject_key=key, recorded_by=consent.recorded_by
+        )
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
         state = ConsentState.of(consent, version, now)
         services.append_audit(
@@ -292,9 +307,11 @@ def get(services: Services, *, caller: Caller, consent_id: str, now: datetime) -
 def history(services: Services, *, caller: Caller, consent_id: str) -> ConsentHistory:
     with services.reading(caller) as session:
         consent = _owned(session, caller, consent_id)
-        return ConsentHistory(id=consent.id,
-                              versions=tuple(detached(v) for v in store.versions(session, consent.id)),
-                              events=tuple(detached(e) for e in store.events(session, consent.id)))
+        return ConsentHistory(
+            id=consent.id,
+            versions=tuple(detached(v) for v in store.versions(session, consent.id)),
+            events=tuple(detached(e) for e in store.events(session, consent.id)),
+        )
 
 
 def amend(
@@ -341,16 +358,22 @@ def amend(
             consent_id=consent.id,
             at=now,
         )
-        _list_protected_grant(session, services, version=version, subject_key=consent.subject_key,
-                              recorded_by=consent.recorded_by)
+        _list_protected_grant(
+            session,
+            services,
+            version=version,
+            subject_key=consent.subject_key,
+            recorded_by=consent.recorded_by,
+        )
         services.append_audit(
             session,
             at=now,
             tag=AuditTag.CONSENT_AMENDED,
             caller=caller,
             object_id=consent.id,
-            payload=_audit_payload(ConsentState.of(consent, version, now),
-                                   services.policy.deployment.protected_purposes),
+            payload=_audit_payload(
+                ConsentState.of(consent, version, now), services.policy.deployment.protected_purposes
+            ),
         )
         session.commit()
         session.refresh(consent)

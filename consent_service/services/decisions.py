@@ -64,13 +64,22 @@ class RecordedDecision:
 
     @classmethod
     def of(cls, decision: Decision) -> RecordedDecision:
-        return cls(decision_id=decision.id, at=decision.at, requester=decision.requester,
-                   client_id=decision.client_id, subject_pseudonym=decision.subject_key,
-                   purpose=decision.purpose, data_categories=list(decision.data_categories),
-                   decision=decision.outcome, reasons=list(decision.reasons),
-                   obligations=list(decision.obligations), consent_id=decision.consent_id,
-                   consent_version=decision.consent_version, rule_ids=list(decision.rule_ids),
-                   policy_versions=dict(decision.policy_versions))
+        return cls(
+            decision_id=decision.id,
+            at=decision.at,
+            requester=decision.requester,
+            client_id=decision.client_id,
+            subject_pseudonym=decision.subject_key,
+            purpose=decision.purpose,
+            data_categories=list(decision.data_categories),
+            decision=decision.outcome,
+            reasons=list(decision.reasons),
+            obligations=list(decision.obligations),
+            consent_id=decision.consent_id,
+            consent_version=decision.consent_version,
+            rule_ids=list(decision.rule_ids),
+            policy_versions=dict(decision.policy_versions),
+        )
 
     @classmethod
     def as_told(cls, decision: Decision) -> RecordedDecision:
@@ -110,15 +119,19 @@ def _stewarded(session: Session, services: Services, *, caller: Caller, decision
     if not (caller.has(Scope.COMMUNITY_READ) or caller.has(Scope.RULES_WRITE)):
         return None
     for community_id in store.communities_of(session, decision_id):
-        if services.policy.may_manage(organization=caller.organization, community=community_id,
-                                      action=str(ManagementAction.DECISIONS_LIST),
-                                      stewards=community_store.stewards(session, community_id)):
+        if services.policy.may_manage(
+            organization=caller.organization,
+            community=community_id,
+            action=str(ManagementAction.DECISIONS_LIST),
+            stewards=community_store.stewards(session, community_id),
+        ):
             return community_id
     return None
 
 
-def get(services: Services, *, caller: Caller,
-        decision_id: str) -> RecordedDecision | OverseenDecision | StewardDecision:
+def get(
+    services: Services, *, caller: Caller, decision_id: str
+) -> RecordedDecision | OverseenDecision | StewardDecision:
     """The decision as this caller may read it (see the module's docstring); NotFound otherwise."""
     with services.reading(caller) as session:
         decision = store.get(session, decision_id)
@@ -129,8 +142,9 @@ def get(services: Services, *, caller: Caller,
             found = OverseenDecision(**vars(RecordedDecision.of(decision)), told=decision.told)
         elif decision.requester == caller.organization and caller.has(Scope.AUTHORIZE):
             found = RecordedDecision.as_told(decision)
-        elif (community_id := _stewarded(session, services, caller=caller,
-                                         decision_id=decision.id)) is not None:
+        elif (
+            community_id := _stewarded(session, services, caller=caller, decision_id=decision.id)
+        ) is not None:
             seen = asdict(decision_as_seen_by(community_id, decision))
             return StewardDecision(decision_id=seen.pop("id"), community=community_id, **seen)
         else:

@@ -64,10 +64,17 @@ def _reader(session: Any, *, caller: Caller, subject_key: str, now: datetime) ->
     """The caller as a reader of the person's community rules: as authorize would tell it."""
     showing: set[str] = set()
     versions = bulk.memberships_with_versions(session, [subject_key], showing=showing).get(subject_key, ())
-    consents = [consent_terms(row) for row in bulk.current_terms_for_subjects(session, [subject_key])
-                .get(subject_key, ())]
-    return disclosure.audience(consents, requester=caller.organization, now=now,
-                               communities=[cid for cid, _ in versions], showing=frozenset(showing))
+    consents = [
+        consent_terms(row)
+        for row in bulk.current_terms_for_subjects(session, [subject_key]).get(subject_key, ())
+    ]
+    return disclosure.audience(
+        consents,
+        requester=caller.organization,
+        now=now,
+        communities=[cid for cid, _ in versions],
+        showing=frozenset(showing),
+    )
 
 
 def consent_resource(services: Services, *, caller: Caller, consent_id: str, now: datetime) -> dict[str, Any]:
@@ -85,12 +92,18 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
             org = organization_store.get_organization(session, org_id)
             org_names[org_id] = org.name if org else org_id
         memberships = community_store.memberships_with_versions(session, consent.subject_key)
-        all_rules = [rule for row in memberships for rule in community_store.active_rules(session, row.id)
-                     if rule.effect == RuleEffect.DENY]
+        all_rules = [
+            rule
+            for row in memberships
+            for rule in community_store.active_rules(session, row.id)
+            if rule.effect == RuleEffect.DENY
+        ]
         # Admin (oversight) sees every rule; a recording organization what a requester would be told.
-        reader = (disclosure.Audience(named=True, shown=frozenset(r.community_id for r in all_rules))
-                  if caller.is_admin
-                  else _reader(session, caller=caller, subject_key=consent.subject_key, now=now))
+        reader = (
+            disclosure.Audience(named=True, shown=frozenset(r.community_id for r in all_rules))
+            if caller.is_admin
+            else _reader(session, caller=caller, subject_key=consent.subject_key, now=now)
+        )
         rules = disclosure.visible_rules(all_rules, audience=reader)
         for rule, _ in rules:
             for org_id in rule.requesters:
@@ -99,22 +112,33 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
                     org_names[org_id] = org.name if org else org_id
 
         def organization(org_id: str) -> dict[str, Any]:
-            return {"type": "Organization", "identifier": {"system": code_system(issuer, "organization"),
-                                                           "value": org_id}, "display": org_names[org_id]}
+            return {
+                "type": "Organization",
+                "identifier": {"system": code_system(issuer, "organization"), "value": org_id},
+                "display": org_names[org_id],
+            }
 
         def recipient(org_id: str) -> dict[str, Any]:
-            return {"role": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
-                    "reference": organization(org_id)}
+            return {
+                "role": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
+                "reference": organization(org_id),
+            }
 
         def purposes(codes: list[str]) -> list[dict[str, Any]]:
             terms = vocabulary.purposes
-            return [_coding(code_system(issuer, "purpose"), code,
-                            terms[code].label if code in terms else None) for code in codes]
+            return [
+                _coding(code_system(issuer, "purpose"), code, terms[code].label if code in terms else None)
+                for code in codes
+            ]
 
         def classes(codes: list[str]) -> list[dict[str, Any]]:
             terms = vocabulary.data_categories
-            return [_coding(code_system(issuer, "data-category"), code,
-                            terms[code].label if code in terms else None) for code in codes]
+            return [
+                _coding(
+                    code_system(issuer, "data-category"), code, terms[code].label if code in terms else None
+                )
+                for code in codes
+            ]
 
         expired = version.expires_at is not None and version.expires_at <= now
         active = consent.status == ConsentStatus.ACTIVE and not expired
@@ -122,8 +146,10 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
         period: dict[str, str] = {"start": _instant(version.recorded_at)}
         if ends:
             period["end"] = _instant(min(ends))
-        person = {"type": "Patient", "identifier": {"system": code_system(issuer, "subject-pseudonym"),
-                                                    "value": consent.subject_key}}
+        person = {
+            "type": "Patient",
+            "identifier": {"system": code_system(issuer, "subject-pseudonym"), "value": consent.subject_key},
+        }
         denies = []
         for rule, community_shown in rules:
             about = [{"url": "rule", "valueString": rule.id}, {"url": "reason", "valueString": rule.reason}]
@@ -164,9 +190,12 @@ def consent_resource(services: Services, *, caller: Caller, consent_id: str, now
             "dateTime": _instant(version.recorded_at),
             "performer": [person],
             "organization": [organization(consent.recorded_by)],
-            "sourceAttachment": {"contentType": "application/jose", "title": "Signed consent receipt",
-                                 "data": base64.b64encode(version.receipt.encode("ascii")).decode("ascii"),
-                                 "creation": _instant(version.recorded_at)},
+            "sourceAttachment": {
+                "contentType": "application/jose",
+                "title": "Signed consent receipt",
+                "data": base64.b64encode(version.receipt.encode("ascii")).decode("ascii"),
+                "creation": _instant(version.recorded_at),
+            },
             "policyRule": {"coding": [_coding(ACT_CODE, "OPTIN", "opt-in")]},
             "provision": provision,
         }

@@ -48,10 +48,25 @@ def earlier_result(session: Session, caller: Caller, idempotency: IdempotencyKey
     return str(record.body["resource_id"])
 
 
-def remember(session: Session, caller: Caller, idempotency: IdempotencyKey | None, *, resource_id: str,
-             status: int, now: datetime) -> None:
+def remember(
+    session: Session,
+    caller: Caller,
+    idempotency: IdempotencyKey | None,
+    *,
+    resource_id: str,
+    status: int,
+    now: datetime,
+) -> None:
     if idempotency is None:
         return
-    store.add(session, IdempotencyRecord(client_id=caller.client_id, key=idempotency.key,
-                                         request_hash=idempotency.fingerprint, status=status,
-                                         body={"resource_id": resource_id}, created_at=now))
+    store.add(
+        session,
+        IdempotencyRecord(
+            client_id=caller.client_id,
+            key=idempotency.key,
+            request_hash=idempotency.fingerprint,
+            status=status,
+            body={"resource_id": resource_id},
+            created_at=now,
+        ),
+    )

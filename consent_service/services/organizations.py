@@ -48,8 +48,13 @@ def check_oversight(org: Organization, scopes: Iterable[str], *, field: str = "s
         raise ValidationFailed(
             "audit:read is oversight of the whole deployment: only the admin organization or an "
             "oversight organization may hold it.",
-            details={field: [f"audit:read is not for organization {org.id} (type {org.type}); "
-                             "a community's stewards read their community with community:read"]})
+            details={
+                field: [
+                    f"audit:read is not for organization {org.id} (type {org.type}); "
+                    "a community's stewards read their community with community:read"
+                ]
+            },
+        )
 
 
 def _check_creator(session: Session, caller: Caller, org: Organization, scopes: list[str]) -> None:
@@ -57,8 +62,10 @@ def _check_creator(session: Session, caller: Caller, org: Organization, scopes: 
     stewarding = directory.stewarded_by(session, org.id)
     if caller.is_admin:
         if stewarding and store.has_active_client(session, org.id):
-            raise Forbidden(f"Organization {org.id} stewards a community and has an active client: "
-                            "it creates its own clients with its rules:write client.")
+            raise Forbidden(
+                f"Organization {org.id} stewards a community and has an active client: "
+                "it creates its own clients with its rules:write client."
+            )
         return
     if not caller.has(Scope.RULES_WRITE) or org.id != caller.organization:
         raise Forbidden("A steward's rules:write client creates clients of its own organization only.")
@@ -95,8 +102,14 @@ class ClientRecord:
 
     @classmethod
     def of(cls, client: OAuthClient) -> ClientRecord:
-        return cls(client_id=client.client_id, organization=client.organization_id, name=client.name,
-                   scopes=client.scopes.split(), created_at=client.created_at, disabled_at=client.disabled_at)
+        return cls(
+            client_id=client.client_id,
+            organization=client.organization_id,
+            name=client.name,
+            scopes=client.scopes.split(),
+            created_at=client.created_at,
+            disabled_at=client.disabled_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,13 +132,27 @@ class CommunityClients:
     clients: list[ClientRecord]
 
 
-def _add_organization(session: Session, services: Services, *, caller: Caller | None, id: str, name: str,
-                      type: str, now: datetime) -> Organization:
+def _add_organization(
+    session: Session,
+    services: Services,
+    *,
+    caller: Caller | None,
+    id: str,
+    name: str,
+    type: str,
+    now: datetime,
+) -> Organization:
     """Add the organization and its audit entry to the caller's unit of work."""
     org = Organization(id=id, name=name, type=str(OrgType(type)), created_at=now)
     store.add(session, org)
-    services.append_audit(session, at=now, tag=AuditTag.ORGANIZATION_CREATED, caller=caller, object_id=id,
-                          payload=_CREATED_PAYLOAD.dump(OrganizationRecord.of(org)))
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.ORGANIZATION_CREATED,
+        caller=caller,
+        object_id=id,
+        payload=_CREATED_PAYLOAD.dump(OrganizationRecord.of(org)),
+    )
     return org
 
 
@@ -167,8 +194,15 @@ def create_client(
                     "The organization does not exist.",
                     details={"organization": [f"unknown organization: {organization}"]},
                 )
-            org = _add_organization(session, services, caller=caller, id=organization, name=organization,
-                                    type=create_organization_type, now=now)
+            org = _add_organization(
+                session,
+                services,
+                caller=caller,
+                id=organization,
+                name=organization,
+                type=create_organization_type,
+                now=now,
+            )
         check_oversight(org, scopes)
         if caller is not None:
             _check_creator(session, caller, org, scopes)
@@ -182,8 +216,14 @@ def create_client(
         )
         store.add(session, client)
         created = NewClient(client.client_id, secret, organization, name, scopes, now)
-        services.append_audit(session, at=now, tag=AuditTag.CLIENT_CREATED, caller=caller,
-                              object_id=client.client_id, payload=_CLIENT_CREATED_PAYLOAD.dump(created))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_CREATED,
+            caller=caller,
+            object_id=client.client_id,
+            payload=_CLIENT_CREATED_PAYLOAD.dump(created),
+        )
         session.commit()
     return created
 
@@ -193,15 +233,25 @@ def community_clients(services: Services, *, caller: Caller, community_id: str) 
     from consent_service.services.stewards import require_steward as _require_steward
 
     with services.reading(caller) as session:
-        _require_steward(session, services, caller=caller, community_id=community_id,
-                         action=ManagementAction.RULES_LIST)
-        return CommunityClients(community=community_id, clients=[
-            ClientRecord.of(client) for org in community_store.stewards(session, community_id)
-            for client in store.list_clients(session, org)])
+        _require_steward(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_LIST
+        )
+        return CommunityClients(
+            community=community_id,
+            clients=[
+                ClientRecord.of(client)
+                for org in community_store.stewards(session, community_id)
+                for client in store.list_clients(session, org)
+            ],
+        )
 
 
 def disable_client(
-    services: Services, *, caller: Caller | None, client_id: str, now: datetime,
+    services: Services,
+    *,
+    caller: Caller | None,
+    client_id: str,
+    now: datetime,
     community_id: str | None = None,
 ) -> ClientRecord:
     """Disable a client (admin), or, with ``community_id``, one of a community's steward
@@ -211,11 +261,18 @@ def disable_client(
     with services.writing(caller) as session:
         if community_id is not None:
             assert caller is not None
-            _require_steward(session, services, caller=caller, community_id=community_id,
-                             action=ManagementAction.RULES_CREATE)
+            _require_steward(
+                session,
+                services,
+                caller=caller,
+                community_id=community_id,
+                action=ManagementAction.RULES_CREATE,
+            )
         client = store.get_client(session, client_id)
-        if client is None or (community_id is not None and client.organization_id
-                              not in community_store.stewards(session, community_id)):
+        if client is None or (
+            community_id is not None
+            and client.organization_id not in community_store.stewards(session, community_id)
+        ):
             raise NotFound("No such client.")
         if client.disabled_at is not None:
             raise Conflict("The client is already disabled.")
@@ -223,7 +280,13 @@ def disable_client(
         client.disabled_at = now
         session.flush()
         disabled = ClientRecord.of(client)
-        services.append_audit(session, at=now, tag=AuditTag.CLIENT_DISABLED, caller=caller,
-                              object_id=client_id, payload=_CLIENT_DISABLED_PAYLOAD.dump(disabled))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.CLIENT_DISABLED,
+            caller=caller,
+            object_id=client_id,
+            payload=_CLIENT_DISABLED_PAYLOAD.dump(disabled),
+        )
         session.commit()
         return disabled

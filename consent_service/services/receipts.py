@@ -15,6 +15,7 @@ from typing import Any
 
 from consent_service.container import Services
 from consent_service.core import receipts
+from consent_service.core.caller import Caller
 from consent_service.core.keys import InvalidSignature
 
 KINDS = {receipts.RECEIPT_TYP: "consent-receipt", receipts.DECISION_RECEIPT_TYP: "decision-receipt"}
@@ -47,20 +48,32 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header if isinstance(header, dict) else {}
 
 
-def verify(services: Services, *, token: str) -> ReceiptCheck:
+def verify(services: Services, *, caller: Caller | None, token: str) -> ReceiptCheck:
+    services.check(caller)  # any active client may ask; a disabled one may not
     token = token.strip()
     header = _unverified_header(token)
     kid = header.get("kid") if isinstance(header.get("kid"), str) else None
     typ = header.get("typ")
     kind = KINDS.get(typ) if isinstance(typ, str) else None
     if kind is None or not isinstance(typ, str):
-        return ReceiptCheck(valid=False, type=None, kid=kid,
-                            problem="This is not a consent receipt or a decision receipt of this service.")
+        return ReceiptCheck(
+            valid=False,
+            type=None,
+            kid=kid,
+            problem="This is not a consent receipt or a decision receipt of this service.",
+        )
     try:
         _, claims = services.keys.verify(token, typ=typ)
     except InvalidSignature:
         known = kid is not None and any(key.kid == kid for key in services.keys.keyset.keys)
-        return ReceiptCheck(valid=False, type=kind, kid=kid, problem=(
-            "The signature does not match the content: the receipt was changed or damaged." if known
-            else "The receipt is not signed by any key of this service."))
+        return ReceiptCheck(
+            valid=False,
+            type=kind,
+            kid=kid,
+            problem=(
+                "The signature does not match the content: the receipt was changed or damaged."
+                if known
+                else "The receipt is not signed by any key of this service."
+            ),
+        )
     return ValidReceipt(valid=True, type=kind, kid=kid, problem=None, claims=claims)

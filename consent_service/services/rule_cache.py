@@ -33,11 +33,17 @@ def _codes(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _rule(community: str, row: Row) -> Rule:
-    return Rule(id=row.id, community=community, effect=RuleEffect(row.effect),
-                purposes=_codes(row.purposes), data_categories=_codes(row.data_categories),
-                requesters=_codes(row.requesters),
-                obligations=dict(row.obligations) if row.obligations else _NO_OBLIGATIONS,
-                labels=_codes(row.labels), reason=row.reason)
+    return Rule(
+        id=row.id,
+        community=community,
+        effect=RuleEffect(row.effect),
+        purposes=_codes(row.purposes),
+        data_categories=_codes(row.data_categories),
+        requesters=_codes(row.requesters),
+        obligations=dict(row.obligations) if row.obligations else _NO_OBLIGATIONS,
+        labels=_codes(row.labels),
+        reason=row.reason,
+    )
 
 
 class RuleCache:
@@ -81,11 +87,16 @@ class RuleCache:
         community = held.community
         changed = community_store.rules_changed_since(session, community, held.version)
         added = [row for row in changed if row.retired_at is None]
-        plain = all(row.created_version is not None and row.created_version > held.version
-                    and not held.holds(row.id) for row in added)
+        plain = all(
+            row.created_version is not None and row.created_version > held.version and not held.holds(row.id)
+            for row in added
+        )
         if plain:
-            fresh = held.with_changes(version, in_force=[_rule(community, row) for row in added],
-                                      retired=[row.id for row in changed if row.retired_at is not None])
+            fresh = held.with_changes(
+                version,
+                in_force=[_rule(community, row) for row in added],
+                retired=[row.id for row in changed if row.retired_at is not None],
+            )
             if len(fresh.rules) == community_store.count_rules_in_force(session, community):
                 return fresh
         return self.compile_in_full(session, community, version)

@@ -55,12 +55,22 @@ class RuleRecord:
     @classmethod
     def of(cls, rule: CommunityRule) -> RuleRecord:
         return cls(
-            id=rule.id, community=rule.community_id, effect=rule.effect,
+            id=rule.id,
+            community=rule.community_id,
+            effect=rule.effect,
             status="retired" if rule.retired_at is not None else "active",
-            purposes=list(rule.purposes), data_categories=list(rule.data_categories),
-            requesters=list(rule.requesters), obligations=dict(rule.obligations), labels=list(rule.labels),
-            reason=rule.reason, created_at=rule.created_at, created_by=rule.created_by,
-            retired_at=rule.retired_at, retired_by=rule.retired_by, retired_reason=rule.retired_reason)
+            purposes=list(rule.purposes),
+            data_categories=list(rule.data_categories),
+            requesters=list(rule.requesters),
+            obligations=dict(rule.obligations),
+            labels=list(rule.labels),
+            reason=rule.reason,
+            created_at=rule.created_at,
+            created_by=rule.created_by,
+            retired_at=rule.retired_at,
+            retired_by=rule.retired_by,
+            retired_reason=rule.retired_reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,45 +93,86 @@ def _validated_terms(obligations: Mapping[str, Any], labels: list[str]) -> list[
     return known
 
 
-def create_rule(services: Services, *, caller: Caller, community_id: str, effect: str, purposes: list[str],
-                data_categories: list[str], requesters: list[str], obligations: dict[str, Any],
-                labels: list[str], reason: str, now: datetime) -> RuleRecord:
+def create_rule(
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    effect: str,
+    purposes: list[str],
+    data_categories: list[str],
+    requesters: list[str],
+    obligations: dict[str, Any],
+    labels: list[str],
+    reason: str,
+    now: datetime,
+) -> RuleRecord:
     """Add a rule to the community; it binds every member from the next decision on."""
     purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     requesters = list(dict.fromkeys(requesters))
     with services.writing(caller) as session:
-        version = begin_change(session, services, caller=caller, community_id=community_id,
-                               action=ManagementAction.RULES_CREATE)
+        version = begin_change(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
+        )
         labels = _validated_terms(obligations, labels)
-        codes.check(session, services.policy, purposes=purposes, data_categories=data_categories,
-                    organizations={"requesters": requesters}, wildcards=RULE_WILDCARDS)
+        codes.check(
+            session,
+            services.policy,
+            purposes=purposes,
+            data_categories=data_categories,
+            organizations={"requesters": requesters},
+            wildcards=RULE_WILDCARDS,
+        )
         rule = CommunityRule(
-            id=str(uuid.uuid4()), community_id=community_id, effect=str(RuleEffect(effect)),
-            purposes=purposes, data_categories=data_categories, requesters=requesters,
-            obligations=dict(obligations), labels=labels, reason=reason, created_at=now,
-            created_by=caller.organization, created_by_client=caller.client_id, created_version=version)
+            id=str(uuid.uuid4()),
+            community_id=community_id,
+            effect=str(RuleEffect(effect)),
+            purposes=purposes,
+            data_categories=data_categories,
+            requesters=requesters,
+            obligations=dict(obligations),
+            labels=labels,
+            reason=reason,
+            created_at=now,
+            created_by=caller.organization,
+            created_by_client=caller.client_id,
+            created_version=version,
+        )
         store.add(session, rule)
         record = RuleRecord.of(rule)
-        services.append_audit(session, at=now, tag=AuditTag.RULE_CREATED, caller=caller, object_id=rule.id,
-                              payload=RULE_CREATED_PAYLOAD.dump(record))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.RULE_CREATED,
+            caller=caller,
+            object_id=rule.id,
+            payload=RULE_CREATED_PAYLOAD.dump(record),
+        )
         session.commit()
         return record
 
 
 def list_rules(services: Services, *, caller: Caller, community_id: str, include_retired: bool) -> RuleList:
     with services.reading(caller) as session:
-        require_steward(session, services, caller=caller, community_id=community_id,
-                        action=ManagementAction.RULES_LIST)
-        return RuleList(rules=[RuleRecord.of(rule) for rule in
-                               store.rules(session, community_id, include_retired=include_retired)])
+        require_steward(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_LIST
+        )
+        return RuleList(
+            rules=[
+                RuleRecord.of(rule)
+                for rule in store.rules(session, community_id, include_retired=include_retired)
+            ]
+        )
 
 
-def retire_rule(services: Services, *, caller: Caller, community_id: str, rule_id: str, reason: str | None,
-                now: datetime) -> RuleRecord:
+def retire_rule(
+    services: Services, *, caller: Caller, community_id: str, rule_id: str, reason: str | None, now: datetime
+) -> RuleRecord:
     """Stop applying a rule from the next decision on; it stays in the history, stamped."""
     with services.writing(caller) as session:
-        version = begin_change(session, services, caller=caller, community_id=community_id,
-                               action=ManagementAction.RULES_RETIRE)
+        version = begin_change(
+            session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_RETIRE
+        )
         rule = store.get_rule(session, community_id, rule_id)
         if rule is None:
             raise NotFound("No such rule in this community.")
@@ -132,7 +183,13 @@ def retire_rule(services: Services, *, caller: Caller, community_id: str, rule_i
         rule.retired_version = version
         session.flush()
         record = RuleRecord.of(rule)
-        services.append_audit(session, at=now, tag=AuditTag.RULE_RETIRED, caller=caller, object_id=rule.id,
-                              payload=RULE_RETIRED_PAYLOAD.dump(record))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.RULE_RETIRED,
+            caller=caller,
+            object_id=rule.id,
+            payload=RULE_RETIRED_PAYLOAD.dump(record),
+        )
         session.commit()
         return record

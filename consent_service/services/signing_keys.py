@@ -22,11 +22,19 @@ from consent_service.errors import Conflict
 def rotate(services: Services, *, instance: Path, now: datetime) -> str:
     """Rotate the instance folder's signing key; return the new key id."""
     if services.settings.get("SIGNING_KEYS"):
-        raise Conflict("The signing keys come from CONSENT_SIGNING_KEYS, not the instance folder: "
-                       "put a new private key first in that key set yourself, then restart.")
+        raise Conflict(
+            "The signing keys come from CONSENT_SIGNING_KEYS, not the instance folder: "
+            "put a new private key first in that key set yourself, then restart."
+        )
     with staged_rotation(instance) as staged, services.writing(None) as session:
-        services.append_audit(session, at=now, tag=AuditTag.KEY_ROTATED, caller=None, object_id=staged.kid,
-                              payload={"kept": staged.previous})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.KEY_ROTATED,
+            caller=None,
+            object_id=staged.kid,
+            payload={"kept": staged.previous},
+        )
         staged.apply()
         session.commit()
     return staged.kid

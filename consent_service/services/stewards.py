@@ -20,21 +20,27 @@ from consent_service.errors import Forbidden, NotFound
 from consent_service.storage import communities as store
 
 
-def require_steward(session: Session, services: Services, *, caller: Caller, community_id: str,
-                    action: ManagementAction) -> None:
+def require_steward(
+    session: Session, services: Services, *, caller: Caller, community_id: str, action: ManagementAction
+) -> None:
     """404 for an unknown community; 403 unless Casbin says the caller's organization may ``action`` it.
 
     The caller's scope is the view's to check; this is the per-community half.
     """
     if store.get(session, community_id) is None:
         raise NotFound("No such community.")
-    if not services.policy.may_manage(organization=caller.organization, community=community_id,
-                                      action=str(action), stewards=store.stewards(session, community_id)):
+    if not services.policy.may_manage(
+        organization=caller.organization,
+        community=community_id,
+        action=str(action),
+        stewards=store.stewards(session, community_id),
+    ):
         raise Forbidden(f"Only a steward of community {community_id} may do this.")
 
 
-def begin_change(session: Session, services: Services, *, caller: Caller, community_id: str,
-                 action: ManagementAction) -> int:
+def begin_change(
+    session: Session, services: Services, *, caller: Caller, community_id: str, action: ManagementAction
+) -> int:
     """Check the caller, then bump the community's policy version before reading what changes.
 
     The bump is an UPDATE of the community's row, so it also locks that row until commit:

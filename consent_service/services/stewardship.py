@@ -71,8 +71,9 @@ def waiting_requests(
         )
         in_force = in_force_approvals(session, community_id, now)
         groups: dict[tuple[str, str], dict[str, Any]] = {}
-        denied = decision_store.community_history(session, community_id, start=start,
-                                                  outcome=str(Outcome.DENY))
+        denied = decision_store.community_history(
+            session, community_id, start=start, outcome=str(Outcome.DENY)
+        )
         for row in denied:
             waiting = [
                 r

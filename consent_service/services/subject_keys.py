@@ -56,8 +56,10 @@ def _entry(row: SubjectSystem) -> SystemEntry:
 
 
 def invalid_system(system: str) -> ValidationFailed:
-    return ValidationFailed("The subject's identifier system is not an absolute URI.",
-                            details={SYSTEM_FIELD: [pseudonyms.system_problem(system) or "invalid"]})
+    return ValidationFailed(
+        "The subject's identifier system is not an absolute URI.",
+        details={SYSTEM_FIELD: [pseudonyms.system_problem(system) or "invalid"]},
+    )
 
 
 class Subjects:
@@ -93,6 +95,8 @@ class Subjects:
         """400 ``unknown_code`` unless ``ref``'s system is shared or registered to ``organization``."""
         entry = self.system(session, ref.system)
         if entry is None or not (entry.shared or entry.organization == organization):
-            raise UnknownCode("Consents are recorded only under a subject system registered to your "
-                              "organization, or shared.",
-                              details={SYSTEM_FIELD: [f"not a subject system of yours: {ref.system}"]})
+            raise UnknownCode(
+                "Consents are recorded only under a subject system registered to your "
+                "organization, or shared.",
+                details={SYSTEM_FIELD: [f"not a subject system of yours: {ref.system}"]},
+            )

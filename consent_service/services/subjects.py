@@ -72,32 +72,55 @@ class Rekeyed:
     communities: list[str]
 
 
-def register(services: Services, *, caller: Caller | None, system: str, organization: str | None,
-             shared: bool, case_insensitive: bool, now: datetime) -> RegisteredSystem:
+def register(
+    services: Services,
+    *,
+    caller: Caller | None,
+    system: str,
+    organization: str | None,
+    shared: bool,
+    case_insensitive: bool,
+    now: datetime,
+) -> RegisteredSystem:
     if caller is not None and not caller.is_admin:
         raise Forbidden("Only the service's administrators register subject systems.")
     if pseudonyms.system_problem(system):
-        raise ValidationFailed("The identifier system is not an absolute URI.",
-                               details={"system": [pseudonyms.system_problem(system) or "invalid"]})
+        raise ValidationFailed(
+            "The identifier system is not an absolute URI.",
+            details={"system": [pseudonyms.system_problem(system) or "invalid"]},
+        )
     if shared == (organization is not None):
-        raise ValidationFailed("Give either an organization or shared: true.",
-                               details={"organization": ["give an organization, or shared: true (not both)"]})
+        raise ValidationFailed(
+            "Give either an organization or shared: true.",
+            details={"organization": ["give an organization, or shared: true (not both)"]},
+        )
     normalized = pseudonyms.normalize_system(system)
     with services.writing(caller) as session:
         if organization is not None and organization_store.get_organization(session, organization) is None:
             raise UnknownCode("No such organization.", details={"organization": [f"unknown: {organization}"]})
         if store.get_system(session, normalized) is not None:
             raise Conflict(f"The subject system {normalized} is registered already.")
-        row = SubjectSystem(system=normalized, organization_id=organization, shared=shared,
-                            case_insensitive=case_insensitive, created_at=now,
-                            created_by=caller.organization if caller else "operator")
+        row = SubjectSystem(
+            system=normalized,
+            organization_id=organization,
+            shared=shared,
+            case_insensitive=case_insensitive,
+            created_at=now,
+            created_by=caller.organization if caller else "operator",
+        )
         try:
             store.add_system(session, row)
         except IntegrityError as exc:
             raise Conflict(f"The subject system {normalized} is registered already.") from exc
         registered = RegisteredSystem.of(row)
-        services.append_audit(session, at=now, tag=AuditTag.SUBJECT_SYSTEM_REGISTERED, caller=caller,
-                              object_id=None, payload=_REGISTERED_PAYLOAD.dump(registered))
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.SUBJECT_SYSTEM_REGISTERED,
+            caller=caller,
+            object_id=None,
+            payload=_REGISTERED_PAYLOAD.dump(registered),
+        )
         session.commit()
     return registered
 
@@ -115,15 +138,26 @@ def rekey(services: Services, *, caller: Caller, subject: dict[str, str], now: d
     """
     with services.writing(caller) as session:
         ref = services.subjects.ref(session, system=subject["system"], value=subject["value"])
-        if ref.as_given is None or not store.consents_under(session, [ref.as_given],
-                                                            recorded_by=caller.organization):
+        if ref.as_given is None or not store.consents_under(
+            session, [ref.as_given], recorded_by=caller.organization
+        ):
             raise NotFound("Your organization has recorded no consent of this person under this spelling.")
         moved = store.rekey(session, old_key=ref.as_given, new_key=ref.key, by=caller.organization, at=now)
-        services.append_audit(session, at=now, tag=AuditTag.SUBJECT_REKEYED, caller=caller, object_id=None,
-                              payload={"old_key": ref.as_given, "new_key": ref.key, **moved})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.SUBJECT_REKEYED,
+            caller=caller,
+            object_id=None,
+            payload={"old_key": ref.as_given, "new_key": ref.key, **moved},
+        )
         session.commit()
-    return Rekeyed(pseudonym=ref.key, previous_pseudonym=ref.as_given, consents=moved["consents"],
-                   communities=moved["communities"])
+    return Rekeyed(
+        pseudonym=ref.key,
+        previous_pseudonym=ref.as_given,
+        consents=moved["consents"],
+        communities=moved["communities"],
+    )
 
 
 # -- The person's access report ------------------------------------------------------------------
@@ -228,12 +262,26 @@ def _report_consent(consent: Any, versions: list[Any], events: list[Any], now: d
     current = next(v for v in versions if v.version == consent.current_version)
     status = str(consent_cases.status_of(consent, current, now))
     return ReportConsent(
-        id=consent.id, status=status, current_version=consent.current_version, created_at=consent.created_at,
-        revoked_at=consent.revoked_at, revoked_reason=consent.revoked_reason,
-        versions=[ReportVersion(version=v.version, recorded_at=v.recorded_at, purposes=list(v.purposes),
-                                data_categories=list(v.data_categories), recipients=list(v.recipients),
-                                communities=list(v.communities), expires_at=v.expires_at,
-                                method=v.evidence.get("method"), receipt_id=v.receipt_id) for v in versions],
+        id=consent.id,
+        status=status,
+        current_version=consent.current_version,
+        created_at=consent.created_at,
+        revoked_at=consent.revoked_at,
+        revoked_reason=consent.revoked_reason,
+        versions=[
+            ReportVersion(
+                version=v.version,
+                recorded_at=v.recorded_at,
+                purposes=list(v.purposes),
+                data_categories=list(v.data_categories),
+                recipients=list(v.recipients),
+                communities=list(v.communities),
+                expires_at=v.expires_at,
+                method=v.evidence.get("method"),
+                receipt_id=v.receipt_id,
+            )
+            for v in versions
+        ],
         events=[ReportEvent(kind=e.kind, version=e.version, at=e.at, reason=e.reason) for e in events],
     )
 
@@ -263,26 +311,47 @@ def report(services: Services, *, caller: Caller, subject: dict[str, str], now: 
         first = min(c.created_at for c in found)
         entry = services.subjects.system(session, ref.system)
         since = None if entry is not None and entry.organization == caller.organization else first
-        services.append_audit(session, at=now, tag=AuditTag.SUBJECT_REPORTED, caller=caller,
-                              object_id=ref.key, payload={"organization": caller.organization})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.SUBJECT_REPORTED,
+            caller=caller,
+            object_id=ref.key,
+            payload={"organization": caller.organization},
+        )
         session.commit()
     with services.reading(caller) as session:
         own = [c for c in (consent_store.get(session, i) for i in own_ids) if c is not None]
-        consents = [_report_consent(c, consent_store.versions(session, c.id),
-                                    consent_store.events(session, c.id), now) for c in own]
-        rows = sorted({d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
-                      key=lambda d: (d.at, d.id))
-        decisions = [ReportDecision(
-            decision_id=d.id, at=d.at, requester=d.requester, purpose=d.purpose,
-            data_categories=list(d.data_categories), decision=d.outcome,
-            reasons=[_reason(r, set(own_ids)) for r in d.reasons],
-            consent_id=d.consent_id if d.consent_id in own_ids else None,
-            consent_version=d.consent_version if d.consent_id in own_ids else None,
-        ) for d in rows if since is None or d.at >= since]
-        reports = [ReportRequest(at=e.at, organization=e.actor_org)
-                   for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED),
-                                                      object_ids=keys)
-                   if since is None or e.at >= since]
+        consents = [
+            _report_consent(
+                c, consent_store.versions(session, c.id), consent_store.events(session, c.id), now
+            )
+            for c in own
+        ]
+        rows = sorted(
+            {d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
+            key=lambda d: (d.at, d.id),
+        )
+        decisions = [
+            ReportDecision(
+                decision_id=d.id,
+                at=d.at,
+                requester=d.requester,
+                purpose=d.purpose,
+                data_categories=list(d.data_categories),
+                decision=d.outcome,
+                reasons=[_reason(r, set(own_ids)) for r in d.reasons],
+                consent_id=d.consent_id if d.consent_id in own_ids else None,
+                consent_version=d.consent_version if d.consent_id in own_ids else None,
+            )
+            for d in rows
+            if since is None or d.at >= since
+        ]
+        reports = [
+            ReportRequest(at=e.at, organization=e.actor_org)
+            for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED), object_ids=keys)
+            if since is None or e.at >= since
+        ]
 
         versions = [v for c in consents for v in c.versions]
         purposes = {p for v in versions for p in v.purposes} | {d.purpose for d in decisions}
@@ -297,6 +366,10 @@ def report(services: Services, *, caller: Caller, subject: dict[str, str], now: 
     labels = code_names.labels(services, purposes=purposes, categories=categories)
     return AccessReport(
         subject=ReportSubject(system=ref.system, value=ref.value, pseudonym=ref.key),
-        organization=caller.organization, generated_at=now, consents=consents, decisions=decisions,
-        reports=reports, labels={**labels, **names},
+        organization=caller.organization,
+        generated_at=now,
+        consents=consents,
+        decisions=decisions,
+        reports=reports,
+        labels={**labels, **names},
     )

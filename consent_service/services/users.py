@@ -59,6 +59,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 LANGUAGES = ("en", "fr")
 
+
 class SignInRefused(Exception):
     """Wrong email or password, or a locked or disabled account: deliberately one error."""
 
@@ -160,9 +161,17 @@ class Person:
 
     @classmethod
     def of(cls, user: UserAccount) -> Person:
-        return cls(id=user.id, email=user.email, name=user.name, organization=user.organization_id,
-                   roles=user.roles.split(), language=user.language, created_at=user.created_at,
-                   disabled_at=user.disabled_at, locked_until=user.locked_until)
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            organization=user.organization_id,
+            roles=user.roles.split(),
+            language=user.language,
+            created_at=user.created_at,
+            disabled_at=user.disabled_at,
+            locked_until=user.locked_until,
+        )
 
 
 def create_user(
@@ -259,21 +268,36 @@ def sign_in(services: Services, *, email: str, password: str, now: datetime) -> 
         if password_hasher.check_needs_rehash(user.password_hash):
             user.password_hash = password_hasher.hash(password)
         session.flush()
-        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_IN, caller=_acting(user),
-                              object_id=user.id, payload={})
+        services.append_audit(
+            session, at=now, tag=AuditTag.USER_SIGNED_IN, caller=_acting(user), object_id=user.id, payload={}
+        )
         session.commit()
         session.refresh(user)
         return _signed_in(services, session, user)
 
 
-def _refused(services: Services, session: Any, user: UserAccount | None, *, now: datetime, threshold: int,
-             lock_for: timedelta) -> None:
+def _refused(
+    services: Services,
+    session: Any,
+    user: UserAccount | None,
+    *,
+    now: datetime,
+    threshold: int,
+    lock_for: timedelta,
+) -> None:
     """Record a refused sign-in: who tried is not known, so the entry has no actor; the account
     is named (by id) only if there is one, and the reason is for the reader of the log only (the
     form answers every refusal alike)."""
+
     def failed(object_id: str | None, **payload: Any) -> None:
-        services.append_audit(session, at=now, tag=AuditTag.USER_SIGN_IN_FAILED, caller=None,
-                              object_id=object_id, payload=payload)
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_SIGN_IN_FAILED,
+            caller=None,
+            object_id=object_id,
+            payload=payload,
+        )
 
     if user is None:
         failed(None, reason="unknown-account")
@@ -286,8 +310,14 @@ def _refused(services: Services, session: Any, user: UserAccount | None, *, now:
         failed(user.id, reason="wrong-password", failures=failures)
         if failures >= threshold:
             store.lock(session, user.id, until=now + lock_for)
-            services.append_audit(session, at=now, tag=AuditTag.USER_LOCKED, caller=None, object_id=user.id,
-                                  payload={"until": (now + lock_for).isoformat(), "failures": failures})
+            services.append_audit(
+                session,
+                at=now,
+                tag=AuditTag.USER_LOCKED,
+                caller=None,
+                object_id=user.id,
+                payload={"until": (now + lock_for).isoformat(), "failures": failures},
+            )
 
 
 def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUser | None:
@@ -308,8 +338,14 @@ def sign_out(services: Services, *, user_id: str, now: datetime) -> None:
         if user is None:
             return
         store.bump_session_epoch(session, user_id)
-        services.append_audit(session, at=now, tag=AuditTag.USER_SIGNED_OUT, caller=_acting(user),
-                              object_id=user_id, payload={"sessions": "all"})
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_SIGNED_OUT,
+            caller=_acting(user),
+            object_id=user_id,
+            payload={"sessions": "all"},
+        )
         session.commit()
 
 
@@ -393,6 +429,12 @@ def set_language(services: Services, *, user_id: str, language: str, now: dateti
         bound_rows.changing(session, UserAccount, user.id)
         user.language = language
         session.flush()
-        services.append_audit(session, at=now, tag=AuditTag.USER_CHANGED, caller=_acting(user),
-                              object_id=user.id, payload=payload)
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_CHANGED,
+            caller=_acting(user),
+            object_id=user.id,
+            payload=payload,
+        )
         session.commit()

@@ -17,8 +17,17 @@ HEAD_ID = 1
 Hasher = Callable[..., str]
 
 
-def append(session: Session, *, hasher: Hasher, at: datetime, tag: str, actor_org: str | None,
-           actor_client: str | None, object_id: str | None, payload: dict[str, Any]) -> int:
+def append(
+    session: Session,
+    *,
+    hasher: Hasher,
+    at: datetime,
+    tag: str,
+    actor_org: str | None,
+    actor_client: str | None,
+    object_id: str | None,
+    payload: dict[str, Any],
+) -> int:
     """Add one entry at the head, under a row lock on the head, so writers never fork the chain.
 
     Called last in a unit of work, so the lock is held only until the commit that follows.
@@ -27,18 +36,39 @@ def append(session: Session, *, hasher: Hasher, at: datetime, tag: str, actor_or
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
     ).one()
     seq = row.seq + 1
-    digest = hasher(prev_hash=row.hash, seq=seq, at=at, tag=tag, actor_org=actor_org,
-                    actor_client=actor_client, object_id=object_id, payload=payload)
-    session.execute(insert(AuditEntry).values(
-        seq=seq, at=at, tag=tag, actor_org=actor_org, actor_client=actor_client, object_id=object_id,
-        payload=payload, prev_hash=row.hash, hash=digest))
+    digest = hasher(
+        prev_hash=row.hash,
+        seq=seq,
+        at=at,
+        tag=tag,
+        actor_org=actor_org,
+        actor_client=actor_client,
+        object_id=object_id,
+        payload=payload,
+    )
+    session.execute(
+        insert(AuditEntry).values(
+            seq=seq,
+            at=at,
+            tag=tag,
+            actor_org=actor_org,
+            actor_client=actor_client,
+            object_id=object_id,
+            payload=payload,
+            prev_hash=row.hash,
+            hash=digest,
+        )
+    )
     session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=digest))
     return seq
 
 
 _HEAD_FOR_UPDATE = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
-_MOVE_HEAD = (update(AuditHead).where(AuditHead.id == HEAD_ID)
-              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any]]) -> int:
@@ -74,8 +104,9 @@ def entries(session: Session, *, batch: int = 1000) -> Iterator[AuditEntry]:
     """Every entry in sequence order, read in pages so a long chain does not fill memory."""
     after = 0
     while True:
-        rows = session.scalars(select(AuditEntry).where(AuditEntry.seq > after)
-                               .order_by(AuditEntry.seq).limit(batch)).all()
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
+        ).all()
         if not rows:
             return
         yield from rows
@@ -83,20 +114,29 @@ def entries(session: Session, *, batch: int = 1000) -> Iterator[AuditEntry]:
 
 
 def entries_for(session: Session, *, object_id: str) -> list[AuditEntry]:
-    return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id == object_id)
-                                .order_by(AuditEntry.seq)))
+    return list(
+        session.scalars(select(AuditEntry).where(AuditEntry.object_id == object_id).order_by(AuditEntry.seq))
+    )
 
 
 def entries_about(session: Session, *, tag: str, object_ids: list[str]) -> list[AuditEntry]:
     """Entries of ``tag`` about any of ``object_ids``, in chain order (object_id is indexed)."""
-    return list(session.scalars(select(AuditEntry).where(AuditEntry.object_id.in_(object_ids),
-                                                         AuditEntry.tag == tag).order_by(AuditEntry.seq)))
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.object_id.in_(object_ids), AuditEntry.tag == tag)
+            .order_by(AuditEntry.seq)
+        )
+    )
 
 
 def page(session: Session, *, after: int, limit: int) -> list[AuditEntry]:
     """Up to ``limit`` entries with ``seq > after``, in sequence order (a keyset page, for export)."""
-    return list(session.scalars(select(AuditEntry).where(AuditEntry.seq > after)
-                                .order_by(AuditEntry.seq).limit(limit)))
+    return list(
+        session.scalars(
+            select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit)
+        )
+    )
 
 
 def at(session: Session, seq: int) -> AuditEntry | None:

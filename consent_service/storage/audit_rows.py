@@ -90,6 +90,7 @@ def count(session: Session, table: Table) -> int:
 
 # -- the unit of work's changed rows -------------------------------------------------------------
 
+
 def added(session: Session, model: Any, *key: Any) -> None:
     """A row this unit of work inserts (call after the flush that gives it its key)."""
     session.info.setdefault(_PENDING, {}).setdefault((model.__table__.name, tuple(key)), None)
@@ -120,8 +121,9 @@ def changing(session: Session, model: Any, *key: Any) -> None:
 def take(session: Session) -> list[tuple[Table, Key, dict[str, Any] | None, dict[str, Any] | None]]:
     """The rows changed since the last audit entry: (table, key, before, now); clears the list."""
     pending = session.info.pop(_PENDING, {})
-    return [(BOUND[name], key, before, row(session, BOUND[name], key))
-            for (name, key), before in pending.items()]
+    return [
+        (BOUND[name], key, before, row(session, BOUND[name], key)) for (name, key), before in pending.items()
+    ]
 
 
 def forget_at_transaction_end(factory: sessionmaker[Session]) -> None:
@@ -140,7 +142,20 @@ def forget_at_transaction_end(factory: sessionmaker[Session]) -> None:
         session.info.pop(_PENDING, None)
 
 
-for _model in (Organization, OAuthClient, UserAccount, Community, CommunitySteward, Membership,
-               Consent, ConsentVersion, ConsentEvent, CommunityRule, Approval, Decision, DecisionCommunity,
-               SubjectSystem):
+for _model in (
+    Organization,
+    OAuthClient,
+    UserAccount,
+    Community,
+    CommunitySteward,
+    Membership,
+    Consent,
+    ConsentVersion,
+    ConsentEvent,
+    CommunityRule,
+    Approval,
+    Decision,
+    DecisionCommunity,
+    SubjectSystem,
+):
     bind(_model)

@@ -51,8 +51,10 @@ class SerializedJSON(TypeDecorator[Any]):
 def _lean(model: Table) -> tuple[Any, frozenset[str]]:
     """An INSERT into ``model`` whose JSON columns take text (same SQL, same casts), built once."""
     json_columns = frozenset(c.name for c in model.columns if isinstance(c.type, JSON))
-    lean = table(model.name, *(column(c.name, SerializedJSON() if c.name in json_columns else c.type)
-                               for c in model.columns))
+    lean = table(
+        model.name,
+        *(column(c.name, SerializedJSON() if c.name in json_columns else c.type) for c in model.columns),
+    )
     return insert(lean), json_columns
 
 
@@ -75,13 +77,18 @@ def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]
         return text
 
     # None stays SQL NULL (a nullable JSON column), not the JSON text "null".
-    session.connection().execute(statement, [{**row, **{name: None if row[name] is None else dumps(row[name])
-                                                        for name in json_columns}} for row in rows])
+    session.connection().execute(
+        statement,
+        [
+            {**row, **{name: None if row[name] is None else dumps(row[name]) for name in json_columns}}
+            for row in rows
+        ],
+    )
 
 
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # Built once: a decision runs these several times per request, and building a statement costs
@@ -92,22 +99,40 @@ _KEYS: Any = bindparam("keys", expanding=True)
 # share a handful of distinct lists ("research, service-planning"), so a cohort of 100,000
 # consents decodes each list once instead of 300,000 times (batch authorize's largest cost).
 _CURRENT_TERMS = (
-    select(Consent.subject_key, Consent.id, ConsentVersion.version,
-           cast(ConsentVersion.purposes, Text).label("purposes"),
-           cast(ConsentVersion.data_categories, Text).label("data_categories"),
-           cast(ConsentVersion.recipients, Text).label("recipients"),
-           ConsentVersion.expires_at, ConsentVersion.recorded_at)
-    .join(ConsentVersion, (ConsentVersion.consent_id == Consent.id)
-          & (ConsentVersion.version == Consent.current_version))
-    .where(Consent.subject_key.in_(_KEYS), Consent.status == "active"))
-_MEMBERSHIPS = (select(Membership.subject_key, Community.id, Community.policy_version,
-                       Community.show_community_id)
-                .join(Membership, Membership.community_id == Community.id)
-                .where(Membership.subject_key.in_(_KEYS)))
-_APPROVALS = (select(Approval.id, Approval.community_id, Approval.requester, Approval.purposes,
-                     Approval.data_categories, Approval.expires_at, Approval.revoked_at)
-              .where(Approval.community_id.in_(bindparam("communities", expanding=True)),
-                     Approval.requester == bindparam("requester"), Approval.revoked_at.is_(None)))
+    select(
+        Consent.subject_key,
+        Consent.id,
+        ConsentVersion.version,
+        cast(ConsentVersion.purposes, Text).label("purposes"),
+        cast(ConsentVersion.data_categories, Text).label("data_categories"),
+        cast(ConsentVersion.recipients, Text).label("recipients"),
+        ConsentVersion.expires_at,
+        ConsentVersion.recorded_at,
+    )
+    .join(
+        ConsentVersion,
+        (ConsentVersion.consent_id == Consent.id) & (ConsentVersion.version == Consent.current_version),
+    )
+    .where(Consent.subject_key.in_(_KEYS), Consent.status == "active")
+)
+_MEMBERSHIPS = (
+    select(Membership.subject_key, Community.id, Community.policy_version, Community.show_community_id)
+    .join(Membership, Membership.community_id == Community.id)
+    .where(Membership.subject_key.in_(_KEYS))
+)
+_APPROVALS = select(
+    Approval.id,
+    Approval.community_id,
+    Approval.requester,
+    Approval.purposes,
+    Approval.data_categories,
+    Approval.expires_at,
+    Approval.revoked_at,
+).where(
+    Approval.community_id.in_(bindparam("communities", expanding=True)),
+    Approval.requester == bindparam("requester"),
+    Approval.revoked_at.is_(None),
+)
 
 
 class CurrentTerms(NamedTuple):
@@ -129,23 +154,33 @@ def code_list(text: str) -> tuple[str, ...]:
     return tuple(sys.intern(str(code)) for code in json.loads(text))
 
 
-def current_terms_for_subjects(session: Session,
-                               subject_keys: Iterable[str]) -> dict[str, list[CurrentTerms]]:
+def current_terms_for_subjects(
+    session: Session, subject_keys: Iterable[str]
+) -> dict[str, list[CurrentTerms]]:
     """subject_key -> the current version of each of its active consents: indexed by subject_key."""
     keys = sorted(set(subject_keys))
     found: dict[str, list[CurrentTerms]] = defaultdict(list)
     conn = session.connection()
     for chunk in chunked(keys):
         for row in conn.execute(_CURRENT_TERMS, {"keys": list(chunk)}):
-            found[row.subject_key].append(CurrentTerms(
-                row.subject_key, row.id, row.version, code_list(row.purposes),
-                code_list(row.data_categories), code_list(row.recipients), row.expires_at,
-                row.recorded_at))
+            found[row.subject_key].append(
+                CurrentTerms(
+                    row.subject_key,
+                    row.id,
+                    row.version,
+                    code_list(row.purposes),
+                    code_list(row.data_categories),
+                    code_list(row.recipients),
+                    row.expires_at,
+                    row.recorded_at,
+                )
+            )
     return found
 
 
-def memberships_with_versions(session: Session, subject_keys: Iterable[str], *,
-                              showing: set[str] | None = None) -> dict[str, list[tuple[str, int]]]:
+def memberships_with_versions(
+    session: Session, subject_keys: Iterable[str], *, showing: set[str] | None = None
+) -> dict[str, list[tuple[str, int]]]:
     """subject_key -> [(community_id, policy_version)] ordered by community id; the communities
     that show their id in answers are added to ``showing`` (read in the same statement)."""
     keys = sorted(set(subject_keys))
@@ -171,8 +206,9 @@ def approvals_for(session: Session, *, communities: Iterable[str], requester: st
     return found
 
 
-def add_decisions(session: Session, decisions: Sequence[Mapping[str, Any]],
-                  communities: Sequence[Mapping[str, Any]]) -> None:
+def add_decisions(
+    session: Session, decisions: Sequence[Mapping[str, Any]], communities: Sequence[Mapping[str, Any]]
+) -> None:
     """Insert decision rows and their decision_community rows (dicts of column values)."""
     insert_rows(session, Decision.__table__, decisions)
     insert_rows(session, DecisionCommunity.__table__, communities)

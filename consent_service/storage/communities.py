@@ -54,12 +54,14 @@ def bump_policy_version(session: Session, community_id: str) -> int:
     Returns the new version, which a rule change stamps on the rule it adds or retires.
     """
     audit_rows.changing(session, Community, community_id)
-    return int(session.execute(
-        update(Community)
-        .where(Community.id == community_id)
-        .values(policy_version=Community.policy_version + 1)
-        .returning(Community.policy_version)
-    ).scalar_one())
+    return int(
+        session.execute(
+            update(Community)
+            .where(Community.id == community_id)
+            .values(policy_version=Community.policy_version + 1)
+            .returning(Community.policy_version)
+        ).scalar_one()
+    )
 
 
 def record_memberships(
@@ -76,8 +78,10 @@ def record_memberships(
             )
         )
     )
-    new = [Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
-           for cid in sorted(wanted - have)]
+    new = [
+        Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
+        for cid in sorted(wanted - have)
+    ]
     session.add_all(new)
     session.flush()
     audit_rows.added_rows(session, *new)
@@ -96,23 +100,42 @@ def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Ro
 # The rule cache's two questions, in Core and built once (a decision after a change asks one).
 # Rule order is the order a rule took effect in: its version stamp (unstamped rows, NULL,
 # first on both backends), then time and id.
-_RULE_COLUMNS = (CommunityRule.id, CommunityRule.community_id, CommunityRule.created_at,
-                 CommunityRule.effect, CommunityRule.purposes, CommunityRule.data_categories,
-                 CommunityRule.requesters, CommunityRule.obligations, CommunityRule.labels,
-                 CommunityRule.reason, CommunityRule.retired_at, CommunityRule.created_version)
+_RULE_COLUMNS = (
+    CommunityRule.id,
+    CommunityRule.community_id,
+    CommunityRule.created_at,
+    CommunityRule.effect,
+    CommunityRule.purposes,
+    CommunityRule.data_categories,
+    CommunityRule.requesters,
+    CommunityRule.obligations,
+    CommunityRule.labels,
+    CommunityRule.reason,
+    CommunityRule.retired_at,
+    CommunityRule.created_version,
+)
 _RULE_ORDER = (func.coalesce(CommunityRule.created_version, -1), CommunityRule.created_at, CommunityRule.id)
-_ACTIVE_RULES = (select(*_RULE_COLUMNS)
-                 .where(CommunityRule.community_id == bindparam("community"),
-                        CommunityRule.retired_at.is_(None))
-                 .order_by(*_RULE_ORDER))
+_ACTIVE_RULES = (
+    select(*_RULE_COLUMNS)
+    .where(CommunityRule.community_id == bindparam("community"), CommunityRule.retired_at.is_(None))
+    .order_by(*_RULE_ORDER)
+)
 _SINCE: Any = bindparam("since")
 _RULES_CHANGED_SINCE = (
     select(*_RULE_COLUMNS)
-    .where(CommunityRule.community_id == bindparam("community"),
-           or_(CommunityRule.created_version.is_(None), CommunityRule.created_version > _SINCE,
-               and_(CommunityRule.retired_at.is_not(None),
-                    or_(CommunityRule.retired_version.is_(None), CommunityRule.retired_version > _SINCE))))
-    .order_by(*_RULE_ORDER))
+    .where(
+        CommunityRule.community_id == bindparam("community"),
+        or_(
+            CommunityRule.created_version.is_(None),
+            CommunityRule.created_version > _SINCE,
+            and_(
+                CommunityRule.retired_at.is_not(None),
+                or_(CommunityRule.retired_version.is_(None), CommunityRule.retired_version > _SINCE),
+            ),
+        ),
+    )
+    .order_by(*_RULE_ORDER)
+)
 
 
 def active_rules(session: Session, community_id: str) -> Sequence[Row]:
@@ -120,9 +143,11 @@ def active_rules(session: Session, community_id: str) -> Sequence[Row]:
     return session.connection().execute(_ACTIVE_RULES, {"community": community_id}).all()
 
 
-_RULES_IN_FORCE_COUNT = (select(func.count()).select_from(CommunityRule)
-                         .where(CommunityRule.community_id == bindparam("community"),
-                                CommunityRule.retired_at.is_(None)))
+_RULES_IN_FORCE_COUNT = (
+    select(func.count())
+    .select_from(CommunityRule)
+    .where(CommunityRule.community_id == bindparam("community"), CommunityRule.retired_at.is_(None))
+)
 
 
 def count_rules_in_force(session: Session, community_id: str) -> int:
@@ -135,8 +160,11 @@ def rules_changed_since(session: Session, community_id: str, version: int) -> Se
 
     A row whose ``retired_at`` is set is a retirement; any other is a rule in force.
     """
-    return session.connection().execute(_RULES_CHANGED_SINCE,
-                                        {"community": community_id, "since": version}).all()
+    return (
+        session.connection()
+        .execute(_RULES_CHANGED_SINCE, {"community": community_id, "since": version})
+        .all()
+    )
 
 
 def rules(session: Session, community_id: str, *, include_retired: bool) -> list[CommunityRule]:
@@ -165,5 +193,8 @@ def get_approval(session: Session, community_id: str, approval_id: str) -> Appro
 
 def protected_grants(session: Session, community_id: str) -> Sequence[ProtectedGrant]:
     """The community's protected-purpose grants, newest first."""
-    return session.scalars(select(ProtectedGrant).where(col(ProtectedGrant.community_id) == community_id)
-                           .order_by(col(ProtectedGrant.at).desc(), col(ProtectedGrant.id).desc())).all()
+    return session.scalars(
+        select(ProtectedGrant)
+        .where(col(ProtectedGrant.community_id) == community_id)
+        .order_by(col(ProtectedGrant.at).desc(), col(ProtectedGrant.id).desc())
+    ).all()

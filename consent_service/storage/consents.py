@@ -20,13 +20,21 @@ def version(session: Session, consent_id: str, number: int) -> ConsentVersion | 
 
 
 def versions(session: Session, consent_id: str) -> list[ConsentVersion]:
-    return list(session.scalars(select(ConsentVersion).where(ConsentVersion.consent_id == consent_id)
-                                .order_by(ConsentVersion.version)))
+    return list(
+        session.scalars(
+            select(ConsentVersion)
+            .where(ConsentVersion.consent_id == consent_id)
+            .order_by(ConsentVersion.version)
+        )
+    )
 
 
 def events(session: Session, consent_id: str) -> list[ConsentEvent]:
-    return list(session.scalars(select(ConsentEvent).where(ConsentEvent.consent_id == consent_id)
-                                .order_by(ConsentEvent.id)))
+    return list(
+        session.scalars(
+            select(ConsentEvent).where(ConsentEvent.consent_id == consent_id).order_by(ConsentEvent.id)
+        )
+    )
 
 
 def add(session: Session, *rows: Consent | ConsentVersion | ConsentEvent | ProtectedGrant) -> None:
@@ -42,17 +50,20 @@ def advance_version(session: Session, *, consent_id: str, expected: int, at: dat
     """
     audit_rows.changing(session, Consent, consent_id)
     result = session.execute(
-        update(Consent).where(Consent.id == consent_id, Consent.current_version == expected,
-                              Consent.status == "active")
-        .values(current_version=expected + 1, updated_at=at))
+        update(Consent)
+        .where(Consent.id == consent_id, Consent.current_version == expected, Consent.status == "active")
+        .values(current_version=expected + 1, updated_at=at)
+    )
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def mark_revoked(session: Session, *, consent_id: str, at: datetime, reason: str | None) -> bool:
     audit_rows.changing(session, Consent, consent_id)
     result = session.execute(
-        update(Consent).where(Consent.id == consent_id, Consent.status == "active")
-        .values(status="revoked", revoked_at=at, revoked_reason=reason, updated_at=at))
+        update(Consent)
+        .where(Consent.id == consent_id, Consent.status == "active")
+        .values(status="revoked", revoked_at=at, revoked_reason=reason, updated_at=at)
+    )
     return bool(getattr(result, "rowcount", 0) == 1)
 
 

@@ -35,8 +35,14 @@ from sqlmodel import SQLModel
 _READONLY = "consent_readonly"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000, statement_timeout_ms: int = 5000,
-                pool_size: int = 5, schema: str = "") -> Engine:
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_ms: int = 5000,
+    statement_timeout_ms: int = 5000,
+    pool_size: int = 5,
+    schema: str = "",
+) -> Engine:
     """Create the engine with the durability and timeout settings the service relies on."""
     from sqlalchemy import create_engine
 
@@ -103,8 +109,9 @@ def read_snapshot(factory: sessionmaker[Session]) -> Iterator[Session]:
     session = factory()
     try:
         if session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ",
-                                                  "postgresql_readonly": True})
+            session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            )
         else:
             session.connection(execution_options={_READONLY: True})
         yield session

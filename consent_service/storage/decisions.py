@@ -21,8 +21,10 @@ def add(session: Session, decision: Decision, communities: list[str]) -> None:
     session.add(decision)
     session.flush()
     if communities:
-        session.add_all(DecisionCommunity(decision_id=decision.id, community_id=cid, at=decision.at)
-                        for cid in communities)
+        session.add_all(
+            DecisionCommunity(decision_id=decision.id, community_id=cid, at=decision.at)
+            for cid in communities
+        )
         session.flush()
 
 
@@ -32,20 +34,29 @@ def get(session: Session, decision_id: str) -> Decision | None:
 
 def communities_of(session: Session, decision_id: str) -> list[str]:
     """The communities whose members a decision touched (the subject's, when it was made)."""
-    return list(session.scalars(select(DecisionCommunity.community_id)
-                                .where(DecisionCommunity.decision_id == decision_id)
-                                .order_by(DecisionCommunity.community_id)))
+    return list(
+        session.scalars(
+            select(DecisionCommunity.community_id)
+            .where(DecisionCommunity.decision_id == decision_id)
+            .order_by(DecisionCommunity.community_id)
+        )
+    )
 
 
 def for_subject(session: Session, subject_key: str) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(Decision.subject_key == subject_key)
-                                .order_by(Decision.at, Decision.id)))
+    return list(
+        session.scalars(
+            select(Decision).where(Decision.subject_key == subject_key).order_by(Decision.at, Decision.id)
+        )
+    )
 
 
 def _touching(community_id: str, *, since: datetime | None, until: datetime | None) -> Any:
     """Join condition: decisions that touched the community's members in [since, until)."""
-    where: list[Any] = [DecisionCommunity.decision_id == Decision.id,
-                        DecisionCommunity.community_id == community_id]
+    where: list[Any] = [
+        DecisionCommunity.decision_id == Decision.id,
+        DecisionCommunity.community_id == community_id,
+    ]
     if since is not None:
         where.append(DecisionCommunity.at >= since)
     if until is not None:
@@ -53,22 +64,28 @@ def _touching(community_id: str, *, since: datetime | None, until: datetime | No
     return and_(*where)
 
 
-def for_community(session: Session, community_id: str, *, since: datetime | None, until: datetime | None,
-                  limit: int) -> list[Decision]:
+def for_community(
+    session: Session, community_id: str, *, since: datetime | None, until: datetime | None, limit: int
+) -> list[Decision]:
     """The newest ``limit`` decisions that touched the community's members."""
     query = select(Decision).join(DecisionCommunity, _touching(community_id, since=since, until=until))
     return list(session.scalars(query.order_by(DecisionCommunity.at.desc(), Decision.id).limit(limit)))
 
 
-def community_counts(session: Session, community_id: str, *, since: datetime | None,
-                     until: datetime | None) -> dict[str, dict[str, int]]:
+def community_counts(
+    session: Session, community_id: str, *, since: datetime | None, until: datetime | None
+) -> dict[str, dict[str, int]]:
     """How many of those decisions there were, by requester, by purpose and by outcome (no limit)."""
     touching = _touching(community_id, since=since, until=until)
     counts: dict[str, dict[str, int]] = {}
-    for name, column in (("requester", Decision.requester), ("purpose", Decision.purpose),
-                         ("outcome", Decision.outcome)):
-        rows = session.execute(select(column, func.count()).join(DecisionCommunity, touching)
-                               .group_by(column).order_by(column))
+    for name, column in (
+        ("requester", Decision.requester),
+        ("purpose", Decision.purpose),
+        ("outcome", Decision.outcome),
+    ):
+        rows = session.execute(
+            select(column, func.count()).join(DecisionCommunity, touching).group_by(column).order_by(column)
+        )
         counts[name] = {value: number for value, number in rows}
     return counts
 

@@ -163,8 +163,9 @@ class CommunityRule(SQLModel, table=True):
     __tablename__ = "community_rule"
     __table_args__ = (
         Index("ix_community_rule_community_active", "community_id", "retired_at"),
-        Index("ix_community_rule_changes",
-              "community_id", "created_version", "retired_version", "retired_at"),
+        Index(
+            "ix_community_rule_changes", "community_id", "created_version", "retired_version", "retired_at"
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -355,8 +356,9 @@ class SubjectSystem(SQLModel, table=True):
     __tablename__ = "subject_system"
 
     system: str = Field(primary_key=True, max_length=256)
-    organization_id: str | None = Field(default=None, foreign_key="organization.id", index=True,
-                                        max_length=64)
+    organization_id: str | None = Field(
+        default=None, foreign_key="organization.id", index=True, max_length=64
+    )
     shared: bool = Field(default=False)
     case_insensitive: bool = Field(default=False)
     created_at: datetime = _ts()

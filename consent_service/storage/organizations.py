@@ -34,7 +34,8 @@ def get_client(session: Session, client_id: str) -> OAuthClient | None:
 
 # Built once and run as Core on the session's connection: every API call checks its client.
 _CLIENT_STATE = select(OAuthClient.disabled_at, OAuthClient.organization_id).where(
-    OAuthClient.client_id == bindparam("client_id"))
+    OAuthClient.client_id == bindparam("client_id")
+)
 
 
 def client_is_active(session: Session, client_id: str, organization: str) -> bool:
@@ -53,6 +54,9 @@ def list_clients(session: Session, organization: str | None = None) -> list[OAut
 
 
 def has_active_client(session: Session, organization: str) -> bool:
-    query = select(OAuthClient.client_id).where(OAuthClient.organization_id == organization,
-                                                OAuthClient.disabled_at.is_(None)).limit(1)
+    query = (
+        select(OAuthClient.client_id)
+        .where(OAuthClient.organization_id == organization, OAuthClient.disabled_at.is_(None))
+        .limit(1)
+    )
     return session.scalars(query).first() is not None

@@ -27,8 +27,11 @@ def add_system(session: Session, row: SubjectSystem) -> None:
 
 
 def consents_under(session: Session, keys: Iterable[str], *, recorded_by: str) -> list[str]:
-    return list(session.scalars(select(Consent.id).where(
-        Consent.subject_key.in_(list(keys)), Consent.recorded_by == recorded_by)))
+    return list(
+        session.scalars(
+            select(Consent.id).where(Consent.subject_key.in_(list(keys)), Consent.recorded_by == recorded_by)
+        )
+    )
 
 
 def old_keys(session: Session, new_key: str) -> list[str]:
@@ -46,14 +49,19 @@ def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime
         audit_rows.changing(session, Consent, consent_id)
     session.execute(update(Consent).where(Consent.subject_key == old_key).values(subject_key=new_key))
     have = set(session.scalars(select(Membership.community_id).where(Membership.subject_key == new_key)))
-    moving = session.execute(select(Membership.community_id, Membership.consent_id, Membership.created_at)
-                             .where(Membership.subject_key == old_key)).all()
+    moving = session.execute(
+        select(Membership.community_id, Membership.consent_id, Membership.created_at).where(
+            Membership.subject_key == old_key
+        )
+    ).all()
     for community, _, _ in moving:
         audit_rows.changing(session, Membership, old_key, community)
     session.execute(delete(Membership).where(Membership.subject_key == old_key))
     added: list[Membership | SubjectKeyAlias] = [
         Membership(subject_key=new_key, community_id=community, consent_id=consent, created_at=since)
-        for community, consent, since in moving if community not in have]
+        for community, consent, since in moving
+        if community not in have
+    ]
     if session.get(SubjectKeyAlias, old_key) is None:
         added.append(SubjectKeyAlias(old_key=old_key, new_key=new_key, at=at, by_organization=by))
     session.add_all(added)

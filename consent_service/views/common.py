@@ -42,8 +42,12 @@ def token_caller() -> Caller:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("A bearer access token is required.")
             settings = services().settings
-            cached = verified_caller(token.strip(), keys=services().keys, issuer=settings["TOKEN_ISSUER"],
-                                     audience=settings["TOKEN_AUDIENCE"])
+            cached = verified_caller(
+                token.strip(),
+                keys=services().keys,
+                issuer=settings["TOKEN_ISSUER"],
+                audience=settings["TOKEN_AUDIENCE"],
+            )
         except Unauthorized as exc:
             cached = exc
         g._token_caller = cached
@@ -80,8 +84,10 @@ def idempotency_key(operation: str, body: object) -> IdempotencyKey | None:
         return None
     key = key.strip()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise ValidationFailed("The Idempotency-Key header is not usable.", details={
-            IDEMPOTENCY_HEADER: [f"1 to {MAX_IDEMPOTENCY_KEY} printable characters"]})
+        raise ValidationFailed(
+            "The Idempotency-Key header is not usable.",
+            details={IDEMPOTENCY_HEADER: [f"1 to {MAX_IDEMPOTENCY_KEY} printable characters"]},
+        )
     return IdempotencyKey.for_request(key, operation=operation, body=body, secret=services().idempotency_key)
 
 

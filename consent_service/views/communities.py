@@ -36,8 +36,12 @@ from consent_service.services import approvals, communities, rules
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
-blp = ApiBlueprint("communities", __name__, url_prefix="/v1/communities",
-                description="Community governance: collective rules, approvals, decisions (OCAP)")
+blp = ApiBlueprint(
+    "communities",
+    __name__,
+    url_prefix="/v1/communities",
+    description="Community governance: collective rules, approvals, decisions (OCAP)",
+)
 
 
 @blp.route("/<community_id>")
@@ -53,8 +57,9 @@ class CommunityById(MethodView):
     def patch(self, body: dict[str, Any], community_id: str) -> communities.CommunityRecord:
         """Change the community's settings: whether answers name it (audited)."""
         caller = caller_with(Scope.RULES_WRITE)
-        return communities.change_settings(services(), caller=caller, community_id=community_id, now=now(),
-                                           **body)
+        return communities.change_settings(
+            services(), caller=caller, community_id=community_id, now=now(), **body
+        )
 
 
 @blp.route("/<community_id>/clients")
@@ -72,8 +77,9 @@ class DisableCommunityClient(MethodView):
     def post(self, community_id: str, client_id: str) -> dict[str, Any]:
         """Disable a client of one of the community's steward organizations (audited)."""
         caller = caller_with(Scope.RULES_WRITE)
-        return organization_cases.disable_client(services(), caller=caller, client_id=client_id, now=now(),
-                                                 community_id=community_id)
+        return organization_cases.disable_client(
+            services(), caller=caller, client_id=client_id, now=now(), community_id=community_id
+        )
 
 
 @blp.route("/<community_id>/rules")
@@ -97,15 +103,22 @@ class RuleById(MethodView):
     @blp.arguments(ChangeReasonIn, location="query", unknown=RAISE, as_kwargs=False)
     @blp.arguments(ChangeReasonIn, location="json", as_kwargs=False)
     @blp.response(200, RuleOut)
-    def delete(self, query: dict[str, Any], body: dict[str, Any], community_id: str,
-               rule_id: str) -> rules.RuleRecord:
+    def delete(
+        self, query: dict[str, Any], body: dict[str, Any], community_id: str, rule_id: str
+    ) -> rules.RuleRecord:
         """Retire the rule: it stops applying at once and stays in the history (who, when, why).
 
         The reason may come as a JSON body ``{"reason": ...}`` or as ``?reason=``.
         """
         caller = caller_with(Scope.RULES_WRITE)
-        return rules.retire_rule(services(), caller=caller, community_id=community_id, rule_id=rule_id,
-                                 reason=body.get("reason") or query.get("reason"), now=now())
+        return rules.retire_rule(
+            services(),
+            caller=caller,
+            community_id=community_id,
+            rule_id=rule_id,
+            reason=body.get("reason") or query.get("reason"),
+            now=now(),
+        )
 
 
 @blp.route("/<community_id>/approvals")
@@ -115,15 +128,17 @@ class Approvals(MethodView):
     def post(self, body: dict[str, Any], community_id: str) -> approvals.ApprovalRecord:
         """Grant the community's approval that its require_approval rules ask for."""
         caller = caller_with(Scope.RULES_WRITE)
-        return approvals.create_approval(services(), caller=caller, community_id=community_id, now=now(),
-                                         **body)
+        return approvals.create_approval(
+            services(), caller=caller, community_id=community_id, now=now(), **body
+        )
 
     @blp.arguments(ApprovalsQuery, location="query", unknown=RAISE)
     @blp.response(200, ApprovalListOut)
     def get(self, query: dict[str, Any], community_id: str) -> approvals.ApprovalList:
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
-        return approvals.list_approvals(services(), caller=caller, community_id=community_id, now=now(),
-                                        **query)
+        return approvals.list_approvals(
+            services(), caller=caller, community_id=community_id, now=now(), **query
+        )
 
 
 @blp.route("/<community_id>/approvals/<approval_id>/revoke")
@@ -132,8 +147,14 @@ class RevokeApproval(MethodView):
     @blp.response(200, ApprovalOut)
     def post(self, body: dict[str, Any], community_id: str, approval_id: str) -> approvals.ApprovalRecord:
         caller = caller_with(Scope.RULES_WRITE)
-        return approvals.revoke_approval(services(), caller=caller, community_id=community_id,
-                                     approval_id=approval_id, reason=body.get("reason"), now=now())
+        return approvals.revoke_approval(
+            services(),
+            caller=caller,
+            community_id=community_id,
+            approval_id=approval_id,
+            reason=body.get("reason"),
+            now=now(),
+        )
 
 
 @blp.route("/<community_id>/decisions")

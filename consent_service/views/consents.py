@@ -33,8 +33,9 @@ class Consents(MethodView):
         caller = caller_with(Scope.CONSENTS_WRITE)
         idempotency = idempotency_key("record-consent", request.get_json(silent=True))
         subject = body.pop("subject")
-        return cases.record(services(), caller=caller, subject=subject, terms=body, now=now(),
-                            idempotency=idempotency)
+        return cases.record(
+            services(), caller=caller, subject=subject, terms=body, now=now(), idempotency=idempotency
+        )
 
 
 @blp.route("/reviews")
@@ -69,8 +70,9 @@ class AmendConsent(MethodView):
     def post(self, body: dict[str, Any], consent_id: str) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         expected = body.pop("version", None)
-        return cases.amend(services(), caller=caller, consent_id=consent_id, terms=body,
-                           expected_version=expected, now=now())
+        return cases.amend(
+            services(), caller=caller, consent_id=consent_id, terms=body, expected_version=expected, now=now()
+        )
 
 
 @blp.route("/<consent_id>/revoke")
@@ -80,5 +82,11 @@ class RevokeConsent(MethodView):
     def post(self, body: dict[str, Any], consent_id: str) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         idempotency = idempotency_key(f"revoke-consent:{consent_id}", request.get_json(silent=True))
-        return cases.revoke(services(), caller=caller, consent_id=consent_id, reason=body.get("reason"),
-                            now=now(), idempotency=idempotency)
+        return cases.revoke(
+            services(),
+            caller=caller,
+            consent_id=consent_id,
+            reason=body.get("reason"),
+            now=now(),
+            idempotency=idempotency,
+        )

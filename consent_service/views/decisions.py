@@ -14,7 +14,7 @@ blp = ApiBlueprint(
     __name__,
     url_prefix="/v1/decisions",
     description="Recorded decisions (the requester, as it was told; a steward, the community-safe "
-                "view; audit:read, as recorded)",
+    "view; audit:read, as recorded)",
 )
 
 

@@ -17,9 +17,15 @@ from consent_service.views.limits import retry_after_seconds
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: ErrorCode.VALIDATION_ERROR, 401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 409: ErrorCode.CONFLICT,
-    413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.VALIDATION_ERROR, 429: ErrorCode.RATE_LIMITED,
+    400: ErrorCode.VALIDATION_ERROR,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.VALIDATION_ERROR,
+    429: ErrorCode.RATE_LIMITED,
     503: ErrorCode.UNAVAILABLE,
 }
 _MESSAGES = {
@@ -34,8 +40,13 @@ _MESSAGES = {
 _OAUTH_CODES = {"invalid_client": ErrorCode.UNAUTHORIZED, "unauthorized_client": ErrorCode.UNAUTHORIZED}
 
 
-def render(status: int, code: ErrorCode | str, message: str, details: dict[str, Any] | None = None,
-           headers: list[tuple[str, str]] | None = None) -> Response:
+def render(
+    status: int,
+    code: ErrorCode | str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
     response = jsonify(error_body(code, message, details))
     response.status_code = status
     for name, value in headers or []:
@@ -80,8 +91,9 @@ def render_oauth_error(status: int, payload: dict[str, Any], headers: list[tuple
     oauth_code = str(payload.get("error", "invalid_request"))
     code = _OAUTH_CODES.get(oauth_code, ErrorCode.VALIDATION_ERROR)
     message = str(payload.get("error_description") or oauth_code.replace("_", " "))
-    return render(401 if code is ErrorCode.UNAUTHORIZED else status, code, message,
-                  {"oauth_error": oauth_code}, headers)
+    return render(
+        401 if code is ErrorCode.UNAUTHORIZED else status, code, message, {"oauth_error": oauth_code}, headers
+    )
 
 
 def register(app: Flask) -> None:
@@ -92,9 +104,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:
         seconds = retry_after_seconds()
-        return render(429, ErrorCode.RATE_LIMITED, _MESSAGES[ErrorCode.RATE_LIMITED],
-                      {"limit": str(exc.description), "retry_after": seconds},
-                      [("Retry-After", str(seconds))])
+        return render(
+            429,
+            ErrorCode.RATE_LIMITED,
+            _MESSAGES[ErrorCode.RATE_LIMITED],
+            {"limit": str(exc.description), "retry_after": seconds},
+            [("Retry-After", str(seconds))],
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -28,8 +28,10 @@ def _stylesheet() -> tuple[str, str]:
 
 
 def content_security_policy() -> str:
-    return (f"default-src 'none'; style-src 'sha256-{_stylesheet()[1]}'; img-src 'none'; script-src 'none'; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return (
+        f"default-src 'none'; style-src 'sha256-{_stylesheet()[1]}'; img-src 'none'; script-src 'none'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 def wants_html(format_param: str | None) -> bool:
@@ -37,8 +39,10 @@ def wants_html(format_param: str | None) -> bool:
     if format_param is not None:
         return format_param == "html"
     accept = request.accept_mimetypes
-    return accept.best_match(["application/json", "text/html"]) == "text/html" and \
-        accept["text/html"] > accept["application/json"]
+    return (
+        accept.best_match(["application/json", "text/html"]) == "text/html"
+        and accept["text/html"] > accept["application/json"]
+    )
 
 
 def page(template: str, **context: Any) -> Response:

@@ -133,10 +133,18 @@ def apply(app: Flask, limiter: Limiter, settings: dict[str, Any]) -> None:
     app.extensions[LIMITER_EXTENSION] = limiter  # flask-limiter keeps only a weak reference
     view = app.view_functions[TOKEN_ENDPOINT]
     view = limiter.limit(settings["RATELIMIT_TOKEN"], key_func=token_address)(view)
-    view = limiter.limit(settings["RATELIMIT_TOKEN_FAILURES"], key_func=token_client,
-                         deduct_when=failed, scope="token-failures-client")(view)
-    view = limiter.limit(settings["RATELIMIT_TOKEN_FAILURES"], key_func=token_address,
-                         deduct_when=failed, scope="token-failures-address")(view)
+    view = limiter.limit(
+        settings["RATELIMIT_TOKEN_FAILURES"],
+        key_func=token_client,
+        deduct_when=failed,
+        scope="token-failures-client",
+    )(view)
+    view = limiter.limit(
+        settings["RATELIMIT_TOKEN_FAILURES"],
+        key_func=token_address,
+        deduct_when=failed,
+        scope="token-failures-address",
+    )(view)
     app.view_functions[TOKEN_ENDPOINT] = view
     for endpoint in EXEMPT_ENDPOINTS:
         if endpoint in app.view_functions:

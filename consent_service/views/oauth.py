@@ -19,9 +19,14 @@ def issue_token():  # type: ignore[no-untyped-def]
     strings either). The client must treat that secret as exposed.
     """
     if request.query_string:
-        return render_oauth_error(400, {
-            "error": "invalid_request",
-            "error_description": "parameters and credentials go in the request body, never the URL"}, [])
+        return render_oauth_error(
+            400,
+            {
+                "error": "invalid_request",
+                "error_description": "parameters and credentials go in the request body, never the URL",
+            },
+            [],
+        )
     return current_app.extensions["consent_token_server"].create_token_response()
 
 

@@ -27,8 +27,7 @@ class VerifyReceipt(MethodView):
         Any valid token may ask. An invalid receipt is ``valid: false`` with a ``problem``, never
         an error. Valid says nothing about whether a consent is still in force: ask its recorder.
         """
-        caller_with()
-        return receipt_check.verify(services(), token=body["receipt"])
+        return receipt_check.verify(services(), caller=caller_with(), token=body["receipt"])
 
 
 @blp.route("/consents/<consent_id>/receipt.html")
@@ -41,6 +40,7 @@ class ReceiptPage(MethodView):
         ``?version=`` picks an earlier version's receipt; default the current one.
         """
         caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
-        receipt = access_report.receipt_page(services(), caller=caller, consent_id=consent_id,
-                                             version=query.get("version"), now=now())
+        receipt = access_report.receipt_page(
+            services(), caller=caller, consent_id=consent_id, version=query.get("version"), now=now()
+        )
         return html.page("consent_receipt.html", **vars(receipt))

@@ -40,8 +40,10 @@ def register(app: Flask) -> None:
     def _refuse_nul() -> None:
         form = request.mimetype in FORM_TYPES and _has_nul(request.form)
         if "\x00" in request.path or _has_nul(request.args) or form:
-            raise ValidationFailed("The request contains a NUL character.",
-                                   details={"_request": ["must not contain NUL (%00) characters"]})
+            raise ValidationFailed(
+                "The request contains a NUL character.",
+                details={"_request": ["must not contain NUL (%00) characters"]},
+            )
 
     @app.after_request
     def _headers(response: Response) -> Response:

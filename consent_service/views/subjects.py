@@ -23,8 +23,12 @@ from consent_service.services import subjects as cases
 from consent_service.views import html
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
-blp = ApiBlueprint("subjects", __name__, url_prefix="/v1",
-                   description="Subjects: identifier systems, and a person's own record")
+blp = ApiBlueprint(
+    "subjects",
+    __name__,
+    url_prefix="/v1",
+    description="Subjects: identifier systems, and a person's own record",
+)
 
 
 @blp.route("/subjects/access-report")
@@ -32,9 +36,14 @@ class AccessReport(MethodView):
     @blp.arguments(AccessReportIn)
     @blp.arguments(FormatQuery, location="query")
     @blp.response(200, AccessReportOut)
-    @blp.alt_response(200, schema={"type": "string"}, content_type="text/html", success=True,
-                      description="the report; as text/html (?format=html or Accept: text/html), "
-                                  "the same as a printable page")
+    @blp.alt_response(
+        200,
+        schema={"type": "string"},
+        content_type="text/html",
+        success=True,
+        description="the report; as text/html (?format=html or Accept: text/html), "
+        "the same as a printable page",
+    )
     def post(self, body: dict[str, Any], query: dict[str, Any]) -> cases.AccessReport | Response:
         """The person's consents with us (every version and revocation) and every decision about
         them: when, who asked, for what, which data, permit or deny, and why.

@@ -45,6 +45,7 @@ from consent_service.web.session import caller_with, now, signed_in
 
 bp = blueprint("intake", __name__, "/web/intake")
 
+
 def tree(terms: Mapping[str, Term]) -> list[tuple[Term, int]]:
     """Terms in file order with each parent followed by its children, and each one's depth."""
     out: list[tuple[Term, int]] = []

@@ -55,9 +55,7 @@ def index() -> Response:
 @bp.get("/<community_id>/")
 def rules(community_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
-    listed = rule_cases.list_rules(
-        services(), caller=caller, community_id=community_id, include_retired=True
-    )
+    listed = rule_cases.list_rules(services(), caller=caller, community_id=community_id, include_retired=True)
     # words.rule() reads a rule by key, as the new-rule form's preview gives it
     active = [asdict(r) for r in listed.rules if r.status == "active"]
     retired = [asdict(r) for r in listed.rules if r.status != "active"]
@@ -145,9 +143,7 @@ def new_rule(community_id: str) -> Response:
 @bp.route("/<community_id>/rules/<rule_id>/retire", methods=["GET", "POST"])
 def retire_rule(community_id: str, rule_id: str) -> Response:
     caller = caller_with(Scope.RULES_WRITE)
-    listed = rule_cases.list_rules(
-        services(), caller=caller, community_id=community_id, include_retired=True
-    )
+    listed = rule_cases.list_rules(services(), caller=caller, community_id=community_id, include_retired=True)
     rule = next((asdict(r) for r in listed.rules if r.id == rule_id), None)
     if rule is None:
         raise NotFound("No such rule in this community.")
