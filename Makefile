@@ -34,7 +34,8 @@ demo: install
 	$(BIN)/consent-service demo
 
 lint: install
-	$(BIN)/ruff check consent_service tests migrations
+	$(BIN)/ruff check consent_service tests migrations bench
+	$(BIN)/ruff format --check consent_service tests migrations bench
 	$(BIN)/mypy
 
 # -n auto: one pytest-xdist worker a core (each with its own SQLite files, PostgreSQL schema,

@@ -120,10 +120,10 @@ def make_api() -> Api:
     from consent_service.schemas.common import ErrorSchema
 
     api = Api()
-    api.ARGUMENTS_PARSER = ContractParser()  # type: ignore[attr-defined]
+    api.ARGUMENTS_PARSER = ContractParser()
     # The error responses flask-smorest documents (400, default, and one per status) have the
     # contract's body, {"error": {"code", "message", "details"}}, not flask-smorest's own.
-    api.ERROR_SCHEMA = ErrorSchema  # type: ignore[assignment]
+    api.ERROR_SCHEMA = ErrorSchema
     return api
 
 

@@ -53,7 +53,7 @@ def token_caller() -> Caller:
         g._token_caller = cached
     if isinstance(cached, Unauthorized):
         raise cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def caller_with(*scopes: Scope) -> Caller:

@@ -65,7 +65,7 @@ class CommunityById(MethodView):
 @blp.route("/<community_id>/clients")
 class CommunityClients(MethodView):
     @blp.response(200, ClientListOut)
-    def get(self, community_id: str) -> dict[str, Any]:
+    def get(self, community_id: str) -> organization_cases.CommunityClients:
         """Every client of the community's steward organizations: each can act for it."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return organization_cases.community_clients(services(), caller=caller, community_id=community_id)
@@ -74,7 +74,7 @@ class CommunityClients(MethodView):
 @blp.route("/<community_id>/clients/<client_id>/disable")
 class DisableCommunityClient(MethodView):
     @blp.response(200, ClientOut)
-    def post(self, community_id: str, client_id: str) -> dict[str, Any]:
+    def post(self, community_id: str, client_id: str) -> organization_cases.ClientRecord:
         """Disable a client of one of the community's steward organizations (audited)."""
         caller = caller_with(Scope.RULES_WRITE)
         return organization_cases.disable_client(

@@ -126,8 +126,9 @@ def register(app: Flask) -> None:
         response = render(status, code, message, details)
         for name, value in (data.get("headers") or {}).items():
             response.headers[name] = value
-        if status == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        allowed = getattr(exc, "valid_methods", None)
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(DBAPIError)

@@ -131,7 +131,7 @@ def configure(app: Flask, settings: dict[str, Any]) -> None:
 def apply(app: Flask, limiter: Limiter, settings: dict[str, Any]) -> None:
     """The token endpoint's limits and the exemptions; call after ``limiter.init_app``."""
     app.extensions[LIMITER_EXTENSION] = limiter  # flask-limiter keeps only a weak reference
-    view = app.view_functions[TOKEN_ENDPOINT]
+    view: Any = app.view_functions[TOKEN_ENDPOINT]  # flask-limiter's decorators are typed for async views
     view = limiter.limit(settings["RATELIMIT_TOKEN"], key_func=token_address)(view)
     view = limiter.limit(
         settings["RATELIMIT_TOKEN_FAILURES"],
@@ -148,7 +148,8 @@ def apply(app: Flask, limiter: Limiter, settings: dict[str, Any]) -> None:
     app.view_functions[TOKEN_ENDPOINT] = view
     for endpoint in EXEMPT_ENDPOINTS:
         if endpoint in app.view_functions:
-            app.view_functions[endpoint] = limiter.exempt(app.view_functions[endpoint])
+            exempt: Any = limiter.exempt(app.view_functions[endpoint])
+            app.view_functions[endpoint] = exempt
     # After-request functions run last-registered first: put this one first in the list so
     # it runs after flask-limiter's header injection.
     app.after_request_funcs.setdefault(None, []).insert(0, _retry_after_as_in_body)

@@ -10,7 +10,7 @@ blp = Blueprint("oauth", __name__)
 
 
 @blp.post("/oauth/token")
-def issue_token():  # type: ignore[no-untyped-def]
+def issue_token():
     """OAuth 2.0 client credentials (RFC 6749 §4.4); the answer is an RFC 9068 JWT.
 
     Parameters belong in the body (RFC 6749 §2.3.1 forbids client credentials in the URL):
@@ -31,7 +31,7 @@ def issue_token():  # type: ignore[no-untyped-def]
 
 
 @blp.get("/.well-known/jwks.json")
-def jwks():  # type: ignore[no-untyped-def]
+def jwks():
     response = jsonify(current_app.extensions["consent_service"].keys.public_jwks())
     response.cache_control.max_age = 300
     response.cache_control.public = True

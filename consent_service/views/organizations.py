@@ -47,6 +47,6 @@ class DisableClient(MethodView):
 class Communities(MethodView):
     @blp.arguments(CommunityIn)
     @blp.response(201, CommunityOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> community_cases.CommunityRecord:
         caller = caller_with(Scope.ADMIN)
         return community_cases.create_community(services(), caller=caller, now=now(), **body)

@@ -33,7 +33,7 @@ def language() -> str:
         if chosen not in LANGUAGES:
             chosen = request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT)
         g.web_lang = chosen
-    return g.web_lang  # type: ignore[no-any-return]
+    return g.web_lang
 
 
 def register(app: Flask) -> None:

@@ -35,7 +35,7 @@ def words() -> Words:
             communities={c["id"]: c["name"] for c in names["communities"]},
             zone=time_zone(services().settings["TIMEZONE"]),
         )
-    return g.web_words  # type: ignore[no-any-return]
+    return g.web_words
 
 
 def _context() -> dict[str, Any]:

@@ -73,7 +73,7 @@ def current_user() -> SignedInUser | None:
             if user is None:
                 session.clear()
         g.web_user = user
-    return g.web_user  # type: ignore[no-any-return]
+    return g.web_user
 
 
 def signed_in() -> SignedInUser:
@@ -105,7 +105,7 @@ def check_csrf() -> None:
 
 
 def csrf_token() -> str:
-    return generate_csrf(token_key=CSRF_FIELD)  # type: ignore[no-any-return]
+    return generate_csrf(token_key=CSRF_FIELD)
 
 
 def now() -> datetime:
