@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +20,7 @@ from consent_service.core import audit_chain as audit
 from consent_service.core import pseudonyms
 from consent_service.core.caller import Caller, Via
 from consent_service.core.engine import DecisionEngine
-from consent_service.core.keys import SigningKeys
+from consent_service.core.keys import SigningKeys, load_secret
 from consent_service.core.policy import PolicyBase
 from consent_service.errors import Unauthorized
 from consent_service.services import audit_rows
@@ -29,7 +30,8 @@ from consent_service.storage import audit as audit_store
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import organizations as organization_store
 from consent_service.storage import users as user_store
-from consent_service.storage.db import read_snapshot, write
+from consent_service.storage.db import make_engine, read_snapshot, session_factory, write
+from consent_service.storage.urls import database_url
 
 EXTENSION = "consent_service"  # the key of the container in ``flask.Flask.extensions``
 
@@ -49,6 +51,24 @@ class Services:
     state_key: bytes = field(init=False)  # the secret tally of those digests (never stored)
     idempotency_key: bytes = field(init=False)
     subjects: Subjects = field(init=False)
+
+    @classmethod
+    def build(cls, settings: dict[str, Any], instance: Path) -> Services:
+        """The container of one process: its database engine, policies, keys and secret."""
+        engine = make_engine(
+            database_url(settings, instance),
+            busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
+            statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
+            pool_size=settings["DB_POOL_SIZE"],
+            schema=settings["DB_SCHEMA"],
+        )
+        return cls(
+            sessions=session_factory(engine),
+            policy=PolicyBase(settings["POLICIES_DIR"]),
+            keys=SigningKeys.load(settings["SIGNING_KEYS"], instance),
+            secret=load_secret(settings["SECRET_KEY"], instance),
+            settings=settings,
+        )
 
     def __post_init__(self) -> None:
         self.engine = DecisionEngine(self.policy)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.core.credentials import secret_matches
+from consent_service.storage import organizations as organization_store
+from consent_service.storage.db import read_snapshot
 
 AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 
@@ -37,3 +41,21 @@ class ClientCredentials(ClientMixin):
         if not scope:
             return list_to_scope(sorted(self.scopes))
         return list_to_scope([s for s in scope_to_list(scope) if s in self.scopes])
+
+
+def client_lookup(sessions: sessionmaker[Session]) -> Callable[[str], ClientCredentials | None]:
+    """How the token endpoint finds a client: active ones only, read fresh on every request."""
+
+    def query_client(client_id: str) -> ClientCredentials | None:
+        with read_snapshot(sessions) as session:
+            row = organization_store.get_client(session, client_id)
+            if row is None or row.disabled_at is not None:
+                return None
+            return ClientCredentials(
+                client_id=row.client_id,
+                secret_hash=row.secret_hash,
+                organization=row.organization_id,
+                scopes=frozenset(row.scopes.split()),
+            )
+
+    return query_client
