@@ -28,7 +28,7 @@ from casbin.rbac.default_role_manager import role_manager as default_role_manage
 
 from consent_service.core.policy import PolicyBase, Rule
 from consent_service.core.wire import ManagementAction, RuleEffect
-from consent_service.schemas.organizations import CommunityIn
+from consent_service.schemas.communities import CommunityIn
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 MODEL_CONF = POLICIES / "model.conf"
