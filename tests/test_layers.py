@@ -143,3 +143,24 @@ def test_the_layer_check_sees_a_break(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def lazy():\n    from consent_service.views import common\n", encoding="utf-8")
     assert "consent_service.views.common" in _imports(sample)
+
+
+def test_no_page_or_view_acts_as_the_operator() -> None:
+    """A request's caller is its token's or its signed-in person's, re-checked by the use case.
+
+    ``caller=None`` (or ``Via.OPERATOR``) skips that re-check; it is for the command line only.
+    """
+    broken = []
+    for layer in ("views", "web"):
+        for path in _modules(layer):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg == "caller"
+                    and isinstance(node.value, ast.Constant)
+                    and node.value.value is None
+                ):
+                    broken.append(f"{path.relative_to(PACKAGE)}:{node.value.lineno} caller=None")
+                if isinstance(node, ast.Attribute) and node.attr == "OPERATOR":
+                    broken.append(f"{path.relative_to(PACKAGE)}:{node.lineno} Via.OPERATOR")
+    assert not broken, "\n".join(broken)
