@@ -92,7 +92,7 @@ def idempotency_key(operation: str, body: object) -> IdempotencyKey | None:
 
 
 class ApiBlueprint(Blueprint):
-    """A ``/v1`` blueprint: bodies parsed by the contract's parser, the caller authenticated first.
+    """A ``/v1`` blueprint: bodies parsed by the contract's parser, the token checked first.
 
     flask-smorest binds the parser when ``@blp.arguments`` decorates a view, at import time, so
     it must be a class attribute here (setting it on the blueprint in the app factory is too
