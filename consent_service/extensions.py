@@ -116,10 +116,44 @@ class ContractParser(FlaskParser):
         return parsed
 
 
+class LazilyDocumentedApi(Api):
+    """flask-smorest's Api, documenting each blueprint when the OpenAPI document is first read
+    rather than when the blueprint is registered.
+
+    Writing a blueprint's operations into the document (apispec resolving every schema) was
+    half the cost of building an app, paid by every app a test builds and by every worker at
+    start, though most never serve ``/openapi.json``. The document is the same: the blueprints
+    are documented in the order they were registered, by flask-smorest's own code, the first
+    time anything reads ``api.spec``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._undocumented: list[tuple[Any, str, Any]] = []
+        super().__init__(*args, **kwargs)
+
+    @property
+    def spec(self) -> Any:
+        pending, self._undocumented = self._undocumented, []
+        for blp, name, parameters in pending:
+            blp.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
+            self._spec.tag({"name": name, "description": blp.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
+
+
 def make_api() -> Api:
     from consent_service.schemas.common import ErrorSchema
 
-    api = Api()
+    api = LazilyDocumentedApi()
     api.ARGUMENTS_PARSER = ContractParser()
     # The error responses flask-smorest documents (400, default, and one per status) have the
     # contract's body, {"error": {"code", "message", "details"}}, not flask-smorest's own.

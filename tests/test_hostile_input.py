@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import schemathesis
 from api_helpers import assert_error, unchanged_tables
-from conftest import module_world
+from conftest import dispose, module_world
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -389,6 +389,27 @@ def test_the_bound_check_fires_on_an_unbounded_list(client):
     spec = client.get("/openapi.json").get_json()
     del spec["components"]["schemas"]["AuthorizeIn"]["properties"]["data_categories"]["maxItems"]
     assert _unbounded(spec) == ["AuthorizeIn.data_categories: a list without maxItems"]
+
+
+def test_the_document_is_flask_smorests_own_though_written_when_first_read(app_config, monkeypatch):
+    """The API documents its blueprints when /openapi.json is first read, not when the app is
+    built (consent_service/extensions.py): the document must be the one flask-smorest writes
+    eagerly, operation for operation, and must name every /v1 route."""
+    from flask_smorest import Api
+
+    from consent_service import create_app, extensions
+
+    lazy_app = create_app(app_config)
+    lazy = lazy_app.test_client().get("/openapi.json").get_json()
+    monkeypatch.setattr(extensions, "LazilyDocumentedApi", Api)
+    eager_app = create_app(app_config)
+    assert type(eager_app.extensions["consent_api"]) is Api
+    eager = eager_app.test_client().get("/openapi.json").get_json()
+    assert lazy == eager
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in lazy_app.url_map.iter_rules()}
+    assert {route for route in routes if route.startswith("/v1/")} <= set(lazy["paths"])
+    for application in (lazy_app, eager_app):
+        dispose(application)
 
 
 def test_error_answers_are_documented_with_the_contracts_body(client):
