@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -201,7 +202,9 @@ def snapshot_of(world: World) -> Snapshot:
 
 
 @contextmanager
-def module_world(request: pytest.FixtureRequest, backend: str, label: str) -> Iterator[World]:
+def module_world(
+    request: pytest.FixtureRequest, backend: str, label: str, settings: dict[str, Any] | None = None
+) -> Iterator[World]:
     """An app on a database of the module's own, and its World, for the tests of a module that
     share one (dropped after the module)."""
     directory = request.getfixturevalue("tmp_path_factory").mktemp(label)
@@ -212,9 +215,49 @@ def module_world(request: pytest.FixtureRequest, backend: str, label: str) -> It
             database: dict[str, Any] = {"DATABASE_URL": f"sqlite:///{path}"}
         else:
             database = {"DATABASE_URL": PG_URL, "DB_SCHEMA": stack.enter_context(new_pg_schema(f"_{label}"))}
-        application = create_app(config_for(database, directory))
+        application = create_app({**config_for(database, directory), **(settings or {})})
         stack.callback(dispose, application)
         yield World(application, application.test_client())
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A world made once for a module: its database (to copy), its tokens, what the maker returned."""
+
+    snapshot: Snapshot
+    tokens: dict[tuple[str, tuple[str, ...]], str]
+    made: float
+    built: Any = None
+
+
+SEED_LIFETIME = 300  # seconds; well within the tokens' 900 s, so no test gets an expired token
+
+
+@contextmanager
+def seeded(
+    request: pytest.FixtureRequest,
+    backend: str,
+    label: str,
+    build: Callable[[World], Any],
+    settings: dict[str, Any] | None = None,
+) -> Iterator[Callable[[], Seed]]:
+    """``seeds()``: a world that ``build`` made once for the module (made again when its tokens
+    grow old). A test starts from a copy of its database (override ``database_start`` with
+    ``seeds().snapshot``) and adopts its tokens, instead of making the same world again: the
+    organizations, communities and clients most tests of a module begin with. ``settings``: the
+    module's own settings that shape what is built (cheap password hashes, say)."""
+    with ExitStack() as stack:
+        made: list[Seed] = []
+
+        def current() -> Seed:
+            if not made or time.time() - made[-1].made > SEED_LIFETIME:
+                world = stack.enter_context(module_world(request, backend, label, settings))
+                built = build(world)
+                dispose(world.app)
+                made.append(Seed(snapshot_of(world), world.tokens(), time.time(), built))
+            return made[-1]
+
+        yield current
 
 
 @pytest.fixture

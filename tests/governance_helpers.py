@@ -7,9 +7,12 @@ Two communities (Nation A and Nation B, each with its council as steward), a res
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from api_helpers import SUBJECT, assert_ok, body_with
+from conftest import Seed, Snapshot, seeded
 from flask.testing import FlaskClient
 
 from consent_service.storage import communities as community_store
@@ -78,6 +81,13 @@ class Governance:
                 ),
                 201,
             )
+
+    @classmethod
+    def resumed(cls, client: FlaskClient, world: Any) -> Governance:
+        """The governance of a test whose database is a copy of a seeded one (its tokens adopted)."""
+        governance = cls.__new__(cls)
+        governance.client, governance.world = client, world
+        return governance
 
     # -- who calls ------------------------------------------------------------------------
 
@@ -156,3 +166,50 @@ class Governance:
 
 def reason_codes(decision: dict[str, Any]) -> list[str]:
     return [reason["code"] for reason in decision["reasons"]]
+
+
+def seeded_governance(
+    label: str,
+    *,
+    show_community_id: bool = False,
+    also: Callable[[Governance], Any] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:
+    """Fixtures for a module whose tests start from the governance world: ``gov`` is a
+    :class:`Governance` on a copy of a world made once per module and backend, with the tokens
+    most tests use already given (``conftest.seeded``). Tests that do not ask for ``gov`` start
+    from an empty database as usual. Use: ``governance_seeds, seed, database_start, gov =
+    seeded_governance("label")`` at the top of the module. ``also``: what the module's tests all
+    begin with besides (consents, people who sign in); ``settings``: the module's settings that
+    shape it."""
+
+    def build(world: Any) -> None:
+        governance = Governance(world.client, world, show_community_id=show_community_id)
+        for community in (NATION_A, NATION_B):
+            governance.steward(community)
+        governance.recorder()
+        world.headers(RESEARCHER, "authorize")
+        if also is not None:
+            also(governance)
+
+    @pytest.fixture(scope="module", name="governance_seeds")
+    def governance_seeds(
+        request: pytest.FixtureRequest, database_backend: str
+    ) -> Iterator[Callable[[], Seed]]:
+        with seeded(request, database_backend, label, build, settings) as seeds:
+            yield seeds
+
+    @pytest.fixture(name="seed")
+    def seed(governance_seeds: Callable[[], Seed]) -> Seed:
+        return governance_seeds()
+
+    @pytest.fixture(name="database_start")
+    def database_start(request: pytest.FixtureRequest) -> Snapshot | None:
+        return request.getfixturevalue("seed").snapshot if "gov" in request.fixturenames else None
+
+    @pytest.fixture(name="gov")
+    def gov(client: FlaskClient, world: Any, seed: Seed) -> Governance:
+        world.adopt(seed.tokens)
+        return Governance.resumed(client, world)
+
+    return governance_seeds, seed, database_start, gov

@@ -23,14 +23,13 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from api_helpers import CONSENT, SUBJECT, assert_error, json_of, table_counts
-from conftest import Snapshot, dispose, module_world, snapshot_of
+from conftest import Seed, Snapshot, seeded
 from flask import Flask
 from joserfc.jwk import KeySet
 from security_helpers import (
@@ -278,33 +277,12 @@ class Context(dict):
         return self.client.open(self.path(rule, **overrides), method=method, **kwargs)
 
 
-@dataclass(frozen=True)
-class Seed:
-    """The world of ``seed_world``, made once: its database, ids and tokens."""
-
-    snapshot: Snapshot
-    ids: dict[str, str]
-    tokens: dict[tuple[str, tuple[str, ...]], str]
-    made: float
-
-
-SEED_LIFETIME = 300  # seconds; well within the tokens' 900 s, so no test gets an expired "good" token
-
-
 @pytest.fixture(scope="module")
 def seeds(request, database_backend) -> Iterator[Callable[[], Seed]]:
-    """``seeds()``: the seeded world of this module and backend, made again when it gets old."""
-    with ExitStack() as stack:
-        made: list[Seed] = []
-
-        def current() -> Seed:
-            if not made or time.time() - made[-1].made > SEED_LIFETIME:
-                world = stack.enter_context(module_world(request, database_backend, "auth-matrix"))
-                ids = seed_world(world.client, world)
-                dispose(world.app)
-                made.append(Seed(snapshot_of(world), ids, world.tokens(), time.time()))
-            return made[-1]
-
+    """``seeds()``: the world of ``seed_world`` for this module and backend (its ids in ``built``)."""
+    with seeded(
+        request, database_backend, "auth-matrix", lambda world: seed_world(world.client, world)
+    ) as current:
         yield current
 
 
@@ -324,7 +302,7 @@ def ctx(app, client, world, seed) -> Context:
     """A world in which every operation can succeed: a copy of the seeded database, its tokens."""
     world.adopt(seed.tokens)
     c = Context(app, client, world)
-    c.update(seed.ids)
+    c.update(seed.built)
     return c
 
 

@@ -36,15 +36,13 @@ from governance_helpers import (
     OUTSIDER,
     RESEARCHER,
     Governance,
+    seeded_governance,
 )
 from sqlalchemy import select
 
 from consent_service.storage.models import AuditEntry
 
-
-@pytest.fixture
-def gov(client, world) -> Governance:
-    return Governance(client, world)
+governance_seeds, seed, database_start, gov = seeded_governance("communities")
 
 
 @contextmanager

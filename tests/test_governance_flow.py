@@ -16,16 +16,13 @@ from governance_helpers import (
     NATION_A,
     NATION_B,
     OUTSIDER,
-    Governance,
     reason_codes,
+    seeded_governance,
 )
 
-
-@pytest.fixture
-def gov(client, world) -> Governance:
-    # These communities show their id, so the answers say which community decided (the requester
-    # is named by the member's consent); the default, hidden id is tests/test_disclosure.py's.
-    return Governance(client, world, show_community_id=True)
+# These communities show their id, so the answers say which community decided (the requester
+# is named by the member's consent); the default, hidden id is tests/test_disclosure.py's.
+governance_seeds, seed, database_start, gov = seeded_governance("governance-flow", show_community_id=True)
 
 
 class TestADenyRuleOverridesConsent:

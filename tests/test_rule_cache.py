@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from governance_helpers import APPROVAL_RULE, DENY_RULE, NATION_A, RESEARCHER, Governance, reason_codes
+from governance_helpers import (
+    APPROVAL_RULE,
+    DENY_RULE,
+    NATION_A,
+    RESEARCHER,
+    reason_codes,
+    seeded_governance,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_policy_casbin import (
@@ -118,11 +125,9 @@ class TestCompiledRulesWithChanges:
         ) == [changed]
 
 
-@pytest.fixture
-def gov(client, world) -> Governance:
-    governance = Governance(client, world, show_community_id=True)
-    governance.consent()
-    return governance
+governance_seeds, seed, database_start, gov = seeded_governance(
+    "rule-cache", show_community_id=True, also=lambda governance: governance.consent()
+)
 
 
 @pytest.fixture

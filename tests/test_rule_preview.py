@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 from governance_helpers import (
     APPROVAL_RULE,
     COUNCIL_A,
@@ -18,6 +17,7 @@ from governance_helpers import (
     OUTSIDER,
     RESEARCHER,
     Governance,
+    seeded_governance,
 )
 from sqlalchemy import update
 
@@ -31,12 +31,12 @@ STEWARD = Caller(
 )
 
 
-@pytest.fixture
-def gov(client: FlaskClient, world: Any) -> Governance:
-    governance = Governance(client, world)
+def _two_consents(governance: Governance) -> None:
     governance.consent()
     governance.consent(subject=OUTSIDER, communities=[])
-    return governance
+
+
+governance_seeds, seed, database_start, gov = seeded_governance("rule-preview", also=_two_consents)
 
 
 def preview(

@@ -22,6 +22,7 @@ from governance_helpers import (
     RESEARCHER,
     Governance,
     reason_codes,
+    seeded_governance,
 )
 from security_helpers import legacy_consent
 from sqlalchemy import select
@@ -31,9 +32,7 @@ from consent_service.storage.models import AuditEntry
 SHARED = "urn:ca-on:health-card"
 
 
-@pytest.fixture
-def gov(client, world) -> Governance:
-    return Governance(client, world)
+governance_seeds, seed, database_start, gov = seeded_governance("subject-systems")
 
 
 def register(gov: Governance, headers: dict[str, str] | None = None, **body: Any):

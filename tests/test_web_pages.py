@@ -28,6 +28,7 @@ from governance_helpers import (
     RESEARCHER,
     Governance,
     reason_codes,
+    seeded_governance,
 )
 from sqlalchemy import select, update
 from web_helpers import (
@@ -54,11 +55,9 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {**app_config, **CHEAP_PASSWORDS}
 
 
-@pytest.fixture
-def gov(client: FlaskClient, world: Any) -> Governance:
-    governance = Governance(client, world)
-    make_people(world)
-    return governance
+governance_seeds, seed, database_start, gov = seeded_governance(
+    "web-pages", also=lambda governance: make_people(governance.world), settings=CHEAP_PASSWORDS
+)
 
 
 @pytest.fixture
