@@ -34,6 +34,7 @@ from governance_helpers import (
     PROVIDER,
     RESEARCHER,
     Governance,
+    seeded_governance,
 )
 from security_helpers import legacy_consent
 from sqlalchemy import select
@@ -183,10 +184,13 @@ class Trial:
         return [c.value for b in self.browsers.values() if (c := b.get_cookie("consent_session")) is not None]
 
 
+governance_seeds, seed, database_start, gov = seeded_governance(
+    "audit-coverage", also=lambda governance: make_people(governance.world), settings=CHEAP_PASSWORDS
+)
+
+
 @pytest.fixture
-def trial(app: Flask, client: FlaskClient, world: Any) -> Trial:
-    gov = Governance(client, world)
-    make_people(world)
+def trial(app: Flask, client: FlaskClient, gov: Governance) -> Trial:
     return Trial(app, client, gov)
 
 
