@@ -81,6 +81,10 @@ class ConsentOut(StrictSchema):
     evidence = fields.Dict()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    revoked_reason = fields.String(allow_none=True)
+    receipt = fields.String()
+    receipt_id = fields.String()
 
 
 class ConsentCreatedOut(ConsentOut):
@@ -111,11 +115,6 @@ class AccessCodeOut(StrictSchema):
 
     def _access_code(self, new: Any) -> str:
         return access_codes.display(new.access_code)
-
-    revoked_at = fields.AwareDateTime(allow_none=True)
-    revoked_reason = fields.String(allow_none=True)
-    receipt = fields.String()
-    receipt_id = fields.String()
 
 
 class ConsentAuditOut(ConsentOut):

@@ -58,7 +58,7 @@ def caller_of(code_id: str, organization: str) -> Caller:
     )
 
 
-def _code_id(caller: Caller) -> str:
+def code_id(caller: Caller) -> str:
     if caller.via is not Via.SUBJECT:
         raise Forbidden("Only the person, signed in with their access code, uses their own view.")
     return caller.client_id.removeprefix(PERSON_CODE_PREFIX)
@@ -104,7 +104,7 @@ def _is_power_of_ten(n: int) -> bool:
 def is_current(services: Services, *, caller: Caller) -> bool:
     """Whether the code the person signed in with still works (not replaced since)."""
     with services.reading(None) as session:
-        return store.is_current(session, _code_id(caller))
+        return store.is_current(session, code_id(caller))
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class PersonView:
 
 def _scope(session: Any, caller: Caller) -> tuple[PersonAccessCode, list[str]]:
     """The code (checked current by the caller's re-check) and every key the person is found by."""
-    row = store.get(session, _code_id(caller))
+    row = store.get(session, code_id(caller))
     if row is None or row.organization_id != caller.organization:  # not reached: require_active
         raise NotFound("No such access code.")
     keys = list(dict.fromkeys([row.subject_key, *subject_store.old_keys(session, row.subject_key)]))
@@ -145,7 +145,8 @@ def view(services: Services, *, caller: Caller, now: datetime) -> PersonView:
             since=None if row.whole_history else first,
             now=now,
         )
-    return PersonView(organization=row.organization_id, generated_at=now, contents=contents)
+        organization = row.organization_id
+    return PersonView(organization=organization, generated_at=now, contents=contents)
 
 
 def consent(

@@ -49,9 +49,7 @@ def retire_all(session: Session, *, subject_key: str, organization: str, at: dat
     for code_id in ids:
         audit_rows.changing(session, PersonAccessCode, code_id)
     if ids:
-        session.execute(
-            update(PersonAccessCode).where(PersonAccessCode.id.in_(ids)).values(retired_at=at)
-        )
+        session.execute(update(PersonAccessCode).where(PersonAccessCode.id.in_(ids)).values(retired_at=at))
     return ids
 
 
