@@ -18,7 +18,7 @@ import pytest
 from api_helpers import all_rows_as_text, assert_error, assert_ok, table_counts
 from flask import Flask
 from flask.testing import FlaskClient
-from governance_helpers import GOVERNMENT, MEMBER, MEMBER_CONSENT, NATION_A, OUTSIDER, PROVIDER, Governance
+from governance_helpers import GOVERNMENT, MEMBER, MEMBER_CONSENT, OUTSIDER, PROVIDER, Governance
 from sqlalchemy import select
 from web_helpers import CHEAP_PASSWORDS, CSRF, WORKER, make_people, post_form, signed_in, text_of
 
@@ -104,7 +104,9 @@ class TestTheCode:
             page = my_page(opened(app, typed))
             assert consent["id"] in page
 
-    def test_without_a_code_every_page_sends_the_visitor_to_the_form(self, app: Flask, gov: Governance) -> None:
+    def test_without_a_code_every_page_sends_the_visitor_to_the_form(
+        self, app: Flask, gov: Governance
+    ) -> None:
         consent = gov.consent()
         stranger = app.test_client()
         for method, path in (
@@ -116,11 +118,14 @@ class TestTheCode:
             response = stranger.open(path, method=method, data=data)
             assert response.status_code in (302, 303), (method, path, response.status_code)
             assert response.headers["Location"].endswith("/me")
-        assert assert_ok(gov.client.get(f"/v1/consents/{consent['id']}", headers=gov.recorder()))[
-            "status"
-        ] == "active"
+        assert (
+            assert_ok(gov.client.get(f"/v1/consents/{consent['id']}", headers=gov.recorder()))["status"]
+            == "active"
+        )
 
-    def test_a_wrong_code_is_refused_without_saying_whether_it_exists(self, app: Flask, gov: Governance) -> None:
+    def test_a_wrong_code_is_refused_without_saying_whether_it_exists(
+        self, app: Flask, gov: Governance
+    ) -> None:
         code = gov.consent()["access_code"]
         replaced = assert_ok(
             gov.client.post(f"/v1/consents/{gov.consent()['id']}/access-code", headers=gov.recorder()), 201
@@ -171,7 +176,9 @@ class TestRotation:
         old = consent["access_code"]
         phone = opened(app, old)
         assert consent["id"] in my_page(phone)
-        new = assert_ok(gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=gov.recorder()), 201)
+        new = assert_ok(
+            gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=gov.recorder()), 201
+        )
         assert CODE.match(new["access_code"]) and new["access_code"] != old
         assert new["consent_id"] == consent["id"] and new["codes_replaced"] == 1
         # The page already open closes at its next request; the old code no longer opens it.
@@ -187,11 +194,15 @@ class TestRotation:
         consent = gov.consent()
         outsider = gov.world.headers("shelter-b", "consents:write")
         before = table_counts(app)
-        assert_error(gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=outsider), 404, "not_found")
+        assert_error(
+            gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=outsider), 404, "not_found"
+        )
         assert table_counts(app) == before
         assert consent["id"] in my_page(opened(app, consent["access_code"]))
 
-    def test_the_intake_page_shows_the_code_once_and_makes_a_new_one(self, app: Flask, gov: Governance) -> None:
+    def test_the_intake_page_shows_the_code_once_and_makes_a_new_one(
+        self, app: Flask, gov: Governance
+    ) -> None:
         make_people(gov.world)
         worker = signed_in(app.test_client(), WORKER)
         recorded = post_form(
@@ -263,7 +274,13 @@ class TestWhatThePageShows:
         )
         page = my_page(opened(app, mine["access_code"]))
         assert mine["id"] in page
-        for hidden in (theirs["id"], about_them["decision_id"], here["id"], elsewhere["id"], OUTSIDER["value"]):
+        for hidden in (
+            theirs["id"],
+            about_them["decision_id"],
+            here["id"],
+            elsewhere["id"],
+            OUTSIDER["value"],
+        ):
             assert hidden not in page
         shared_page = my_page(opened(app, here["access_code"]))
         assert here["id"] in shared_page and elsewhere["id"] not in shared_page
@@ -276,9 +293,14 @@ class TestWhatThePageShows:
                     f"/me/consents/{other}/withdraw", method=method, data={"csrf_token": token}
                 )
                 assert response.status_code == 404, (other, method)
-        assert assert_ok(
-            gov.client.get(f"/v1/consents/{elsewhere['id']}", headers=gov.world.headers("shelter-b", "consents:read"))
-        )["status"] == "active"
+        assert (
+            assert_ok(
+                gov.client.get(
+                    f"/v1/consents/{elsewhere['id']}", headers=gov.world.headers("shelter-b", "consents:read")
+                )
+            )["status"]
+            == "active"
+        )
 
     def test_the_page_is_in_french_for_a_french_reader(self, app: Flask, gov: Governance) -> None:
         code = gov.consent()["access_code"]
@@ -296,7 +318,7 @@ class TestWithdrawal:
         consent = gov.consent()
         phone = opened(app, consent["access_code"])
         page = my_page(phone)
-        assert f'/me/consents/{consent["id"]}/withdraw' in page  # step 1: the button beside it
+        assert f"/me/consents/{consent['id']}/withdraw" in page  # step 1: the button beside it
         before = table_counts(app)
         confirm = phone.get(f"/me/consents/{consent['id']}/withdraw")  # step 2: confirm
         assert confirm.status_code == 200 and "Step 2 of 2" in text_of(confirm)
@@ -315,7 +337,9 @@ class TestWithdrawal:
         assert revoked.actor_client.startswith("person-code:") and revoked.actor_org == PROVIDER
         with app.extensions[EXTENSION].sessions() as session:
             [event] = session.scalars(
-                select(ConsentEvent).where(ConsentEvent.consent_id == consent["id"], ConsentEvent.kind == "revoked")
+                select(ConsentEvent).where(
+                    ConsentEvent.consent_id == consent["id"], ConsentEvent.kind == "revoked"
+                )
             ).all()
             assert event.actor_client == revoked.actor_client and event.reason == "I changed my mind"
         # A decision after it is refused.
@@ -363,13 +387,17 @@ class TestSession:
 
 
 class TestLogs:
-    def test_the_code_is_never_logged(self, app: Flask, gov: Governance, caplog: pytest.LogCaptureFixture) -> None:
+    def test_the_code_is_never_logged(
+        self, app: Flask, gov: Governance, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.DEBUG)
         consent = gov.consent()
         code = consent["access_code"]
         phone = opened(app, code)
         my_page(phone)
-        new = assert_ok(gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=gov.recorder()), 201)
+        new = assert_ok(
+            gov.client.post(f"/v1/consents/{consent['id']}/access-code", headers=gov.recorder()), 201
+        )
         enter(app.test_client(), code)  # now a wrong code
         logged = "\n".join(record.getMessage() for record in caplog.records)
         assert caplog.records  # DEBUG logging was on
@@ -408,7 +436,9 @@ class TestRateLimits:
         return str(gov.consent()["access_code"])
 
     def test_per_address_every_attempt_counts(self, limited: Any) -> None:
-        application = limited(RATELIMIT_PERSON_CODE="3 per hour", RATELIMIT_PERSON_CODE_FAILURES="1000 per hour")
+        application = limited(
+            RATELIMIT_PERSON_CODE="3 per hour", RATELIMIT_PERSON_CODE_FAILURES="1000 per hour"
+        )
         code = self._code(application)
         here = {"environ_base": {"REMOTE_ADDR": "10.0.0.7"}}
         phone = application.test_client()
@@ -420,7 +450,9 @@ class TestRateLimits:
         assert enter(application.test_client(), code, **elsewhere).status_code == 303
 
     def test_wrong_codes_from_every_address_together(self, limited: Any) -> None:
-        application = limited(RATELIMIT_PERSON_CODE="1000 per hour", RATELIMIT_PERSON_CODE_FAILURES="3 per hour")
+        application = limited(
+            RATELIMIT_PERSON_CODE="1000 per hour", RATELIMIT_PERSON_CODE_FAILURES="3 per hour"
+        )
         code = self._code(application)
         for n in range(3):
             there = {"environ_base": {"REMOTE_ADDR": f"10.0.1.{n}"}}
