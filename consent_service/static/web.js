@@ -13,7 +13,7 @@ document.addEventListener("DOMContentLoaded", function () {
 // The person's page (/me): a QR code on the receipt opens /me#<code>. The fragment never reaches
 // a server or a Referer; move it into the form, take it out of the address bar and history,
 // and send the form (a POST: the code never appears in a URL the server sees).
-document.addEventListener("DOMContentLoaded", function () {
+function carryCodeFromFragment() {
   var form = document.getElementById("code-form");
   var input = document.getElementById("code");
   var carried = window.location.hash.replace(/^#/, "");
@@ -21,4 +21,6 @@ document.addEventListener("DOMContentLoaded", function () {
   history.replaceState(null, "", window.location.pathname + window.location.search);
   input.value = carried;
   form.submit();
-});
+}
+document.addEventListener("DOMContentLoaded", carryCodeFromFragment);
+window.addEventListener("hashchange", carryCodeFromFragment);
