@@ -90,6 +90,12 @@ class TestTheCode:
         again = assert_ok(gov.client.get(f"/v1/consents/{consent['id']}", headers=gov.recorder()))
         assert "access_code" not in again
 
+    def test_the_printable_receipt_points_to_the_page_but_never_holds_the_code(self, gov: Governance) -> None:
+        consent = gov.consent()
+        page = text_of(gov.client.get(f"/v1/consents/{consent['id']}/receipt.html", headers=gov.recorder()))
+        assert 'id="own-page"' in page and "http://localhost/me" in page
+        assert consent["access_code"] not in page
+
     def test_only_a_keyed_hash_is_stored(self, app: Flask, gov: Governance) -> None:
         code = gov.consent()["access_code"]
         stored = all_rows_as_text(app)
