@@ -19,6 +19,7 @@ from api_helpers import all_rows_as_text, assert_error, assert_ok, table_counts
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import GOVERNMENT, MEMBER, MEMBER_CONSENT, OUTSIDER, PROVIDER, Governance
+from security_helpers import legacy_consent
 from sqlalchemy import select
 from web_helpers import CHEAP_PASSWORDS, CSRF, WORKER, make_people, post_form, signed_in, text_of
 
@@ -245,6 +246,25 @@ class TestRotation:
         assert fresh and fresh.group(1) != code.group(1)
         assert enter(app.test_client(), code.group(1)).status_code == 401
         assert consent_id in my_page(opened(app, fresh.group(1)))
+
+
+class TestRekeying:
+    def test_a_code_follows_the_person_when_a_v1_spelling_is_re_keyed(
+        self, app: Flask, gov: Governance
+    ) -> None:
+        spelled = {"system": MEMBER["system"], "value": "  " + MEMBER["value"] + " "}
+        legacy = legacy_consent(gov.client, gov.world, spelled)
+        # A v1-era consent has no code: the worker makes one, under the key it is stored by.
+        made = assert_ok(
+            gov.client.post(f"/v1/consents/{legacy['id']}/access-code", headers=gov.recorder()), 201
+        )
+        assert made["codes_replaced"] == 0 and legacy["id"] in my_page(opened(app, made["access_code"]))
+        asked = gov.ask("service-planning", "housing", subject=spelled, requester=GOVERNMENT)
+        assert_ok(gov.client.post("/v1/subjects/rekey", headers=gov.recorder(), json={"subject": spelled}))
+        page = my_page(opened(app, made["access_code"]))
+        assert legacy["id"] in page and asked["decision_id"] not in page  # ids of decisions are not shown
+        assert page.count('class="person-card decision') == 1  # the decision under the old key is found
+        assert audit_log.verify(app.extensions[EXTENSION]).ok
 
 
 class TestWhatThePageShows:
