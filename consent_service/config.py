@@ -69,6 +69,13 @@ DEFAULTS: dict[str, Any] = {
     # Argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
     "WEB_PASSWORD_TIME_COST": 3,
     "WEB_PASSWORD_MEMORY_KIB": 65536,
+    # The person's own view (/me, with the access code of their receipt): a session ends this
+    # many minutes after the code was entered, whatever the use. Codes entered per address
+    # (every attempt), and wrong codes for all addresses together (only failures count; once
+    # used up, every code waits, right ones too: guessing stays slow whoever spreads it).
+    "PERSON_SESSION_MINUTES": 15,
+    "RATELIMIT_PERSON_CODE": "10 per minute",
+    "RATELIMIT_PERSON_CODE_FAILURES": "600 per hour",
     # The IANA time zone every page and printable document shows times in (never bare UTC);
     # a date typed in a form ends at midnight in this zone.
     "TIMEZONE": "America/Toronto",

@@ -29,11 +29,13 @@ from consent_service.services.subject_keys import SubjectRef, Subjects
 from consent_service.storage import audit as audit_store
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import organizations as organization_store
+from consent_service.storage import person as person_store
 from consent_service.storage import users as user_store
 from consent_service.storage.db import make_engine, read_snapshot, session_factory, write
 from consent_service.storage.urls import database_url
 
 EXTENSION = "consent_service"  # the key of the container in ``flask.Flask.extensions``
+PERSON_CODE_PREFIX = "person-code:"  # the client id of a person signed in with an access code
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Services:
     rows_key: bytes = field(init=False)  # digests of the rows audit entries bind (audit_rows)
     state_key: bytes = field(init=False)  # the secret tally of those digests (never stored)
     idempotency_key: bytes = field(init=False)
+    access_code_key: bytes = field(init=False)  # keyed hashes of the person's access codes
     subjects: Subjects = field(init=False)
 
     @classmethod
@@ -84,6 +87,7 @@ class Services:
         self.state_key = pseudonyms.derive_key(self.secret, "audit-state")
         bound_rows.forget_at_transaction_end(self.sessions)
         self.idempotency_key = pseudonyms.derive_key(self.secret, "idempotency")
+        self.access_code_key = pseudonyms.derive_key(self.secret, "person-access-code")
         self.subjects = Subjects(self.pseudonym_key)
 
     @contextmanager
@@ -181,6 +185,11 @@ def require_active(session: Session, caller: Caller | None) -> None:
     if caller.via is Via.TOKEN:
         if not organization_store.client_is_active(session, caller.client_id, caller.organization):
             raise Unauthorized("The access token's client is disabled, unknown or of another organization.")
+        return
+    if caller.via is Via.SUBJECT:
+        # ``person-code:<id>``: the access code the person signed in with, still current.
+        if not person_store.is_current(session, caller.client_id.removeprefix(PERSON_CODE_PREFIX)):
+            raise Unauthorized("This access code was replaced or is unknown; enter your current code.")
         return
     user = user_store.get(session, caller.client_id.removeprefix("user:"))
     if user is None or user.disabled_at is not None or user.organization_id != caller.organization:

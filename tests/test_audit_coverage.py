@@ -374,6 +374,17 @@ def revoke_consent(t: Trial) -> list[Expected]:
     return [(AuditTag.CONSENT_REVOKED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
 
 
+def new_access_code(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.secrets.append(consent["access_code"])
+    t.start()
+    made = assert_ok(
+        t.client.post(f"/v1/consents/{consent['id']}/access-code", headers=t.gov.recorder()), 201
+    )
+    t.secrets.append(made["access_code"])
+    return [(AuditTag.ACCESS_CODE_ROTATED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
+
+
 def verify_receipt(t: Trial) -> list[Expected]:
     receipt = t.gov.consent()["receipt"]
     headers = t.api(RESEARCHER, "authorize")
@@ -519,6 +530,80 @@ def web_withdraw_consent(t: Trial) -> list[Expected]:
     return [(AuditTag.CONSENT_REVOKED, person(t.app, WORKER), consent_id)]
 
 
+def web_new_access_code(t: Trial) -> list[Expected]:
+    browser = t.browser(WORKER)
+    recorded = post_form(browser, "/web/intake/consents/new", CONSENT_FORM)
+    consent_id = recorded.headers["Location"].split("/")[-2]
+    t.start()
+    assert post_form(browser, f"/web/intake/consents/{consent_id}/access-code", {}).status_code == 302
+    return [(AuditTag.ACCESS_CODE_ROTATED, person(t.app, WORKER), consent_id)]
+
+
+# -- the person's own view (/me), with the access code of their receipt ------------------------------
+
+
+def code_id_of(t: Trial, consent_id: str) -> str:
+    with services_of(t.app).sessions() as session:
+        return str(
+            session.scalars(
+                select(models.PersonAccessCode.id).where(models.PersonAccessCode.consent_id == consent_id)
+            ).one()
+        )
+
+
+def me_form(browser: FlaskClient, code: str) -> Any:
+    page = browser.get("/me", follow_redirects=True).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    return browser.post("/me", data={"code": code, "csrf_token": token.group(1)})
+
+
+def person_sign_in(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.secrets.append(consent["access_code"])
+    code_id = code_id_of(t, consent["id"])
+    t.start()
+    browser = t.app.test_client()
+    assert me_form(browser, consent["access_code"]).status_code == 303
+    t.browsers["person"] = browser
+    return [(AuditTag.ACCESS_CODE_USED, (PROVIDER, f"person-code:{code_id}"), code_id)]
+
+
+def person_withdraw(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.secrets.append(consent["access_code"])
+    code_id = code_id_of(t, consent["id"])
+    browser = t.app.test_client()
+    assert me_form(browser, consent["access_code"]).status_code == 303
+    t.browsers["person"] = browser
+    page = browser.get(f"/me/consents/{consent['id']}/withdraw").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    t.start()
+    response = browser.post(
+        f"/me/consents/{consent['id']}/withdraw", data={"reason": "asked to", "csrf_token": token.group(1)}
+    )
+    assert response.status_code == 303
+    [entry] = t.new_entries()
+    assert said(entry)["by"] == "person"
+    return [(AuditTag.CONSENT_REVOKED, (PROVIDER, f"person-code:{code_id}"), consent["id"])]
+
+
+def person_sign_out(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.secrets.append(consent["access_code"])
+    browser = t.app.test_client()
+    assert me_form(browser, consent["access_code"]).status_code == 303
+    t.browsers["person"] = browser
+    page = browser.get("/me/consents").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    t.start()
+    assert browser.post("/me/sign-out", data={"csrf_token": token.group(1)}).status_code == 303
+    assert browser.get("/me/consents").status_code == 302  # closed
+    return []  # the session lives only in the cookie: nothing is written
+
+
 def web_find(t: Trial) -> list[Expected]:
     browser = t.browser(WORKER)
     post_form(browser, "/web/intake/consents/new", CONSENT_FORM)
@@ -578,6 +663,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/consents"): record_consent,
     ("POST", "/v1/consents/<consent_id>/amend"): amend_consent,
     ("POST", "/v1/consents/<consent_id>/revoke"): revoke_consent,
+    ("POST", "/v1/consents/<consent_id>/access-code"): new_access_code,
     ("POST", "/v1/organizations"): create_organization,
     ("POST", "/v1/receipts/verify"): verify_receipt,
     ("POST", "/v1/subjects/access-report"): access_report,
@@ -590,6 +676,10 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/web/intake/access-report"): web_access_report,
     ("POST", "/web/intake/consents/<consent_id>/withdraw"): web_withdraw_consent,
     ("POST", "/web/intake/consents/new"): web_record_consent,
+    ("POST", "/web/intake/consents/<consent_id>/access-code"): web_new_access_code,
+    ("POST", "/me"): person_sign_in,
+    ("POST", "/me/consents/<consent_id>/withdraw"): person_withdraw,
+    ("POST", "/me/sign-out"): person_sign_out,
     ("POST", "/web/intake/find"): web_find,
     ("POST", "/web/language"): web_language,
     ("POST", "/web/sign-in"): web_sign_in,
@@ -602,6 +692,7 @@ READS = {
     ("POST", "/oauth/token"),
     ("POST", "/v1/audit/verify"),
     ("POST", "/v1/receipts/verify"),
+    ("POST", "/me/sign-out"),  # the person's session is only in their cookie
 }
 
 

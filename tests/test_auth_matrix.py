@@ -69,6 +69,12 @@ PUBLIC = {
     "/readyz": "readiness",
     "/static/<path:filename>": "static files",
     "/": "redirect to the web pages",
+    # The person's own view: opened with the access code of their receipt, no token or account
+    # (tests/test_person_view.py: every page but the form sends a visitor without a code to it).
+    "/me": "the person's access code form",
+    "/me/consents": "the person's own view (after their access code)",
+    "/me/consents/<consent_id>/withdraw": "the person withdraws a consent (after their access code)",
+    "/me/sign-out": "the person closes their page",
 }
 WEB_PREFIX = "/web/"  # pages for people, behind a signed-in session (tests/test_web*.py)
 WEB_OPEN = {"/web/", "/web/sign-in", "/web/language"}  # the pages one reaches before signing in
@@ -134,6 +140,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         PROVIDER,
         body=lambda c: {**TERMS, "version": 1},
         stranger=NOT_FOUND_FOR_OUTSIDER,
+    ),
+    ("POST", "/v1/consents/<consent_id>/access-code"): Op(
+        scopes("consents:write"), PROVIDER, 201, stranger=NOT_FOUND_FOR_OUTSIDER
     ),
     ("POST", "/v1/consents/<consent_id>/revoke"): Op(
         scopes("consents:write"),
@@ -576,7 +585,9 @@ def private_object_operations(app: Flask) -> list[tuple[str, str]]:
 
 def test_not_yours_answers_exactly_like_does_not_exist(ctx):
     operations = private_object_operations(ctx.app)
-    assert len(operations) >= 7  # consent: read, history, fhir, receipt page, amend, revoke; decision
+    assert (
+        len(operations) >= 8
+    )  # consent: read, history, fhir, receipt page, amend, revoke, access code; decision
     for scope in holdable(OUTSIDER):
         ctx.headers(OUTSIDER, scope)
     before = table_counts(ctx.app)

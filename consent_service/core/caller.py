@@ -13,6 +13,9 @@ class Via(StrEnum):
 
     TOKEN = "token"  # an OAuth client's bearer token: the client must still be active, of this organization
     PERSON = "person"  # a person signed in to the web pages: the account must still be active
+    # The person the data is about, signed in to their own view with an access code (no account):
+    # the code must still be current (not replaced by a new one).
+    SUBJECT = "subject"
     OPERATOR = "operator"  # the command line or the demo on the service's own machine: nothing to re-check
 
 

@@ -72,6 +72,11 @@ class AuditTag(StrEnum):
     USER_SIGN_IN_FAILED = "user:sign-in-failed"
     USER_SIGNED_OUT = "user:signed-out"
     KEY_ROTATED = "key:rotated"
+    # The person's own view (/me): a sign-in with an access code, a worker's new code (the old
+    # ones stop working), and wrong codes counted per hour (an entry at the 1st, 10th, 100th...).
+    ACCESS_CODE_USED = "access_code:used"
+    ACCESS_CODE_ROTATED = "access_code:rotated"
+    ACCESS_CODES_REFUSED = "access_code:refused"
 
 
 class ManagementAction(StrEnum):

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import fields, validate
 
+from consent_service.core import access_codes
 from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import EvidenceMethod
 from consent_service.schemas.common import (
@@ -82,6 +85,36 @@ class ConsentOut(StrictSchema):
     revoked_reason = fields.String(allow_none=True)
     receipt = fields.String()
     receipt_id = fields.String()
+
+
+class ConsentCreatedOut(ConsentOut):
+    """The answer that records a consent: the consent and, this once, the person's access code."""
+
+    access_code = fields.Method(
+        "_access_code",
+        allow_none=True,
+        metadata={
+            "description": "the person's code to their own view (/me), in groups of four: give it "
+            "to them with the receipt. Shown only in this answer (null when a retry with the same "
+            "Idempotency-Key replays it); a lost code is replaced with POST /v1/consents/{id}/access-code"
+        },
+    )
+
+    def _access_code(self, state: Any) -> str | None:
+        code = getattr(state, "access_code", None)
+        return access_codes.display(code) if code else None
+
+
+class AccessCodeOut(StrictSchema):
+    """A new access code for the person (the old ones no longer work)."""
+
+    consent_id = fields.String()
+    access_code = fields.Method("_access_code")
+    created_at = fields.AwareDateTime()
+    codes_replaced = fields.Integer(metadata={"description": "how many earlier codes stopped working"})
+
+    def _access_code(self, new: Any) -> str:
+        return access_codes.display(new.access_code)
 
 
 class ConsentAuditOut(ConsentOut):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from consent_service.schemas.consents import consent_recorded_audit, consent_revoked_audit
-from consent_service.services import codes
+from consent_service.services import access_codes, codes
 from consent_service.services.idempotency import IdempotencyKey, earlier_result, remember
 from consent_service.storage import communities as community_store
 from consent_service.storage import consents as store
@@ -53,6 +53,9 @@ class ConsentState:
     consent: Consent
     terms: ConsentVersion
     status: ConsentStatus
+    # Only in the answer that recorded the consent: the person's access code (services.person),
+    # shown this once and never again (only its keyed hash is kept).
+    access_code: str | None = None
 
     @classmethod
     def of(cls, consent: Consent, terms: ConsentVersion, now: datetime) -> ConsentState:
@@ -261,8 +264,19 @@ def _record(
             session, services, version=version, subject_key=key, recorded_by=consent.recorded_by
         )
         remember(session, caller, idempotency, resource_id=consent.id, status=201, now=now)
+        registered = services.subjects.system(session, ref.system)
+        code = access_codes.issue(
+            services,
+            session,
+            subject_key=key,
+            organization=caller.organization,
+            consent_id=consent.id,
+            whole_history=registered is not None and registered.organization == caller.organization,
+            created_by=caller.client_id,
+            now=now,
+        )
         state = ConsentState.of(consent, version, now)
-        services.append_audit(
+        services.append_audit(  # binds the code's row (its hash), never the code
             session,
             at=now,
             tag=AuditTag.CONSENT_RECORDED,
@@ -271,7 +285,7 @@ def _record(
             payload=_audit_payload(state, services.policy.deployment.protected_purposes),
         )
         session.commit()
-        return state
+        return replace(state, access_code=code)
 
 
 def _owned(session: Any, caller: Caller, consent_id: str) -> Consent:

@@ -321,55 +321,86 @@ def report(services: Services, *, caller: Caller, subject: dict[str, str], now: 
         )
         session.commit()
     with services.reading(caller) as session:
-        own = [c for c in (consent_store.get(session, i) for i in own_ids) if c is not None]
-        consents = [
-            _report_consent(
-                c, consent_store.versions(session, c.id), consent_store.events(session, c.id), now
-            )
-            for c in own
-        ]
-        rows = sorted(
-            {d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
-            key=lambda d: (d.at, d.id),
+        contents = contents_of(
+            services,
+            session,
+            keys=keys,
+            organization=caller.organization,
+            own_ids=own_ids,
+            since=since,
+            now=now,
         )
-        decisions = [
-            ReportDecision(
-                decision_id=d.id,
-                at=d.at,
-                requester=d.requester,
-                purpose=d.purpose,
-                data_categories=list(d.data_categories),
-                decision=d.outcome,
-                reasons=[_reason(r, set(own_ids)) for r in d.reasons],
-                consent_id=d.consent_id if d.consent_id in own_ids else None,
-                consent_version=d.consent_version if d.consent_id in own_ids else None,
-            )
-            for d in rows
-            if since is None or d.at >= since
-        ]
-        reports = [
-            ReportRequest(at=e.at, organization=e.actor_org)
-            for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED), object_ids=keys)
-            if since is None or e.at >= since
-        ]
-
-        versions = [v for c in consents for v in c.versions]
-        purposes = {p for v in versions for p in v.purposes} | {d.purpose for d in decisions}
-        categories = {x for v in versions for x in v.data_categories}
-        categories |= {x for d in decisions for x in d.data_categories}
-        organizations = {caller.organization} | {d.requester for d in decisions}
-        organizations |= {r.organization for r in reports if r.organization}
-        organizations |= {r for v in versions for r in v.recipients}
-        communities = {x for v in versions for x in v.communities}
-        communities |= {r["community"] for d in decisions for r in d.reasons if r.get("community")}
-        names = code_names.names(session, organizations=organizations, communities=communities)
-    labels = code_names.labels(services, purposes=purposes, categories=categories)
     return AccessReport(
         subject=ReportSubject(system=ref.system, value=ref.value, pseudonym=ref.key),
         organization=caller.organization,
         generated_at=now,
-        consents=consents,
-        decisions=decisions,
-        reports=reports,
-        labels={**labels, **names},
+        **vars(contents),
     )
+
+
+@dataclass(frozen=True)
+class ReportContents:
+    """What a report shows (its consents, decisions, earlier reports and the codes' names)."""
+
+    consents: list[ReportConsent]
+    decisions: list[ReportDecision]
+    reports: list[ReportRequest]
+    labels: dict[str, dict[str, str]]
+
+
+def contents_of(
+    services: Services,
+    session: Any,
+    *,
+    keys: list[str],
+    organization: str,
+    own_ids: list[str],
+    since: datetime | None,
+    now: datetime,
+) -> ReportContents:
+    """The report's contents for ``organization`` (inside the caller's snapshot): the consents
+    ``own_ids`` it recorded, every decision about the person's ``keys`` (from ``since`` on, if
+    given) with the reasons another organization's consent gave withheld, and every report asked.
+    The person's own view (services.person) shows the same."""
+    own = [c for c in (consent_store.get(session, i) for i in own_ids) if c is not None]
+    consents = [
+        _report_consent(c, consent_store.versions(session, c.id), consent_store.events(session, c.id), now)
+        for c in own
+    ]
+    rows = sorted(
+        {d.id: d for k in keys for d in decision_store.for_subject(session, k)}.values(),
+        key=lambda d: (d.at, d.id),
+    )
+    decisions = [
+        ReportDecision(
+            decision_id=d.id,
+            at=d.at,
+            requester=d.requester,
+            purpose=d.purpose,
+            data_categories=list(d.data_categories),
+            decision=d.outcome,
+            reasons=[_reason(r, set(own_ids)) for r in d.reasons],
+            consent_id=d.consent_id if d.consent_id in own_ids else None,
+            consent_version=d.consent_version if d.consent_id in own_ids else None,
+        )
+        for d in rows
+        if since is None or d.at >= since
+    ]
+    reports = [
+        ReportRequest(at=e.at, organization=e.actor_org)
+        for e in audit_store.entries_about(session, tag=str(AuditTag.SUBJECT_REPORTED), object_ids=keys)
+        if since is None or e.at >= since
+    ]
+
+    versions = [v for c in consents for v in c.versions]
+    purposes = {p for v in versions for p in v.purposes} | {d.purpose for d in decisions}
+    categories = {x for v in versions for x in v.data_categories}
+    categories |= {x for d in decisions for x in d.data_categories}
+    organizations = {organization} | {d.requester for d in decisions}
+    organizations |= {r.organization for r in reports if r.organization}
+    organizations |= {r for v in versions for r in v.recipients}
+    communities = {x for v in versions for x in v.communities}
+    communities |= {r["community"] for d in decisions for r in d.reasons if r.get("community")}
+    names = code_names.names(session, organizations=organizations, communities=communities)
+    labels = code_names.labels(services, purposes=purposes, categories=categories)
+    return ReportContents(consents=consents, decisions=decisions, reports=reports, labels={**labels, **names})

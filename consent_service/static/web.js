@@ -10,3 +10,17 @@ document.addEventListener("DOMContentLoaded", function () {
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 });
+// The person's page (/me): a QR code on the receipt opens /me#<code>. The fragment never reaches
+// a server or a Referer; move it into the form, take it out of the address bar and history,
+// and send the form (a POST: the code never appears in a URL the server sees).
+function carryCodeFromFragment() {
+  var form = document.getElementById("code-form");
+  var input = document.getElementById("code");
+  var carried = window.location.hash.replace(/^#/, "");
+  if (!form || !input || carried.replace(/[-\s]/g, "").length !== 20) { return; }
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+  input.value = carried;
+  form.submit();
+}
+document.addEventListener("DOMContentLoaded", carryCodeFromFragment);
+window.addEventListener("hashchange", carryCodeFromFragment);

@@ -27,6 +27,7 @@ from consent_service.storage.models import (
     Membership,
     OAuthClient,
     Organization,
+    PersonAccessCode,
     SubjectSystem,
     UserAccount,
 )
@@ -157,5 +158,6 @@ for _model in (
     Decision,
     DecisionCommunity,
     SubjectSystem,
+    PersonAccessCode,
 ):
     bind(_model)

@@ -376,3 +376,41 @@ class SubjectKeyAlias(SQLModel, table=True):
     new_key: str = Field(index=True, max_length=64)
     at: datetime = _ts()
     by_organization: str = Field(max_length=64)
+
+
+class PersonAccessCode(SQLModel, table=True):
+    """An access code to the person's own view (``/me``), kept only as a keyed hash.
+
+    Issued with each consent an organization records (shown once, on its receipt) and replaced,
+    for all the person's codes at that organization, when a worker makes a new one. A code
+    opens what its organization may show the person (services/person.py); ``retired_at`` set:
+    it opens nothing any more, and the sessions it opened end.
+    """
+
+    __tablename__ = "person_access_code"
+
+    id: str = Field(primary_key=True, max_length=36)
+    code_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    subject_key: str = Field(index=True, max_length=64)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    consent_id: str = Field(foreign_key="consent.id", index=True, max_length=36)
+    # The person was recorded under a system registered to the organization: the view shows every
+    # decision about them (else only from the organization's first consent of them on, as the
+    # access report does).
+    whole_history: bool = Field(default=False)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)  # the client or ``user:<id>`` that issued it
+    retired_at: datetime | None = _ts(nullable=True)
+
+
+class PersonAccessFailures(SQLModel, table=True):
+    """Wrong access codes typed in one hour, all addresses together (no code, no address kept).
+
+    Not bound by the audit chain: the chain gets an entry at the 1st, 10th, 100th ... failure of
+    each hour (services/person.py), so a flood of guesses cannot flood the log.
+    """
+
+    __tablename__ = "person_access_failures"
+
+    hour: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    failures: int = Field(default=0)

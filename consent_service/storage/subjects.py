@@ -9,7 +9,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from consent_service.storage import audit_rows
-from consent_service.storage.models import Consent, Membership, SubjectKeyAlias, SubjectSystem
+from consent_service.storage.models import (
+    Consent,
+    Membership,
+    PersonAccessCode,
+    SubjectKeyAlias,
+    SubjectSystem,
+)
 
 
 def get_system(session: Session, system: str) -> SubjectSystem | None:
@@ -57,6 +63,12 @@ def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime
     for community, _, _ in moving:
         audit_rows.changing(session, Membership, old_key, community)
     session.execute(delete(Membership).where(Membership.subject_key == old_key))
+    codes = list(session.scalars(select(PersonAccessCode.id).where(PersonAccessCode.subject_key == old_key)))
+    for code_id in codes:  # the person's access codes follow them to the new key
+        audit_rows.changing(session, PersonAccessCode, code_id)
+    session.execute(
+        update(PersonAccessCode).where(PersonAccessCode.subject_key == old_key).values(subject_key=new_key)
+    )
     added: list[Membership | SubjectKeyAlias] = [
         Membership(subject_key=new_key, community_id=community, consent_id=consent, created_at=since)
         for community, consent, since in moving

@@ -9,14 +9,16 @@ from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
 from consent_service.schemas.consents import (
+    AccessCodeOut,
     AmendIn,
+    ConsentCreatedOut,
     ConsentHistoryOut,
     ConsentIn,
     ConsentOut,
     ConsentReviewsOut,
     RevokeIn,
 )
-from consent_service.services import consent_reviews
+from consent_service.services import consent_reviews, person
 from consent_service.services import consents as cases
 from consent_service.services.consent_reviews import ReviewItem
 from consent_service.services.consents import ConsentState
@@ -28,7 +30,7 @@ blp = ApiBlueprint("consents", __name__, url_prefix="/v1/consents", description=
 @blp.route("")
 class Consents(MethodView):
     @blp.arguments(ConsentIn)
-    @blp.response(201, ConsentOut)
+    @blp.response(201, ConsentCreatedOut)
     def post(self, body: dict[str, Any]) -> ConsentState:
         caller = caller_with(Scope.CONSENTS_WRITE)
         idempotency = idempotency_key("record-consent", request.get_json(silent=True))
@@ -90,3 +92,13 @@ class RevokeConsent(MethodView):
             now=now(),
             idempotency=idempotency,
         )
+
+
+@blp.route("/<consent_id>/access-code")
+class AccessCode(MethodView):
+    @blp.response(201, AccessCodeOut)
+    def post(self, consent_id: str) -> person.NewAccessCode:
+        """A new access code to the person's own view, for a lost one: every earlier code of the
+        person at this organization stops working. Shown in this answer only."""
+        caller = caller_with(Scope.CONSENTS_WRITE)
+        return person.rotate(services(), caller=caller, consent_id=consent_id, now=now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, url_for
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
@@ -43,4 +43,6 @@ class ReceiptPage(MethodView):
         receipt = access_report.receipt_page(
             services(), caller=caller, consent_id=consent_id, version=query.get("version"), now=now()
         )
-        return html.page("consent_receipt.html", **vars(receipt))
+        # The person's own page, where the access code given with their first receipt opens.
+        own_page = url_for("person.start", _external=True)
+        return html.page("consent_receipt.html", **vars(receipt), person_page=own_page)

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from consent_service.container import EXTENSION
 from consent_service.core import pseudonyms
-from consent_service.web import account, i18n, intake, steward
+from consent_service.web import account, i18n, intake, person, steward
 from consent_service.web.render import words
 from consent_service.web.session import TLSAwareSessions
 from consent_service.web.words import time_zone
@@ -40,7 +40,7 @@ def register(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=minutes * 60,
     )
     i18n.register(app)
-    for module in (account, steward, intake):
+    for module in (account, steward, intake, person):
         app.register_blueprint(module.bp)
     app.context_processor(_wording)
 
@@ -55,6 +55,17 @@ def register(app: Flask) -> None:
         app.view_functions["web.sign_in"] = limiter.limit(settings["RATELIMIT_SIGN_IN"], methods=["POST"])(
             app.view_functions["web.sign_in"]
         )
+        # The person's code: every attempt per address; wrong ones (401) for everyone together.
+        view: Any = app.view_functions["person.start"]
+        view = limiter.limit(settings["RATELIMIT_PERSON_CODE"], methods=["POST"], scope="person-code")(view)
+        view = limiter.limit(
+            settings["RATELIMIT_PERSON_CODE_FAILURES"],
+            key_func=lambda: "person-code-failures",
+            methods=["POST"],
+            deduct_when=lambda response: response.status_code == 401,
+            scope="person-code-failures",
+        )(view)
+        app.view_functions["person.start"] = view
 
 
 def _wording() -> dict[str, Any]:

@@ -22,7 +22,7 @@ bp = blueprint("web", __name__, "/web")
 
 def _safe_next(target: str | None) -> str:
     """Only a path of these pages: never another site (an open redirect)."""
-    if target and target.startswith("/web/") and not target.startswith("//") and "\\" not in target:
+    if target and target.startswith(("/web/", "/me")) and not target.startswith("//") and "\\" not in target:
         return target
     return url_for("web.home")
 

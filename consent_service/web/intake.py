@@ -14,14 +14,17 @@ access logs and browser history.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import timedelta
 
-from flask import Response, flash, redirect, request, url_for
+from cryptography.fernet import Fernet, InvalidToken
+from flask import Response, flash, redirect, request, session, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from consent_service.container import current as services
+from consent_service.core import access_codes, pseudonyms
 from consent_service.core.deployment import Setting
 from consent_service.core.permissions import Scope
 from consent_service.core.vocabulary import Term
@@ -35,7 +38,7 @@ from consent_service.errors import (
     ValidationFailed,
 )
 from consent_service.schemas.consents import ConsentIn, RevokeIn
-from consent_service.services import access_report, consent_reviews, consents, subjects
+from consent_service.services import access_report, consent_reviews, consents, person, subjects
 from consent_service.views import html
 from consent_service.web import i18n, safeguarding
 from consent_service.web.forms import ConsentForm, flatten, loaded
@@ -182,6 +185,7 @@ def record() -> Response:
     except (ValidationFailed, UnknownCode) as exc:
         errors = flatten(exc.details) or {"form": [exc.message]}
     else:
+        _hand_over(created.id, created.access_code)
         return redirect(url_for("intake.receipt", consent_id=created.id))  # type: ignore[return-value]
     return _form(setting, values=_without_confirmation(form), errors=errors, status=400)
 
@@ -191,6 +195,35 @@ def _without_confirmation(form: MultiDict[str, str]) -> MultiDict[str, str]:
     return MultiDict(safeguarding.carried(form, leave_out=("witness", "confirmed_protected_purposes")))
 
 
+# -- the person's access code, handed over once ---------------------------------------------------
+# Recording (or a new code) redirects to the receipt page, which shows the code once. Between the
+# two it rides in the worker's session cookie, which is signed but readable: so it is encrypted
+# there (Fernet, key derived from the service secret), and taken out when the page shows it.
+HANDOVER = "handover"
+
+
+def _fernet() -> Fernet:
+    key = pseudonyms.derive_key(services().secret, "person-code-handover")
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _hand_over(consent_id: str, code: str | None) -> None:
+    if code:
+        session[HANDOVER] = {"consent": consent_id, "code": _fernet().encrypt(code.encode()).decode()}
+
+
+def _handed_over(consent_id: str) -> str | None:
+    """The code to show on this consent's receipt, once (then it is gone from the session)."""
+    held = session.get(HANDOVER)
+    if not isinstance(held, dict) or held.get("consent") != consent_id:
+        return None
+    session.pop(HANDOVER, None)
+    try:
+        return _fernet().decrypt(str(held.get("code", "")).encode()).decode()
+    except InvalidToken:
+        return None
+
+
 @bp.get("/consents/<consent_id>/receipt")
 def receipt(consent_id: str) -> Response:
     caller = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
@@ -198,13 +231,42 @@ def receipt(consent_id: str) -> Response:
         services(), caller=caller, consent_id=consent_id, version=None, now=now()
     )
     expires_at = context.expires_at
-    return page(
+    code = _handed_over(consent_id)
+    page_url = url_for("person.start", _external=True)
+    response = page(
         "intake/receipt.html",
         **vars(context),
         valid_through=(expires_at - timedelta(microseconds=1)) if expires_at else None,
         qr=qr_svg(context.receipt, title=i18n.translate("Signed receipt (QR code)")),
         setting=_setting(context.consent.evidence.get("setting")),
+        access_code=access_codes.display(code) if code else None,
+        person_page=page_url,
+        access_qr=(
+            qr_svg(
+                f"{page_url}#{access_codes.display(code)}",
+                title=i18n.translate("Access code (QR code)"),
+                element_id="access-qr-title",
+            )
+            if code
+            else None
+        ),
     )
+    if code:  # shown once: never kept by a cache or shown again by the Back button
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/consents/<consent_id>/access-code")
+def new_access_code(consent_id: str) -> Response:
+    """The person lost their code: a new one, shown once on the receipt; the old ones stop working."""
+    caller = caller_with(Scope.CONSENTS_WRITE)
+    made = person.rotate(services(), caller=caller, consent_id=consent_id, now=now())
+    _hand_over(consent_id, made.access_code)
+    flash(
+        i18n.translate("A new access code is made. Give it to the person: the old one no longer works."),
+        "success",
+    )
+    return redirect(url_for("intake.receipt", consent_id=consent_id))  # type: ignore[return-value]
 
 
 @bp.route("/consents/<consent_id>/withdraw", methods=["GET", "POST"])

@@ -11,7 +11,7 @@ import qrcode.constants
 from markupsafe import Markup, escape
 
 
-def qr_svg(data: str, *, title: str, border: int = 4) -> Markup:
+def qr_svg(data: str, *, title: str, border: int = 4, element_id: str = "qr-title") -> Markup:
     """An SVG image of ``data`` (error correction L: receipts are long), scaled by CSS."""
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L, border=border)
     code.add_data(data)
@@ -32,7 +32,7 @@ def qr_svg(data: str, *, title: str, border: int = 4) -> Markup:
     runs = "".join(path)
     return Markup(
         f'<svg class="qr" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" role="img" '
-        f'aria-labelledby="qr-title" shape-rendering="crispEdges">'
-        f'<title id="qr-title">{escape(title)}</title><rect width="{size}" height="{size}" fill="#fff"/>'
+        f'aria-labelledby="{element_id}" shape-rendering="crispEdges">'
+        f'<title id="{element_id}">{escape(title)}</title><rect width="{size}" height="{size}" fill="#fff"/>'
         f'<path stroke="#000" stroke-width="1" fill="none" d="{runs}"/></svg>'
     )
