@@ -19,6 +19,7 @@ from consent_service.core.engine import (
     ApprovalTerms,
     ConsentTerms,
     DecisionEngine,
+    DutyTerms,
     Verdict,
 )
 from consent_service.core.policy import PolicyBase, Rule
@@ -106,6 +107,8 @@ def approval(
     categories: Iterable[str] = ("health",),
     expires_at: datetime | None = None,
     active: bool = True,
+    review_at: datetime | None = None,
+    duties: Iterable[DutyTerms] = (),
 ) -> ApprovalTerms:
     return ApprovalTerms(
         id=approval_id,
@@ -115,7 +118,18 @@ def approval(
         data_categories=tuple(categories),
         expires_at=expires_at,
         active=active,
+        review_at=review_at,
+        duties=tuple(duties),
     )
+
+
+def duty(
+    duty_id: str = "duty-1",
+    *,
+    due_at: datetime = NOW - timedelta(days=1),
+    description: str = "Share the results",
+) -> DutyTerms:
+    return DutyTerms(id=duty_id, kind="return_results", description=description, due_at=due_at)
 
 
 def request(
@@ -449,6 +463,87 @@ class TestApprovalRequired:
 
     def test_rule_for_another_requester_asks_nothing(self, decide):
         assert_permit(decide(rules=[conditional(requesters=["gla"])]))
+
+
+class TestApprovalOnHold:
+    """3b. An approval whose agreement is past its review date, or whose requester owes the
+    community an overdue duty, does not satisfy the rule; the answer says which."""
+
+    def test_an_agreement_past_its_review_date_holds_the_approval(self, decide):
+        needs = conditional()
+        verdict = decide(rules=[needs], approvals=[approval(review_at=NOW - timedelta(days=1))])
+        assert_deny(verdict, ReasonCode.AGREEMENT_REVIEW_OVERDUE, needs)
+        assert "2027-01-30" in verdict.reasons[0].message
+
+    def test_the_review_date_itself_is_already_overdue(self, decide):
+        needs = conditional()
+        assert_deny(
+            decide(rules=[needs], approvals=[approval(review_at=NOW)]),
+            ReasonCode.AGREEMENT_REVIEW_OVERDUE,
+            needs,
+        )
+
+    def test_a_review_date_still_ahead_permits(self, decide):
+        assert_permit(decide(rules=[conditional()], approvals=[approval(review_at=NOW + timedelta(days=1))]))
+
+    def test_an_overdue_duty_holds_the_approval_and_is_named(self, decide):
+        needs = conditional()
+        owed = duty(description="Return the aggregate tables to the council")
+        verdict = decide(rules=[needs], approvals=[approval(duties=[owed])])
+        assert_deny(verdict, ReasonCode.DUTY_OVERDUE, needs)
+        message = verdict.reasons[0].message
+        assert "Return the aggregate tables to the council" in message and "2027-01-30" in message
+        assert "return_results" in message
+
+    def test_a_duty_not_yet_due_permits(self, decide):
+        assert_permit(
+            decide(
+                rules=[conditional()], approvals=[approval(duties=[duty(due_at=NOW + timedelta(hours=1))])]
+            )
+        )
+
+    def test_the_earliest_overdue_duty_is_named(self, decide):
+        later = duty("duty-late", due_at=NOW - timedelta(days=1), description="Progress report")
+        earlier = duty("duty-early", due_at=NOW - timedelta(days=9), description="Destroy the extract")
+        verdict = decide(rules=[conditional()], approvals=[approval(duties=[later, earlier])])
+        assert "Destroy the extract" in verdict.reasons[0].message
+
+    def test_a_duty_outranks_an_overdue_review(self, decide):
+        needs = conditional()
+        held = approval(review_at=NOW - timedelta(days=1), duties=[duty()])
+        assert_deny(decide(rules=[needs], approvals=[held]), ReasonCode.DUTY_OVERDUE, needs)
+
+    def test_another_usable_approval_still_permits(self, decide):
+        held = approval("approval-held", review_at=NOW - timedelta(days=1))
+        assert_permit(decide(rules=[conditional()], approvals=[held, approval("approval-ok")]))
+
+    def test_a_held_approval_that_would_not_cover_the_request_is_just_missing(self, decide):
+        needs = conditional()
+        held = approval(categories=["housing"], review_at=NOW - timedelta(days=1), duties=[duty()])
+        assert_deny(decide(rules=[needs], approvals=[held]), ReasonCode.APPROVAL_REQUIRED, needs)
+
+    def test_a_revoked_or_expired_approval_is_missing_not_held(self, decide):
+        needs = conditional()
+        for gone in (approval(active=False, duties=[duty()]), approval(expires_at=NOW, review_at=NOW)):
+            assert_deny(decide(rules=[needs], approvals=[gone]), ReasonCode.APPROVAL_REQUIRED, needs)
+
+    def test_no_rule_no_hold(self, decide):
+        """Agreements and duties hold approvals, not consents: without a require_approval rule the
+        overdue duty changes nothing."""
+        assert_permit(decide(approvals=[approval(duties=[duty()], review_at=NOW - timedelta(days=1))]))
+
+    def test_a_deny_rule_still_comes_first(self, decide):
+        deny = rule("rule-deny")
+        verdict = decide(rules=[conditional("rule-approve"), deny], approvals=[approval(duties=[duty()])])
+        assert_deny(verdict, ReasonCode.COMMUNITY_RULE, deny)
+
+    def test_each_community_is_judged_on_its_own_approvals(self, decide):
+        a_rule, b_rule = conditional("rule-a"), conditional("rule-b", community=NATION_B)
+        verdict = decide(
+            rules=[a_rule, b_rule],
+            approvals=[approval("approval-a", duties=[duty()]), approval("approval-b", community=NATION_B)],
+        )
+        assert_deny(verdict, ReasonCode.DUTY_OVERDUE, a_rule)
 
 
 # -- 4. permit ------------------------------------------------------------------------------

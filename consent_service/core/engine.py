@@ -7,7 +7,10 @@ keeps no state, so it can be tested exhaustively and held against a reference ev
 Order (contract, "Decision"):
 1. a matching community ``deny`` rule            -> deny ``community_rule``
 2. no active, unexpired, covering consent         -> deny ``no_consent``
-3. a matching ``require_approval`` rule unmet     -> deny ``approval_required``
+3. a matching ``require_approval`` rule unmet     -> deny ``approval_required``;
+   or met only by approvals on hold:               -> deny ``duty_overdue`` (the requester owes
+      the community an overdue duty, named) or ``agreement_review_overdue`` (the approval's
+      data sharing agreement is past its review date)
 4. otherwise                                      -> permit ``consent`` + every matching rule's obligations
                                                      + the deployment policy's obligations
 
@@ -52,6 +55,16 @@ class ConsentTerms:
 
 
 @dataclass(frozen=True)
+class DutyTerms:
+    """A duty the requester owes the community under one of its agreements, not yet met."""
+
+    id: str
+    kind: str
+    description: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
 class ApprovalTerms:
     id: str
     community: str
@@ -60,9 +73,19 @@ class ApprovalTerms:
     data_categories: tuple[str, ...]
     expires_at: datetime | None
     active: bool
+    review_at: datetime | None = None  # its agreement's review date (None: no agreement, or none set)
+    duties: tuple[DutyTerms, ...] = ()  # unmet duties the requester owes this community
 
     def in_force(self, now: datetime) -> bool:
         return self.active and (self.expires_at is None or self.expires_at > now)
+
+    def overdue_duty(self, now: datetime) -> DutyTerms | None:
+        """The earliest unmet duty already due, or None."""
+        overdue = [duty for duty in self.duties if duty.due_at <= now]
+        return min(overdue, key=lambda duty: (duty.due_at, duty.id)) if overdue else None
+
+    def review_overdue(self, now: datetime) -> bool:
+        return self.review_at is not None and self.review_at <= now
 
 
 @dataclass(frozen=True)
@@ -86,6 +109,39 @@ class Reason:
 # community's choice, applied by core/disclosure.py to the ``community`` field alone.
 DEFAULT_DENY = "A community rule does not allow this use of its members' data."
 NEEDS_APPROVAL = "The community must approve this use first"
+
+
+ON_HOLD = "The community's approval is on hold"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a community's matching approvals do not satisfy its rule (None in its place: they do)."""
+
+    code: ReasonCode
+    message: str
+
+
+NOT_APPROVED = Hold(ReasonCode.APPROVAL_REQUIRED, "")
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def duty_hold(duty: DutyTerms) -> Hold:
+    """The requester's own duty is named to it: what, and when it was due."""
+    return Hold(
+        ReasonCode.DUTY_OVERDUE,
+        f"{ON_HOLD} until a duty owed to it is met: {duty.kind} ({duty.description}), due {_day(duty.due_at)}.",
+    )
+
+
+def review_hold(review_at: datetime) -> Hold:
+    return Hold(
+        ReasonCode.AGREEMENT_REVIEW_OVERDUE,
+        f"{ON_HOLD}: its data sharing agreement was due for review on {_day(review_at)}.",
+    )
 
 
 def no_consent(request: AccessRequest) -> Reason:
@@ -164,25 +220,26 @@ class DecisionEngine:
         conditional = self.rules_of(RuleEffect.REQUIRE_APPROVAL, request, communities)
         in_force = [a for a in approvals if a.in_force(now)]
         # Whether an approval is met depends on the rule's community only: judge each community once.
-        met: dict[str, bool] = {}
+        held: dict[str, Hold | None] = {}
         for rule in conditional:
-            if rule.community not in met:
-                met[rule.community] = self.approved(request, rule, in_force)
-        unmet = [rule for rule in conditional if not met[rule.community]]
+            if rule.community not in held:
+                held[rule.community] = self.hold(request, rule, in_force, now)
+        unmet = [(rule, hold) for rule in conditional if (hold := held[rule.community]) is not None]
         if unmet:
             return Verdict(
                 Outcome.DENY,
                 tuple(
                     Reason(
-                        ReasonCode.APPROVAL_REQUIRED,
-                        f"{NEEDS_APPROVAL}: {rule.reason}" if rule.reason else f"{NEEDS_APPROVAL}.",
+                        hold.code,
+                        hold.message
+                        or (f"{NEEDS_APPROVAL}: {rule.reason}" if rule.reason else f"{NEEDS_APPROVAL}."),
                         rule_id=rule.id,
                         community=rule.community,
                     )
-                    for rule in unmet
+                    for rule, hold in unmet
                 ),
                 consent=consent,
-                rules=tuple(unmet),
+                rules=tuple(rule for rule, _ in unmet),
             )
 
         return Verdict(
@@ -263,14 +320,44 @@ class DecisionEngine:
                 best = consent
         return best
 
-    def approved(self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms]) -> bool:
-        return any(
-            approval.community == rule.community
+    def covering_approvals(
+        self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms]
+    ) -> list[ApprovalTerms]:
+        return [
+            approval
+            for approval in approvals
+            if approval.community == rule.community
             and approval.requester == request.requester
             and self.base.purposes.covers(approval.purposes, request.purpose)
             and all(
                 self.base.categories.covers(approval.data_categories, category)
                 for category in request.data_categories
             )
-            for approval in approvals
-        )
+        ]
+
+    def approved(self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms]) -> bool:
+        """Some approval (in force: the caller's filter) covers the request for the rule's community."""
+        return bool(self.covering_approvals(request, rule, approvals))
+
+    def hold(
+        self, request: AccessRequest, rule: Rule, approvals: Iterable[ApprovalTerms], now: datetime
+    ) -> Hold | None:
+        """None when an approval in force covers the request and is not on hold; else why not:
+        no covering approval (``approval_required``), or every covering one is held by an overdue
+        duty of the requester (named: the earliest) or, failing that, by its agreement's review."""
+        covering = self.covering_approvals(request, rule, approvals)
+        if not covering:
+            return NOT_APPROVED
+        duties: list[DutyTerms] = []
+        reviews: list[datetime] = []
+        for approval in covering:
+            duty = approval.overdue_duty(now)
+            if duty is not None:
+                duties.append(duty)
+            elif approval.review_overdue(now):
+                reviews.append(approval.review_at)  # type: ignore[arg-type]
+            else:
+                return None
+        if duties:
+            return duty_hold(min(duties, key=lambda duty: (duty.due_at, duty.id)))
+        return review_hold(min(reviews))

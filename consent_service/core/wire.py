@@ -23,6 +23,8 @@ class ReasonCode(StrEnum):
     COMMUNITY_RULE = "community_rule"
     NO_CONSENT = "no_consent"
     APPROVAL_REQUIRED = "approval_required"
+    AGREEMENT_REVIEW_OVERDUE = "agreement_review_overdue"
+    DUTY_OVERDUE = "duty_overdue"
     CONSENT = "consent"
     BELOW_MIN_CELL_SIZE = "below_min_cell_size"
 
