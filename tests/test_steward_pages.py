@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,31 @@ class TestApprovalSteps:
             )
         )["approvals"]
         assert [a["status"] for a in listed] == ["revoked"]
+
+    def test_an_end_date_already_past_is_said_before_the_confirmation(
+        self, app: Flask, gov: Governance, steward: FlaskClient
+    ) -> None:
+        yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+        with unchanged_tables(app):
+            response = post_form(
+                steward,
+                f"/web/communities/{NATION_A}/approvals",
+                {
+                    "requester": RESEARCHER,
+                    "purposes": "research",
+                    "data_categories": "health",
+                    "valid_until": yesterday,
+                },
+            )
+        assert response.status_code == 400 and "Confirm the approval" not in text_of(response)
+        assert errors_of(text_of(response)) == {"valid_until": "Give a date in the future."}
+
+    def test_the_confirmation_in_french(self, gov: Governance, steward: FlaskClient) -> None:
+        response = post_form(
+            in_french(steward),
+            f"/web/communities/{NATION_A}/approvals",
+            {"requester": RESEARCHER, "purposes": "research", "data_categories": "health"},
+        )
+        page = text_of(response)
+        assert response.status_code == 200 and "Confirmer l&#39;approbation" in page
+        assert "Oui, donner cette approbation" in page and "Note pour le dossier" in page

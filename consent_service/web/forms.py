@@ -264,6 +264,7 @@ API_MESSAGES: list[tuple[re.Pattern[str], str | None, str]] = [
         None,
         N_("A condition is either ticked or left out."),
     ),
+    (re.compile(r"^must be in the future$"), None, N_("Give a date in the future.")),
     (re.compile(r"^Missing data for required field\.$"), None, N_("Fill this in.")),
     (re.compile(r"^Must be one of: .*\.$"), None, N_("Choose one of the choices offered.")),
     (re.compile(r"^must be a code( or '\*')?$"), None, N_("Choose from the choices offered.")),

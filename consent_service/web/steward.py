@@ -44,6 +44,7 @@ from consent_service.web.words import OBLIGATIONS
 bp = blueprint("steward", __name__, "/web/communities")
 
 PERIODS = (30, 90, 365)
+PAST = "must be in the future"  # the use case's words for an end date already past
 
 
 def _community(community_id: str, **context: Any) -> dict[str, Any]:
@@ -303,6 +304,10 @@ def grant_approval(community_id: str) -> Response:
             loaded_body = ApprovalIn().load(body)
         except ValidationError as exc:
             errors = in_words(flatten(exc.messages))
+        else:
+            # Said on step 1 rather than after the confirmation (the use case refuses it too).
+            if loaded_body["expires_at"] is not None and loaded_body["expires_at"] <= now():
+                errors = in_words({"valid_until": [PAST]})
     if not errors and not confirming:
         return _confirm_grant(community_id, values=form, body=body, valid_until=until)
     if not errors and not (form.get("notes") or "").strip():
