@@ -271,6 +271,11 @@ API_MESSAGES: list[tuple[re.Pattern[str], str | None, str]] = [
     (re.compile(r"^Unknown field\.$"), None, N_("The form sent a field the service does not take.")),
     (re.compile(r"^Shorter than minimum length \d+\.$"), None, N_("Fill this in.")),
     (
+        re.compile(r"^Length must be between \d+ and (?P<value>\d+)\.$"),
+        None,
+        N_("Write at most {value} characters."),
+    ),
+    (
         re.compile(r"^Longer than maximum length (?P<value>\d+)\.$"),
         None,
         N_("Write at most {value} characters."),
