@@ -6,6 +6,7 @@ Run on SQLite and, with ``CONSENT_TEST_DATABASE_URL``, on PostgreSQL (issue 14, 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -102,3 +103,25 @@ class TestConditionsOnlyOnWhatARuleAllows:
     def test_a_deny_rule_may_carry_labels(self, gov: Governance) -> None:
         rule = gov.rule(labels=["tk cs", "TK Culturally Sensitive"])
         assert rule["labels"] == ["TK Culturally Sensitive"]
+
+
+class TestAtTheSameTime:
+    def test_the_same_rule_posted_four_times_at_once_is_made_once(self, app: Any, gov: Governance) -> None:
+        headers = gov.steward()
+        statuses: list[int] = []
+
+        def post() -> None:
+            response = app.test_client().post(
+                f"/v1/communities/{NATION_A}/rules", headers=headers, json=DENY_RULE
+            )
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert sorted(statuses) == [201, 409, 409, 409]
+        rules = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/rules", headers=headers))["rules"]
+        assert len(rules) == 1
