@@ -209,7 +209,7 @@ def retire_rule(community_id: str, rule_id: str) -> Response:
                 )
                 flash(i18n.translate("The rule is retired. It no longer applies."), "success")
             except ValidationError as exc:
-                errors = flatten(exc.messages)
+                errors = in_words(flatten(exc.messages))
             except Conflict:
                 flash(i18n.translate("This rule was already retired."), "info")
             if not errors:
