@@ -408,6 +408,25 @@ class TestStewardInTheBrowser:
         pages.shot("steward-rules-labels", at="#active-rules")
         pages.no_csp_violations(refused_forms=True)
 
+    def test_a_rules_labels_in_french(self, pages: Pages, gov: Governance) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        gov.rule(base=APPROVAL_RULE)  # TK Non-Commercial, BC Consent Verified
+        pages.sign_in(STEWARD_A)
+        pages.open(f"/web/communities/{NATION_A}/")
+        Select(pages.find("#language")).select_by_value("fr")
+        pages.click("form.inline button[type=submit]")
+        assert pages.find("html").get_attribute("lang") == "fr"
+        rules = pages.text("#active-rules")
+        assert "TK Non commercial : Pas d'usage commercial : ni vente, ni profit." in rules
+        assert "BC Consentement vérifié" in rules
+        icons = pages.all("#active-rules .labels img")
+        assert len(icons) == 2 and all(
+            pages.driver.execute_script("return arguments[0].naturalWidth > 0", icon) for icon in icons
+        )
+        pages.shot("steward-rules-labels-fr", at="#active-rules")
+        pages.no_csp_violations()
+
     def test_a_steward_of_b_cannot_open_a_pages_and_a_form_without_its_token_is_refused(
         self, pages: Pages, gov: Governance
     ) -> None:
