@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
+    DUPLICATE_RULE = "duplicate_rule"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
@@ -37,6 +38,7 @@ STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.DUPLICATE_RULE: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
@@ -95,6 +97,13 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     code = ErrorCode.CONFLICT
+
+
+class DuplicateRule(Conflict):
+    """The community already has an active rule with the same effect, requesters, purposes and
+    categories; ``details.rule_id`` names it (only its stewards get this far)."""
+
+    code = ErrorCode.DUPLICATE_RULE
 
 
 class Unavailable(ServiceError):

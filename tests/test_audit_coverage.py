@@ -449,6 +449,19 @@ def web_grant_approval(t: Trial) -> list[Expected]:
         f"/web/communities/{NATION_A}/approvals",
         {"requester": RESEARCHER, "purposes": "research", "data_categories": "health", "valid_until": until},
     )
+    assert response.status_code == 200 and t.new_entries() == []  # step 1 of 2 writes nothing
+    response = post_form(
+        browser,
+        f"/web/communities/{NATION_A}/approvals",
+        {
+            "requester": RESEARCHER,
+            "purposes": "research",
+            "data_categories": "health",
+            "valid_until": until,
+            "step": "confirm",
+            "notes": "Agreement 12",
+        },
+    )
     assert response.status_code == 302
     [approval] = approvals_of(t)
     return [(AuditTag.APPROVAL_GRANTED, person(t.app, STEWARD_A), approval["id"])]

@@ -384,7 +384,8 @@ def endpoints(gov: Governance, community: str = NATION_A) -> dict[str, tuple[str
     rule, approval = gov.rule(community), gov.approval(community)
     base = f"/v1/communities/{community}"
     return {
-        "create rule": ("POST", f"{base}/rules", DENY_RULE, 201),
+        # not the rule just made: that one would be a duplicate (409 duplicate_rule)
+        "create rule": ("POST", f"{base}/rules", body_with(DENY_RULE, purposes=["service-planning"]), 201),
         "list rules": ("GET", f"{base}/rules", None, 200),
         "retire rule": ("DELETE", f"{base}/rules/{rule['id']}", None, 200),
         "grant approval": ("POST", f"{base}/approvals", APPROVAL, 201),

@@ -127,7 +127,15 @@ def build(client: Any, world: Any, spec: dict[str, Any]) -> tuple[dict[str, str]
             ),
             201,
         )
+        made = set()
         for rule in community["rules"]:
+            # The API refuses obligations on a deny rule (they would never travel) and a second
+            # rule with the same terms as one in force (409 duplicate_rule).
+            rule = {**rule, "obligations": {} if rule["effect"] == "deny" else rule["obligations"]}
+            terms = tuple(frozenset(rule[k]) for k in ("purposes", "data_categories", "requesters"))
+            if (rule["effect"], *terms) in made:
+                continue
+            made.add((rule["effect"], *terms))
             assert_ok(
                 client.post(
                     f"/v1/communities/{cid}/rules",

@@ -22,7 +22,14 @@ from governance_helpers import (
 from sqlalchemy import update
 
 from consent_service.core.caller import Caller, Via
-from consent_service.errors import Forbidden, NotFound, UnknownCode
+from consent_service.errors import (
+    DuplicateRule,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    UnknownCode,
+    ValidationFailed,
+)
 from consent_service.services.preview import ChangedRequests, RulePreview, preview_rule
 from consent_service.storage.models import DecisionCommunity
 
@@ -48,6 +55,8 @@ def preview(
     requesters: tuple[str, ...] = ("*",),
     caller: Caller = STEWARD,
     community: str = NATION_A,
+    obligations: dict[str, Any] | None = None,
+    labels: list[str] | None = None,
 ) -> RulePreview:
     return preview_rule(
         gov.world.services,
@@ -57,6 +66,8 @@ def preview(
         purposes=list(purposes),
         data_categories=list(categories),
         requesters=list(requesters),
+        obligations=obligations,
+        labels=labels,
         now=datetime.now(UTC),
     )
 
@@ -79,7 +90,7 @@ class TestWhatCounts:
     def test_a_denied_request_stays_denied(self, gov: Governance) -> None:
         gov.rule()
         gov.ask("research", "health")
-        result = preview(gov)
+        result = preview(gov, requesters=(RESEARCHER,))  # the same rule again would be a duplicate
         assert (result.matched, result.changed) == (1, 0)
 
     def test_requesters_and_wildcards(self, gov: Governance) -> None:
@@ -143,3 +154,80 @@ class TestChecks:
         gov.ask("research", "health")
         with unchanged_tables(app):
             preview(gov)
+
+
+# -- as strict as saving (issue 14, item 7) -------------------------------------------------------
+
+BAD_PROPOSALS = {
+    "obligations on a deny rule": {"effect": "deny", "obligations": {"no_linkage": True}},
+    "unknown obligation": {"effect": "require_approval", "obligations": {"be_nice": True}},
+    "cell size without its obligation": {"effect": "require_approval", "obligations": {"min_cell_size": 5}},
+    "unknown label": {"labels": ["TK Imaginary"]},
+    "unknown category and requester": {"categories": ("no-such-category",), "requesters": ("nobody",)},
+}
+
+
+def create(gov: Governance, **terms: Any) -> Any:
+    from consent_service.services.rules import create_rule
+
+    return create_rule(
+        gov.world.services,
+        caller=STEWARD,
+        community_id=NATION_A,
+        effect=terms.get("effect", "deny"),
+        purposes=list(terms.get("purposes", ("research",))),
+        data_categories=list(terms.get("categories", ("health",))),
+        requesters=list(terms.get("requesters", ("*",))),
+        obligations=terms.get("obligations", {}),
+        labels=terms.get("labels", []),
+        reason="x",
+        now=datetime.now(UTC),
+    )
+
+
+def refusal(action: Any) -> tuple[type, str, dict[str, Any]]:
+    with pytest.raises(ServiceError) as raised:
+        action()
+    return type(raised.value), raised.value.code, raised.value.details
+
+
+class TestAsStrictAsSaving:
+    @pytest.mark.parametrize("terms", BAD_PROPOSALS.values(), ids=BAD_PROPOSALS.keys())
+    def test_the_preview_refuses_what_saving_refuses_with_the_same_details(
+        self, app: Any, gov: Governance, terms: dict[str, Any]
+    ) -> None:
+        from api_helpers import unchanged_tables
+
+        previewed = refusal(
+            lambda: preview(
+                gov,
+                **{k: v for k, v in terms.items() if k not in ("obligations", "labels")},
+                obligations=terms.get("obligations"),
+                labels=terms.get("labels"),
+            )
+        )
+        with unchanged_tables(app):
+            saved = refusal(lambda: create(gov, **terms))
+        assert previewed == saved
+        assert previewed[0] in (ValidationFailed, UnknownCode)
+
+    def test_obligations_on_a_deny_rule_are_named_under_obligations(self, gov: Governance) -> None:
+        with pytest.raises(ValidationFailed) as raised:
+            preview(gov, obligations={"no_linkage": True})
+        assert list(raised.value.details) == ["obligations"]
+
+    def test_a_rule_already_in_force_is_refused_at_preview_naming_it(self, gov: Governance) -> None:
+        rule = create(gov)
+        with pytest.raises(DuplicateRule) as raised:
+            preview(gov, categories=("health", "health"))
+        assert raised.value.details == {"rule_id": rule.id} and raised.value.status == 409
+
+    def test_labels_and_obligations_that_saving_accepts_preview(self, gov: Governance) -> None:
+        gov.ask("research", "health")
+        result = preview(
+            gov,
+            effect="require_approval",
+            obligations={"aggregate_only": True, "min_cell_size": 5},
+            labels=["TK NC", "BC Research Use"],
+        )
+        assert result.changed == 1

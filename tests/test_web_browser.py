@@ -336,6 +336,10 @@ class TestStewardInTheBrowser:
         assert "3 refused requests" in pages.text("#waiting-requests")
         pages.shot("steward-waiting")
         pages.click("#waiting-requests form button[type=submit]")
+        assert "Step 2 of 2" in pages.text("#grant-warning")  # a confirmation and a note first
+        pages.type("#notes", "Data sharing agreement GLA-2027")
+        pages.shot("steward-approval-confirm")
+        pages.click("#confirm-grant")
         assert "The approval is granted" in pages.text(".messages")
         assert gov.ask("service-planning", "housing", requester=GOVERNMENT)["decision"] == "permit"
 
@@ -359,6 +363,68 @@ class TestStewardInTheBrowser:
         pages.shot("steward-retire")
         pages.click("#confirm-retire")
         assert "Agreement reached with the university" in pages.text()
+        pages.no_csp_violations()
+
+    def test_a_steward_sets_labels_on_a_rule_previews_it_and_focus_follows(
+        self, pages: Pages, gov: Governance
+    ) -> None:
+        gov.consent()
+        for _ in range(2):
+            assert gov.ask("research", "health")["decision"] == "permit"
+        pages.sign_in(STEWARD_A)
+        pages.open(f"/web/communities/{NATION_A}/rules/new")
+        pages.tick("effect-require_approval", "purposes-research", "data_categories-health")
+
+        # A refusing rule with a condition: refused at preview, focus on the error summary.
+        pages.tick("effect-deny", "obligations-no_linkage")
+        pages.type("#reason", "Health research needs the council's agreement")
+        pages.click("#preview-button")
+        assert pages.driver.switch_to.active_element.get_attribute("id") == "error-summary"
+        assert "A rule that refuses carries no conditions" in pages.text("#error-summary")
+        pages.shot("steward-rule-errors")
+
+        # Ask the community first, with two labels: each shown with its icon and text.
+        pages.tick("effect-require_approval")
+        for family in pages.all("#labels-field details"):
+            if family.get_attribute("open") is None:
+                family.find_element("css selector", "summary").click()
+        pages.tick("labels-tk-non-commercial", "labels-bc-research-use")
+        icon = pages.find("label[for=labels-tk-non-commercial] img")
+        assert icon.get_attribute("alt") == "" and pages.driver.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0", icon
+        )
+        pages.shot("steward-rule-labels", at="#labels-field")
+        pages.click("#preview-button")
+        assert pages.driver.switch_to.active_element.get_attribute("id") == "preview"
+        preview = pages.text("#preview")
+        assert "would have changed 2 of the 2 decisions about members in the last 90 days" in preview
+        assert "TK Non-Commercial: Not for commercial use" in preview and "BC Research Use" in preview
+        assert "When allowed: not linked with other data." in preview
+        pages.shot("steward-rule-labels-preview", at="#preview")
+        pages.click("#save-rule")
+
+        assert "TK Non-Commercial" in pages.text("#active-rules")
+        assert gov.ask("research", "health")["decision"] == "deny"  # until the community approves
+        pages.shot("steward-rules-labels", at="#active-rules")
+        pages.no_csp_violations(refused_forms=True)
+
+    def test_a_rules_labels_in_french(self, pages: Pages, gov: Governance) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        gov.rule(base=APPROVAL_RULE)  # TK Non-Commercial, BC Consent Verified
+        pages.sign_in(STEWARD_A)
+        pages.open(f"/web/communities/{NATION_A}/")
+        Select(pages.find("#language")).select_by_value("fr")
+        pages.click("form.inline button[type=submit]")
+        assert pages.find("html").get_attribute("lang") == "fr"
+        rules = pages.text("#active-rules")
+        assert "TK Non commercial : Pas d'usage commercial : ni vente, ni profit." in rules
+        assert "BC Consentement vérifié" in rules
+        icons = pages.all("#active-rules .labels img")
+        assert len(icons) == 2 and all(
+            pages.driver.execute_script("return arguments[0].naturalWidth > 0", icon) for icon in icons
+        )
+        pages.shot("steward-rules-labels-fr", at="#active-rules")
         pages.no_csp_violations()
 
     def test_a_steward_of_b_cannot_open_a_pages_and_a_form_without_its_token_is_refused(

@@ -4,12 +4,14 @@ in Chromium."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -87,6 +89,12 @@ def set_user(app: Flask, email: str, **values: Any) -> None:
     with app.extensions["consent_service"].sessions() as session:
         session.execute(update(UserAccount).where(UserAccount.email == email).values(**values))
         session.commit()
+
+
+def hidden_fields(page: str) -> str:
+    """The page's hidden inputs (but the CSRF token) as a query string, as the browser posts them."""
+    pairs = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    return urlencode([(name, html.unescape(value)) for name, value in pairs if name != "csrf_token"])
 
 
 def rules_of(app: Flask, community: str) -> list[CommunityRule]:
@@ -421,7 +429,9 @@ class TestRulesPage:
                     "reason": "x",
                 },
             )
-        assert response.status_code == 400 and "unknown data category: no-such-code" in text_of(response)
+        page = text_of(response)
+        assert response.status_code == 400
+        assert "“no-such-code” is not a kind of information this service knows." in page
 
     def test_retiring_needs_a_reason_and_keeps_the_rule_in_history(
         self, app: Flask, gov: Governance, browser_a: FlaskClient
@@ -449,9 +459,17 @@ class TestApprovalsPages:
                 "purposes": "research",
                 "data_categories": "health",
                 "valid_until": until.isoformat(),
-                "notes": "DSA 2027-04",
             },
         )
+        # Step 2 of 2: what the approval allows, and a note for the record (required).
+        assert response.status_code == 200 and "Confirm the approval" in text_of(response)
+        assert "Univ may use members&#39; health data for research." in text_of(response)
+        form = dict(parse_qsl(hidden_fields(text_of(response))))
+        assert form["step"] == "confirm" and form["requester"] == RESEARCHER
+        path = f"/web/communities/{NATION_A}/approvals"
+        assert post_form(browser_a, path, {**form, "notes": "  "}).status_code == 400
+        assert assert_ok(client.get(path.replace("/web/", "/v1/"), headers=gov.steward()))["approvals"] == []
+        response = post_form(browser_a, path, {**form, "notes": "DSA 2027-04"})
         assert response.status_code == 302
         [approval] = assert_ok(client.get(f"/v1/communities/{NATION_A}/approvals", headers=gov.steward()))[
             "approvals"
@@ -460,14 +478,15 @@ class TestApprovalsPages:
         page = text_of(browser_a.get(f"/web/communities/{NATION_A}/approvals"))
         assert "Univ may use members&#39; health data for research." in page
 
-        assert (
-            post_form(
-                browser_a,
-                f"/web/communities/{NATION_A}/approvals/{approval['id']}/revoke",
-                {"reason": "ended"},
-            ).status_code
-            == 302
-        )
+        assert approval["notes"] == "DSA 2027-04"
+
+        # Revoking: the button opens the confirmation, which needs a reason.
+        revoke = f"/web/communities/{NATION_A}/approvals/{approval['id']}/revoke"
+        assert f'href="{revoke}"' in page
+        confirm = browser_a.get(revoke)
+        assert confirm.status_code == 200 and "Yes, revoke this approval" in text_of(confirm)
+        assert post_form(browser_a, revoke, {"reason": " "}).status_code == 400
+        assert post_form(browser_a, revoke, {"reason": "ended"}).status_code == 302
         listed = assert_ok(
             client.get(
                 f"/v1/communities/{NATION_A}/approvals",
@@ -477,7 +496,7 @@ class TestApprovalsPages:
         )["approvals"]
         assert listed[0]["status"] == "revoked" and listed[0]["revoked_reason"] == "ended"
 
-    def test_waiting_requests_are_grouped_and_granted_in_one_step(
+    def test_waiting_requests_are_grouped_and_granted_after_a_confirmation(
         self, gov: Governance, browser_a: FlaskClient
     ) -> None:
         gov.rule(base=APPROVAL_RULE)
@@ -498,6 +517,13 @@ class TestApprovalsPages:
                 "data_categories": "health",
                 "valid_until": (datetime.now(UTC) + timedelta(days=90)).date().isoformat(),
             },
+        )
+        assert response.status_code == 200 and "Step 2 of 2" in text_of(response)
+        assert gov.ask("research", "health")["decision"] == "deny"  # nothing granted yet
+        form = dict(parse_qsl(hidden_fields(text_of(response))))
+        assert form["from"] == "waiting"
+        response = post_form(
+            browser_a, f"/web/communities/{NATION_A}/approvals", {**form, "notes": "Agreement 12"}
         )
         assert response.status_code == 302 and response.headers["Location"].endswith("/waiting")
         assert gov.ask("research", "health")["decision"] == "permit"

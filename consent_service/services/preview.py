@@ -15,16 +15,17 @@ Decisions that were already denies stay denies, whatever the rule.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from consent_service.container import Services
 from consent_service.core.caller import Caller
 from consent_service.core.engine import AccessRequest
 from consent_service.core.policy import Rule
 from consent_service.core.wire import ManagementAction, Outcome, RuleEffect
-from consent_service.services import codes
-from consent_service.services.rules import RULE_WILDCARDS
+from consent_service.services.rules import checked_terms
 from consent_service.services.stewards import require_steward
 from consent_service.services.stewardship import in_force_approvals
 from consent_service.storage import decisions as decision_store
@@ -66,14 +67,17 @@ def preview_rule(
     data_categories: list[str],
     requesters: list[str],
     now: datetime,
+    obligations: Mapping[str, Any] | None = None,
+    labels: list[str] | None = None,
     days: int = PREVIEW_DAYS,
 ) -> RulePreview:
     """How the last ``days`` days' decisions about members would have gone under the proposed rule.
 
-    Checked exactly as adding the rule would be (steward of the community, known codes), and
-    nothing is written. ``changed`` counts permits that would have been denies; ``matched``
-    every decision the rule matches; ``changed_by`` breaks ``changed`` down by requester and
-    purpose, most first.
+    Checked exactly as adding the rule would be, by the same function
+    (``rules.checked_terms``: obligations, labels, codes, no duplicate of a rule in force), so a
+    rule that previews is a rule that saves; nothing is written. ``changed`` counts permits
+    that would have been denies; ``matched`` every decision the rule matches; ``changed_by``
+    breaks ``changed`` down by requester and purpose, most first.
     """
     rule_effect = RuleEffect(effect)
     start = now - timedelta(days=days)
@@ -81,21 +85,24 @@ def preview_rule(
         require_steward(
             session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
         )
-        codes.check(
+        terms = checked_terms(
             session,
-            services.policy,
+            services,
+            community_id=community_id,
+            effect=effect,
             purposes=purposes,
             data_categories=data_categories,
-            organizations={"requesters": requesters},
-            wildcards=RULE_WILDCARDS,
+            requesters=requesters,
+            obligations=obligations or {},
+            labels=labels or [],
         )
         proposed = Rule(
             id=PROPOSED,
             community=community_id,
             effect=rule_effect,
-            purposes=tuple(purposes),
-            data_categories=tuple(data_categories),
-            requesters=tuple(requesters),
+            purposes=tuple(terms.purposes),
+            data_categories=tuple(terms.data_categories),
+            requesters=tuple(terms.requesters),
         )
         compiled = services.policy.compile_rules(community_id, 0, [proposed])
         in_force = in_force_approvals(session, community_id, now)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from consent_service.container import Services
 from consent_service.core import local_contexts
 from consent_service.core.caller import Caller
 from consent_service.core.obligations import problems as obligation_problems
 from consent_service.core.wire import AuditTag, ManagementAction, RuleEffect
-from consent_service.errors import Conflict, NotFound, ValidationFailed
+from consent_service.errors import Conflict, DuplicateRule, NotFound, ValidationFailed
 from consent_service.schemas.communities import RULE_CREATED_PAYLOAD, RULE_RETIRED_PAYLOAD
 from consent_service.services import codes
 from consent_service.services.stewards import begin_change, require_steward
@@ -80,17 +82,76 @@ class RuleList:
     rules: list[RuleRecord]
 
 
-def _validated_terms(obligations: Mapping[str, Any], labels: list[str]) -> list[str]:
-    """The labels under their full names; ``ValidationFailed`` naming every problem otherwise."""
+NO_CONDITIONS_ON_REFUSAL = "a deny rule carries no obligations: they travel only with what a rule allows"
+
+
+@dataclass(frozen=True)
+class RuleTerms:
+    """A proposed rule's terms as they are stored: deduplicated, labels under their full names."""
+
+    effect: str
+    purposes: list[str]
+    data_categories: list[str]
+    requesters: list[str]
+    obligations: dict[str, Any]
+    labels: list[str]
+
+
+def checked_terms(
+    session: Session,
+    services: Services,
+    *,
+    community_id: str,
+    effect: str,
+    purposes: list[str],
+    data_categories: list[str],
+    requesters: list[str],
+    obligations: Mapping[str, Any],
+    labels: list[str],
+) -> RuleTerms:
+    """The one check of what a proposed rule means, for its preview and its saving alike.
+
+    The body has been through ``RuleIn`` (its shape); this judges its meaning, in this order:
+    obligations (known, well formed, none on a rule that refuses: a deny never returns them)
+    and Local Contexts labels (``ValidationFailed`` naming every problem by field); the codes
+    (``codes.check``: ``UnknownCode``); then that the community has no active rule with the
+    same effect, requesters, purposes and categories (``DuplicateRule`` naming it).
+    """
+    rule_effect = RuleEffect(effect)
+    terms = RuleTerms(
+        effect=str(rule_effect),
+        purposes=list(dict.fromkeys(purposes)),
+        data_categories=list(dict.fromkeys(data_categories)),
+        requesters=list(dict.fromkeys(requesters)),
+        obligations=dict(obligations),
+        labels=[],
+    )
     details: dict[str, list[str]] = {}
     if problems := obligation_problems(obligations):
         details["obligations"] = problems
+    if obligations and rule_effect is RuleEffect.DENY:
+        details.setdefault("obligations", []).append(NO_CONDITIONS_ON_REFUSAL)
     known, unknown = local_contexts.canonical(labels)
     if unknown:
         details["labels"] = [f"not a Local Contexts label or notice: {label}" for label in unknown]
     if details:
         raise ValidationFailed("The rule is not valid.", details=details)
-    return known
+    codes.check(
+        session,
+        services.policy,
+        purposes=terms.purposes,
+        data_categories=terms.data_categories,
+        organizations={"requesters": terms.requesters},
+        wildcards=RULE_WILDCARDS,
+    )
+    same = (terms.effect, set(terms.requesters), set(terms.purposes), set(terms.data_categories))
+    for rule in store.rules(session, community_id, include_retired=False):
+        if (rule.effect, set(rule.requesters), set(rule.purposes), set(rule.data_categories)) == same:
+            raise DuplicateRule(
+                "The community already has this rule in force: retire it first, or change this one.",
+                details={"rule_id": rule.id},
+            )
+    return replace(terms, labels=known)
 
 
 def create_rule(
@@ -108,30 +169,30 @@ def create_rule(
     now: datetime,
 ) -> RuleRecord:
     """Add a rule to the community; it binds every member from the next decision on."""
-    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
-    requesters = list(dict.fromkeys(requesters))
     with services.writing(caller) as session:
         version = begin_change(
             session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
         )
-        labels = _validated_terms(obligations, labels)
-        codes.check(
+        terms = checked_terms(
             session,
-            services.policy,
+            services,
+            community_id=community_id,
+            effect=effect,
             purposes=purposes,
             data_categories=data_categories,
-            organizations={"requesters": requesters},
-            wildcards=RULE_WILDCARDS,
+            requesters=requesters,
+            obligations=obligations,
+            labels=labels,
         )
         rule = CommunityRule(
             id=str(uuid.uuid4()),
             community_id=community_id,
-            effect=str(RuleEffect(effect)),
-            purposes=purposes,
-            data_categories=data_categories,
-            requesters=requesters,
-            obligations=dict(obligations),
-            labels=labels,
+            effect=terms.effect,
+            purposes=terms.purposes,
+            data_categories=terms.data_categories,
+            requesters=terms.requesters,
+            obligations=terms.obligations,
+            labels=terms.labels,
             reason=reason,
             created_at=now,
             created_by=caller.organization,

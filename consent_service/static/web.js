@@ -6,9 +6,17 @@ document.addEventListener("DOMContentLoaded", function () {
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
   });
-  // After a refused form, move keyboard and screen-reader focus to the list of problems.
+  // After a refused form, move keyboard and screen-reader focus to the list of problems;
+  // after a rule's preview, to the preview (the form it follows is already filled in).
+  // Both are focusable with tabindex="-1" and have a heading, so a screen reader reads where
+  // it landed; without this script the page still shows both at their place.
   var summary = document.getElementById("error-summary");
-  if (summary) { summary.focus(); }
+  var preview = document.getElementById("preview");
+  var target = summary || preview;
+  if (target) {
+    target.focus();
+    if (target.scrollIntoView) { target.scrollIntoView({block: "start"}); }
+  }
 });
 // The person's page (/me): a QR code on the receipt opens /me#<code>. The fragment never reaches
 // a server or a Referer; move it into the form, take it out of the address bar and history,

@@ -87,7 +87,12 @@ class Rules(MethodView):
     @blp.arguments(RuleIn)
     @blp.response(201, RuleOut)
     def post(self, body: dict[str, Any], community_id: str) -> rules.RuleRecord:
-        """Add a rule; it binds every member of the community from the next decision on."""
+        """Add a rule; it binds every member of the community from the next decision on.
+
+        409 ``duplicate_rule`` (``details.rule_id``) when an active rule of the community has the
+        same effect, requesters, purposes and categories; 400 ``validation_error`` for
+        obligations on a deny rule.
+        """
         caller = caller_with(Scope.RULES_WRITE)
         return rules.create_rule(services(), caller=caller, community_id=community_id, now=now(), **body)
 

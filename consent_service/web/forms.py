@@ -10,6 +10,7 @@ the web pages is checked before its view runs (``web.session.check_csrf``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -19,6 +20,7 @@ from marshmallow import ValidationError
 from wtforms import Field, Form, SelectMultipleField, StringField
 from wtforms.validators import StopValidation
 
+from consent_service.services.rules import NO_CONDITIONS_ON_REFUSAL
 from consent_service.web.i18n import translate
 from consent_service.web.words import N_, OBLIGATIONS
 
@@ -169,6 +171,7 @@ class RuleForm(WebForm):
         filters=[_stripped], validators=[Given(N_("Give the reason, in words the requesters will read."))]
     )
     obligations = Codes()
+    labels = Codes()
 
     def body(self) -> dict[str, Any]:
         obligations: dict[str, Any] = {name: True for name in self.obligations.data if name in OBLIGATIONS}
@@ -181,6 +184,7 @@ class RuleForm(WebForm):
             "data_categories": self.data_categories.data,
             "requesters": self.requesters.data,
             "obligations": obligations,
+            "labels": self.labels.data,
             "reason": self.reason.data,
         }
 
@@ -204,6 +208,95 @@ class ApprovalForm(WebForm):
         if self.valid_until.data is not None:
             body["expires_at"] = end_of_day(self.valid_until.data, zone)
         return body
+
+
+# The API's messages (the schemas' and the use cases'), as the pages say them: one set of
+# per-field messages, translated. ``field`` moves a message under the form field it is about
+# (an obligation's number has its own field on the rule form); ``{value}`` is what the
+# message named. A message not listed is shown as the API gave it.
+API_MESSAGES: list[tuple[re.Pattern[str], str | None, str]] = [
+    (re.compile(r"^unknown purpose: (?P<value>.+)$"), None, N_("“{value}” is not a use this service knows.")),
+    (
+        re.compile(r"^unknown data category: (?P<value>.+)$"),
+        None,
+        N_("“{value}” is not a kind of information this service knows."),
+    ),
+    (
+        re.compile(r"^unknown organization: (?P<value>.+)$"),
+        None,
+        N_("“{value}” is not an organization this service knows."),
+    ),
+    (
+        re.compile(r"^not a Local Contexts label or notice: (?P<value>.+)$"),
+        None,
+        N_("“{value}” is not a Local Contexts label or notice."),
+    ),
+    (
+        re.compile("^" + re.escape(NO_CONDITIONS_ON_REFUSAL) + "$"),
+        None,
+        N_(
+            "A rule that refuses carries no conditions: conditions travel only with what a rule "
+            "allows. Untick them, or choose “Ask the community first”."
+        ),
+    ),
+    (
+        re.compile(r"^unknown obligation: (?P<value>.+)$"),
+        None,
+        N_("“{value}” is not a condition this service knows."),
+    ),
+    (
+        re.compile(r"^min_cell_size must be a whole number of at least 1$"),
+        "min_cell_size",
+        N_("Give a whole number of at least 1."),
+    ),
+    (
+        re.compile(r"^min_cell_size needs aggregate_only: true$"),
+        "min_cell_size",
+        N_("A smallest group needs the condition “Only as counts or totals”."),
+    ),
+    (
+        re.compile(r"^retention_days must be a whole number of .*at least 1$"),
+        "retention_days",
+        N_("Give a whole number of at least 1."),
+    ),
+    (
+        re.compile(r"^\w+ must be true \(leave it out to not impose it\)$"),
+        None,
+        N_("A condition is either ticked or left out."),
+    ),
+    (re.compile(r"^must be in the future$"), None, N_("Give a date in the future.")),
+    (re.compile(r"^Missing data for required field\.$"), None, N_("Fill this in.")),
+    (re.compile(r"^Must be one of: .*\.$"), None, N_("Choose one of the choices offered.")),
+    (re.compile(r"^must be a code( or '\*')?$"), None, N_("Choose from the choices offered.")),
+    (re.compile(r"^Unknown field\.$"), None, N_("The form sent a field the service does not take.")),
+    (re.compile(r"^Shorter than minimum length \d+\.$"), None, N_("Fill this in.")),
+    (
+        re.compile(r"^Length must be between \d+ and (?P<value>\d+)\.$"),
+        None,
+        N_("Write at most {value} characters."),
+    ),
+    (
+        re.compile(r"^Longer than maximum length (?P<value>\d+)\.$"),
+        None,
+        N_("Write at most {value} characters."),
+    ),
+]
+
+
+def in_words(errors: Errors) -> Errors:
+    """The API's messages in ``errors`` as the pages say them, in the page's language, each under
+    the form field it is about."""
+    out: Errors = {}
+    for name, messages in errors.items():
+        for message in messages:
+            field, text = name, message
+            for pattern, moved_to, wording in API_MESSAGES:
+                if found := pattern.match(message):
+                    field, text = moved_to or name, translate(wording, **found.groupdict())
+                    break
+            if text not in out.setdefault(field, []):
+                out[field].append(text)
+    return out
 
 
 def loaded(schema: Any, body: dict[str, Any], errors: Errors) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Response, flash, redirect, request, url_for
@@ -21,14 +21,21 @@ from werkzeug.datastructures import MultiDict
 from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.core.wire import RuleEffect
-from consent_service.errors import Conflict, NotFound, UnknownCode, ValidationFailed
+from consent_service.errors import (
+    Conflict,
+    DuplicateRule,
+    NotFound,
+    ServiceError,
+    UnknownCode,
+    ValidationFailed,
+)
 from consent_service.schemas.communities import ApprovalIn, ChangeReasonIn, RuleIn
 from consent_service.services import approvals as approval_cases
 from consent_service.services import communities, preview, stewardship
 from consent_service.services import rules as rule_cases
 from consent_service.web import i18n
 from consent_service.web.charts import timeline_svg
-from consent_service.web.forms import ApprovalForm, RuleForm, flatten, loaded
+from consent_service.web.forms import ApprovalForm, RuleForm, flatten, in_words, loaded
 from consent_service.web.intake import tree
 from consent_service.web.render import blueprint, page, words
 from consent_service.web.session import caller_with, now
@@ -37,6 +44,7 @@ from consent_service.web.words import OBLIGATIONS
 bp = blueprint("steward", __name__, "/web/communities")
 
 PERIODS = (30, 90, 365)
+PAST = "must be in the future"  # the use case's words for an end date already past
 
 
 def _community(community_id: str, **context: Any) -> dict[str, Any]:
@@ -73,6 +81,7 @@ def _rule_form(
     errors: dict[str, list[str]],
     result: preview.RulePreview | None = None,
     fingerprint: str = "",
+    previewed: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
     vocabulary = services().policy.vocabulary
@@ -85,20 +94,49 @@ def _rule_form(
             values=values,
             errors=errors,
             preview=result,
+            preview_obligations=(previewed or {}).get("obligations", {}),
             fingerprint=fingerprint,
             purposes=tree(vocabulary.purposes),
             categories=tree(vocabulary.data_categories),
             organizations=organizations,
             obligations=list(OBLIGATIONS),
+            label_families=words().label_families(),
             effects=[str(e) for e in RuleEffect],
             days=preview.PREVIEW_DAYS,
         ),
     )
 
 
+def _refusal(exc: ServiceError, community_id: str, caller: Any) -> dict[str, list[str]]:
+    """A use case's refusal of a proposed rule as the form's per-field messages, in the page's
+    language: the same for its preview and its saving (both go through ``rules.checked_terms``)."""
+    if isinstance(exc, DuplicateRule):
+        listed = rule_cases.list_rules(
+            services(), caller=caller, community_id=community_id, include_retired=False
+        )
+        same = next((asdict(r) for r in listed.rules if r.id == exc.details.get("rule_id")), None)
+        return {
+            "form": [
+                i18n.translate(
+                    "This rule is already in force: “{rule}” (made by {organization} on {date}). "
+                    "Retire that one first, or change this one.",
+                    rule=words().rule(same) if same else exc.details.get("rule_id", ""),
+                    organization=words().org(same["created_by"]) if same else "",
+                    date=words().day(same["created_at"]) if same else "",
+                )
+            ]
+        }
+    return in_words(flatten(exc.details)) or {"form": [exc.message]}
+
+
 @bp.route("/<community_id>/rules/new", methods=["GET", "POST"])
 def new_rule(community_id: str) -> Response:
-    """Fill in, preview (replaying the last 90 days' decisions), then save what was previewed."""
+    """Fill in, preview (replaying the last 90 days' decisions), then save what was previewed.
+
+    The preview is as strict as the saving: the same schema (``RuleIn``), then the same check
+    of meaning (``rules.checked_terms``: obligations, labels, codes, duplicates), so a rule that
+    previews is one that saves, and the messages are the same ones, translated.
+    """
     caller = caller_with(Scope.RULES_WRITE)
     if request.method == "GET":
         # Checks the caller is a steward before showing anything of the community.
@@ -108,7 +146,7 @@ def new_rule(community_id: str) -> Response:
     errors = rule_form.problems()
     body = loaded(RuleIn(), rule_form.body(), errors)
     if errors:
-        return _rule_form(community_id, values=request.form, errors=errors, status=400)
+        return _rule_form(community_id, values=request.form, errors=in_words(errors), status=400)
     fingerprint = _fingerprint(body)
     try:
         if request.form.get("action") == "save" and request.form.get("previewed") == fingerprint:
@@ -128,16 +166,22 @@ def new_rule(community_id: str) -> Response:
             purposes=body["purposes"],
             data_categories=body["data_categories"],
             requesters=body["requesters"],
+            obligations=body["obligations"],
+            labels=body["labels"],
             now=now(),
         )
-    except (ValidationFailed, UnknownCode) as exc:
+    except (ValidationFailed, UnknownCode, DuplicateRule) as exc:
         return _rule_form(
-            community_id,
-            values=request.form,
-            errors=flatten(exc.details) or {"form": [exc.message]},
-            status=400,
+            community_id, values=request.form, errors=_refusal(exc, community_id, caller), status=400
         )
-    return _rule_form(community_id, values=request.form, errors={}, result=result, fingerprint=fingerprint)
+    return _rule_form(
+        community_id,
+        values=request.form,
+        errors={},
+        result=result,
+        fingerprint=fingerprint,
+        previewed=body,
+    )
 
 
 @bp.route("/<community_id>/rules/<rule_id>/retire", methods=["GET", "POST"])
@@ -165,7 +209,7 @@ def retire_rule(community_id: str, rule_id: str) -> Response:
                 )
                 flash(i18n.translate("The rule is retired. It no longer applies."), "success")
             except ValidationError as exc:
-                errors = flatten(exc.messages)
+                errors = in_words(flatten(exc.messages))
             except Conflict:
                 flash(i18n.translate("This rule was already retired."), "info")
             if not errors:
@@ -213,23 +257,71 @@ def approvals(community_id: str) -> Response:
     return _approvals_page(community_id, caller_with(Scope.RULES_WRITE))
 
 
+def _confirm_grant(
+    community_id: str,
+    *,
+    values: MultiDict[str, str],
+    body: dict[str, Any],
+    valid_until: date | None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Response:
+    """Step 2 of giving an approval: what it allows, in words, and a note for the record."""
+    return page(
+        "steward/approval_confirm.html",
+        status=status,
+        **_community(
+            community_id,
+            approval=body,
+            valid_until=valid_until,
+            values=values,
+            errors=errors or {},
+            carried=[
+                (name, value)
+                for name, value in values.items(multi=True)
+                if name not in ("csrf_token", "notes", "step")
+            ],
+        ),
+    )
+
+
 @bp.post("/<community_id>/approvals")
 def grant_approval(community_id: str) -> Response:
-    """Grant from the approvals page, or in one step from a waiting request (``from=waiting``)."""
+    """Give an approval in two steps: the form (the approvals page, or a waiting request with
+    ``from=waiting``), then its confirmation with a note (``step=confirm``)."""
     caller = caller_with(Scope.RULES_WRITE)
+    # Only a steward of the community sees its confirmation step (403 / 404 otherwise).
+    approval_cases.list_approvals(
+        services(), caller=caller, community_id=community_id, include_revoked=False, now=now()
+    )
     form = request.form
     approval_form = ApprovalForm(formdata=form)
     errors = approval_form.problems()
     body = approval_form.body(words().zone)
+    confirming, until = form.get("step") == "confirm", approval_form.valid_until.data
+    if not errors:
+        try:
+            loaded_body = ApprovalIn().load(body)
+        except ValidationError as exc:
+            errors = in_words(flatten(exc.messages))
+        else:
+            # Said on step 1 rather than after the confirmation (the use case refuses it too).
+            if loaded_body["expires_at"] is not None and loaded_body["expires_at"] <= now():
+                errors = in_words({"valid_until": [PAST]})
+    if not errors and not confirming:
+        return _confirm_grant(community_id, values=form, body=body, valid_until=until)
+    if not errors and not (form.get("notes") or "").strip():
+        message = i18n.translate("Write a note for the record: why the community gives this approval.")
+        return _confirm_grant(
+            community_id, values=form, body=body, valid_until=until, errors={"notes": [message]}, status=400
+        )
     if not errors:
         try:
             approval_cases.create_approval(
-                services(), caller=caller, community_id=community_id, now=now(), **ApprovalIn().load(body)
+                services(), caller=caller, community_id=community_id, now=now(), **loaded_body
             )
-        except ValidationError as exc:
-            errors = flatten(exc.messages)
         except (ValidationFailed, UnknownCode) as exc:
-            errors = flatten(exc.details) or {"form": [exc.message]}
+            errors = in_words(flatten(exc.details)) or {"form": [exc.message]}
     if not errors:
         flash(
             i18n.translate("The approval is granted. Matching requests are allowed from now on."), "success"
@@ -242,27 +334,50 @@ def grant_approval(community_id: str) -> Response:
     return _approvals_page(community_id, caller, values=form, errors=errors, status=400)
 
 
-@bp.post("/<community_id>/approvals/<approval_id>/revoke")
+@bp.route("/<community_id>/approvals/<approval_id>/revoke", methods=["GET", "POST"])
 def revoke_approval(community_id: str, approval_id: str) -> Response:
+    """Revoke in two steps: the button beside the approval, then this page: confirm, with a reason."""
     caller = caller_with(Scope.RULES_WRITE)
-    try:
-        body = ChangeReasonIn().load({"reason": request.form.get("reason", "").strip() or None})
-        approval_cases.revoke_approval(
-            services(),
-            caller=caller,
-            community_id=community_id,
-            approval_id=approval_id,
-            reason=body["reason"],
-            now=now(),
-        )
-        flash(
-            i18n.translate("The approval is revoked. Matching requests are refused from now on."), "success"
-        )
-    except ValidationError as exc:
-        flash(" ".join(m for messages in flatten(exc.messages).values() for m in messages), "error")
-    except Conflict:
-        flash(i18n.translate("This approval was already revoked."), "info")
-    return redirect(url_for("steward.approvals", community_id=community_id))  # type: ignore[return-value]
+    listed = approval_cases.list_approvals(
+        services(), caller=caller, community_id=community_id, include_revoked=True, now=now()
+    )
+    approval = next((asdict(a) for a in listed.approvals if a.id == approval_id), None)
+    if approval is None:
+        raise NotFound("No such approval in this community.")
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        reason = request.form.get("reason", "").strip()
+        if not reason:
+            errors["reason"] = [i18n.translate("Give the reason for revoking the approval.")]
+        else:
+            try:
+                body = ChangeReasonIn().load({"reason": reason})
+                approval_cases.revoke_approval(
+                    services(),
+                    caller=caller,
+                    community_id=community_id,
+                    approval_id=approval_id,
+                    reason=body["reason"],
+                    now=now(),
+                )
+                flash(
+                    i18n.translate("The approval is revoked. Matching requests are refused from now on."),
+                    "success",
+                )
+            except ValidationError as exc:
+                errors = in_words(flatten(exc.messages))
+            except Conflict:
+                flash(i18n.translate("This approval was already revoked."), "info")
+            if not errors:
+                return redirect(url_for("steward.approvals", community_id=community_id))  # type: ignore[return-value]
+    elif approval["status"] != "active":
+        flash(i18n.translate("This approval is no longer in force."), "info")
+        return redirect(url_for("steward.approvals", community_id=community_id))  # type: ignore[return-value]
+    return page(
+        "steward/approval_revoke.html",
+        status=400 if errors else 200,
+        **_community(community_id, approval=approval, errors=errors, values=request.form),
+    )
 
 
 # -- what is waiting, what was decided ----------------------------------------------------------

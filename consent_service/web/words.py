@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates, support
 
+from consent_service.core import local_contexts
 from consent_service.core.vocabulary import Vocabulary
 
 
@@ -67,6 +69,18 @@ def time_zone(name: str) -> ZoneInfo:
             f"TIMEZONE (CONSENT_TIMEZONE) = {name!r} is not a time zone; give an IANA name "
             "such as America/Toronto"
         ) from exc
+
+
+@dataclass(frozen=True)
+class ShownLabel:
+    """A Local Contexts label as a page shows it: its stored code, its name and what it asks in
+    the page's language, and its icon's file under ``static/labels/`` (None if not known)."""
+
+    code: str
+    name: str
+    text: str
+    icon: str | None
+    family: str
 
 
 class Words:
@@ -118,6 +132,33 @@ class Words:
     def event(self, kind: str) -> str:
         """What happened to a consent, told to the person: you gave it, it was changed, you withdrew it."""
         return self._(EVENTS[kind]) if kind in EVENTS else kind
+
+    # -- Local Contexts labels ------------------------------------------------------------------
+
+    def label(self, code: str) -> ShownLabel:
+        known = local_contexts.label(code)
+        if known is None:  # stored before the service knew it: its name alone
+            return ShownLabel(code=code, name=code, text="", icon=None, family="")
+        return ShownLabel(
+            code=code,
+            name=self._(known.name),
+            text=self._(known.text),
+            icon=known.icon,
+            family=known.family,
+        )
+
+    def labels(self, codes: Iterable[str]) -> list[ShownLabel]:
+        return [self.label(code) for code in codes]
+
+    def label_families(self) -> list[tuple[str, list[ShownLabel]]]:
+        """Every label the service knows, by family (TK, BC, notices), in Local Contexts' order."""
+        return [
+            (
+                self._(name),
+                [self.label(lb.code) for lb in local_contexts.CATALOGUE.values() if lb.family == family],
+            )
+            for family, name in local_contexts.FAMILIES.items()
+        ]
 
     def is_sensitive(self, code: str) -> bool:
         term = self.vocabulary.data_categories.get(code)
