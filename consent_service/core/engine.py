@@ -133,7 +133,8 @@ def duty_hold(duty: DutyTerms) -> Hold:
     """The requester's own duty is named to it: what, and when it was due."""
     return Hold(
         ReasonCode.DUTY_OVERDUE,
-        f"{ON_HOLD} until a duty owed to it is met: {duty.kind} ({duty.description}), due {_day(duty.due_at)}.",
+        f"{ON_HOLD} until a duty owed to it is met: "
+        f"{duty.kind} ({duty.description}), due {_day(duty.due_at)}.",
     )
 
 
