@@ -72,6 +72,11 @@ class AuditTag(StrEnum):
     USER_SIGN_IN_FAILED = "user:sign-in-failed"
     USER_SIGNED_OUT = "user:signed-out"
     KEY_ROTATED = "key:rotated"
+    STEWARD_CHANGE_PROPOSED = "steward_change:proposed"
+    STEWARD_CHANGE_CONFIRMED = "steward_change:confirmed"
+    MEMBERSHIPS_CONFIRMED = "memberships:confirmed"  # by a steward, in bulk (pseudonymous ids)
+    MEMBERSHIP_CONFIRMED = "membership:confirmed"  # by the person, through the recording organization
+    MEMBERSHIP_ENDED = "membership:ended"
 
 
 class ManagementAction(StrEnum):
@@ -84,6 +89,22 @@ class ManagementAction(StrEnum):
     APPROVALS_LIST = "approvals:list"
     APPROVALS_REVOKE = "approvals:revoke"
     DECISIONS_LIST = "decisions:list"
+    STEWARDS_LIST = "stewards:list"
+    STEWARDS_CHANGE = "stewards:change"
+    CLIENTS_CREATE = "clients:create"
+    MEMBERSHIPS_LIST = "memberships:list"
+    MEMBERSHIPS_CONFIRM = "memberships:confirm"
+
+
+class StewardChangeAction(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class MembershipStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    ENDED = "ended"
 
 
 WILDCARD = "*"

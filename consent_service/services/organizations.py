@@ -5,9 +5,12 @@ the frozen dataclasses below, which ``schemas.organizations`` dumps (answers and
 * ``audit:read`` is oversight of the whole deployment: only clients (and people) of the
   ``admin`` organization or of an ``oversight`` organization may hold it (400 otherwise).
 * Once an organization stewards a community, the operator no longer makes its credentials:
-  admin may create the first client of a steward organization only while it has no active
-  client; after that the steward's own ``rules:write`` client creates its organization's
-  clients (403 for any other organization, and never ``admin``).
+  admin never creates a client that can act for the community (``rules:write`` or
+  ``community:read``: 403), and creates no client at all of a steward organization that has
+  an active client. The community's stewards create those clients themselves
+  (``POST /v1/communities/{id}/clients``, or ``POST /v1/clients`` with their ``rules:write``
+  client, for their own organization only, and never ``admin``). Only the bootstrap command
+  line (no caller) still can, for a steward organization left with no client at all.
 * Every client of a community's steward organizations (each can act for the community) is
   listed to the community's stewards, who can disable it.
 """
@@ -61,6 +64,12 @@ def _check_creator(session: Session, caller: Caller, org: Organization, scopes: 
     """Who may create a client of ``org`` (a ``None`` caller is the bootstrap CLI)."""
     stewarding = directory.stewarded_by(session, org.id)
     if caller.is_admin:
+        acting = sorted(set(scopes) & {str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)})
+        if stewarding and acting:
+            raise Forbidden(
+                f"Organization {org.id} stewards a community: a client with {' '.join(acting)} acts "
+                "for the community, and only its stewards create one (POST /v1/communities/{id}/clients)."
+            )
         if stewarding and store.has_active_client(session, org.id):
             raise Forbidden(
                 f"Organization {org.id} stewards a community and has an active client: "
@@ -206,25 +215,82 @@ def create_client(
         check_oversight(org, scopes)
         if caller is not None:
             _check_creator(session, caller, org, scopes)
-        client = OAuthClient(
-            client_id=new_client_id(),
-            secret_hash=hash_secret(secret),
-            organization_id=organization,
-            name=name,
-            scopes=" ".join(scopes),
-            created_at=now,
-        )
-        store.add(session, client)
-        created = NewClient(client.client_id, secret, organization, name, scopes, now)
-        services.append_audit(
+        created = _insert_client(
             session,
-            at=now,
-            tag=AuditTag.CLIENT_CREATED,
+            services,
             caller=caller,
-            object_id=client.client_id,
-            payload=_CLIENT_CREATED_PAYLOAD.dump(created),
+            organization=organization,
+            name=name,
+            scopes=scopes,
+            secret=secret,
+            now=now,
         )
         session.commit()
+    return created
+
+
+def create_community_client(
+    services: Services, *, caller: Caller, community_id: str, name: str, scopes: list[str], now: datetime
+) -> NewClient:
+    """A steward creates a client of its own organization that acts for the community
+    (``rules:write`` and/or ``community:read``; the schema allows no other scope). Audited as
+    any client's creation; the secret is in this answer only."""
+    from consent_service.services.stewards import require_steward as _require_steward
+
+    scopes = sorted({str(Scope(s)) for s in scopes})
+    secret = new_client_secret()
+    with services.writing(caller) as session:
+        _require_steward(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.CLIENTS_CREATE,
+        )
+        created = _insert_client(
+            session,
+            services,
+            caller=caller,
+            organization=caller.organization,
+            name=name,
+            scopes=scopes,
+            secret=secret,
+            now=now,
+        )
+        session.commit()
+    return created
+
+
+def _insert_client(
+    session: Session,
+    services: Services,
+    *,
+    caller: Caller | None,
+    organization: str,
+    name: str,
+    scopes: list[str],
+    secret: str,
+    now: datetime,
+) -> NewClient:
+    """Add the client and its audit entry to the caller's unit of work."""
+    client = OAuthClient(
+        client_id=new_client_id(),
+        secret_hash=hash_secret(secret),
+        organization_id=organization,
+        name=name,
+        scopes=" ".join(scopes),
+        created_at=now,
+    )
+    store.add(session, client)
+    created = NewClient(client.client_id, secret, organization, name, scopes, now)
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.CLIENT_CREATED,
+        caller=caller,
+        object_id=client.client_id,
+        payload=_CLIENT_CREATED_PAYLOAD.dump(created),
+    )
     return created
 
 

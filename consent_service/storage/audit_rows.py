@@ -27,6 +27,7 @@ from consent_service.storage.models import (
     Membership,
     OAuthClient,
     Organization,
+    StewardChange,
     SubjectSystem,
     UserAccount,
 )
@@ -157,5 +158,6 @@ for _model in (
     Decision,
     DecisionCommunity,
     SubjectSystem,
+    StewardChange,
 ):
     bind(_model)
