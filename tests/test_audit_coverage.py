@@ -295,6 +295,91 @@ def disable_community_client(t: Trial) -> list[Expected]:
     return [(AuditTag.CLIENT_DISABLED, t.api_actor(COUNCIL_A, "rules:write"), client_id)]
 
 
+def create_community_client(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    t.start()
+    created = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/clients",
+            headers=headers,
+            json={"name": "council laptop", "scopes": ["community:read"]},
+        ),
+        201,
+    )
+    t.secrets.append(created["client_secret"])
+    return [(AuditTag.CLIENT_CREATED, t.api_actor(COUNCIL_A, "rules:write"), created["client_id"])]
+
+
+def propose_steward_change(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    t.start()
+    change = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=headers,
+            json={"action": "add", "organization": RESEARCHER},
+        ),
+        201,
+    )
+    return [(AuditTag.STEWARD_CHANGE_PROPOSED, t.api_actor(COUNCIL_A, "rules:write"), change["id"])]
+
+
+def confirm_steward_change(t: Trial) -> list[Expected]:
+    change = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=t.gov.steward(),
+            json={"action": "add", "organization": RESEARCHER},
+        ),
+        201,
+    )
+    second = t.api(COUNCIL_A, "community:read", "rules:write")
+    t.start()
+    assert_ok(
+        t.client.post(f"/v1/communities/{NATION_A}/steward-changes/{change['id']}/confirm", headers=second)
+    )
+    actor = t.api_actor(COUNCIL_A, "community:read", "rules:write")
+    return [(AuditTag.STEWARD_CHANGE_CONFIRMED, actor, change["id"])]
+
+
+def pending_membership_ids(t: Trial) -> list[str]:
+    seen = assert_ok(t.client.get(f"/v1/communities/{NATION_A}/memberships", headers=t.gov.steward()))
+    return [m["id"] for m in seen["pending"]]
+
+
+def confirm_memberships(t: Trial) -> list[Expected]:
+    t.gov.consent()
+    ids = pending_membership_ids(t)
+    headers = t.gov.steward()
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/memberships/confirm", headers=headers, json={"memberships": ids}
+        )
+    )
+    return [(AuditTag.MEMBERSHIPS_CONFIRMED, t.api_actor(COUNCIL_A, "rules:write"), NATION_A)]
+
+
+def person_confirms_membership(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/consents/{consent['id']}/memberships/{NATION_A}/confirm", headers=t.gov.recorder()
+        )
+    )
+    return [(AuditTag.MEMBERSHIP_CONFIRMED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
+
+
+def person_ends_membership(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.start()
+    assert_ok(
+        t.client.post(f"/v1/consents/{consent['id']}/memberships/{NATION_A}/end", headers=t.gov.recorder())
+    )
+    return [(AuditTag.MEMBERSHIP_ENDED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
+
+
 def create_organization(t: Trial) -> list[Expected]:
     t.start()
     assert_ok(
@@ -567,6 +652,12 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/communities"): create_community,
     ("PATCH", "/v1/communities/<community_id>"): change_community,
     ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): disable_community_client,
+    ("POST", "/v1/communities/<community_id>/clients"): create_community_client,
+    ("POST", "/v1/communities/<community_id>/steward-changes"): propose_steward_change,
+    ("POST", "/v1/communities/<community_id>/steward-changes/<change_id>/confirm"): confirm_steward_change,
+    ("POST", "/v1/communities/<community_id>/memberships/confirm"): confirm_memberships,
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/confirm"): person_confirms_membership,
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/end"): person_ends_membership,
     ("POST", "/v1/communities/<community_id>/approvals"): grant_approval,
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): revoke_approval,
     ("POST", "/v1/communities/<community_id>/rules"): create_rule,
