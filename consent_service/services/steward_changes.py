@@ -31,6 +31,10 @@ from consent_service.storage.models import CommunitySteward, StewardChange
 PENDING, CONFIRMED, EXPIRED = "pending", "confirmed", "expired"
 
 
+class OwnProposal(Forbidden):
+    """403: the client or person who proposed a change cannot confirm it (two people decide)."""
+
+
 def expiry_days(services: Services) -> int:
     return int(services.settings.get("STEWARD_CHANGE_DAYS", 7))
 
@@ -207,7 +211,7 @@ def confirm_change(
         if change.expires_at <= now:
             raise Conflict("This change expired without being confirmed: propose it again.")
         if change.proposed_by_client == caller.client_id:
-            raise Forbidden(
+            raise OwnProposal(
                 "A change needs two stewards: the client or person who proposed it cannot confirm it."
             )
         stewards = store.stewards(session, community_id)

@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from consent_service.container import current as services
 from consent_service.core.permissions import Scope
 from consent_service.core.wire import StewardChangeAction
-from consent_service.errors import Conflict, Forbidden, UnknownCode, ValidationFailed
+from consent_service.errors import Conflict, UnknownCode, ValidationFailed
 from consent_service.schemas.memberships import MembershipsConfirmIn
 from consent_service.schemas.steward_changes import StewardChangeIn
 from consent_service.services import memberships, organizations, stewardship
@@ -92,7 +92,7 @@ def confirm(community_id: str, change_id: str) -> Response:
             services(), caller=caller, community_id=community_id, change_id=change_id, now=now()
         )
         flash(i18n.translate("The change is confirmed and applies now."), "success")
-    except Forbidden:
+    except changes.OwnProposal:
         flash(i18n.translate("You proposed this change: another steward must confirm it."), "error")
     except Conflict as exc:
         flash(exc.message, "error")
