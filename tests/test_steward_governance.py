@@ -238,6 +238,27 @@ class TestCommunityClients:
             )
             assert_error(response, 403, "forbidden")
 
+    def test_the_operator_makes_only_a_new_steward_organizations_very_first_client(
+        self, app, client, gov, world
+    ):
+        world.org("council-x", "community-governance")
+        assert_ok(
+            client.post(
+                "/v1/communities",
+                headers=world.admin(),
+                json={"id": "nation-x", "name": "X", "stewards": ["council-x"]},
+            ),
+            201,
+        )
+        body = {"organization": "council-x", "name": "first", "scopes": ["rules:write"]}
+        first = assert_ok(client.post("/v1/clients", headers=world.admin(), json=body), 201)
+        # Disabling every client of the council does not let the operator mint its way back in.
+        assert_ok(client.post(f"/v1/clients/{first['client_id']}/disable", headers=world.admin()))
+        with nothing_changes(app):
+            for scopes in (["rules:write"], ["community:read"], ["consents:read"]):
+                response = client.post("/v1/clients", headers=world.admin(), json={**body, "scopes": scopes})
+                assert_error(response, 403, "forbidden")
+
     def test_a_steward_creates_lists_and_disables_its_own_client(self, client, gov):
         made = assert_ok(
             client.post(

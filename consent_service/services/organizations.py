@@ -5,12 +5,14 @@ the frozen dataclasses below, which ``schemas.organizations`` dumps (answers and
 * ``audit:read`` is oversight of the whole deployment: only clients (and people) of the
   ``admin`` organization or of an ``oversight`` organization may hold it (400 otherwise).
 * Once an organization stewards a community, the operator no longer makes its credentials:
-  admin never creates a client that can act for the community (``rules:write`` or
-  ``community:read``: 403), and creates no client at all of a steward organization that has
-  an active client. The community's stewards create those clients themselves
-  (``POST /v1/communities/{id}/clients``, or ``POST /v1/clients`` with their ``rules:write``
-  client, for their own organization only, and never ``admin``). Only the bootstrap command
-  line (no caller) still can, for a steward organization left with no client at all.
+  admin may create a steward organization's very first client (the credential it hands over
+  when the community is set up), and nothing after that: once the organization has had any
+  client, active or disabled, admin gets 403 for every client of it, ``rules:write`` and
+  ``community:read`` (which act for the community) included, so disabling a council's clients
+  never lets the operator mint its own way in. The community's stewards create those clients
+  themselves (``POST /v1/communities/{id}/clients``, or ``POST /v1/clients`` with their
+  ``rules:write`` client, for their own organization only, and never ``admin``). Only the
+  bootstrap command line (no caller) is not refused (audited).
 * Every client of a community's steward organizations (each can act for the community) is
   listed to the community's stewards, who can disable it.
 """
@@ -64,16 +66,12 @@ def _check_creator(session: Session, caller: Caller, org: Organization, scopes: 
     """Who may create a client of ``org`` (a ``None`` caller is the bootstrap CLI)."""
     stewarding = directory.stewarded_by(session, org.id)
     if caller.is_admin:
-        acting = sorted(set(scopes) & {str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)})
-        if stewarding and acting:
+        if stewarding and store.has_any_client(session, org.id):
+            acting = sorted(set(scopes) & {str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)})
             raise Forbidden(
-                f"Organization {org.id} stewards a community: a client with {' '.join(acting)} acts "
-                "for the community, and only its stewards create one (POST /v1/communities/{id}/clients)."
-            )
-        if stewarding and store.has_active_client(session, org.id):
-            raise Forbidden(
-                f"Organization {org.id} stewards a community and has an active client: "
-                "it creates its own clients with its rules:write client."
+                f"Organization {org.id} stewards a community and has had a client: it creates its own "
+                "clients (POST /v1/communities/{id}/clients)"
+                + (f"; a client with {' '.join(acting)} acts for the community." if acting else ".")
             )
         return
     if not caller.has(Scope.RULES_WRITE) or org.id != caller.organization:
