@@ -16,7 +16,12 @@ _ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 class MembershipsConfirmIn(StrictSchema):
     memberships = fields.List(
-        fields.String(validate=validate.Regexp(_ID, error="must be a membership id (a UUID)")),
+        fields.String(
+            validate=[
+                validate.Length(max=36),
+                validate.Regexp(_ID, error="must be a membership id (a UUID)"),
+            ]
+        ),
         required=True,
         validate=validate.Length(min=1, max=MAX_CONFIRM),
         metadata={"description": "pseudonymous ids of pending memberships, as the community lists them"},
