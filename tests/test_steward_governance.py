@@ -440,6 +440,21 @@ class TestThePersonConfirmsOrEnds:
         with nothing_changes(app):
             assert_error(person(client, gov, consent["id"], "end"), 409, "conflict")
 
+    def test_batch_decisions_read_memberships_as_single_ones_do(self, client, gov, world):
+        ended = gov.consent()
+        other = {"system": "urn:outreach-org:client", "value": "C-3000"}
+        gov.consent(subject=other)  # pending: the rule applies
+        gov.rule()
+        assert_ok(person(client, gov, ended["id"], "end"))
+        answer = assert_ok(
+            client.post(
+                "/v1/authorize/batch",
+                headers=world.headers(RESEARCHER, "authorize"),
+                json={"subjects": [MEMBER, other], "purpose": "research", "data_categories": ["health"]},
+            )
+        )
+        assert [d["decision"] for d in answer["decisions"]] == ["permit", "deny"]
+
     def test_an_ended_membership_is_not_brought_back_by_an_amendment(self, app, client, gov):
         from api_helpers import body_with
         from governance_helpers import MEMBER_CONSENT
