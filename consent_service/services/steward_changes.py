@@ -132,6 +132,7 @@ def propose_change(
             action=ManagementAction.STEWARDS_CHANGE,
         )
         codes.check(session, services.policy, organizations={"organization": [organization]})
+        store.lock(session, community_id)  # two identical proposals at once: one is a 409
         stewards = store.stewards(session, community_id)
         _check_applicable(action, organization, stewards, field="organization")
         for other in store.steward_changes(session, community_id):

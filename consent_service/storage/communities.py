@@ -42,6 +42,12 @@ def add(session: Session, *rows: object) -> None:
     audit_rows.added_rows(session, *rows)
 
 
+def lock(session: Session, community_id: str) -> None:
+    """Hold the community's row until the commit (PostgreSQL; SQLite's writer holds the whole
+    database already): two changes of one community's stewards run one after the other."""
+    session.execute(select(Community.id).where(Community.id == community_id).with_for_update())
+
+
 def stewards(session: Session, community_id: str) -> list[str]:
     return list(
         session.scalars(
