@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     # The IANA time zone every page and printable document shows times in (never bare UTC);
     # a date typed in a form ends at midnight in this zone.
     "TIMEZONE": "America/Toronto",
+    # Days a proposed change of a community's stewards waits for a second steward's
+    # confirmation before it expires (it is then shown expired and cannot be confirmed).
+    "STEWARD_CHANGE_DAYS": 7,
 }
 
 

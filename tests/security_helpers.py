@@ -107,7 +107,20 @@ def seed_world(
     spare_client, _ = world.credentials(PROVIDER, "authorize")
     legacy_consent(client, world, LEGACY_SUBJECT)
     council_client, _ = world.credentials(COUNCIL_A, "community:read")
+    # A steward change waiting for confirmation, proposed by another client of Nation A's
+    # council than the one the tests confirm it with (two people decide).
+    change = _ok(
+        client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=world.headers(COUNCIL_A, "community:read", "rules:write"),
+            json={"action": "add", "organization": COUNCIL_B},
+        ),
+        201,
+    )
+    pending = _ok(client.get(f"/v1/communities/{NATION_A}/memberships", headers=steward), 200)["pending"]
     return {
+        "change_id": change["id"],
+        "membership_id": pending[0]["id"],
         "council_client_id": council_client,
         "consent_id": consent["id"],
         "receipt": consent["receipt"],

@@ -299,6 +299,91 @@ def disable_community_client(t: Trial) -> list[Expected]:
     return [(AuditTag.CLIENT_DISABLED, t.api_actor(COUNCIL_A, "rules:write"), client_id)]
 
 
+def create_community_client(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    t.start()
+    created = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/clients",
+            headers=headers,
+            json={"name": "council laptop", "scopes": ["community:read"]},
+        ),
+        201,
+    )
+    t.secrets.append(created["client_secret"])
+    return [(AuditTag.CLIENT_CREATED, t.api_actor(COUNCIL_A, "rules:write"), created["client_id"])]
+
+
+def propose_steward_change(t: Trial) -> list[Expected]:
+    headers = t.gov.steward()
+    t.start()
+    change = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=headers,
+            json={"action": "add", "organization": RESEARCHER},
+        ),
+        201,
+    )
+    return [(AuditTag.STEWARD_CHANGE_PROPOSED, t.api_actor(COUNCIL_A, "rules:write"), change["id"])]
+
+
+def confirm_steward_change(t: Trial) -> list[Expected]:
+    change = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=t.gov.steward(),
+            json={"action": "add", "organization": RESEARCHER},
+        ),
+        201,
+    )
+    second = t.api(COUNCIL_A, "community:read", "rules:write")
+    t.start()
+    assert_ok(
+        t.client.post(f"/v1/communities/{NATION_A}/steward-changes/{change['id']}/confirm", headers=second)
+    )
+    actor = t.api_actor(COUNCIL_A, "community:read", "rules:write")
+    return [(AuditTag.STEWARD_CHANGE_CONFIRMED, actor, change["id"])]
+
+
+def pending_membership_ids(t: Trial) -> list[str]:
+    seen = assert_ok(t.client.get(f"/v1/communities/{NATION_A}/memberships", headers=t.gov.steward()))
+    return [m["id"] for m in seen["pending"]]
+
+
+def confirm_memberships(t: Trial) -> list[Expected]:
+    t.gov.consent()
+    ids = pending_membership_ids(t)
+    headers = t.gov.steward()
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/memberships/confirm", headers=headers, json={"memberships": ids}
+        )
+    )
+    return [(AuditTag.MEMBERSHIPS_CONFIRMED, t.api_actor(COUNCIL_A, "rules:write"), NATION_A)]
+
+
+def person_confirms_membership(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/consents/{consent['id']}/memberships/{NATION_A}/confirm", headers=t.gov.recorder()
+        )
+    )
+    return [(AuditTag.MEMBERSHIP_CONFIRMED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
+
+
+def person_ends_membership(t: Trial) -> list[Expected]:
+    consent = t.gov.consent()
+    t.start()
+    assert_ok(
+        t.client.post(f"/v1/consents/{consent['id']}/memberships/{NATION_A}/end", headers=t.gov.recorder())
+    )
+    return [(AuditTag.MEMBERSHIP_ENDED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
+
+
 def create_organization(t: Trial) -> list[Expected]:
     t.start()
     assert_ok(
@@ -437,6 +522,63 @@ def approvals_of(t: Trial, **query: Any) -> list[dict[str, Any]]:
             query_string=query,
         )
     )["approvals"]
+
+
+def steward_changes_of(t: Trial) -> list[dict[str, Any]]:
+    listed = t.client.get(f"/v1/communities/{NATION_A}/steward-changes", headers=t.gov.steward())
+    return assert_ok(listed)["changes"]  # type: ignore[no-any-return]
+
+
+def web_propose_steward_change(t: Trial) -> list[Expected]:
+    browser = t.browser(STEWARD_A)
+    t.gov.steward()  # the token the check reads the changes with
+    t.start()
+    response = post_form(
+        browser, f"/web/communities/{NATION_A}/steward-changes", {"action": "add", "organization": RESEARCHER}
+    )
+    assert response.status_code == 302
+    [change] = steward_changes_of(t)
+    return [(AuditTag.STEWARD_CHANGE_PROPOSED, person(t.app, STEWARD_A), change["id"])]
+
+
+def web_confirm_steward_change(t: Trial) -> list[Expected]:
+    browser = t.browser(STEWARD_A)
+    change = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=t.gov.steward(),
+            json={"action": "add", "organization": RESEARCHER},
+        ),
+        201,
+    )
+    t.start()
+    response = post_form(browser, f"/web/communities/{NATION_A}/steward-changes/{change['id']}/confirm", {})
+    assert response.status_code == 302
+    assert [c["status"] for c in steward_changes_of(t)] == ["confirmed"]
+    return [(AuditTag.STEWARD_CHANGE_CONFIRMED, person(t.app, STEWARD_A), change["id"])]
+
+
+def web_confirm_memberships(t: Trial) -> list[Expected]:
+    browser = t.browser(STEWARD_A)
+    t.gov.consent()
+    ids = pending_membership_ids(t)
+    t.start()
+    response = post_form(browser, f"/web/communities/{NATION_A}/memberships/confirm", {"memberships": ids})
+    assert response.status_code == 302
+    assert pending_membership_ids(t) == []
+    return [(AuditTag.MEMBERSHIPS_CONFIRMED, person(t.app, STEWARD_A), NATION_A)]
+
+
+def web_disable_community_client(t: Trial) -> list[Expected]:
+    browser = t.browser(STEWARD_A)
+    client_id, _ = t.world.credentials(COUNCIL_A, "community:read")
+    t.gov.steward()
+    t.start()
+    response = post_form(browser, f"/web/communities/{NATION_A}/clients/{client_id}/disable", {})
+    assert response.status_code == 302
+    listed = assert_ok(t.client.get(f"/v1/communities/{NATION_A}/clients", headers=t.gov.steward()))
+    assert [c["disabled_at"] is not None for c in listed["clients"] if c["client_id"] == client_id] == [True]
+    return [(AuditTag.CLIENT_DISABLED, person(t.app, STEWARD_A), client_id)]
 
 
 def web_grant_approval(t: Trial) -> list[Expected]:
@@ -669,6 +811,12 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/communities"): create_community,
     ("PATCH", "/v1/communities/<community_id>"): change_community,
     ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): disable_community_client,
+    ("POST", "/v1/communities/<community_id>/clients"): create_community_client,
+    ("POST", "/v1/communities/<community_id>/steward-changes"): propose_steward_change,
+    ("POST", "/v1/communities/<community_id>/steward-changes/<change_id>/confirm"): confirm_steward_change,
+    ("POST", "/v1/communities/<community_id>/memberships/confirm"): confirm_memberships,
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/confirm"): person_confirms_membership,
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/end"): person_ends_membership,
     ("POST", "/v1/communities/<community_id>/approvals"): grant_approval,
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): revoke_approval,
     ("POST", "/v1/communities/<community_id>/rules"): create_rule,
@@ -683,6 +831,13 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/subjects/rekey"): rekey_subject,
     ("POST", "/v1/subject-systems"): register_subject_system,
     ("POST", "/web/communities/<community_id>/approvals"): web_grant_approval,
+    ("POST", "/web/communities/<community_id>/steward-changes"): web_propose_steward_change,
+    (
+        "POST",
+        "/web/communities/<community_id>/steward-changes/<change_id>/confirm",
+    ): web_confirm_steward_change,
+    ("POST", "/web/communities/<community_id>/memberships/confirm"): web_confirm_memberships,
+    ("POST", "/web/communities/<community_id>/clients/<client_id>/disable"): web_disable_community_client,
     ("POST", "/web/communities/<community_id>/approvals/<approval_id>/revoke"): web_revoke_approval,
     ("POST", "/web/communities/<community_id>/rules/<rule_id>/retire"): web_retire_rule,
     ("POST", "/web/communities/<community_id>/rules/new"): web_new_rule,

@@ -19,12 +19,14 @@ from api_helpers import assert_ok, body_with
 from conftest import World
 from governance_helpers import (
     APPROVAL_RULE,
+    COUNCIL_A,
     GOVERNMENT,
     MEMBER_CONSENT,
     NATION_A,
     NATION_B,
     OUTSIDER,
     PROVIDER,
+    RESEARCHER,
     Governance,
 )
 from hypothesis import HealthCheck, given, reject, settings
@@ -62,6 +64,33 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
     gov.revoke(first, reason="agreement ended")
     member = gov.consent()
     outsider = gov.consent(subject=OUTSIDER, communities=[NATION_A, NATION_B])
+    # steward changes: one waiting, one confirmed by a second client (it adds a steward row)
+    for organization in (RESEARCHER, GOVERNMENT):
+        change = client.post(
+            f"/v1/communities/{NATION_A}/steward-changes",
+            headers=gov.steward(),
+            json={"action": "add", "organization": organization},
+        )
+        assert change.status_code == 201, change.get_json()
+    confirmed = client.post(
+        f"/v1/communities/{NATION_A}/steward-changes/{change.get_json()['id']}/confirm",
+        headers=world.headers(COUNCIL_A, "community:read", "rules:write"),
+    )
+    assert confirmed.status_code == 200, confirmed.get_json()
+    # memberships: one confirmed by the community, one ended by the person
+    pending = client.get(f"/v1/communities/{NATION_A}/memberships", headers=gov.steward()).get_json()[
+        "pending"
+    ]
+    assert_ok(
+        client.post(
+            f"/v1/communities/{NATION_A}/memberships/confirm",
+            headers=gov.steward(),
+            json={"memberships": [pending[0]["id"]]},
+        )
+    )
+    assert_ok(
+        client.post(f"/v1/consents/{outsider['id']}/memberships/{NATION_B}/end", headers=gov.recorder())
+    )
     amended = {k: v for k, v in body_with(MEMBER_CONSENT, purposes=["research"]).items() if k != "subject"}
     assert_ok(client.post(f"/v1/consents/{member['id']}/amend", json=amended, headers=gov.recorder()))
     assert_ok(

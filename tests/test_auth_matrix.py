@@ -200,6 +200,43 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/communities/<community_id>/clients/<client_id>/disable"): Op(
         scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD, params={"client_id": "council_client_id"}
     ),
+    ("POST", "/v1/communities/<community_id>/clients"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        201,
+        lambda c: {"name": "council laptop", "scopes": ["community:read"]},
+        stranger=NOT_STEWARD,
+    ),
+    ("GET", "/v1/communities/<community_id>/steward-changes"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("POST", "/v1/communities/<community_id>/steward-changes"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        201,
+        lambda c: {"action": "add", "organization": RESEARCHER},
+        stranger=NOT_STEWARD,
+    ),
+    # confirmed by another client of the council than the one that proposed it (seed_world)
+    ("POST", "/v1/communities/<community_id>/steward-changes/<change_id>/confirm"): Op(
+        scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("GET", "/v1/communities/<community_id>/memberships"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/memberships/confirm"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        body=lambda c: {"memberships": [c["membership_id"]]},
+        stranger=NOT_STEWARD,
+    ),
+    ("GET", "/v1/consents/<consent_id>/memberships"): Op(
+        scopes("consents:read", "consents:write"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/confirm"): Op(
+        scopes("consents:write"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/end"): Op(
+        scopes("consents:write"), PROVIDER, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
     ("GET", "/v1/communities/<community_id>/rules"): Op(
         scopes("community:read", "rules:write"), COUNCIL_A, stranger=NOT_STEWARD
     ),
@@ -510,7 +547,11 @@ def test_each_scope_alone_gets_exactly_what_the_table_says(ctx, key):
     for scope in sorted(allowed - unholdable - set(refused)):
         response = ctx.call(method, rule, ctx.headers(op.org, scope))
         assert_success(response, op, scope)
-        if op.status == 201 or method == "DELETE" or rule.endswith(("/revoke", "/amend", "/disable")):
+        if (
+            op.status == 201
+            or method == "DELETE"
+            or rule.endswith(("/revoke", "/amend", "/disable", "/confirm", "/end"))
+        ):
             break  # a write succeeds once; the other allowed scopes were shown by the reads
 
 

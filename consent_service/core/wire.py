@@ -79,6 +79,11 @@ class AuditTag(StrEnum):
     ACCESS_CODE_USED = "access_code:used"
     ACCESS_CODE_ROTATED = "access_code:rotated"
     ACCESS_CODES_REFUSED = "access_code:refused"
+    STEWARD_CHANGE_PROPOSED = "steward_change:proposed"
+    STEWARD_CHANGE_CONFIRMED = "steward_change:confirmed"
+    MEMBERSHIPS_CONFIRMED = "memberships:confirmed"  # by a steward, in bulk (pseudonymous ids)
+    MEMBERSHIP_CONFIRMED = "membership:confirmed"  # by the person, through the recording organization
+    MEMBERSHIP_ENDED = "membership:ended"
 
 
 class ManagementAction(StrEnum):
@@ -91,6 +96,22 @@ class ManagementAction(StrEnum):
     APPROVALS_LIST = "approvals:list"
     APPROVALS_REVOKE = "approvals:revoke"
     DECISIONS_LIST = "decisions:list"
+    STEWARDS_LIST = "stewards:list"
+    STEWARDS_CHANGE = "stewards:change"
+    CLIENTS_CREATE = "clients:create"
+    MEMBERSHIPS_LIST = "memberships:list"
+    MEMBERSHIPS_CONFIRM = "memberships:confirm"
+
+
+class StewardChangeAction(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class MembershipStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    ENDED = "ended"
 
 
 WILDCARD = "*"

@@ -5,9 +5,14 @@ the frozen dataclasses below, which ``schemas.organizations`` dumps (answers and
 * ``audit:read`` is oversight of the whole deployment: only clients (and people) of the
   ``admin`` organization or of an ``oversight`` organization may hold it (400 otherwise).
 * Once an organization stewards a community, the operator no longer makes its credentials:
-  admin may create the first client of a steward organization only while it has no active
-  client; after that the steward's own ``rules:write`` client creates its organization's
-  clients (403 for any other organization, and never ``admin``).
+  admin may create a steward organization's very first client (the credential it hands over
+  when the community is set up), and nothing after that: once the organization has had any
+  client, active or disabled, admin gets 403 for every client of it, ``rules:write`` and
+  ``community:read`` (which act for the community) included, so disabling a council's clients
+  never lets the operator mint its own way in. The community's stewards create those clients
+  themselves (``POST /v1/communities/{id}/clients``, or ``POST /v1/clients`` with their
+  ``rules:write`` client, for their own organization only, and never ``admin``). Only the
+  bootstrap command line (no caller) is not refused (audited).
 * Every client of a community's steward organizations (each can act for the community) is
   listed to the community's stewards, who can disable it.
 """
@@ -61,10 +66,12 @@ def _check_creator(session: Session, caller: Caller, org: Organization, scopes: 
     """Who may create a client of ``org`` (a ``None`` caller is the bootstrap CLI)."""
     stewarding = directory.stewarded_by(session, org.id)
     if caller.is_admin:
-        if stewarding and store.has_active_client(session, org.id):
+        if stewarding and store.has_any_client(session, org.id):
+            acting = sorted(set(scopes) & {str(Scope.RULES_WRITE), str(Scope.COMMUNITY_READ)})
             raise Forbidden(
-                f"Organization {org.id} stewards a community and has an active client: "
-                "it creates its own clients with its rules:write client."
+                f"Organization {org.id} stewards a community and has had a client: it creates its own "
+                "clients (POST /v1/communities/{id}/clients)"
+                + (f"; a client with {' '.join(acting)} acts for the community." if acting else ".")
             )
         return
     if not caller.has(Scope.RULES_WRITE) or org.id != caller.organization:
@@ -206,25 +213,82 @@ def create_client(
         check_oversight(org, scopes)
         if caller is not None:
             _check_creator(session, caller, org, scopes)
-        client = OAuthClient(
-            client_id=new_client_id(),
-            secret_hash=hash_secret(secret),
-            organization_id=organization,
-            name=name,
-            scopes=" ".join(scopes),
-            created_at=now,
-        )
-        store.add(session, client)
-        created = NewClient(client.client_id, secret, organization, name, scopes, now)
-        services.append_audit(
+        created = _insert_client(
             session,
-            at=now,
-            tag=AuditTag.CLIENT_CREATED,
+            services,
             caller=caller,
-            object_id=client.client_id,
-            payload=_CLIENT_CREATED_PAYLOAD.dump(created),
+            organization=organization,
+            name=name,
+            scopes=scopes,
+            secret=secret,
+            now=now,
         )
         session.commit()
+    return created
+
+
+def create_community_client(
+    services: Services, *, caller: Caller, community_id: str, name: str, scopes: list[str], now: datetime
+) -> NewClient:
+    """A steward creates a client of its own organization that acts for the community
+    (``rules:write`` and/or ``community:read``; the schema allows no other scope). Audited as
+    any client's creation; the secret is in this answer only."""
+    from consent_service.services.stewards import require_steward as _require_steward
+
+    scopes = sorted({str(Scope(s)) for s in scopes})
+    secret = new_client_secret()
+    with services.writing(caller) as session:
+        _require_steward(
+            session,
+            services,
+            caller=caller,
+            community_id=community_id,
+            action=ManagementAction.CLIENTS_CREATE,
+        )
+        created = _insert_client(
+            session,
+            services,
+            caller=caller,
+            organization=caller.organization,
+            name=name,
+            scopes=scopes,
+            secret=secret,
+            now=now,
+        )
+        session.commit()
+    return created
+
+
+def _insert_client(
+    session: Session,
+    services: Services,
+    *,
+    caller: Caller | None,
+    organization: str,
+    name: str,
+    scopes: list[str],
+    secret: str,
+    now: datetime,
+) -> NewClient:
+    """Add the client and its audit entry to the caller's unit of work."""
+    client = OAuthClient(
+        client_id=new_client_id(),
+        secret_hash=hash_secret(secret),
+        organization_id=organization,
+        name=name,
+        scopes=" ".join(scopes),
+        created_at=now,
+    )
+    store.add(session, client)
+    created = NewClient(client.client_id, secret, organization, name, scopes, now)
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.CLIENT_CREATED,
+        caller=caller,
+        object_id=client.client_id,
+        payload=_CLIENT_CREATED_PAYLOAD.dump(created),
+    )
     return created
 
 

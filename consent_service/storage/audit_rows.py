@@ -28,6 +28,7 @@ from consent_service.storage.models import (
     OAuthClient,
     Organization,
     PersonAccessCode,
+    StewardChange,
     SubjectSystem,
     UserAccount,
 )
@@ -159,5 +160,6 @@ for _model in (
     DecisionCommunity,
     SubjectSystem,
     PersonAccessCode,
+    StewardChange,
 ):
     bind(_model)

@@ -118,7 +118,9 @@ _CURRENT_TERMS = (
 _MEMBERSHIPS = (
     select(Membership.subject_key, Community.id, Community.policy_version, Community.show_community_id)
     .join(Membership, Membership.community_id == Community.id)
-    .where(Membership.subject_key.in_(_KEYS))
+    # Pending and confirmed memberships alike (the safe side: rules apply from intake on);
+    # an ended one no longer brings its community's rules.
+    .where(Membership.subject_key.in_(_KEYS), Membership.ended_at.is_(None))
 )
 _APPROVALS = select(
     Approval.id,

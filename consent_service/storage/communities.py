@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,10 @@ from consent_service.storage.models import (
     CommunitySteward,
     Membership,
     ProtectedGrant,
+    StewardChange,
 )
+
+PENDING, CONFIRMED, ENDED = "pending", "confirmed", "ended"  # a membership's status
 
 
 def get(session: Session, community_id: str) -> Community | None:
@@ -36,6 +40,12 @@ def add(session: Session, *rows: object) -> None:
     session.add_all(rows)
     session.flush()
     audit_rows.added_rows(session, *rows)
+
+
+def lock(session: Session, community_id: str) -> None:
+    """Hold the community's row until the commit (PostgreSQL; SQLite's writer holds the whole
+    database already): two changes of one community's stewards run one after the other."""
+    session.execute(select(Community.id).where(Community.id == community_id).with_for_update())
 
 
 def stewards(session: Session, community_id: str) -> list[str]:
@@ -67,7 +77,8 @@ def bump_policy_version(session: Session, community_id: str) -> int:
 def record_memberships(
     session: Session, *, subject_key: str, communities: Iterable[str], consent_id: str, at: datetime
 ) -> None:
-    """Add the memberships the subject does not have yet; existing ones are kept as they are."""
+    """Add the memberships the subject does not have yet, each ``pending`` under a new pseudonym;
+    existing ones are kept as they are (an ended one too: only the person rejoins)."""
     wanted = set(communities)
     if not wanted:
         return
@@ -79,7 +90,14 @@ def record_memberships(
         )
     )
     new = [
-        Membership(subject_key=subject_key, community_id=cid, consent_id=consent_id, created_at=at)
+        Membership(
+            subject_key=subject_key,
+            community_id=cid,
+            consent_id=consent_id,
+            created_at=at,
+            id=str(uuid.uuid4()),
+            status=PENDING,
+        )
         for cid in sorted(wanted - have)
     ]
     session.add_all(new)
@@ -87,12 +105,98 @@ def record_memberships(
     audit_rows.added_rows(session, *new)
 
 
+def status_of(membership: Membership) -> str:
+    """pending | confirmed | ended; a row from before memberships were confirmed (NULL) is confirmed."""
+    if membership.ended_at is not None:
+        return ENDED
+    return membership.status or CONFIRMED
+
+
+def membership(session: Session, subject_key: str, community_id: str) -> Membership | None:
+    return session.get(Membership, (subject_key, community_id))
+
+
+def memberships_by_id(session: Session, community_id: str, ids: Iterable[str]) -> list[Membership]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    return list(
+        session.scalars(
+            select(Membership).where(Membership.community_id == community_id, Membership.id.in_(wanted))
+        )
+    )
+
+
+def pending_memberships(session: Session, community_id: str, *, limit: int) -> list[Membership]:
+    """The community's pending memberships, oldest first."""
+    return list(
+        session.scalars(
+            select(Membership)
+            .where(
+                Membership.community_id == community_id,
+                Membership.status == PENDING,
+                Membership.ended_at.is_(None),
+            )
+            .order_by(Membership.created_at, Membership.id)
+            .limit(limit)
+        )
+    )
+
+
+def membership_counts(session: Session, community_id: str) -> dict[str, int]:
+    """How many memberships the community has in each status."""
+    counts = {PENDING: 0, CONFIRMED: 0, ENDED: 0}
+    rows = session.execute(
+        select(Membership.status, Membership.ended_at.is_(None), func.count())
+        .where(Membership.community_id == community_id)
+        .group_by(Membership.status, Membership.ended_at.is_(None))
+    ).all()
+    for status, open_, n in rows:
+        key = (status or CONFIRMED) if open_ else ENDED
+        counts[key] += int(n)
+    return counts
+
+
+def endings(session: Session, community_id: str, *, since: datetime | None = None) -> list[datetime]:
+    """When memberships of the community ended, newest first (nothing else about them)."""
+    query = select(Membership.ended_at).where(
+        Membership.community_id == community_id, Membership.ended_at.is_not(None)
+    )
+    if since is not None:
+        query = query.where(col(Membership.ended_at) >= since)
+    return [at for at in session.scalars(query.order_by(Membership.ended_at.desc())) if at is not None]
+
+
+def steward_changes(session: Session, community_id: str) -> list[StewardChange]:
+    return list(
+        session.scalars(
+            select(StewardChange)
+            .where(StewardChange.community_id == community_id)
+            .order_by(StewardChange.proposed_at, StewardChange.id)
+        )
+    )
+
+
+def get_steward_change(session: Session, community_id: str, change_id: str) -> StewardChange | None:
+    change = session.get(StewardChange, change_id)
+    return change if change is not None and change.community_id == community_id else None
+
+
+def remove_steward(session: Session, community_id: str, organization_id: str) -> None:
+    audit_rows.changing(session, CommunitySteward, community_id, organization_id)
+    row = session.get(CommunitySteward, (community_id, organization_id))
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
 def memberships_with_versions(session: Session, subject_key: str) -> Sequence[Row]:
-    """(community_id, policy_version) of every community the subject belongs to: one indexed query."""
+    """(community_id, policy_version) of every community the subject belongs to, pending or
+    confirmed (an ended membership applies nothing): one indexed query."""
     return session.execute(
         select(Community.id, Community.policy_version)
         .join(Membership, Membership.community_id == Community.id)
-        .where(Membership.subject_key == subject_key)
+        .where(Membership.subject_key == subject_key, Membership.ended_at.is_(None))
         .order_by(Community.id)
     ).all()
 

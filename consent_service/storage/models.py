@@ -139,14 +139,56 @@ class CommunitySteward(SQLModel, table=True):
 
 class Membership(SQLModel, table=True):
     """A subject's membership of a community. It belongs to the person, not to a consent:
-    revoking the consent that recorded it does not end it."""
+    revoking the consent that recorded it does not end it.
+
+    ``status``: ``pending`` (named at intake, not yet confirmed), ``confirmed`` (by a steward
+    or by the person through the recording organization) or ``ended`` (the person left;
+    ``ended_at`` set, and from then on no decision reads the row). NULL is a row recorded
+    before memberships were confirmed (migration 0008): it reads as confirmed, and keeps
+    the values the audit chain bound it with. ``id`` is the membership's own pseudonym, the
+    only handle a community's stewards see (NULL for those older rows, which never need one:
+    they are not waiting for anyone). Pending and confirmed rows apply the community's rules
+    alike (the safe side); an ended one applies nothing.
+    """
 
     __tablename__ = "membership"
+    __table_args__ = (Index("ix_membership_id", "id", unique=True),)
 
     subject_key: str = Field(primary_key=True, max_length=64)
     community_id: str = Field(foreign_key="community.id", primary_key=True, max_length=64)
     consent_id: str = Field(max_length=36)
     created_at: datetime = _ts()
+    id: str | None = Field(default=None, max_length=36)
+    status: str | None = Field(default=None, max_length=16)  # pending | confirmed | ended
+    confirmed_at: datetime | None = _ts(nullable=True)
+    confirmed_by: str | None = Field(default=None, max_length=64)  # the organization
+    confirmed_via: str | None = Field(default=None, max_length=16)  # community | person
+    ended_at: datetime | None = _ts(nullable=True)
+
+
+class StewardChange(SQLModel, table=True):
+    """A proposal to add or remove one of a community's steward organizations.
+
+    Two people decide it: a steward proposes, a different client or person of a steward
+    organization confirms it before ``expires_at`` (``services.steward_changes``). Applied
+    only on confirmation; a proposal nobody confirmed in time stays as it was, shown expired.
+    """
+
+    __tablename__ = "steward_change"
+    __table_args__ = (Index("ix_steward_change_community", "community_id", "proposed_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", max_length=64)
+    action: str = Field(max_length=16)  # add | remove
+    organization_id: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=1000)
+    proposed_at: datetime = _ts()
+    proposed_by: str = Field(max_length=64)
+    proposed_by_client: str = Field(max_length=64)
+    expires_at: datetime = _ts()
+    confirmed_at: datetime | None = _ts(nullable=True)
+    confirmed_by: str | None = Field(default=None, max_length=64)
+    confirmed_by_client: str | None = Field(default=None, max_length=64)
 
 
 class CommunityRule(SQLModel, table=True):

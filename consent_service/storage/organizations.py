@@ -53,10 +53,7 @@ def list_clients(session: Session, organization: str | None = None) -> list[OAut
     return list(session.scalars(query))
 
 
-def has_active_client(session: Session, organization: str) -> bool:
-    query = (
-        select(OAuthClient.client_id)
-        .where(OAuthClient.organization_id == organization, OAuthClient.disabled_at.is_(None))
-        .limit(1)
-    )
+def has_any_client(session: Session, organization: str) -> bool:
+    """Whether the organization has ever had a client (active or disabled)."""
+    query = select(OAuthClient.client_id).where(OAuthClient.organization_id == organization).limit(1)
     return session.scalars(query).first() is not None

@@ -55,13 +55,15 @@ def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime
         audit_rows.changing(session, Consent, consent_id)
     session.execute(update(Consent).where(Consent.subject_key == old_key).values(subject_key=new_key))
     have = set(session.scalars(select(Membership.community_id).where(Membership.subject_key == new_key)))
-    moving = session.execute(
-        select(Membership.community_id, Membership.consent_id, Membership.created_at).where(
-            Membership.subject_key == old_key
-        )
-    ).all()
-    for community, _, _ in moving:
-        audit_rows.changing(session, Membership, old_key, community)
+    moving = list(session.scalars(select(Membership).where(Membership.subject_key == old_key)))
+    copies = [
+        {c.name: getattr(m, c.name) for c in Membership.__table__.columns if c.name != "subject_key"}
+        for m in moving
+    ]
+    for m in moving:
+        audit_rows.changing(session, Membership, old_key, m.community_id)
+    for m in moving:
+        session.expunge(m)
     session.execute(delete(Membership).where(Membership.subject_key == old_key))
     codes = list(session.scalars(select(PersonAccessCode.id).where(PersonAccessCode.subject_key == old_key)))
     for code_id in codes:  # the person's access codes follow them to the new key
@@ -70,13 +72,11 @@ def rekey(session: Session, *, old_key: str, new_key: str, by: str, at: datetime
         update(PersonAccessCode).where(PersonAccessCode.subject_key == old_key).values(subject_key=new_key)
     )
     added: list[Membership | SubjectKeyAlias] = [
-        Membership(subject_key=new_key, community_id=community, consent_id=consent, created_at=since)
-        for community, consent, since in moving
-        if community not in have
+        Membership(subject_key=new_key, **values) for values in copies if values["community_id"] not in have
     ]
     if session.get(SubjectKeyAlias, old_key) is None:
         added.append(SubjectKeyAlias(old_key=old_key, new_key=new_key, at=at, by_organization=by))
     session.add_all(added)
     session.flush()
     audit_rows.added_rows(session, *added)
-    return {"consents": sorted(consents), "communities": sorted(community for community, _, _ in moving)}
+    return {"consents": sorted(consents), "communities": sorted(values["community_id"] for values in copies)}

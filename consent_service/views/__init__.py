@@ -25,10 +25,12 @@ def register(app: Flask, services: Services) -> None:
         fhir,
         health,
         limits,
+        memberships,
         oauth,
         organizations,
         receipts,
         security,
+        stewards,
         subjects,
         vocabulary,
     )
@@ -56,6 +58,8 @@ def register(app: Flask, services: Services) -> None:
         receipts,
         subjects,
         fhir,
+        stewards,
+        memberships,
     )
     for resource in resources:
         api.register_blueprint(resource.blp)

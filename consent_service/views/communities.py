@@ -32,6 +32,7 @@ from consent_service.schemas.communities import (
     RulesQuery,
 )
 from consent_service.schemas.organizations import ClientListOut, ClientOut
+from consent_service.schemas.steward_changes import CommunityClientIn
 from consent_service.services import approvals, communities, rules
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
@@ -69,6 +70,16 @@ class CommunityClients(MethodView):
         """Every client of the community's steward organizations: each can act for it."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return organization_cases.community_clients(services(), caller=caller, community_id=community_id)
+
+    @blp.arguments(CommunityClientIn)
+    @blp.response(201, ClientOut)
+    def post(self, body: dict[str, Any], community_id: str) -> organization_cases.NewClient:
+        """A steward creates a client of its own organization that acts for the community
+        (rules:write, community:read); the secret is in this answer only (audited)."""
+        caller = caller_with(Scope.RULES_WRITE)
+        return organization_cases.create_community_client(
+            services(), caller=caller, community_id=community_id, now=now(), **body
+        )
 
 
 @blp.route("/<community_id>/clients/<client_id>/disable")
