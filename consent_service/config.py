@@ -82,6 +82,13 @@ DEFAULTS: dict[str, Any] = {
     # Days a proposed change of a community's stewards waits for a second steward's
     # confirmation before it expires (it is then shown expired and cannot be confirmed).
     "STEWARD_CHANGE_DAYS": 7,
+    # A data sharing agreement's document: the largest accepted, in bytes, and the media types
+    # accepted (comma-separated). Anything else is refused and nothing is kept.
+    "AGREEMENT_MAX_BYTES": 10 * 1024 * 1024,
+    "AGREEMENT_MEDIA_TYPES": "application/pdf,text/plain,"
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    # Agreements whose review date falls within this many days are listed as due soon.
+    "AGREEMENT_REMIND_DAYS": 30,
 }
 
 

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     DUPLICATE_RULE = "duplicate_rule"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal_error"
@@ -40,6 +41,7 @@ STATUS = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.DUPLICATE_RULE: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
@@ -104,6 +106,14 @@ class DuplicateRule(Conflict):
     categories; ``details.rule_id`` names it (only its stewards get this far)."""
 
     code = ErrorCode.DUPLICATE_RULE
+
+
+class TooLarge(ServiceError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnsupportedMediaType(ServiceError):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class Unavailable(ServiceError):

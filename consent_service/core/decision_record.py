@@ -15,7 +15,7 @@ from typing import Any
 
 from consent_service.core import disclosure
 from consent_service.core.caller import Caller
-from consent_service.core.engine import AccessRequest, ApprovalTerms, ConsentTerms, Reason, Verdict
+from consent_service.core.engine import AccessRequest, ApprovalTerms, ConsentTerms, DutyTerms, Reason, Verdict
 from consent_service.core.wire import Outcome
 
 
@@ -33,8 +33,10 @@ def consent_terms(row: Any) -> ConsentTerms:
     )
 
 
-def approval_terms(row: Any) -> ApprovalTerms:
-    """An approval row (an ``Approval`` or a storage.bulk row) as the engine's value."""
+def approval_terms(row: Any, duties: tuple[DutyTerms, ...] = ()) -> ApprovalTerms:
+    """An approval row (an ``Approval`` or a storage.bulk row) as the engine's value; ``duties``:
+    the unmet duties its requester owes its community. A bulk row carries its agreement's
+    ``review_at``; an ``Approval`` alone has none (the steward pages ask only whether it covers)."""
     return ApprovalTerms(
         id=row.id,
         community=row.community_id,
@@ -43,7 +45,13 @@ def approval_terms(row: Any) -> ApprovalTerms:
         data_categories=tuple(row.data_categories),
         expires_at=row.expires_at,
         active=row.revoked_at is None,
+        review_at=getattr(row, "review_at", None),
+        duties=duties,
     )
+
+
+def duty_terms(row: Any) -> DutyTerms:
+    return DutyTerms(id=row.id, kind=row.kind, description=row.description, due_at=row.due_at)
 
 
 class SharedValues:

@@ -84,6 +84,13 @@ class AuditTag(StrEnum):
     MEMBERSHIPS_CONFIRMED = "memberships:confirmed"  # by a steward, in bulk (pseudonymous ids)
     MEMBERSHIP_CONFIRMED = "membership:confirmed"  # by the person, through the recording organization
     MEMBERSHIP_ENDED = "membership:ended"
+    # A community's data sharing agreements and the duties they carry (the document's SHA-256
+    # is in the entry of its upload).
+    AGREEMENT_CREATED = "agreement:created"
+    AGREEMENT_RENEWED = "agreement:renewed"
+    AGREEMENT_DOCUMENT_ATTACHED = "agreement:document_attached"
+    DUTY_ADDED = "duty:added"
+    DUTY_MET = "duty:met"
 
 
 class ManagementAction(StrEnum):
@@ -101,6 +108,19 @@ class ManagementAction(StrEnum):
     CLIENTS_CREATE = "clients:create"
     MEMBERSHIPS_LIST = "memberships:list"
     MEMBERSHIPS_CONFIRM = "memberships:confirm"
+    AGREEMENTS_CREATE = "agreements:create"
+    AGREEMENTS_LIST = "agreements:list"
+    AGREEMENTS_CHANGE = "agreements:change"
+
+
+class DutyKind(StrEnum):
+    """What an agreement's party owes the community (issue 14: the benefit-sharing loop)."""
+
+    RETURN_RESULTS = "return_results"
+    PROGRESS_REPORT = "progress_report"
+    DESTROY_DATA = "destroy_data"
+    ACKNOWLEDGE_LABELS = "acknowledge_labels"
+    OTHER = "other"
 
 
 class StewardChangeAction(StrEnum):

@@ -116,6 +116,12 @@ class ApprovalIn(StrictSchema):
     data_categories = code_list(required=True)
     expires_at = aware_datetime(allow_none=True, load_default=None)
     notes = text(2000, load_default=None, allow_none=True)
+    agreement_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=36),
+        metadata={"description": "the community's data sharing agreement it is granted under"},
+    )
 
 
 class ApprovalOut(StrictSchema):
@@ -132,6 +138,7 @@ class ApprovalOut(StrictSchema):
     revoked_at = fields.AwareDateTime(allow_none=True)
     revoked_by = fields.String(allow_none=True)
     revoked_reason = fields.String(allow_none=True)
+    agreement_id = fields.String(allow_none=True)
 
 
 class RevokedApprovalPayload(StrictSchema):

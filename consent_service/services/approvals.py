@@ -21,6 +21,7 @@ from consent_service.errors import Conflict, NotFound, ValidationFailed
 from consent_service.schemas.communities import APPROVAL_GRANTED_PAYLOAD, APPROVAL_REVOKED_PAYLOAD
 from consent_service.services import codes
 from consent_service.services.stewards import begin_change, require_steward
+from consent_service.storage import agreements as agreement_store
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import communities as store
 from consent_service.storage.models import Approval
@@ -47,6 +48,7 @@ class ApprovalRecord:
     revoked_at: datetime | None
     revoked_by: str | None
     revoked_reason: str | None
+    agreement_id: str | None
 
     @classmethod
     def of(cls, approval: Approval, now: datetime) -> ApprovalRecord:
@@ -81,8 +83,11 @@ def create_approval(
     expires_at: datetime | None,
     notes: str | None,
     now: datetime,
+    agreement_id: str | None = None,
 ) -> ApprovalRecord:
-    """Record the community's approval for one requester; it satisfies matching require_approval rules."""
+    """Record the community's approval for one requester; it satisfies matching require_approval
+    rules. Under an agreement (of the community, the requester one of its parties), it permits only
+    while the agreement is not past its review date and the requester owes no overdue duty."""
     purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     with services.writing(caller) as session:
         begin_change(
@@ -103,6 +108,18 @@ def create_approval(
             data_categories=data_categories,
             organizations={"requester": [requester]},
         )
+        if agreement_id is not None:
+            agreement = agreement_store.get(session, community_id, agreement_id)
+            if agreement is None:
+                raise ValidationFailed(
+                    "No such agreement in this community.",
+                    details={"agreement_id": ["no such agreement in this community"]},
+                )
+            if requester not in agreement.parties:
+                raise ValidationFailed(
+                    "The requester is not a party to the agreement.",
+                    details={"agreement_id": [f"{requester} is not one of its parties"]},
+                )
         approval = Approval(
             id=str(uuid.uuid4()),
             community_id=community_id,
@@ -111,6 +128,7 @@ def create_approval(
             data_categories=data_categories,
             expires_at=expires_at,
             notes=notes,
+            agreement_id=agreement_id,
             created_at=now,
             created_by=caller.organization,
             created_by_client=caller.client_id,

@@ -39,12 +39,14 @@ from consent_service.core.decision_record import (
     audit_payload,
     consent_terms,
     decision_values,
+    duty_terms,
 )
-from consent_service.core.engine import AccessRequest, ApprovalTerms, Reason, Verdict
+from consent_service.core.engine import AccessRequest, ApprovalTerms, DutyTerms, Reason, Verdict
 from consent_service.core.policy import CompiledRules, Rule
 from consent_service.core.wire import MAX_SUBJECTS, AuditTag, Outcome, ReasonCode
 from consent_service.errors import ServiceError, Unavailable
 from consent_service.services import audit_rows
+from consent_service.storage import agreements as agreement_store
 from consent_service.storage import bulk
 from consent_service.storage.db import write
 
@@ -226,10 +228,19 @@ def _decide(
             for cid, version in sorted(community_versions.items())
         }
         approvals: dict[str, list[ApprovalTerms]] = {}
-        for row in bulk.approvals_for(
+        approval_rows = bulk.approvals_for(
             session, communities=[cid for cid, c in compiled.items() if c.rules], requester=request.requester
-        ):
-            approvals.setdefault(row.community_id, []).append(approval_terms(row))
+        )
+        # The duties the requester owes: asked only when it holds an approval they could hold.
+        duties: dict[str, list[DutyTerms]] = {}
+        if approval_rows:
+            for duty in agreement_store.unmet_duties(
+                session, communities={row.community_id for row in approval_rows}, requester=request.requester
+            ):
+                duties.setdefault(duty.community_id, []).append(duty_terms(duty))
+        for row in approval_rows:
+            owed = tuple(duties.get(row.community_id, ()))
+            approvals.setdefault(row.community_id, []).append(approval_terms(row, owed))
 
     shown = frozenset(showing)
     decided: dict[str, tuple[Verdict, dict[str, int], disclosure.Audience]] = {}

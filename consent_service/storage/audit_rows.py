@@ -15,6 +15,8 @@ from sqlalchemy import Table, and_, event, func, inspect, literal, select, tuple
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.storage.models import (
+    Agreement,
+    AgreementDocument,
     Approval,
     Community,
     CommunityRule,
@@ -24,6 +26,7 @@ from consent_service.storage.models import (
     ConsentVersion,
     Decision,
     DecisionCommunity,
+    Duty,
     Membership,
     OAuthClient,
     Organization,
@@ -156,6 +159,9 @@ for _model in (
     ConsentEvent,
     CommunityRule,
     Approval,
+    Agreement,
+    AgreementDocument,
+    Duty,
     Decision,
     DecisionCommunity,
     SubjectSystem,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from consent_service.storage.models import (
+    Agreement,
     Approval,
     Community,
     Consent,
@@ -122,18 +123,23 @@ _MEMBERSHIPS = (
     # an ended one no longer brings its community's rules.
     .where(Membership.subject_key.in_(_KEYS), Membership.ended_at.is_(None))
 )
-_APPROVALS = select(
-    Approval.id,
-    Approval.community_id,
-    Approval.requester,
-    Approval.purposes,
-    Approval.data_categories,
-    Approval.expires_at,
-    Approval.revoked_at,
-).where(
-    Approval.community_id.in_(bindparam("communities", expanding=True)),
-    Approval.requester == bindparam("requester"),
-    Approval.revoked_at.is_(None),
+_APPROVALS = (
+    select(
+        Approval.id,
+        Approval.community_id,
+        Approval.requester,
+        Approval.purposes,
+        Approval.data_categories,
+        Approval.expires_at,
+        Approval.revoked_at,
+        Agreement.review_at,  # NULL without an agreement
+    )
+    .outerjoin(Agreement, Agreement.id == Approval.agreement_id)
+    .where(
+        Approval.community_id.in_(bindparam("communities", expanding=True)),
+        Approval.requester == bindparam("requester"),
+        Approval.revoked_at.is_(None),
+    )
 )
 
 
@@ -199,7 +205,8 @@ def memberships_with_versions(
 
 
 def approvals_for(session: Session, *, communities: Iterable[str], requester: str) -> list[Row]:
-    """The requester's unrevoked approvals from any of these communities (expiry is the engine's)."""
+    """The requester's unrevoked approvals from any of these communities, each with its agreement's
+    review date (expiry and review are the engine's questions)."""
     wanted = sorted(set(communities))
     found: list[Row] = []
     conn = session.connection()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, MetaData, String, Text
+from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
@@ -248,6 +248,65 @@ class Approval(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
     revoked_by: str | None = Field(default=None, max_length=64)
     revoked_reason: str | None = Field(default=None, max_length=2000)
+    # The data sharing agreement it is granted under (NULL: none; then no review date holds it).
+    agreement_id: str | None = Field(default=None, foreign_key="agreement.id", max_length=36)
+
+
+class Agreement(SQLModel, table=True):
+    """A community's data sharing agreement: its parties, the legal authority it rests on, its
+    document, and the date by which the community must review it. The approvals granted under it
+    stop permitting once that date passes without a renewal (``agreement_review_overdue``)."""
+
+    __tablename__ = "agreement"
+
+    id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", index=True, max_length=64)
+    title: str = Field(max_length=200)
+    parties: list[str] = _json()
+    legal_authority: str = Field(max_length=2000)
+    review_at: datetime = _ts()
+    # The document's fingerprint and description; its bytes are in agreement_document.
+    document_sha256: str | None = Field(default=None, max_length=64)
+    document_name: str | None = Field(default=None, max_length=200)
+    document_media_type: str | None = Field(default=None, max_length=100)
+    document_size: int | None = Field(default=None)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)
+    created_by_client: str = Field(max_length=64)
+    renewed_at: datetime | None = _ts(nullable=True)
+    renewed_by: str | None = Field(default=None, max_length=64)
+
+
+class AgreementDocument(SQLModel, table=True):
+    """An agreement's uploaded document, in the database so that every instance serves the same
+    bytes; its SHA-256 is on the agreement row and in the audit entry of the upload."""
+
+    __tablename__ = "agreement_document"
+
+    agreement_id: str = Field(foreign_key="agreement.id", primary_key=True, max_length=36)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Duty(SQLModel, table=True):
+    """What a party owes the community under an agreement, by a date (return results, report
+    progress, destroy data, acknowledge labels). Unmet past its date, it holds every approval
+    the community gave the party (``duty_overdue``) until a steward marks it met."""
+
+    __tablename__ = "duty"
+    __table_args__ = (Index("ix_duty_community_owed_by", "community_id", "owed_by"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    agreement_id: str = Field(foreign_key="agreement.id", index=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", max_length=64)
+    owed_by: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    description: str = Field(max_length=2000)
+    due_at: datetime = _ts()
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=64)
+    met_at: datetime | None = _ts(nullable=True)
+    met_by: str | None = Field(default=None, max_length=64)
+    met_note: str | None = Field(default=None, max_length=2000)
 
 
 class Decision(SQLModel, table=True):

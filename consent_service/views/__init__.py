@@ -16,6 +16,7 @@ def register(app: Flask, services: Services) -> None:
     from consent_service.auth.tokens import build_token_server
     from consent_service.extensions import make_api, make_limiter
     from consent_service.views import (
+        agreements,
         audit,
         authorize,
         communities,
@@ -54,6 +55,7 @@ def register(app: Flask, services: Services) -> None:
         vocabulary,
         audit,
         communities,
+        agreements,
         decisions,
         receipts,
         subjects,
