@@ -118,7 +118,31 @@ def seed_world(
         201,
     )
     pending = _ok(client.get(f"/v1/communities/{NATION_A}/memberships", headers=steward), 200)["pending"]
+    agreement = _ok(
+        client.post(
+            f"/v1/communities/{NATION_A}/agreements",
+            headers=steward,
+            json={
+                "title": "Health research",
+                "parties": [RESEARCHER],
+                "legal_authority": "Council resolution",
+                "review_at": "2099-01-01T00:00:00+00:00",
+                "duties": [AGREEMENT_DUTY],
+            },
+        ),
+        201,
+    )
+    _ok(
+        client.put(
+            f"/v1/communities/{NATION_A}/agreements/{agreement['id']}/document",
+            headers={**steward, "Content-Type": "text/plain"},
+            data=b"The signed agreement.",
+        ),
+        200,
+    )
     return {
+        "agreement_id": agreement["id"],
+        "duty_id": agreement["duties"][0]["id"],
         "change_id": change["id"],
         "membership_id": pending[0]["id"],
         "council_client_id": council_client,
@@ -131,6 +155,13 @@ def seed_world(
         "client_id": spare_client,
     }
 
+
+AGREEMENT_DUTY = {
+    "kind": "progress_report",
+    "description": "A yearly progress report to the council",
+    "due_at": "2098-01-01T00:00:00+00:00",
+    "owed_by": RESEARCHER,
+}
 
 # A subject as v1 recorded it: under the key of a spelling that is not normalized (a trailing space).
 LEGACY_SUBJECT = {"system": SUBJECT["system"], "value": "C-9001 "}

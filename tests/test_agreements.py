@@ -9,6 +9,7 @@ community's stewards see or change its agreements.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,7 +197,12 @@ class TestTheDocument:
             "size": len(PDF),
         }
         read = gov.client.get(self.url(agreement), headers=gov.steward(NATION_A, "community:read"))
-        assert read.status_code == 200 and read.data == PDF and read.mimetype == "application/pdf"
+        assert read.status_code == 200 and read.data == PDF and read.mimetype == "application/octet-stream"
+        assert read.headers["X-Document-Type"] == "application/pdf"
+        assert (
+            read.headers["Repr-Digest"]
+            == "sha-256=:" + base64.b64encode(hashlib.sha256(PDF).digest()).decode() + ":"
+        )
         entries = gov.client.get(
             "/v1/audit/entries", headers=gov.world.headers("admin", "audit:read")
         ).get_json()

@@ -36,7 +36,7 @@ from governance_helpers import (
     Governance,
     seeded_governance,
 )
-from security_helpers import legacy_consent
+from security_helpers import AGREEMENT_DUTY, legacy_consent
 from sqlalchemy import select
 from trust_helpers import cli_json, run_cli
 from web_helpers import (
@@ -404,6 +404,99 @@ def grant_approval(t: Trial) -> list[Expected]:
         t.client.post(f"/v1/communities/{NATION_A}/approvals", headers=headers, json=APPROVAL), 201
     )
     return [(AuditTag.APPROVAL_GRANTED, t.api_actor(COUNCIL_A, "rules:write"), approval["id"])]
+
+
+def _agreement(t: Trial) -> dict[str, Any]:
+    return assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/agreements",
+            headers=t.gov.steward(),
+            json={
+                "title": "Health research",
+                "parties": [RESEARCHER],
+                "legal_authority": "Council resolution",
+                "review_at": "2099-01-01T00:00:00+00:00",
+                "duties": [AGREEMENT_DUTY],
+            },
+        ),
+        201,
+    )
+
+
+def create_agreement(t: Trial) -> list[Expected]:
+    approval = t.gov.approval()  # granted before, placed under the agreement by it
+    headers = t.gov.steward()
+    t.start()
+    agreement = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/agreements",
+            headers=headers,
+            json={
+                "title": "Health research",
+                "parties": [RESEARCHER],
+                "legal_authority": "Council resolution",
+                "review_at": "2099-01-01T00:00:00+00:00",
+                "approvals": [approval["id"]],
+                "duties": [AGREEMENT_DUTY],
+            },
+        ),
+        201,
+    )
+    return [(AuditTag.AGREEMENT_CREATED, t.api_actor(COUNCIL_A, "rules:write"), agreement["id"])]
+
+
+def renew_agreement(t: Trial) -> list[Expected]:
+    agreement = _agreement(t)
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/agreements/{agreement['id']}/renew",
+            headers=t.gov.steward(),
+            json={"review_at": "2099-06-01T00:00:00+00:00"},
+        )
+    )
+    return [(AuditTag.AGREEMENT_RENEWED, t.api_actor(COUNCIL_A, "rules:write"), agreement["id"])]
+
+
+def attach_agreement_document(t: Trial) -> list[Expected]:
+    agreement = _agreement(t)
+    t.start()
+    assert_ok(
+        t.client.put(
+            f"/v1/communities/{NATION_A}/agreements/{agreement['id']}/document",
+            headers={**t.gov.steward(), "Content-Type": "application/pdf"},
+            data=b"%PDF-1.4 signed",
+        )
+    )
+    return [(AuditTag.AGREEMENT_DOCUMENT_ATTACHED, t.api_actor(COUNCIL_A, "rules:write"), agreement["id"])]
+
+
+def add_duty(t: Trial) -> list[Expected]:
+    agreement = _agreement(t)
+    t.start()
+    duty = assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/agreements/{agreement['id']}/duties",
+            headers=t.gov.steward(),
+            json=AGREEMENT_DUTY,
+        ),
+        201,
+    )
+    return [(AuditTag.DUTY_ADDED, t.api_actor(COUNCIL_A, "rules:write"), duty["id"])]
+
+
+def mark_duty_met(t: Trial) -> list[Expected]:
+    agreement = _agreement(t)
+    duty_id = agreement["duties"][0]["id"]
+    t.start()
+    assert_ok(
+        t.client.post(
+            f"/v1/communities/{NATION_A}/agreements/{agreement['id']}/duties/{duty_id}/met",
+            headers=t.gov.steward(),
+            json={"note": "report received"},
+        )
+    )
+    return [(AuditTag.DUTY_MET, t.api_actor(COUNCIL_A, "rules:write"), duty_id)]
 
 
 def revoke_approval(t: Trial) -> list[Expected]:
@@ -818,6 +911,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/confirm"): person_confirms_membership,
     ("POST", "/v1/consents/<consent_id>/memberships/<community_id>/end"): person_ends_membership,
     ("POST", "/v1/communities/<community_id>/approvals"): grant_approval,
+    ("POST", "/v1/communities/<community_id>/agreements"): create_agreement,
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/renew"): renew_agreement,
+    ("PUT", "/v1/communities/<community_id>/agreements/<agreement_id>/document"): attach_agreement_document,
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/duties"): add_duty,
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/duties/<duty_id>/met"): mark_duty_met,
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): revoke_approval,
     ("POST", "/v1/communities/<community_id>/rules"): create_rule,
     ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): retire_rule,

@@ -31,6 +31,7 @@ from governance_helpers import (
 )
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from security_helpers import AGREEMENT_DUTY
 from sqlalchemy import Integer, String, Table, and_, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
@@ -91,6 +92,37 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
     assert_ok(
         client.post(f"/v1/consents/{outsider['id']}/memberships/{NATION_B}/end", headers=gov.recorder())
     )
+    # agreements, each with a duty and its document; one renewed, one duty met
+    for community, party in ((NATION_A, RESEARCHER), (NATION_B, GOVERNMENT)):
+        agreement = assert_ok(
+            client.post(
+                f"/v1/communities/{community}/agreements",
+                headers=gov.steward(community),
+                json={
+                    "title": "Agreement",
+                    "parties": [party],
+                    "legal_authority": "Council resolution",
+                    "review_at": "2099-01-01T00:00:00+00:00",
+                    "duties": [{**AGREEMENT_DUTY, "owed_by": party}],
+                },
+            ),
+            201,
+        )
+        base = f"/v1/communities/{community}/agreements/{agreement['id']}"
+        assert_ok(
+            client.put(
+                f"{base}/document",
+                data=b"signed",
+                headers={**gov.steward(community), "Content-Type": "text/plain"},
+            )
+        )
+    assert_ok(
+        client.post(
+            f"{base}/renew", json={"review_at": "2099-06-01T00:00:00+00:00"}, headers=gov.steward(NATION_B)
+        )
+    )
+    duty_id = agreement["duties"][0]["id"]
+    assert_ok(client.post(f"{base}/duties/{duty_id}/met", json={}, headers=gov.steward(NATION_B)))
     amended = {k: v for k, v in body_with(MEMBER_CONSENT, purposes=["research"]).items() if k != "subject"}
     assert_ok(client.post(f"/v1/consents/{member['id']}/amend", json=amended, headers=gov.recorder()))
     assert_ok(
@@ -147,6 +179,8 @@ def changed(value: Any, column: Any) -> Any:
         return value[:-1] + ("y" if value.endswith("x") else "x") if value else "x"
     if isinstance(value, datetime):
         return value + timedelta(seconds=1)
+    if isinstance(value, bytes):
+        return value + b" (altered)"
     if isinstance(value, list):
         return [*value, "immigration-enforcement"]
     if isinstance(value, dict):

@@ -34,6 +34,7 @@ from flask import Flask
 from joserfc.jwk import KeySet
 from security_helpers import (
     ADMIN_ORG,
+    AGREEMENT_DUTY,
     ALL_SCOPES,
     COUNCIL_A,
     COUNCIL_B,
@@ -97,6 +98,8 @@ class Op:
     refused: dict[str, tuple[int, str]] | None = None
     # Path parameters other than the shared ones (``Context``), by name -> context key.
     params: dict[str, str] | None = None
+    # A body that is not JSON: (media type, bytes), e.g. an agreement's document.
+    raw: tuple[str, bytes] | None = None
 
 
 def scopes(*names: str) -> frozenset[str]:
@@ -267,6 +270,40 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): Op(
         scopes("rules:write"), COUNCIL_A, body=lambda c: {"reason": "ended"}, stranger=NOT_STEWARD
     ),
+    ("GET", "/v1/communities/<community_id>/agreements"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
+    ("POST", "/v1/communities/<community_id>/agreements"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        201,
+        lambda c: {
+            "title": "Another agreement",
+            "parties": [RESEARCHER],
+            "legal_authority": "Council resolution",
+            "review_at": "2099-06-01T00:00:00+00:00",
+        },
+        stranger=NOT_STEWARD,
+    ),
+    ("GET", "/v1/communities/<community_id>/agreements/<agreement_id>"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/renew"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        body=lambda c: {"review_at": "2099-12-01T00:00:00+00:00"},
+        stranger=NOT_STEWARD,
+    ),
+    ("GET", "/v1/communities/<community_id>/agreements/<agreement_id>/document"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    ("PUT", "/v1/communities/<community_id>/agreements/<agreement_id>/document"): Op(
+        scopes("rules:write"), COUNCIL_A, stranger=NOT_STEWARD, raw=("text/plain", b"The agreement, signed.")
+    ),
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/duties"): Op(
+        scopes("rules:write"), COUNCIL_A, 201, lambda c: AGREEMENT_DUTY, stranger=NOT_STEWARD
+    ),
+    ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/duties/<duty_id>/met"): Op(
+        scopes("rules:write"), COUNCIL_A, body=lambda c: {"note": "received"}, stranger=NOT_STEWARD
+    ),
     ("GET", "/v1/communities/<community_id>/decisions"): Op(STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD),
     ("GET", "/v1/communities/<community_id>/protected-grants"): Op(
         STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
@@ -314,7 +351,9 @@ class Context(dict):
         op = op or OPERATIONS.get((method, rule)) or Op(ANY_TOKEN, GOVERNMENT)
         overrides = {**{name: self[key] for name, key in (op.params or {}).items()}, **overrides}
         kwargs: dict[str, Any] = {"headers": headers}
-        if op.body is not None:
+        if op.raw is not None:
+            kwargs["content_type"], kwargs["data"] = op.raw
+        elif op.body is not None:
             kwargs["json"] = op.body(self)
         elif method in {"POST", "PUT", "PATCH"}:
             kwargs["json"] = {}

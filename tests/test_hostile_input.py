@@ -238,7 +238,9 @@ def _examples(
         if hostile:
             if case.body is not None and case.body is not NOT_SET:  # one hostile string, no other
                 case.body = json.loads(json.dumps(case.body).replace("\\u0000", "0"))
-            places = [("body", leaf) for leaf in _leaves(case.body)] + [
+            # The strings inside a JSON body (a text/plain body, an agreement's document, is bytes
+            # kept as sent: it has no field to name).
+            places = [("body", leaf) for leaf in _leaves(case.body) if leaf] + [
                 ("query", (name,))
                 for name, value in (case.query or {}).items()
                 if isinstance(value, str) and _is_datetime(value)

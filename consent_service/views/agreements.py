@@ -11,6 +11,7 @@ from flask import Response, request
 from flask.views import MethodView
 from marshmallow import RAISE
 
+from consent_service.config import DEFAULTS
 from consent_service.core.permissions import Scope
 from consent_service.schemas.agreements import (
     AgreementIn,
@@ -25,6 +26,8 @@ from consent_service.schemas.agreements import (
 )
 from consent_service.services import agreements
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
+
+DOCUMENT_LIMIT = DEFAULTS["AGREEMENT_MAX_BYTES"]  # documented; a deployment may set another
 
 blp = ApiBlueprint(
     "agreements",
@@ -98,8 +101,9 @@ class AgreementDocument(MethodView):
     @blp.doc(
         requestBody={
             "required": True,
-            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "the document's bytes, with its Content-Type (the deployment's accepted types)",
+            "content": {"text/plain": {"schema": {"type": "string", "maxLength": DOCUMENT_LIMIT}}},
+            "description": "the document's bytes with its own Content-Type: one of the deployment's "
+            "AGREEMENT_MEDIA_TYPES (by default application/pdf, text/plain and .docx)",
         }
     )
     def put(self, query: dict[str, Any], community_id: str, agreement_id: str) -> agreements.AgreementRecord:
@@ -118,12 +122,14 @@ class AgreementDocument(MethodView):
 
     @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream")
     def get(self, community_id: str, agreement_id: str) -> Response:
-        """The document as uploaded, with its SHA-256 in the ``Digest``-style header ``Repr-Digest``."""
+        """The document as uploaded, as an attachment of type application/octet-stream (never shown
+        inline); its SHA-256 in ``Repr-Digest`` (RFC 9530) and its type in ``X-Document-Type``."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         document = agreements.read_document(
             services(), caller=caller, community_id=community_id, agreement_id=agreement_id
         )
-        answer = Response(document.content, mimetype=document.media_type)
+        answer = Response(document.content, mimetype="application/octet-stream")
+        answer.headers["X-Document-Type"] = document.media_type
         answer.headers["Repr-Digest"] = f"sha-256=:{_b64(document.sha256)}:"
         answer.headers["Content-Disposition"] = "attachment"
         return answer
