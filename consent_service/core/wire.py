@@ -77,6 +77,14 @@ class AuditTag(StrEnum):
     ACCESS_CODE_USED = "access_code:used"
     ACCESS_CODE_ROTATED = "access_code:rotated"
     ACCESS_CODES_REFUSED = "access_code:refused"
+    # Data access requests (services/access_requests.py): filed by a requester, granted or
+    # refused by a steward (a grant also writes approval:granted), withdrawn by the requester,
+    # and refused for want of a decision by the deadline (recorded by the operator's command).
+    ACCESS_REQUEST_FILED = "access_request:filed"
+    ACCESS_REQUEST_GRANTED = "access_request:granted"
+    ACCESS_REQUEST_REFUSED = "access_request:refused"
+    ACCESS_REQUEST_WITHDRAWN = "access_request:withdrawn"
+    ACCESS_REQUEST_EXPIRED = "access_request:expired"
 
 
 class ManagementAction(StrEnum):
@@ -89,6 +97,19 @@ class ManagementAction(StrEnum):
     APPROVALS_LIST = "approvals:list"
     APPROVALS_REVOKE = "approvals:revoke"
     DECISIONS_LIST = "decisions:list"
+    ACCESS_REQUESTS_LIST = "access_requests:list"
+    ACCESS_REQUESTS_DECIDE = "access_requests:decide"
+
+
+class AccessRequestStatus(StrEnum):
+    PENDING = "pending"
+    GRANTED = "granted"
+    REFUSED = "refused"  # by a steward, or no decision by the deadline
+    WITHDRAWN = "withdrawn"
+
+
+# The refusal reason of a request nobody decided by its ``decide_by``.
+NO_DECISION_BY_DEADLINE = "no decision by deadline"
 
 
 WILDCARD = "*"

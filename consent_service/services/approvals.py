@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from consent_service.container import Services
 from consent_service.core.caller import Caller
 from consent_service.core.wire import AuditTag, ManagementAction
@@ -47,6 +49,7 @@ class ApprovalRecord:
     revoked_at: datetime | None
     revoked_by: str | None
     revoked_reason: str | None
+    access_request_id: str | None  # the data access request it was granted on, if any
 
     @classmethod
     def of(cls, approval: Approval, now: datetime) -> ApprovalRecord:
@@ -83,7 +86,6 @@ def create_approval(
     now: datetime,
 ) -> ApprovalRecord:
     """Record the community's approval for one requester; it satisfies matching require_approval rules."""
-    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     with services.writing(caller) as session:
         begin_change(
             session,
@@ -92,41 +94,78 @@ def create_approval(
             community_id=community_id,
             action=ManagementAction.APPROVALS_CREATE,
         )
-        if expires_at is not None and expires_at <= now:
-            raise ValidationFailed(
-                "The approval would already be expired.", details={"expires_at": ["must be in the future"]}
-            )
-        codes.check(
+        record = add_approval(
             session,
-            services.policy,
-            purposes=purposes,
-            data_categories=data_categories,
-            organizations={"requester": [requester]},
-        )
-        approval = Approval(
-            id=str(uuid.uuid4()),
+            services,
+            caller=caller,
             community_id=community_id,
             requester=requester,
             purposes=purposes,
             data_categories=data_categories,
             expires_at=expires_at,
             notes=notes,
-            created_at=now,
-            created_by=caller.organization,
-            created_by_client=caller.client_id,
-        )
-        store.add(session, approval)
-        record = ApprovalRecord.of(approval, now)
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.APPROVAL_GRANTED,
-            caller=caller,
-            object_id=approval.id,
-            payload=APPROVAL_GRANTED_PAYLOAD.dump(record),
+            now=now,
         )
         session.commit()
         return record
+
+
+def add_approval(
+    session: Session,
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    requester: str,
+    purposes: list[str],
+    data_categories: list[str],
+    expires_at: datetime | None,
+    notes: str | None,
+    now: datetime,
+    access_request_id: str | None = None,
+) -> ApprovalRecord:
+    """The create path inside the caller's unit of work, after ``begin_change`` (checked steward,
+    policy version bumped): checks the terms, adds the approval and its audit entry. A granted
+    data access request (services/access_requests.py) comes through here too, naming itself."""
+    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed(
+            "The approval would already be expired.", details={"expires_at": ["must be in the future"]}
+        )
+    codes.check(
+        session,
+        services.policy,
+        purposes=purposes,
+        data_categories=data_categories,
+        organizations={"requester": [requester]},
+    )
+    approval = Approval(
+        id=str(uuid.uuid4()),
+        community_id=community_id,
+        requester=requester,
+        purposes=purposes,
+        data_categories=data_categories,
+        expires_at=expires_at,
+        notes=notes,
+        created_at=now,
+        created_by=caller.organization,
+        created_by_client=caller.client_id,
+        access_request_id=access_request_id,
+    )
+    store.add(session, approval)
+    record = ApprovalRecord.of(approval, now)
+    payload = APPROVAL_GRANTED_PAYLOAD.dump(record)
+    if access_request_id is not None:
+        payload["access_request"] = access_request_id
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.APPROVAL_GRANTED,
+        caller=caller,
+        object_id=approval.id,
+        payload=payload,
+    )
+    return record
 
 
 def list_approvals(

@@ -15,6 +15,7 @@ from sqlalchemy import Table, and_, event, func, inspect, literal, select, tuple
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.storage.models import (
+    AccessRequest,
     Approval,
     Community,
     CommunityRule,
@@ -159,5 +160,6 @@ for _model in (
     DecisionCommunity,
     SubjectSystem,
     PersonAccessCode,
+    AccessRequest,
 ):
     bind(_model)

@@ -16,6 +16,7 @@ def register(app: Flask, services: Services) -> None:
     from consent_service.auth.tokens import build_token_server
     from consent_service.extensions import make_api, make_limiter
     from consent_service.views import (
+        access_requests,
         audit,
         authorize,
         communities,
@@ -56,6 +57,7 @@ def register(app: Flask, services: Services) -> None:
         receipts,
         subjects,
         fhir,
+        access_requests,
     )
     for resource in resources:
         api.register_blueprint(resource.blp)
