@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,6 +39,7 @@ from security_helpers import (
     COUNCIL_B,
     GOVERNMENT,
     LEGACY_SUBJECT,
+    NATION_A,
     OUTSIDER,
     OVERSEER,
     PROVIDER,
@@ -106,6 +107,21 @@ def scopes(*names: str) -> frozenset[str]:
 NOT_FOUND_FOR_OUTSIDER = (OUTSIDER, 404, "not_found")
 NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
 STEWARD_READS = scopes("community:read", "rules:write")  # a community's own business, to its stewards
+
+
+def access_request_body(c: dict[str, Any]) -> dict[str, Any]:
+    """A data access request from gla, naming the rule its denial told it (``seed_access_request``)."""
+    return {
+        "community": NATION_A,
+        "rule_id": c["rule_id"],
+        "purposes": ["research"],
+        "data_categories": ["health"],
+        "protocol": "a study",
+        "ethics_reference": "REB-1",
+        "benefit_plan": "results returned",
+        "requested_until": (datetime.now(UTC) + timedelta(days=90)).isoformat(),
+    }
+
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/organizations"): Op(
@@ -234,6 +250,30 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/communities/<community_id>/protected-grants"): Op(
         STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
     ),
+    ("GET", "/v1/communities/<community_id>/access-requests"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    # a requester that was refused asks the community; one told no rule cannot name it (400)
+    ("POST", "/v1/access-requests"): Op(
+        scopes("authorize"),
+        GOVERNMENT,
+        201,
+        access_request_body,
+        stranger=(OUTSIDER, 400, "validation_error"),
+    ),
+    ("GET", "/v1/access-requests"): Op(scopes("authorize"), GOVERNMENT),  # its own, another's empty
+    ("GET", "/v1/access-requests/<request_id>"): Op(
+        scopes("authorize"), GOVERNMENT, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/access-requests/<request_id>/withdraw"): Op(
+        scopes("authorize"), GOVERNMENT, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/access-requests/<request_id>/decision"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        body=lambda c: {"decision": "refuse", "note": "not now"},
+        stranger=(COUNCIL_B, 404, "not_found"),  # another community's request is none of its business
+    ),
     # each organization reads its own list (another organization gets its own, empty)
     ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
 }
@@ -286,11 +326,38 @@ class Context(dict):
         return self.client.open(self.path(rule, **overrides), method=method, **kwargs)
 
 
+def seed_access_request(world: Any, built: dict[str, str]) -> dict[str, str]:
+    """The seeded world plus a pending data access request of gla: refused under Nation A's
+    require_approval rule about a member whose consent lets it do research (its answer names
+    the rule), it asks the community."""
+    member = {"system": SUBJECT["system"], "value": "C-5150"}
+    consent = world.client.post(
+        "/v1/consents",
+        headers=world.headers(PROVIDER, "consents:write"),
+        json={**CONSENT, "subject": member, "communities": [NATION_A], "purposes": ["research"]},
+    )
+    assert consent.status_code == 201, consent.get_json()
+    answer = world.client.post(
+        "/v1/authorize",
+        headers=world.headers(GOVERNMENT, "authorize"),
+        json={"subject": member, "purpose": "research", "data_categories": ["health"]},
+    ).get_json()
+    assert built["rule_id"] in [r.get("rule_id") for r in answer["reasons"]], answer
+    filed = world.client.post(
+        "/v1/access-requests", headers=world.headers(GOVERNMENT, "authorize"), json=access_request_body(built)
+    )
+    assert filed.status_code == 201, filed.get_json()
+    return {**built, "request_id": filed.get_json()["id"]}
+
+
 @pytest.fixture(scope="module")
 def seeds(request, database_backend) -> Iterator[Callable[[], Seed]]:
     """``seeds()``: the world of ``seed_world`` for this module and backend (its ids in ``built``)."""
     with seeded(
-        request, database_backend, "auth-matrix", lambda world: seed_world(world.client, world)
+        request,
+        database_backend,
+        "auth-matrix",
+        lambda world: seed_access_request(world, seed_world(world.client, world)),
     ) as current:
         yield current
 
