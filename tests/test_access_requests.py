@@ -31,6 +31,7 @@ from governance_helpers import (
     seeded_governance,
 )
 from sqlalchemy import select
+from web_helpers import CHEAP_PASSWORDS, STEWARD_A, STEWARD_B, make_people, post_form, signed_in, text_of
 
 from consent_service.container import EXTENSION
 from consent_service.core.wire import AuditTag
@@ -44,9 +45,18 @@ def _begin(gov: Governance) -> None:
     gov.world.headers(GOVERNMENT, "authorize")
     gov.world.headers(PROVIDER, "authorize")
     gov.world.headers(COUNCIL_A, "community:read")
+    make_people(gov.world)
 
 
-governance_seeds, seed, database_start, gov = seeded_governance("access-requests", also=_begin)
+governance_seeds, seed, database_start, gov = seeded_governance(
+    "access-requests", also=_begin, settings=CHEAP_PASSWORDS
+)
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, **CHEAP_PASSWORDS}
+
 
 REQUEST = {
     "community": NATION_A,
@@ -402,3 +412,69 @@ class TestDeadline:
         )
         seen = assert_ok(read(gov, filed["id"]))
         assert (seen["status"], seen["refusal_reason"]) == ("refused", "no decision by deadline")
+
+
+class TestStewardPages:
+    def test_the_queue_shows_each_request_with_its_deadline(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        browser = signed_in(app.test_client(), STEWARD_A)
+        page = browser.get(f"/web/communities/{NATION_A}/access-requests")
+        assert page.status_code == 200
+        text = text_of(page)
+        assert f"/web/communities/{NATION_A}/access-requests/{filed['id']}" in text
+        assert "Decide by" in text and "waiting for a decision" in text
+        assert (
+            text_of(browser.get(f"/web/communities/{NATION_A}/access-requests?status=granted")).count(
+                filed["id"]
+            )
+            == 0
+        )
+        opened = text_of(browser.get(f"/web/communities/{NATION_A}/access-requests/{filed['id']}"))
+        assert REQUEST["protocol"] in opened and REQUEST["ethics_reference"] in opened
+        assert REQUEST["benefit_plan"] in opened and 'id="decide-form"' in opened
+
+    def test_granting_needs_a_note_and_a_confirmation(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        browser = signed_in(app.test_client(), STEWARD_A)
+        path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+        before = all_rows_as_text(app)
+        unconfirmed = post_form(browser, path, {"decision": "grant", "note": "vote of the council"})
+        assert unconfirmed.status_code == 400 and "confirm" in text_of(unconfirmed)
+        no_note = post_form(browser, path, {"decision": "grant", "confirm": "yes"})
+        assert no_note.status_code == 400
+        assert all_rows_as_text(app) == before
+        done = post_form(
+            browser, path, {"decision": "grant", "note": "vote of the council", "confirm": "yes"}
+        )
+        assert done.status_code == 302
+        seen = assert_ok(read(gov, filed["id"]))
+        assert (seen["status"], seen["note"]) == ("granted", "vote of the council")
+        assert gov.ask()["decision"] == "permit"
+        again = post_form(browser, path, {"decision": "refuse", "note": "changed our mind", "confirm": "yes"})
+        assert again.status_code == 302 and assert_ok(read(gov, filed["id"]))["status"] == "granted"
+
+    def test_refusing_from_the_page(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        browser = signed_in(app.test_client(), STEWARD_A)
+        path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+        done = post_form(browser, path, {"decision": "refuse", "note": "not this year", "confirm": "yes"})
+        assert done.status_code == 302
+        assert assert_ok(read(gov, filed["id"]))["status"] == "refused"
+
+    def test_another_communitys_steward_gets_nothing(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        browser = signed_in(app.test_client(), STEWARD_B)
+        assert browser.get(f"/web/communities/{NATION_A}/access-requests").status_code == 403
+        assert browser.get(f"/web/communities/{NATION_B}/access-requests/{filed['id']}").status_code == 404
+        before = all_rows_as_text(app)
+        path = f"/web/communities/{NATION_B}/access-requests/{filed['id']}/decision"
+        response = post_form(browser, path, {"decision": "grant", "note": "mine now", "confirm": "yes"})
+        assert response.status_code == 404
+        assert all_rows_as_text(app) == before
+
+    def test_the_pages_speak_french(self, gov, app):
+        file(gov, refused_rule(gov))
+        browser = signed_in(app.test_client(), STEWARD_A)
+        post_form(browser, "/web/language", {"language": "fr"})
+        text = text_of(browser.get(f"/web/communities/{NATION_A}/access-requests"))
+        assert "Demandes d'accès" in text or "Demandes d&#39;accès" in text

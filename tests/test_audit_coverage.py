@@ -498,6 +498,17 @@ def grant_access_request(t: Trial) -> list[Expected]:
     ]
 
 
+def web_decide_access_request(t: Trial) -> list[Expected]:
+    """A steward refuses from the request's page (with its note and confirmation)."""
+    filed = filed_request(t)
+    browser = t.browser(STEWARD_A)
+    t.start()
+    path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+    done = post_form(browser, path, {"decision": "refuse", "note": "not this year", "confirm": "yes"})
+    assert done.status_code == 302
+    return [(AuditTag.ACCESS_REQUEST_REFUSED, person(t.app, STEWARD_A), filed["id"])]
+
+
 def approvals_of(t: Trial, **query: Any) -> list[dict[str, Any]]:
     return assert_ok(
         t.client.get(
@@ -742,6 +753,10 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/subjects/rekey"): rekey_subject,
     ("POST", "/v1/subject-systems"): register_subject_system,
     ("POST", "/web/communities/<community_id>/approvals"): web_grant_approval,
+    (
+        "POST",
+        "/web/communities/<community_id>/access-requests/<request_id>/decision",
+    ): web_decide_access_request,
     ("POST", "/web/communities/<community_id>/approvals/<approval_id>/revoke"): web_revoke_approval,
     ("POST", "/web/communities/<community_id>/rules/<rule_id>/retire"): web_retire_rule,
     ("POST", "/web/communities/<community_id>/rules/new"): web_new_rule,
