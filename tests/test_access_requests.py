@@ -241,6 +241,18 @@ class TestPrivacy:
         assert listed == {"access_requests": []}
         assert all_rows_as_text(app) == before
 
+    def test_the_communitys_stewards_read_a_request_and_no_other_steward_does(self, gov):
+        filed = file(gov, refused_rule(gov))
+        for headers in (gov.steward(), gov.world.headers(COUNCIL_A, "community:read")):
+            response = gov.client.get(f"/v1/access-requests/{filed['id']}", headers=headers)
+            assert assert_ok(response) == filed
+        for scope in ("rules:write", "community:read"):
+            other = gov.world.headers("nation-b-council", scope)
+            theirs = gov.client.get(f"/v1/access-requests/{filed['id']}", headers=other)
+            missing = gov.client.get("/v1/access-requests/no-such-request", headers=other)
+            assert_error(theirs, 404, "not_found")
+            assert json_of(theirs) == json_of(missing)
+
     def test_another_communitys_steward_cannot_see_or_decide(self, gov, app):
         filed = file(gov, refused_rule(gov))
         other = gov.steward(NATION_B)

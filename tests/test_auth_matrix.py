@@ -263,7 +263,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/v1/access-requests"): Op(scopes("authorize"), GOVERNMENT),  # its own, another's empty
     ("GET", "/v1/access-requests/<request_id>"): Op(
-        scopes("authorize"), GOVERNMENT, stranger=NOT_FOUND_FOR_OUTSIDER
+        scopes("authorize", "community:read", "rules:write"),
+        GOVERNMENT,
+        stranger=NOT_FOUND_FOR_OUTSIDER,  # its steward scopes: gla stewards no community
+        refused={"community:read": (404, "not_found"), "rules:write": (404, "not_found")},
     ),
     ("POST", "/v1/access-requests/<request_id>/withdraw"): Op(
         scopes("authorize"), GOVERNMENT, stranger=NOT_FOUND_FOR_OUTSIDER

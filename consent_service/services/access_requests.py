@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from consent_service.container import Services
 from consent_service.core.caller import Caller
+from consent_service.core.permissions import Scope
 from consent_service.core.wire import (
     NO_DECISION_BY_DEADLINE,
     WILDCARD,
@@ -206,12 +207,22 @@ def file_request(
 
 
 def get_own(services: Services, *, caller: Caller, request_id: str, now: datetime) -> AccessRequestRecord:
-    """One of the caller's organization's requests; anyone else's is a 404 like a missing one."""
+    """One request, to its requester (``authorize``) or to a steward of its community
+    (``community:read`` / ``rules:write``); to anyone else a 404 like a request that does not exist."""
     with services.reading(caller) as session:
         row = store.get(session, request_id)
-        if row is None or row.requester != caller.organization:
+        if row is None:
             raise NotFound(_NOT_FOUND)
-        return AccessRequestRecord.of(row, now)
+        if caller.has(Scope.AUTHORIZE) and row.requester == caller.organization:
+            return AccessRequestRecord.of(row, now)
+        if (caller.has(Scope.RULES_WRITE) or caller.has(Scope.COMMUNITY_READ)) and services.policy.may_manage(
+            organization=caller.organization,
+            community=row.community_id,
+            action=str(ManagementAction.ACCESS_REQUESTS_LIST),
+            stewards=community_store.stewards(session, row.community_id),
+        ):
+            return AccessRequestRecord.of(row, now)
+        raise NotFound(_NOT_FOUND)
 
 
 def list_own(services: Services, *, caller: Caller, status: str | None, now: datetime) -> AccessRequestList:

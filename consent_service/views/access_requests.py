@@ -52,8 +52,8 @@ class AccessRequests(MethodView):
 class AccessRequestById(MethodView):
     @blp.response(200, AccessRequestOut)
     def get(self, request_id: str) -> cases.AccessRequestRecord:
-        """One of the caller's organization's requests, with its status as of now."""
-        caller = caller_with(Scope.AUTHORIZE)
+        """One request with its status as of now: to its requester, or to its community's stewards."""
+        caller = caller_with(Scope.AUTHORIZE, Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return cases.get_own(services(), caller=caller, request_id=request_id, now=now())
 
 
