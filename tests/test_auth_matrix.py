@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -39,12 +39,13 @@ from security_helpers import (
     COUNCIL_B,
     GOVERNMENT,
     LEGACY_SUBJECT,
-    NATION_A,
     OUTSIDER,
     OVERSEER,
     PROVIDER,
     RESEARCHER,
+    access_request_body,
     holdable,
+    seed_access_request,
     seed_world,
 )
 
@@ -107,20 +108,6 @@ def scopes(*names: str) -> frozenset[str]:
 NOT_FOUND_FOR_OUTSIDER = (OUTSIDER, 404, "not_found")
 NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
 STEWARD_READS = scopes("community:read", "rules:write")  # a community's own business, to its stewards
-
-
-def access_request_body(c: dict[str, Any]) -> dict[str, Any]:
-    """A data access request from gla, naming the rule its denial told it (``seed_access_request``)."""
-    return {
-        "community": NATION_A,
-        "rule_id": c["rule_id"],
-        "purposes": ["research"],
-        "data_categories": ["health"],
-        "protocol": "a study",
-        "ethics_reference": "REB-1",
-        "benefit_plan": "results returned",
-        "requested_until": (datetime.now(UTC) + timedelta(days=90)).isoformat(),
-    }
 
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -327,30 +314,6 @@ class Context(dict):
         if op.query:
             kwargs["query_string"] = op.query
         return self.client.open(self.path(rule, **overrides), method=method, **kwargs)
-
-
-def seed_access_request(world: Any, built: dict[str, str]) -> dict[str, str]:
-    """The seeded world plus a pending data access request of gla: refused under Nation A's
-    require_approval rule about a member whose consent lets it do research (its answer names
-    the rule), it asks the community."""
-    member = {"system": SUBJECT["system"], "value": "C-5150"}
-    consent = world.client.post(
-        "/v1/consents",
-        headers=world.headers(PROVIDER, "consents:write"),
-        json={**CONSENT, "subject": member, "communities": [NATION_A], "purposes": ["research"]},
-    )
-    assert consent.status_code == 201, consent.get_json()
-    answer = world.client.post(
-        "/v1/authorize",
-        headers=world.headers(GOVERNMENT, "authorize"),
-        json={"subject": member, "purpose": "research", "data_categories": ["health"]},
-    ).get_json()
-    assert built["rule_id"] in [r.get("rule_id") for r in answer["reasons"]], answer
-    filed = world.client.post(
-        "/v1/access-requests", headers=world.headers(GOVERNMENT, "authorize"), json=access_request_body(built)
-    )
-    assert filed.status_code == 201, filed.get_json()
-    return {**built, "request_id": filed.get_json()["id"]}
 
 
 @pytest.fixture(scope="module")
