@@ -105,6 +105,23 @@ def consents_reviews(organization: str | None, as_json: bool) -> None:
             )
 
 
+@main.group("access-requests", help="Data access requests to communities.")
+def access_requests() -> None:
+    pass
+
+
+@access_requests.command(
+    "expire", help="Record as refused every pending request past its deadline (run daily, e.g. from cron)."
+)
+def access_requests_expire() -> None:
+    from consent_service.services import access_requests as cases
+
+    for record in cases.expire(_services(), now=datetime.now(UTC)):
+        click.echo(
+            f"{record.id}	{record.community}	{record.requester}	refused: {record.refusal_reason}"
+        )
+
+
 @main.group(help="Administration.")
 def admin() -> None:
     pass

@@ -7,6 +7,7 @@ is made through the HTTP API, as a client would.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api_helpers import CONSENT, SUBJECT, engine_of
@@ -228,3 +229,41 @@ def row_counts(app: Flask) -> tuple[int, ...]:
     sql = "SELECT " + ", ".join(f'(SELECT count(*) FROM "{table.name}")' for table in tables)
     with engine_of(app).connect() as conn:
         return tuple(conn.execute(text(sql)).one())
+
+
+def access_request_body(c: dict[str, Any]) -> dict[str, Any]:
+    """A data access request from gla, naming the rule its denial told it (``seed_access_request``)."""
+    return {
+        "community": NATION_A,
+        "rule_id": c["rule_id"],
+        "purposes": ["research"],
+        "data_categories": ["health"],
+        "protocol": "a study",
+        "ethics_reference": "REB-1",
+        "benefit_plan": "results returned",
+        "requested_until": (datetime.now(UTC) + timedelta(days=90)).isoformat(),
+    }
+
+
+def seed_access_request(world: Any, built: dict[str, str]) -> dict[str, str]:
+    """The seeded world plus a pending data access request of gla: refused under Nation A's
+    require_approval rule about a member whose consent lets it do research (its answer names
+    the rule), it asks the community."""
+    member = {"system": SUBJECT["system"], "value": "C-5150"}
+    consent = world.client.post(
+        "/v1/consents",
+        headers=world.headers(PROVIDER, "consents:write"),
+        json={**CONSENT, "subject": member, "communities": [NATION_A], "purposes": ["research"]},
+    )
+    assert consent.status_code == 201, consent.get_json()
+    answer = world.client.post(
+        "/v1/authorize",
+        headers=world.headers(GOVERNMENT, "authorize"),
+        json={"subject": member, "purpose": "research", "data_categories": ["health"]},
+    ).get_json()
+    assert built["rule_id"] in [r.get("rule_id") for r in answer["reasons"]], answer
+    filed = world.client.post(
+        "/v1/access-requests", headers=world.headers(GOVERNMENT, "authorize"), json=access_request_body(built)
+    )
+    assert filed.status_code == 201, filed.get_json()
+    return {**built, "request_id": filed.get_json()["id"]}

@@ -27,6 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import (
     APPROVAL,
+    APPROVAL_RULE,
     COUNCIL_A,
     MEMBER,
     NATION_A,
@@ -607,6 +608,85 @@ def rekey_subject(t: Trial) -> list[Expected]:
 # -- the web pages ------------------------------------------------------------------------------
 
 
+# -- data access requests ---------------------------------------------------------------------
+
+
+def file_body(rule_id: str) -> dict[str, Any]:
+    return {
+        "community": NATION_A,
+        "rule_id": rule_id,
+        "purposes": ["research"],
+        "data_categories": ["health"],
+        "protocol": "a study",
+        "ethics_reference": "REB-7",
+        "benefit_plan": "results returned",
+        "requested_until": (datetime.now(UTC) + timedelta(days=90)).isoformat(),
+    }
+
+
+def refused_researcher(t: Trial) -> str:
+    """The researcher refused under Nation A's require_approval rule: the rule id it was told."""
+    t.gov.consent()
+    rule = t.gov.rule(base=APPROVAL_RULE)
+    t.gov.ask()
+    return str(rule["id"])
+
+
+def filed_request(t: Trial) -> dict[str, Any]:
+    response = t.client.post(
+        "/v1/access-requests", headers=t.api(RESEARCHER, "authorize"), json=file_body(refused_researcher(t))
+    )
+    return assert_ok(response, 201)
+
+
+def file_access_request(t: Trial) -> list[Expected]:
+    rule_id = refused_researcher(t)
+    headers = t.api(RESEARCHER, "authorize")
+    t.start()
+    filed = assert_ok(t.client.post("/v1/access-requests", headers=headers, json=file_body(rule_id)), 201)
+    return [(AuditTag.ACCESS_REQUEST_FILED, t.api_actor(RESEARCHER, "authorize"), filed["id"])]
+
+
+def withdraw_access_request(t: Trial) -> list[Expected]:
+    filed = filed_request(t)
+    t.start()
+    withdrawn = t.client.post(
+        f"/v1/access-requests/{filed['id']}/withdraw", headers=t.api(RESEARCHER, "authorize")
+    )
+    assert assert_ok(withdrawn)["status"] == "withdrawn"
+    return [(AuditTag.ACCESS_REQUEST_WITHDRAWN, t.api_actor(RESEARCHER, "authorize"), filed["id"])]
+
+
+def grant_access_request(t: Trial) -> list[Expected]:
+    """A grant is two entries in one transaction: the approval it creates, then the decision."""
+    filed = filed_request(t)
+    headers = t.gov.steward()
+    t.start()
+    decided = assert_ok(
+        t.client.post(
+            f"/v1/access-requests/{filed['id']}/decision",
+            headers=headers,
+            json={"decision": "grant", "note": "council vote"},
+        )
+    )
+    actor = t.api_actor(COUNCIL_A, "rules:write")
+    return [
+        (AuditTag.APPROVAL_GRANTED, actor, decided["approval"]["id"]),
+        (AuditTag.ACCESS_REQUEST_GRANTED, actor, filed["id"]),
+    ]
+
+
+def web_decide_access_request(t: Trial) -> list[Expected]:
+    """A steward refuses from the request's page (with its note and confirmation)."""
+    filed = filed_request(t)
+    browser = t.browser(STEWARD_A)
+    t.start()
+    path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+    done = post_form(browser, path, {"decision": "refuse", "note": "not this year", "confirm": "yes"})
+    assert done.status_code == 302
+    return [(AuditTag.ACCESS_REQUEST_REFUSED, person(t.app, STEWARD_A), filed["id"])]
+
+
 def approvals_of(t: Trial, **query: Any) -> list[dict[str, Any]]:
     return assert_ok(
         t.client.get(
@@ -918,6 +998,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/communities/<community_id>/agreements/<agreement_id>/duties/<duty_id>/met"): mark_duty_met,
     ("POST", "/v1/communities/<community_id>/approvals/<approval_id>/revoke"): revoke_approval,
     ("POST", "/v1/communities/<community_id>/rules"): create_rule,
+    ("POST", "/v1/access-requests"): file_access_request,
+    ("POST", "/v1/access-requests/<request_id>/withdraw"): withdraw_access_request,
+    ("POST", "/v1/access-requests/<request_id>/decision"): grant_access_request,
     ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): retire_rule,
     ("POST", "/v1/consents"): record_consent,
     ("POST", "/v1/consents/<consent_id>/amend"): amend_consent,
@@ -936,6 +1019,10 @@ ROUTES: dict[tuple[str, str], Case] = {
     ): web_confirm_steward_change,
     ("POST", "/web/communities/<community_id>/memberships/confirm"): web_confirm_memberships,
     ("POST", "/web/communities/<community_id>/clients/<client_id>/disable"): web_disable_community_client,
+    (
+        "POST",
+        "/web/communities/<community_id>/access-requests/<request_id>/decision",
+    ): web_decide_access_request,
     ("POST", "/web/communities/<community_id>/approvals/<approval_id>/revoke"): web_revoke_approval,
     ("POST", "/web/communities/<community_id>/rules/<rule_id>/retire"): web_retire_rule,
     ("POST", "/web/communities/<community_id>/rules/new"): web_new_rule,
@@ -1274,6 +1361,27 @@ class TestCommandLine:
         assert result.exit_code == 1 and "unknown role: admin" in result.output
         assert cli_trial.new_entries() == [] and not changed_tables(cli_trial.before, state(cli_trial.app))
 
+    def test_access_requests_expire(
+        self, cli_trial: Trial, app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each pending request past its deadline is recorded refused, one operator entry each;
+        a second run finds nothing to record."""
+        filed = filed_request(cli_trial)
+
+        class Later(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return datetime.now(tz) + timedelta(days=31)
+
+        monkeypatch.setattr(cli, "datetime", Later)
+        self.run(cli_trial, app_config, "access-requests", "expire")
+        [entry] = cli_trial.new_entries()
+        assert summary([entry]) == [(AuditTag.ACCESS_REQUEST_EXPIRED, OPERATOR, filed["id"])]
+        assert said(entry)["refusal_reason"] == "no decision by deadline"
+        self.run(cli_trial, app_config, "access-requests", "expire")
+        assert cli_trial.new_entries() == []
+        assert_verifies(cli_trial.app)
+
     def test_the_demo(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
         """Every row the demo adds comes with its entry (it goes through the same use cases)."""
         counted = {
@@ -1369,6 +1477,7 @@ COMMAND_CHANGES: dict[str, Callable[..., None]] = {
     "users disable": TestCommandLine.test_users_changes,
     "demo": TestCommandLine.test_the_demo,
     "subject-systems add": TestCommandLine.test_subject_systems_add,
+    "access-requests expire": TestCommandLine.test_access_requests_expire,
     "keys rotate": TestKeyRotation.test_a_rotation_is_an_entry_naming_the_new_key_and_those_kept,
 }
 # Commands that only read (on a database already at the latest migration, ``db upgrade`` too).

@@ -44,7 +44,9 @@ from security_helpers import (
     OVERSEER,
     PROVIDER,
     RESEARCHER,
+    access_request_body,
     holdable,
+    seed_access_request,
     seed_world,
 )
 
@@ -109,6 +111,7 @@ def scopes(*names: str) -> frozenset[str]:
 NOT_FOUND_FOR_OUTSIDER = (OUTSIDER, 404, "not_found")
 NOT_STEWARD = (COUNCIL_B, 403, "forbidden")
 STEWARD_READS = scopes("community:read", "rules:write")  # a community's own business, to its stewards
+
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/organizations"): Op(
@@ -308,6 +311,33 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/communities/<community_id>/protected-grants"): Op(
         STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
     ),
+    ("GET", "/v1/communities/<community_id>/access-requests"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
+    # a requester that was refused asks the community; one told no rule cannot name it (400)
+    ("POST", "/v1/access-requests"): Op(
+        scopes("authorize"),
+        GOVERNMENT,
+        201,
+        access_request_body,
+        stranger=(OUTSIDER, 400, "validation_error"),
+    ),
+    ("GET", "/v1/access-requests"): Op(scopes("authorize"), GOVERNMENT),  # its own, another's empty
+    ("GET", "/v1/access-requests/<request_id>"): Op(
+        scopes("authorize", "community:read", "rules:write"),
+        GOVERNMENT,
+        stranger=NOT_FOUND_FOR_OUTSIDER,  # its steward scopes: gla stewards no community
+        refused={"community:read": (404, "not_found"), "rules:write": (404, "not_found")},
+    ),
+    ("POST", "/v1/access-requests/<request_id>/withdraw"): Op(
+        scopes("authorize"), GOVERNMENT, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("POST", "/v1/access-requests/<request_id>/decision"): Op(
+        scopes("rules:write"),
+        COUNCIL_A,
+        body=lambda c: {"decision": "refuse", "note": "not now"},
+        stranger=(COUNCIL_B, 404, "not_found"),  # another community's request is none of its business
+    ),
     # each organization reads its own list (another organization gets its own, empty)
     ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
 }
@@ -366,7 +396,10 @@ class Context(dict):
 def seeds(request, database_backend) -> Iterator[Callable[[], Seed]]:
     """``seeds()``: the world of ``seed_world`` for this module and backend (its ids in ``built``)."""
     with seeded(
-        request, database_backend, "auth-matrix", lambda world: seed_world(world.client, world)
+        request,
+        database_backend,
+        "auth-matrix",
+        lambda world: seed_access_request(world, seed_world(world.client, world)),
     ) as current:
         yield current
 

@@ -51,6 +51,7 @@ from security_helpers import (
     RESEARCHER,
     holdable,
     row_counts,
+    seed_access_request,
     seed_world,
 )
 
@@ -269,7 +270,7 @@ def _examples(
     "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"]
 )
 def test_schemathesis_finds_no_error_in_any_operation(app, client, world, mode):
-    ids = seed_world(client, world)
+    ids = seed_access_request(world, seed_world(client, world))
     # Clients with every scope they may hold: the recorder of the consent for the consent and
     # subject paths (some answer only the recording organization), an oversight organization for
     # the audit paths (audit:read is only theirs), the steward of Nation A for the rest.
@@ -316,7 +317,7 @@ def _refused_naming(app: Any, case: Any, field: str, before: tuple[int, ...]) ->
 
 def test_schemathesis_surrogates_and_out_of_range_dates_in_every_field_are_400(app, client, world):
     """Issue 12: a lone surrogate in any text, or a date out of range, was a 500."""
-    ids = seed_world(client, world)
+    ids = seed_access_request(world, seed_world(client, world))
     recorder = world.headers(PROVIDER, *holdable(PROVIDER))
     steward = world.headers(COUNCIL_A, *holdable(COUNCIL_A))
     overseer = world.headers(OVERSEER, *holdable(OVERSEER))

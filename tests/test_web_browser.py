@@ -427,6 +427,47 @@ class TestStewardInTheBrowser:
         pages.shot("steward-rules-labels-fr", at="#active-rules")
         pages.no_csp_violations()
 
+    def test_a_steward_grants_a_data_access_request_with_a_note_and_a_confirmation(
+        self, pages: Pages, gov: Governance
+    ) -> None:
+        gov.consent()
+        rule = gov.rule(base=APPROVAL_RULE)
+        assert reason_codes(gov.ask("research", "health")) == ["approval_required"]
+        filed = gov.client.post(
+            "/v1/access-requests",
+            headers=gov.world.headers(RESEARCHER, "authorize"),
+            json={
+                "community": NATION_A,
+                "rule_id": rule["id"],
+                "purposes": ["research"],
+                "data_categories": ["health"],
+                "protocol": "We count diabetes cases by region, in cells of 10 or more.",
+                "ethics_reference": "REB-2026-041",
+                "benefit_plan": "Results go to the council first, with a plain-language report.",
+                "requested_until": "2030-06-30T00:00:00Z",
+            },
+        )
+        assert filed.status_code == 201, filed.get_json()
+
+        pages.sign_in(STEWARD_A)
+        pages.open(f"/web/communities/{NATION_A}/")
+        pages.click("nav.tabs a[href$='/access-requests']")
+        assert "waiting for a decision" in pages.text("#access-requests")
+        pages.shot("steward-access-requests")
+        pages.click("#access-requests a")
+        assert "REB-2026-041" in pages.text("#request")
+        pages.tick("decision-grant")
+        pages.click("#decide")  # no note, no confirmation: refused, nothing recorded
+        assert "Write a note" in pages.text() and "Tick the box" in pages.text()
+        pages.tick("decision-grant", "confirm")
+        pages.type("#note", "Council resolution 2026-14")
+        pages.shot("steward-access-request", at="#decide-form")
+        pages.click("#decide")
+        assert "The request is granted" in pages.text(".messages")
+        assert "granted" in pages.text("#access-requests")
+        assert gov.ask("research", "health")["decision"] == "permit"
+        pages.no_csp_violations(refused_forms=True)  # the first, incomplete form answered 400
+
     def test_a_steward_of_b_cannot_open_a_pages_and_a_form_without_its_token_is_refused(
         self, pages: Pages, gov: Governance
     ) -> None:

@@ -91,6 +91,14 @@ class AuditTag(StrEnum):
     AGREEMENT_DOCUMENT_ATTACHED = "agreement:document_attached"
     DUTY_ADDED = "duty:added"
     DUTY_MET = "duty:met"
+    # Data access requests (services/access_requests.py): filed by a requester, granted or
+    # refused by a steward (a grant also writes approval:granted), withdrawn by the requester,
+    # and refused for want of a decision by the deadline (recorded by the operator's command).
+    ACCESS_REQUEST_FILED = "access_request:filed"
+    ACCESS_REQUEST_GRANTED = "access_request:granted"
+    ACCESS_REQUEST_REFUSED = "access_request:refused"
+    ACCESS_REQUEST_WITHDRAWN = "access_request:withdrawn"
+    ACCESS_REQUEST_EXPIRED = "access_request:expired"
 
 
 class ManagementAction(StrEnum):
@@ -111,6 +119,8 @@ class ManagementAction(StrEnum):
     AGREEMENTS_CREATE = "agreements:create"
     AGREEMENTS_LIST = "agreements:list"
     AGREEMENTS_CHANGE = "agreements:change"
+    ACCESS_REQUESTS_LIST = "access_requests:list"
+    ACCESS_REQUESTS_DECIDE = "access_requests:decide"
 
 
 class DutyKind(StrEnum):
@@ -132,6 +142,17 @@ class MembershipStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
     ENDED = "ended"
+
+
+class AccessRequestStatus(StrEnum):
+    PENDING = "pending"
+    GRANTED = "granted"
+    REFUSED = "refused"  # by a steward, or no decision by the deadline
+    WITHDRAWN = "withdrawn"
+
+
+# The refusal reason of a request nobody decided by its ``decide_by``.
+NO_DECISION_BY_DEADLINE = "no decision by deadline"
 
 
 WILDCARD = "*"

@@ -36,16 +36,29 @@ class CommunityOut(StrictSchema):
     stewards = fields.List(fields.String())
     policy_version = fields.Integer()
     show_community_id = fields.Boolean()
+    review_days = fields.Integer(
+        metadata={"description": "days the stewards give themselves to decide a data access request"}
+    )
     created_at = fields.AwareDateTime()
 
 
 class CommunitySettingsIn(StrictSchema):
+    """At least one setting; those not given are kept."""
+
     show_community_id = fields.Boolean(
-        required=True,
         metadata={
             "description": "whether answers to requesters a member's consent names carry the community's id"
         },
     )
+    review_days = fields.Integer(
+        validate=validate.Range(min=1, max=365),
+        metadata={"description": "days to decide a data access request (its decide_by); default 30"},
+    )
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("name a setting to change", field_name="show_community_id")
 
 
 class RuleIn(StrictSchema):
@@ -139,6 +152,9 @@ class ApprovalOut(StrictSchema):
     revoked_by = fields.String(allow_none=True)
     revoked_reason = fields.String(allow_none=True)
     agreement_id = fields.String(allow_none=True)
+    access_request_id = fields.String(
+        allow_none=True, metadata={"description": "the data access request it was granted on, if any"}
+    )
 
 
 class RevokedApprovalPayload(StrictSchema):

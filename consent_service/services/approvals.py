@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from consent_service.container import Services
 from consent_service.core.caller import Caller
 from consent_service.core.wire import AuditTag, ManagementAction
@@ -48,7 +50,8 @@ class ApprovalRecord:
     revoked_at: datetime | None
     revoked_by: str | None
     revoked_reason: str | None
-    agreement_id: str | None
+    access_request_id: str | None  # the data access request it was granted on, if any
+    agreement_id: str | None  # the data sharing agreement it is granted under, if any
 
     @classmethod
     def of(cls, approval: Approval, now: datetime) -> ApprovalRecord:
@@ -88,7 +91,6 @@ def create_approval(
     """Record the community's approval for one requester; it satisfies matching require_approval
     rules. Under an agreement (of the community, the requester one of its parties), it permits only
     while the agreement is not past its review date and the requester owes no overdue duty."""
-    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
     with services.writing(caller) as session:
         begin_change(
             session,
@@ -97,54 +99,93 @@ def create_approval(
             community_id=community_id,
             action=ManagementAction.APPROVALS_CREATE,
         )
-        if expires_at is not None and expires_at <= now:
-            raise ValidationFailed(
-                "The approval would already be expired.", details={"expires_at": ["must be in the future"]}
-            )
-        codes.check(
+        record = add_approval(
             session,
-            services.policy,
-            purposes=purposes,
-            data_categories=data_categories,
-            organizations={"requester": [requester]},
-        )
-        if agreement_id is not None:
-            agreement = agreement_store.get(session, community_id, agreement_id)
-            if agreement is None:
-                raise ValidationFailed(
-                    "No such agreement in this community.",
-                    details={"agreement_id": ["no such agreement in this community"]},
-                )
-            if requester not in agreement.parties:
-                raise ValidationFailed(
-                    "The requester is not a party to the agreement.",
-                    details={"agreement_id": [f"{requester} is not one of its parties"]},
-                )
-        approval = Approval(
-            id=str(uuid.uuid4()),
+            services,
+            caller=caller,
             community_id=community_id,
             requester=requester,
             purposes=purposes,
             data_categories=data_categories,
             expires_at=expires_at,
             notes=notes,
+            now=now,
             agreement_id=agreement_id,
-            created_at=now,
-            created_by=caller.organization,
-            created_by_client=caller.client_id,
-        )
-        store.add(session, approval)
-        record = ApprovalRecord.of(approval, now)
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.APPROVAL_GRANTED,
-            caller=caller,
-            object_id=approval.id,
-            payload=APPROVAL_GRANTED_PAYLOAD.dump(record),
         )
         session.commit()
         return record
+
+
+def add_approval(
+    session: Session,
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    requester: str,
+    purposes: list[str],
+    data_categories: list[str],
+    expires_at: datetime | None,
+    notes: str | None,
+    now: datetime,
+    access_request_id: str | None = None,
+    agreement_id: str | None = None,
+) -> ApprovalRecord:
+    """The create path inside the caller's unit of work, after ``begin_change`` (checked steward,
+    policy version bumped): checks the terms, adds the approval and its audit entry. A granted
+    data access request (services/access_requests.py) comes through here too, naming itself."""
+    purposes, data_categories = list(dict.fromkeys(purposes)), list(dict.fromkeys(data_categories))
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed(
+            "The approval would already be expired.", details={"expires_at": ["must be in the future"]}
+        )
+    codes.check(
+        session,
+        services.policy,
+        purposes=purposes,
+        data_categories=data_categories,
+        organizations={"requester": [requester]},
+    )
+    if agreement_id is not None:
+        agreement = agreement_store.get(session, community_id, agreement_id)
+        if agreement is None:
+            raise ValidationFailed(
+                "No such agreement in this community.",
+                details={"agreement_id": ["no such agreement in this community"]},
+            )
+        if requester not in agreement.parties:
+            raise ValidationFailed(
+                "The requester is not a party to the agreement.",
+                details={"agreement_id": [f"{requester} is not one of its parties"]},
+            )
+    approval = Approval(
+        id=str(uuid.uuid4()),
+        community_id=community_id,
+        requester=requester,
+        purposes=purposes,
+        data_categories=data_categories,
+        expires_at=expires_at,
+        notes=notes,
+        created_at=now,
+        created_by=caller.organization,
+        created_by_client=caller.client_id,
+        access_request_id=access_request_id,
+        agreement_id=agreement_id,
+    )
+    store.add(session, approval)
+    record = ApprovalRecord.of(approval, now)
+    payload = APPROVAL_GRANTED_PAYLOAD.dump(record)
+    if access_request_id is not None:
+        payload["access_request"] = access_request_id
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.APPROVAL_GRANTED,
+        caller=caller,
+        object_id=approval.id,
+        payload=payload,
+    )
+    return record
 
 
 def list_approvals(

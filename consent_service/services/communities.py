@@ -36,6 +36,7 @@ class CommunityRecord:
     stewards: list[str]
     policy_version: int
     show_community_id: bool
+    review_days: int
     created_at: datetime
 
     @classmethod
@@ -46,6 +47,7 @@ class CommunityRecord:
             stewards=stewards,
             policy_version=community.policy_version,
             show_community_id=community.show_community_id,
+            review_days=community.review_days,
             created_at=community.created_at,
         )
 
@@ -97,27 +99,42 @@ def get_community(services: Services, *, caller: Caller, community_id: str) -> C
 
 
 def change_settings(
-    services: Services, *, caller: Caller, community_id: str, show_community_id: bool, now: datetime
+    services: Services,
+    *,
+    caller: Caller,
+    community_id: str,
+    now: datetime,
+    show_community_id: bool | None = None,
+    review_days: int | None = None,
 ) -> CommunityRecord:
-    """A steward changes whether answers name the community. Bumps the policy version (the next
-    decision anywhere reads the new setting in its snapshot) and is audited."""
+    """A steward changes whether answers name the community, or the days it gives itself to
+    decide a data access request. Bumps the policy version (the next decision anywhere reads
+    the new setting in its snapshot) and is audited (each setting changed, and what it was)."""
     with services.writing(caller) as session:
         begin_change(
             session, services, caller=caller, community_id=community_id, action=ManagementAction.RULES_CREATE
         )
         community = store.get(session, community_id)
         assert community is not None
-        was, community.show_community_id = community.show_community_id, show_community_id
+        payload: dict[str, Any] = {}
+        if show_community_id is not None:
+            payload["was"], community.show_community_id = community.show_community_id, show_community_id
+        if review_days is not None:
+            payload["review_days_was"], community.review_days = community.review_days, review_days
         session.flush()
         session.refresh(community)  # the version bump above was a Core UPDATE
         record = CommunityRecord.of(community, store.stewards(session, community_id))
+        if show_community_id is not None:
+            payload |= COMMUNITY_CHANGED_PAYLOAD.dump(record)
+        if review_days is not None:
+            payload["review_days"] = review_days
         services.append_audit(
             session,
             at=now,
             tag=AuditTag.COMMUNITY_CHANGED,
             caller=caller,
             object_id=community_id,
-            payload={**COMMUNITY_CHANGED_PAYLOAD.dump(record), "was": was},
+            payload=payload,
         )
         session.commit()
         return record

@@ -15,6 +15,7 @@ from sqlalchemy import Table, and_, event, func, inspect, literal, select, tuple
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.storage.models import (
+    AccessRequest,
     Agreement,
     AgreementDocument,
     Approval,
@@ -167,5 +168,6 @@ for _model in (
     SubjectSystem,
     PersonAccessCode,
     StewardChange,
+    AccessRequest,
 ):
     bind(_model)

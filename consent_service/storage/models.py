@@ -128,6 +128,8 @@ class Community(SQLModel, table=True):
     # Whether answers to requesters name this community (docs/security.md, "membership
     # disclosure"); a change bumps policy_version, as a rule change does.
     show_community_id: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # How many days its stewards give themselves to decide a data access request (``decide_by``).
+    review_days: int = Field(default=30, sa_column_kwargs={"server_default": "30"})
 
 
 class CommunitySteward(SQLModel, table=True):
@@ -250,6 +252,8 @@ class Approval(SQLModel, table=True):
     revoked_reason: str | None = Field(default=None, max_length=2000)
     # The data sharing agreement it is granted under (NULL: none; then no review date holds it).
     agreement_id: str | None = Field(default=None, foreign_key="agreement.id", max_length=36)
+    # The data access request whose grant created it (services/access_requests.py), if any.
+    access_request_id: str | None = Field(default=None, max_length=36)
 
 
 class Agreement(SQLModel, table=True):
@@ -307,6 +311,41 @@ class Duty(SQLModel, table=True):
     met_at: datetime | None = _ts(nullable=True)
     met_by: str | None = Field(default=None, max_length=64)
     met_note: str | None = Field(default=None, max_length=2000)
+
+
+class AccessRequest(SQLModel, table=True):
+    """A requester's request to a community for access its rules refused (services/access_requests.py).
+
+    ``status`` is what was recorded: pending, granted, refused or withdrawn. A pending request
+    past ``decide_by`` is refused ("no decision by deadline") when read, and recorded so by
+    ``consent-service access-requests expire``.
+    """
+
+    __tablename__ = "access_request"
+    __table_args__ = (
+        Index("ix_access_request_community_status", "community_id", "status"),
+        Index("ix_access_request_requester", "requester"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="community.id", max_length=64)
+    requester: str = Field(max_length=64)
+    filed_by_client: str = Field(max_length=64)
+    rule_id: str = Field(max_length=36)
+    purposes: list[str] = _json()
+    data_categories: list[str] = _json()
+    protocol: str = Field(max_length=10000)
+    ethics_reference: str = Field(max_length=500)
+    benefit_plan: str = Field(max_length=10000)
+    requested_until: datetime = _ts()
+    status: str = Field(max_length=16)  # pending | granted | refused | withdrawn
+    filed_at: datetime = _ts()
+    decide_by: datetime = _ts()
+    closed_at: datetime | None = _ts(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+    refusal_reason: str | None = Field(default=None, max_length=200)
+    approval_id: str | None = Field(default=None, max_length=36)
 
 
 class Decision(SQLModel, table=True):

@@ -16,6 +16,7 @@ def register(app: Flask, services: Services) -> None:
     from consent_service.auth.tokens import build_token_server
     from consent_service.extensions import make_api, make_limiter
     from consent_service.views import (
+        access_requests,
         agreements,
         audit,
         authorize,
@@ -62,6 +63,7 @@ def register(app: Flask, services: Services) -> None:
         fhir,
         stewards,
         memberships,
+        access_requests,
     )
     for resource in resources:
         api.register_blueprint(resource.blp)

@@ -15,6 +15,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from consent_service.core.permissions import Scope
+from consent_service.schemas.access_requests import AccessRequestListOut, AccessRequestsQuery
 from consent_service.schemas.communities import (
     ApprovalIn,
     ApprovalListOut,
@@ -33,7 +34,7 @@ from consent_service.schemas.communities import (
 )
 from consent_service.schemas.organizations import ClientListOut, ClientOut
 from consent_service.schemas.steward_changes import CommunityClientIn
-from consent_service.services import approvals, communities, rules
+from consent_service.services import access_requests, approvals, communities, rules
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
@@ -190,3 +191,15 @@ class ProtectedGrants(MethodView):
         """Consents granting a protected purpose the deployment allows, to members; no identities."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return communities.protected_grants(services(), caller=caller, community_id=community_id)
+
+
+@blp.route("/<community_id>/access-requests")
+class AccessRequestQueue(MethodView):
+    @blp.arguments(AccessRequestsQuery, location="query", unknown=RAISE)
+    @blp.response(200, AccessRequestListOut)
+    def get(self, query: dict[str, Any], community_id: str) -> access_requests.AccessRequestList:
+        """The community's data access requests, nearest deadline first (``status`` filters)."""
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
+        return access_requests.community_queue(
+            services(), caller=caller, community_id=community_id, now=now(), **query
+        )
