@@ -31,7 +31,7 @@ from governance_helpers import (
 )
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from security_helpers import AGREEMENT_DUTY
+from security_helpers import AGREEMENT_DUTY, access_request_body
 from sqlalchemy import Integer, String, Table, and_, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
@@ -92,6 +92,26 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
     assert_ok(
         client.post(f"/v1/consents/{outsider['id']}/memberships/{NATION_B}/end", headers=gov.recorder())
     )
+    # access requests: gla, refused under Nation A's approval rule, asks twice (withdrawing the first)
+    asked = gov.rule(NATION_A, APPROVAL_RULE)
+    refusal = gov.ask(requester=GOVERNMENT)
+    assert asked["id"] in [r.get("rule_id") for r in refusal["reasons"]], refusal
+    for withdraw in (True, False):
+        filed = assert_ok(
+            client.post(
+                "/v1/access-requests",
+                headers=world.headers(GOVERNMENT, "authorize"),
+                json=access_request_body({"rule_id": asked["id"]}),
+            ),
+            201,
+        )
+        if withdraw:
+            assert_ok(
+                client.post(
+                    f"/v1/access-requests/{filed['id']}/withdraw",
+                    headers=world.headers(GOVERNMENT, "authorize"),
+                )
+            )
     # agreements, each with a duty and its document; one renewed, one duty met
     for community, party in ((NATION_A, RESEARCHER), (NATION_B, GOVERNMENT)):
         agreement = assert_ok(
