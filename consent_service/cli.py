@@ -198,7 +198,12 @@ Or load the example world with ready-to-paste commands:  make demo
 def serve(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from consent_service.log_hygiene import ACCESS_LOG_FORMAT
+    from consent_service.log_hygiene import ACCESS_LOG_FORMAT, logging_config
+    from consent_service.services import metrics
+
+    settings = service_config.load()
+    logconfig = logging_config(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
+    metrics.reset_multiprocess_dir()  # before any worker writes its counters there
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -206,6 +211,8 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            self.cfg.set("logconfig_dict", logconfig)
+            self.cfg.set("child_exit", lambda _server, worker: metrics.worker_exited(worker.pid))
 
         def load(self) -> Flask:
             return _app()

@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
     # The IANA time zone every page and printable document shows times in (never bare UTC);
     # a date typed in a form ends at midnight in this zone.
     "TIMEZONE": "America/Toronto",
+    # Logs of ``consent-service serve``: "json" (one JSON object a line, with request_id and
+    # decision_id; log_hygiene.py) or "text"; and the level of the service's own loggers.
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
 }
 
 

@@ -71,6 +71,9 @@ PUBLIC = {
     "/static/<path:filename>": "static files",
     "/": "redirect to the web pages",
 }
+# Rules outside /v1 behind the bearer check, and the one scope that may call them
+# (tests/test_metrics.py: no token 401, a bad token 401, another scope 403).
+BEARER_OUTSIDE_V1 = {"/metrics": "metrics:read"}
 WEB_PREFIX = "/web/"  # pages for people, behind a signed-in session (tests/test_web*.py)
 WEB_OPEN = {"/web/", "/web/sign-in", "/web/language"}  # the pages one reaches before signing in
 
@@ -348,9 +351,20 @@ def test_every_other_rule_is_known_to_be_public(app):
     unknown = [
         rule.rule
         for rule in app.url_map.iter_rules()
-        if not rule.rule.startswith(("/v1/", WEB_PREFIX)) and rule.rule not in PUBLIC
+        if not rule.rule.startswith(("/v1/", WEB_PREFIX))
+        and rule.rule not in PUBLIC
+        and rule.rule not in BEARER_OUTSIDE_V1
     ]
     assert unknown == []
+
+
+def test_every_bad_token_is_401_outside_v1_and_the_right_scope_succeeds(client, world):
+    for path, scope in BEARER_OUTSIDE_V1.items():
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer a.b.c"}).status_code == 401
+        for other in holdable(ADMIN_ORG):
+            status = client.get(path, headers=world.headers(ADMIN_ORG, other)).status_code
+            assert status == (200 if other == scope else 403), (path, other, status)
 
 
 def test_no_web_page_answers_without_a_session(app, client):

@@ -26,6 +26,7 @@ def register(app: Flask, services: Services) -> None:
         health,
         limits,
         oauth,
+        observability,
         organizations,
         receipts,
         security,
@@ -68,3 +69,4 @@ def register(app: Flask, services: Services) -> None:
     app.extensions["consent_api"] = api
     errors.register(app)
     security.register(app)
+    observability.register(app)  # last: its first hook times every other
