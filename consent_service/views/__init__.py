@@ -21,6 +21,7 @@ def register(app: Flask, services: Services) -> None:
         communities,
         consents,
         decisions,
+        docs,
         errors,
         fhir,
         health,
@@ -62,6 +63,7 @@ def register(app: Flask, services: Services) -> None:
         api.register_blueprint(resource.blp)
     app.register_blueprint(oauth.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(docs.blp)
     limits.configure(app, settings)
     limiter = make_limiter(limits.client_or_address)
     limiter.init_app(app)
