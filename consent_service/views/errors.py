@@ -123,7 +123,7 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         web_page = app.extensions.get(WEB_UNROUTED_ERROR_PAGE)
         if web_page is not None and request.blueprint is None and _is_web(request.path):
-            return web_page(exc)  # type: ignore[no-any-return]  # an HTML page: web/render.py
+            return web_page(exc)  # an HTML page (web/render.py)
         status = exc.code or 500
         if status == 422:  # webargs' default, on a blueprint not built with views.common.ApiBlueprint
             status = 400
