@@ -185,7 +185,7 @@ consent_service on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
 Get an admin client and a token:
   .venv/bin/consent-service admin create-client --name me --json
   curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://{host}:{port}/oauth/token
-Or load the example world with ready-to-paste commands:  make demo
+Or load the example world with ready-to-paste commands:  make demo HOST={host} PORT={port}
 """,
         err=True,
     )
