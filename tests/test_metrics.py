@@ -196,3 +196,42 @@ def test_several_processes_are_added_up_in_multiprocess_mode(tmp_path):
     ).stdout
     assert 'consent_unavailable_answers_total{endpoint="/v1/authorize"} 2.0' in out
     assert 'consent_http_request_duration_seconds_count{endpoint="/v1/authorize",method="POST"} 2.0' in out
+
+
+def test_two_gunicorn_workers_are_counted_together():
+    """consent-service serve with two workers and PROMETHEUS_MULTIPROC_DIR: requests spread over
+    both workers (concurrent, sync workers) are all in any one scrape; without the directory each
+    worker would show only its own."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import live_service as live
+
+    with live.deployment("sqlite") as dep:
+        folder = dep.workdir / "prom"
+        (folder).mkdir()
+        (folder / "counter_999999.db").write_bytes(b"left by an earlier run")
+        instance = dep.start("metrics", workers=2, extra_env={metrics.MULTIPROC_ENV: str(folder)})
+        assert not (folder / "counter_999999.db").exists()  # emptied at start
+        made = json.loads(
+            dep.cli("admin", "create-client", "--name", "prometheus", "--scope", "metrics:read", "--json")
+        )
+        token = live.token(instance.base, made["client_id"], made["client_secret"])
+
+        def healthz(_: int) -> int:
+            with urllib.request.urlopen(instance.base + "/healthz", timeout=10) as response:
+                return response.status
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert set(pool.map(healthz, range(60))) == {200}
+        request = urllib.request.Request(instance.base + "/metrics", headers=live.bearer(token))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        pids = {path.stem.rsplit("_", 1)[1] for path in folder.glob("*.db")}
+        instance.stop()
+    assert 'consent_http_requests_total{endpoint="/healthz",method="GET",status="200"} 60.0' in text
+    assert "consent_audit_chain_length" in text
+    assert len(pids) >= 2  # both workers counted
