@@ -509,6 +509,16 @@ def test_every_bad_token_is_401_on_every_operation(ctx, key):
     assert_success(ctx.call(method, rule, tokens.good()), op, "good token")
 
 
+def test_every_bad_token_is_401_on_the_bearer_routes_outside_v1(ctx):
+    """/metrics: each bad token (a disabled client's too) is a 401; a good one of the same client succeeds."""
+    tokens = Tokens(ctx, ADMIN_ORG)
+    for path in BEARER_OUTSIDE_V1:
+        for label, headers in tokens.bad().items():
+            error = assert_error(ctx.call("GET", path, headers), 401, "unauthorized")
+            assert "consent_" not in json.dumps(error), label  # no metric in a refusal
+        assert ctx.call("GET", path, tokens.good()).status_code == 200
+
+
 # -- every operation x every single scope -------------------------------------------------------
 
 
