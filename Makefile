@@ -1,4 +1,5 @@
 # One command each: `make run` (service on SQLite) and `make test` (the whole suite).
+# `make run PORT=5077 HOST=127.0.0.1` and `make demo PORT=5077`: the same PORT/HOST for both.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ install: $(BIN)/consent-service
 
 run: install
 	$(BIN)/consent-service db upgrade
-	@$(BIN)/consent-service admin hint
+	@$(BIN)/consent-service admin hint --host $(HOST) --port $(PORT)
 	$(BIN)/consent-service serve --host $(HOST) --port $(PORT)
 
 # The pages' wording: extract the texts of the code and templates (babel.cfg), merge them into
@@ -31,7 +32,7 @@ translations: install
 
 demo: install
 	$(BIN)/consent-service db upgrade
-	$(BIN)/consent-service demo
+	$(BIN)/consent-service demo --base-url http://$(HOST):$(PORT)
 
 lint: install
 	$(BIN)/ruff check consent_service tests migrations bench

@@ -12,17 +12,14 @@ if TYPE_CHECKING:  # Flask is loaded by create_app, so importing a pure module l
     from flask import Flask
 
 
-# flask-smorest's OpenAPI document and its two viewers.
+# flask-smorest's OpenAPI document. Its viewer, /docs, is served by views/docs.py from a
+# package's own files (no CDN), not by flask-smorest's pages (which load theirs from one).
 OPENAPI = {
     "API_TITLE": "consent_service",
     "API_VERSION": "v1",
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
-    "OPENAPI_REDOC_PATH": "/docs",
-    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
-    "OPENAPI_SWAGGER_UI_PATH": "/swagger",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
 }
 
 

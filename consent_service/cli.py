@@ -202,7 +202,7 @@ consent_service on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
 Get an admin client and a token:
   .venv/bin/consent-service admin create-client --name me --json
   curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://{host}:{port}/oauth/token
-Or load the example world with ready-to-paste commands:  make demo
+Or load the example world with ready-to-paste commands:  make demo HOST={host} PORT={port}
 """,
         err=True,
     )
@@ -215,7 +215,12 @@ Or load the example world with ready-to-paste commands:  make demo
 def serve(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from consent_service.log_hygiene import ACCESS_LOG_FORMAT
+    from consent_service.log_hygiene import ACCESS_LOG_FORMAT, logging_config
+    from consent_service.services import metrics
+
+    settings = service_config.load()
+    logconfig = logging_config(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
+    metrics.reset_multiprocess_dir()  # before any worker writes its counters there
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -223,6 +228,8 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            self.cfg.set("logconfig_dict", logconfig)
+            self.cfg.set("child_exit", lambda _server, worker: metrics.worker_exited(worker.pid))
 
         def load(self) -> Flask:
             return _app()

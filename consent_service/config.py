@@ -89,6 +89,10 @@ DEFAULTS: dict[str, Any] = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     # Agreements whose review date falls within this many days are listed as due soon.
     "AGREEMENT_REMIND_DAYS": 30,
+    # Logs of ``consent-service serve``: "json" (one JSON object a line, with request_id and
+    # decision_id; log_hygiene.py) or "text"; and the level of the service's own loggers.
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
 }
 
 

@@ -13,6 +13,7 @@ council gets rules:write and community:read, never audit:read.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from consent_service.container import Services
@@ -32,7 +33,7 @@ ORGANIZATIONS = [
     # oversight of the whole deployment and is not a council's.
     ("nation-a-council", "Nation A Council", "community-governance", ["rules:write", "community:read"]),
 ]
-SUBJECT = {"system": "urn:outreach-org:client", "value": "C-1042"}
+SUBJECT = {"system": "urn:outreach-org:client", "value": "C-0517"}
 
 
 def _ensure_organizations(services: Services, now: datetime) -> dict[str, tuple[str, str]]:
@@ -148,7 +149,7 @@ def load_demo(services: Services, *, base_url: str, now: datetime) -> str:
             " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')"
         )
 
-    subject = '{"system": "urn:outreach-org:client", "value": "C-1042"}'
+    subject = json.dumps(SUBJECT)
 
     def ask(org: str, purpose: str, category: str) -> str:
         variable = "TOKEN_" + org.upper().replace("-", "_")

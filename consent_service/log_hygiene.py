@@ -55,3 +55,75 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, kind) for existing in logger.filters):
             logger.addFilter(kind())
+
+
+# -- JSON lines --------------------------------------------------------------------------------
+# ``consent-service serve`` logs one JSON object a line (``CONSENT_LOG_FORMAT=json``, the default;
+# ``text`` for gunicorn's plain lines): the time, level, logger and message of each record, the
+# ``extra`` fields our code gives (never an identifier: a route template, a status, a duration),
+# and, during a request, its ``request_id`` and the ``decision_id`` (or ``batch_id``) it made.
+# The filters above apply unchanged: the same records are written, in another form.
+
+LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
+REQUEST_FIELDS = ("request_id", "decision_id", "batch_id")
+
+
+class RequestContext(logging.Filter):
+    """Stamps the serving request's ids (kept on ``flask.g`` by views/observability.py) on a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from flask import g, has_app_context  # loaded with the app already; the module stays pure
+
+        if has_app_context():
+            for name in REQUEST_FIELDS:
+                value = g.get(name)
+                if value is not None and not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(LOG_FIELDS, rename_fields=RENAMED)
+
+
+def logging_config(log_format: str, level: str = "INFO") -> dict[str, object]:
+    """gunicorn's ``logconfig_dict``: its own loggers and ours, to stdout/stderr, JSON or text."""
+    if log_format not in {"json", "text"}:
+        raise ValueError(f"CONSENT_LOG_FORMAT must be json or text, not {log_format!r}")
+    formatter: dict[str, object] = (
+        {"()": f"{__name__}.json_formatter"}
+        if log_format == "json"
+        else {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"}
+    )
+    context = {"()": f"{__name__}.RequestContext"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "lines": formatter,
+            "access": formatter if log_format == "json" else {"format": "%(message)s"},
+        },
+        "filters": {"context": context},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "lines",
+                "filters": ["context"],
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "filters": ["context"],
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "root": {"level": level, "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }

@@ -35,8 +35,14 @@ ORGANIZATIONS = (
 
 
 def holdable(org: str, scopes: tuple[str, ...] = ALL_SCOPES) -> tuple[str, ...]:
-    """The scopes a client of ``org`` may hold: audit:read only in admin or an oversight organization."""
-    return tuple(s for s in scopes if s != str(Scope.AUDIT_READ) or org in (ADMIN_ORG, OVERSEER))
+    """The scopes a client of ``org`` may hold: audit:read only in admin or an oversight
+    organization, metrics:read only in admin."""
+    return tuple(
+        s
+        for s in scopes
+        if (s != str(Scope.AUDIT_READ) or org in (ADMIN_ORG, OVERSEER))
+        and (s != str(Scope.METRICS_READ) or org == ADMIN_ORG)
+    )
 
 
 def _ok(response: Any, status: int = 200) -> dict[str, Any]:

@@ -7,6 +7,7 @@ endpoint's URL, and the free-text ``reason`` of a rule's retirement), then the l
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -90,6 +91,10 @@ def test_no_query_string_reaches_the_access_log(app, backend):
 
     assert CANARY not in logged
     assert secret not in logged
+    # One JSON object a line (CONSENT_LOG_FORMAT=json, the default), access lines included.
+    lines = [json.loads(line) for line in logged.splitlines() if line.strip()]
+    assert {"gunicorn.access", "gunicorn.error", "consent_service.requests"} <= {x["logger"] for x in lines}
+    logged = "\n".join(str(line["message"]) for line in lines)
     # The control: the requests were logged, path and all, only without their query strings.
     assert '"DELETE /v1/communities/nation-a/rules/' in logged
     assert '"POST /oauth/token HTTP/1.1" 400' in logged

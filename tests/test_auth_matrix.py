@@ -67,7 +67,8 @@ PUBLIC = {
     "/.well-known/jwks.json": "public keys",
     "/openapi.json": "the API description",
     "/docs": "API documentation page",
-    "/swagger": "API documentation page",
+    "/swagger": "API documentation page (redirects to /docs)",
+    "/docs/assets/<name>": "the documentation page's scripts and styles",
     "/healthz": "liveness",
     "/readyz": "readiness",
     "/static/<path:filename>": "static files",
@@ -79,6 +80,9 @@ PUBLIC = {
     "/me/consents/<consent_id>/withdraw": "the person withdraws a consent (after their access code)",
     "/me/sign-out": "the person closes their page",
 }
+# Rules outside /v1 behind the bearer check, and the one scope that may call them
+# (tests/test_metrics.py: no token 401, a bad token 401, another scope 403).
+BEARER_OUTSIDE_V1 = {"/metrics": "metrics:read"}
 WEB_PREFIX = "/web/"  # pages for people, behind a signed-in session (tests/test_web*.py)
 WEB_OPEN = {"/web/", "/web/sign-in", "/web/language"}  # the pages one reaches before signing in
 
@@ -444,9 +448,20 @@ def test_every_other_rule_is_known_to_be_public(app):
     unknown = [
         rule.rule
         for rule in app.url_map.iter_rules()
-        if not rule.rule.startswith(("/v1/", WEB_PREFIX)) and rule.rule not in PUBLIC
+        if not rule.rule.startswith(("/v1/", WEB_PREFIX))
+        and rule.rule not in PUBLIC
+        and rule.rule not in BEARER_OUTSIDE_V1
     ]
     assert unknown == []
+
+
+def test_every_bad_token_is_401_outside_v1_and_the_right_scope_succeeds(client, world):
+    for path, scope in BEARER_OUTSIDE_V1.items():
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer a.b.c"}).status_code == 401
+        for other in holdable(ADMIN_ORG):
+            status = client.get(path, headers=world.headers(ADMIN_ORG, other)).status_code
+            assert status == (200 if other == scope else 403), (path, other, status)
 
 
 def test_no_web_page_answers_without_a_session(app, client):
@@ -588,6 +603,16 @@ def test_every_bad_token_is_401_on_every_operation(ctx, key):
     assert table_counts(ctx.app) == before
     # The control: the same call with a good token of the same client succeeds.
     assert_success(ctx.call(method, rule, tokens.good()), op, "good token")
+
+
+def test_every_bad_token_is_401_on_the_bearer_routes_outside_v1(ctx):
+    """/metrics: each bad token (a disabled client's too) is a 401; a good one of the same client succeeds."""
+    tokens = Tokens(ctx, ADMIN_ORG)
+    for path in BEARER_OUTSIDE_V1:
+        for label, headers in tokens.bad().items():
+            error = assert_error(ctx.call("GET", path, headers), 401, "unauthorized")
+            assert "consent_" not in json.dumps(error), label  # no metric in a refusal
+        assert ctx.call("GET", path, tokens.good()).status_code == 200
 
 
 # -- every operation x every single scope -------------------------------------------------------

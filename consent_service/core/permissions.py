@@ -23,12 +23,17 @@ class Scope(StrEnum):
     RULES_WRITE = "rules:write"
     AUDIT_READ = "audit:read"
     COMMUNITY_READ = "community:read"
+    METRICS_READ = "metrics:read"  # GET /metrics: the operator's monitoring, never a person's
 
 
 ROLES_FILE = "roles.toml"
 # People act through the pages only: administering the service and asking for decisions
 # belong to API clients.
-PERSON_SCOPES = frozenset(str(s) for s in Scope) - {str(Scope.ADMIN), str(Scope.AUTHORIZE)}
+PERSON_SCOPES = frozenset(str(s) for s in Scope) - {
+    str(Scope.ADMIN),
+    str(Scope.AUTHORIZE),
+    str(Scope.METRICS_READ),
+}
 
 
 class RolesError(ValueError):

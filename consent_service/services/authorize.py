@@ -45,7 +45,7 @@ from consent_service.core.engine import AccessRequest, ApprovalTerms, DutyTerms,
 from consent_service.core.policy import CompiledRules, Rule
 from consent_service.core.wire import MAX_SUBJECTS, AuditTag, Outcome, ReasonCode
 from consent_service.errors import ServiceError, Unavailable
-from consent_service.services import audit_rows
+from consent_service.services import audit_rows, metrics
 from consent_service.storage import agreements as agreement_store
 from consent_service.storage import bulk
 from consent_service.storage.db import write
@@ -134,6 +134,7 @@ def authorize(
             services.keys, issuer=services.settings["TOKEN_ISSUER"], decision=decision.told
         )
         recorded.write(services, caller=caller)
+    metrics.count_decisions([decision.verdict])
     return DecisionResult(
         id=decision.id,
         at=now,
@@ -168,6 +169,7 @@ def authorize_batch(
             services, caller=caller, request=request, decided=decided, now=now, batch_id=batch_id
         )
         recorded.write(services, caller=caller)
+    metrics.count_decisions(d.verdict for d in recorded.decisions)
     return BatchResult(id=batch_id, at=now, decisions=tuple(recorded.decisions))
 
 

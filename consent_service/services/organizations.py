@@ -48,7 +48,14 @@ _CLIENT_DISABLED_PAYLOAD = ClientOut(only=("organization",))
 
 def check_oversight(org: Organization, scopes: Iterable[str], *, field: str = "scopes") -> None:
     """400 naming ``field`` when ``scopes`` include audit:read for an organization that is not
-    the admin organization or an oversight organization."""
+    the admin organization or an oversight organization; and metrics:read (the whole
+    deployment's counts) for any organization but admin, the operator's."""
+    if str(Scope.METRICS_READ) in scopes and org.id != ADMIN_ORGANIZATION:
+        raise ValidationFailed(
+            "metrics:read is the operator's monitoring of the whole deployment: only the admin "
+            "organization may hold it.",
+            details={field: [f"metrics:read is not for organization {org.id}"]},
+        )
     if str(Scope.AUDIT_READ) in scopes and org.id != ADMIN_ORGANIZATION and org.type != OrgType.OVERSIGHT:
         raise ValidationFailed(
             "audit:read is oversight of the whole deployment: only the admin organization or an "

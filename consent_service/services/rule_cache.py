@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from consent_service.core.policy import CompiledRules, PolicyBase, Rule
 from consent_service.core.wire import RuleEffect
+from consent_service.services import metrics
 from consent_service.storage import communities as community_store
 
 _NO_OBLIGATIONS: Mapping[str, Any] = MappingProxyType({})
@@ -58,6 +59,7 @@ class RuleCache:
     def compiled(self, session: Session, community: str, version: int) -> CompiledRules:
         held = self._compiled.get(community)
         if held is not None and (held.version == version or self._ignore_versions):
+            metrics.RULE_CACHE_HITS.inc()
             return held
         if held is not None and held.version < version:
             fresh = self._updated(session, held, version)
@@ -71,6 +73,7 @@ class RuleCache:
 
     def compile_in_full(self, session: Session, community: str, version: int) -> CompiledRules:
         rules = [_rule(community, row) for row in community_store.active_rules(session, community)]
+        metrics.RULE_CACHE_COMPILES.labels("full").inc()
         return self.policy.compile_rules(community, version, rules)
 
     def _updated(self, session: Session, held: CompiledRules, version: int) -> CompiledRules:
@@ -98,6 +101,7 @@ class RuleCache:
                 retired=[row.id for row in changed if row.retired_at is not None],
             )
             if len(fresh.rules) == community_store.count_rules_in_force(session, community):
+                metrics.RULE_CACHE_COMPILES.labels("changes").inc()
                 return fresh
         return self.compile_in_full(session, community, version)
 

@@ -23,12 +23,14 @@ def register(app: Flask, services: Services) -> None:
         communities,
         consents,
         decisions,
+        docs,
         errors,
         fhir,
         health,
         limits,
         memberships,
         oauth,
+        observability,
         organizations,
         receipts,
         security,
@@ -69,6 +71,7 @@ def register(app: Flask, services: Services) -> None:
         api.register_blueprint(resource.blp)
     app.register_blueprint(oauth.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(docs.blp)
     limits.configure(app, settings)
     limiter = make_limiter(limits.client_or_address)
     limiter.init_app(app)
@@ -76,3 +79,4 @@ def register(app: Flask, services: Services) -> None:
     app.extensions["consent_api"] = api
     errors.register(app)
     security.register(app)
+    observability.register(app)  # last: its first hook times every other

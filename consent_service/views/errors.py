@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -96,6 +96,13 @@ def render_oauth_error(status: int, payload: dict[str, Any], headers: list[tuple
     )
 
 
+WEB_UNROUTED_ERROR_PAGE = "consent_web_unrouted_error"  # web/render.py sets it
+
+
+def _is_web(path: str) -> bool:
+    return path == "/web" or path.startswith("/web/")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:
@@ -114,6 +121,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        web_page = app.extensions.get(WEB_UNROUTED_ERROR_PAGE)
+        if web_page is not None and request.blueprint is None and _is_web(request.path):
+            return web_page(exc)  # an HTML page (web/render.py)
         status = exc.code or 500
         if status == 422:  # webargs' default, on a blueprint not built with views.common.ApiBlueprint
             status = 400

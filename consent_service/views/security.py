@@ -1,8 +1,8 @@
 """Response headers every answer carries, and the one input check every request gets.
 
 API answers are personal data or decisions about people: never cached (``no-store``), never
-sniffed. HTML pages get a Content-Security-Policy without inline scripts and may not be framed.
-The API documentation pages load their viewer from a CDN and are the one exception allowed.
+sniffed. HTML pages get a Content-Security-Policy without inline scripts and may not be framed; the API
+documentation page (/docs, views/docs.py) too: its viewer is served from this origin.
 
 A NUL character (``%00``) in the path, the query or a form is refused with 400 before anything
 reads it: PostgreSQL cannot store or compare text containing NUL, and the driver's refusal would
@@ -21,13 +21,6 @@ HTML_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.jsdelivr.net; "
-    "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-DOCS_PATHS = frozenset({"/docs", "/swagger"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -54,7 +47,5 @@ def register(app: Flask) -> None:
         if "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
-            headers.setdefault(
-                "Content-Security-Policy", DOCS_CSP if request.path in DOCS_PATHS else HTML_CSP
-            )
+            headers.setdefault("Content-Security-Policy", HTML_CSP)
         return response

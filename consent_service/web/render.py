@@ -62,6 +62,27 @@ def error_page(status: int, message: str) -> Response:
     return page("error.html", status=status, status_code=status, message=message)
 
 
+# The app-wide HTTP error handler (views/errors.py) hands an error on a /web/ address that no page
+# matched (a mistyped URL, a method no page has) to this, so a person sees a page, not JSON.
+UNROUTED_ERROR_PAGE = "consent_web_unrouted_error"
+
+
+def unrouted_error_page(exc: HTTPException) -> Response:
+    """The error page for a /web/ address no blueprint matched (its context added by hand: no
+    blueprint's context processor runs for such a request)."""
+    status = exc.code or 500
+    message = {
+        404: i18n.translate("There is no page at this address."),
+        405: i18n.translate("This page cannot be used this way."),
+    }.get(status, exc.description or exc.name)
+    html = render_template("web/error.html", **_context(), status_code=status, message=message)
+    response = Response(html, status=status, mimetype="text/html")
+    allowed = getattr(exc, "valid_methods", None)
+    if status == 405 and allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
 def blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.before_request(check_csrf)

@@ -22,6 +22,7 @@ from babel import dates, support
 
 from consent_service.core import local_contexts
 from consent_service.core.vocabulary import Vocabulary
+from consent_service.services.organizations import ADMIN_ORGANIZATION
 
 
 def N_(text: str) -> str:
@@ -103,6 +104,12 @@ class Words:
         self.organizations = organizations
         self.communities = communities
         self.zone = zone
+
+    @property
+    def recipient_choices(self) -> dict[str, str]:
+        """The organizations a person may be asked to share with: every one but the operator's
+        own (``admin``), which runs the service and is never a recipient of anyone's data."""
+        return {org_id: name for org_id, name in self.organizations.items() if org_id != ADMIN_ORGANIZATION}
 
     def _(self, text: str, **values: Any) -> str:
         """``text`` in this language, with its ``{name}`` values filled in."""
