@@ -79,6 +79,25 @@ DEFAULTS: dict[str, Any] = {
     # The IANA time zone every page and printable document shows times in (never bare UTC);
     # a date typed in a form ends at midnight in this zone.
     "TIMEZONE": "America/Toronto",
+    # Change events (webhooks, `consent-service events deliver`). Webhook URLs must be https
+    # and, unless WEBHOOKS_ALLOW_LOOPBACK_HTTP, must not resolve to a private, loopback,
+    # link-local or reserved address (checked at registration and again before each delivery).
+    # WEBHOOKS_ALLOW_LOOPBACK_HTTP (tests, a single-host trial): http://127.0.0.1 / ::1 /
+    # localhost is accepted too, and the address check is skipped.
+    "WEBHOOKS_ALLOW_LOOPBACK_HTTP": False,
+    # The deliverer: seconds per POST, events claimed per round, the first retry's delay and
+    # the longest (exponential backoff with full jitter between them), poll interval when idle,
+    # seconds between sweeps for expired consents, how far back a sweep looks (days).
+    "EVENTS_TIMEOUT_SECONDS": 10.0,
+    "EVENTS_BATCH": 50,
+    "EVENTS_BACKOFF_BASE_SECONDS": 5.0,
+    "EVENTS_BACKOFF_MAX_SECONDS": 3600.0,
+    "EVENTS_POLL_SECONDS": 1.0,
+    "EVENTS_SWEEP_SECONDS": 60.0,
+    "EVENTS_EXPIRY_LOOKBACK_DAYS": 30,
+    # A community change reaches the organizations that received a permit touching the
+    # community's members within this many days (bounds the decision-log query).
+    "EVENTS_PERMIT_LOOKBACK_DAYS": 365,
 }
 
 
@@ -87,6 +106,8 @@ def _coerce(raw: str, default: Any) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

@@ -23,6 +23,7 @@ class Scope(StrEnum):
     RULES_WRITE = "rules:write"
     AUDIT_READ = "audit:read"
     COMMUNITY_READ = "community:read"
+    WEBHOOKS_WRITE = "webhooks:write"  # register, list and delete change-event webhooks
 
 
 ROLES_FILE = "roles.toml"

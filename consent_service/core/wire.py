@@ -79,6 +79,9 @@ class AuditTag(StrEnum):
     ACCESS_CODE_USED = "access_code:used"
     ACCESS_CODE_ROTATED = "access_code:rotated"
     ACCESS_CODES_REFUSED = "access_code:refused"
+    # Change events (core/events.py): an organization's webhook registered or deleted.
+    WEBHOOK_REGISTERED = "webhook:registered"
+    WEBHOOK_DELETED = "webhook:deleted"
 
 
 class ManagementAction(StrEnum):

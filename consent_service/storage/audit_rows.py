@@ -30,6 +30,7 @@ from consent_service.storage.models import (
     PersonAccessCode,
     SubjectSystem,
     UserAccount,
+    Webhook,
 )
 
 BOUND: dict[str, Table] = {}
@@ -159,5 +160,6 @@ for _model in (
     DecisionCommunity,
     SubjectSystem,
     PersonAccessCode,
+    Webhook,
 ):
     bind(_model)

@@ -31,6 +31,7 @@ def register(app: Flask, services: Services) -> None:
         security,
         subjects,
         vocabulary,
+        webhooks,
     )
 
     settings = services.settings
@@ -56,6 +57,7 @@ def register(app: Flask, services: Services) -> None:
         receipts,
         subjects,
         fhir,
+        webhooks,
     )
     for resource in resources:
         api.register_blueprint(resource.blp)
