@@ -97,8 +97,8 @@ def expired_unnoticed(
         )
         .where(
             ConsentVersion.expires_at.is_not(None),
-            ConsentVersion.expires_at <= now,
-            ConsentVersion.expires_at >= since,
+            ConsentVersion.expires_at <= now,  # type: ignore[operator]
+            ConsentVersion.expires_at >= since,  # type: ignore[operator]
             Consent.status == "active",
             ~noticed,
         )
