@@ -93,6 +93,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENTS_BACKOFF_BASE_SECONDS": 5.0,
     "EVENTS_BACKOFF_MAX_SECONDS": 3600.0,
     "EVENTS_POLL_SECONDS": 1.0,
+    # How long a claimed event is not due again (a deliverer killed mid-send: it is sent again
+    # after this); at least twice the timeout and a second, whatever is set.
+    "EVENTS_LEASE_SECONDS": 60.0,
     "EVENTS_SWEEP_SECONDS": 60.0,
     "EVENTS_EXPIRY_LOOKBACK_DAYS": 30,
     # A community change reaches the organizations that received a permit touching the

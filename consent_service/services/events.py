@@ -217,7 +217,8 @@ class Deliverer:
 
     def claim(self, now: datetime) -> list[Claimed]:
         # The lease outlasts one POST (connect and read timeouts) with room to record the answer.
-        lease = now + timedelta(seconds=2 * self.timeout + 30)
+        seconds = max(float(self.settings["EVENTS_LEASE_SECONDS"]), 2 * self.timeout + 1)
+        lease = now + timedelta(seconds=seconds)
         with self.services.writing(None) as session:
             rows = store.claim_due(
                 session, now=now, lease_until=lease, limit=int(self.settings["EVENTS_BATCH"])
