@@ -545,7 +545,7 @@ class TestKillNine:
     """A real ``consent-service events deliver`` killed with SIGKILL mid-run: restarted, every
     event arrives, and none that was acknowledged before the kill arrives again."""
 
-    def test_nothing_lost_nothing_acknowledged_sent_twice(self, app, app_config, client, member, world):
+    def test_nothing_lost_nothing_acknowledged_sent_twice(self, app, app_config, client, member, tmp_path):
         receiver = Receiver(delay=0.05)
         try:
             for _ in range(10):
@@ -580,15 +580,17 @@ class TestKillNine:
                 "CONSENT_EVENTS_BATCH": "50",
             }
             command = [sys.executable, "-c", "from consent_service.cli import main; main()", "events", "deliver"]
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                deadline = time.monotonic() + 60
-                while len(receiver.got) < 8 and time.monotonic() < deadline and process.poll() is None:
-                    time.sleep(0.01)
-                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-                os.kill(process.pid, signal.SIGKILL)
-            finally:
-                process.wait(timeout=30)
+            log = tmp_path / "deliver.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=out)
+                try:
+                    deadline = time.monotonic() + 60
+                    while len(receiver.got) < 8 and time.monotonic() < deadline and process.poll() is None:
+                        time.sleep(0.01)
+                    assert process.poll() is None, log.read_text()
+                    os.kill(process.pid, signal.SIGKILL)
+                finally:
+                    process.wait(timeout=30)
             killed_at = time.monotonic()
             acknowledged = {row.id for row in outbox(app) if row.delivered_at is not None}
             assert 0 < len(acknowledged) < 30  # killed mid-run
