@@ -21,6 +21,7 @@ PROVIDER, GOVERNMENT, RESEARCHER, OUTSIDER = "outreach-org", "gla", "univ", "hom
 COUNCIL_A, COUNCIL_B, ADMIN_ORG = "nation-a-council", "nation-b-council", "admin"
 OVERSEER = "privacy-commissioner"  # an oversight organization: the only kind, besides admin, with audit:read
 NATION_A, NATION_B = "nation-a", "nation-b"
+WEBHOOK_URL = "http://127.0.0.1:9/events"  # loopback http: tests allow it (conftest.config_for)
 
 ORGANIZATIONS = (
     (PROVIDER, "service-provider"),
@@ -107,7 +108,16 @@ def seed_world(
     spare_client, _ = world.credentials(PROVIDER, "authorize")
     legacy_consent(client, world, LEGACY_SUBJECT)
     council_client, _ = world.credentials(COUNCIL_A, "community:read")
+    webhook = _ok(
+        client.post(
+            "/v1/webhooks",
+            headers=world.headers(GOVERNMENT, "webhooks:write"),
+            json={"url": WEBHOOK_URL, "kinds": ["consent.revoked", "rule.added"]},
+        ),
+        201,
+    )
     return {
+        "webhook_id": webhook["id"],
         "council_client_id": council_client,
         "consent_id": consent["id"],
         "receipt": consent["receipt"],

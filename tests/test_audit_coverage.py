@@ -312,6 +312,26 @@ def create_organization(t: Trial) -> list[Expected]:
     return [(AuditTag.ORGANIZATION_CREATED, t.api_actor("admin", "admin"), "shelter-co")]
 
 
+def register_webhook(t: Trial) -> list[Expected]:
+    headers = t.api(PROVIDER, "webhooks:write")
+    t.secrets.append("shared-s3cret")  # a receiver's secret in the URL's query is not audited
+    t.start()
+    url = "http://127.0.0.1:9/events?token=shared-s3cret"
+    hook = assert_ok(
+        t.client.post("/v1/webhooks", headers=headers, json={"url": url, "kinds": ["rule.added"]}), 201
+    )
+    return [(AuditTag.WEBHOOK_REGISTERED, t.api_actor(PROVIDER, "webhooks:write"), hook["id"])]
+
+
+def delete_webhook(t: Trial) -> list[Expected]:
+    headers = t.api(PROVIDER, "webhooks:write")
+    body = {"url": "http://127.0.0.1:9/events", "kinds": ["consent.revoked"]}
+    hook = assert_ok(t.client.post("/v1/webhooks", headers=headers, json=body), 201)
+    t.start()
+    assert t.client.delete(f"/v1/webhooks/{hook['id']}", headers=headers).status_code == 204
+    return [(AuditTag.WEBHOOK_DELETED, t.api_actor(PROVIDER, "webhooks:write"), hook["id"])]
+
+
 def grant_approval(t: Trial) -> list[Expected]:
     headers = t.gov.steward()
     t.start()
@@ -682,6 +702,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/subjects/access-report"): access_report,
     ("POST", "/v1/subjects/rekey"): rekey_subject,
     ("POST", "/v1/subject-systems"): register_subject_system,
+    ("POST", "/v1/webhooks"): register_webhook,
+    ("DELETE", "/v1/webhooks/<webhook_id>"): delete_webhook,
     ("POST", "/web/communities/<community_id>/approvals"): web_grant_approval,
     ("POST", "/web/communities/<community_id>/approvals/<approval_id>/revoke"): web_revoke_approval,
     ("POST", "/web/communities/<community_id>/rules/<rule_id>/retire"): web_retire_rule,

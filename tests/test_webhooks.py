@@ -72,7 +72,12 @@ class Receiver:
                 with receiver.lock:
                     answer = receiver.script.pop(0) if receiver.script else 200
                     receiver.got.append(
-                        {"token": body, "answer": answer, "at": time.monotonic(), "type": self.headers["Content-Type"]}
+                        {
+                            "token": body,
+                            "answer": answer,
+                            "at": time.monotonic(),
+                            "type": self.headers["Content-Type"],
+                        }
                     )
                 if answer == "hang":
                     time.sleep(1.5)
@@ -183,7 +188,9 @@ def attempts_of(app, event_id: str) -> list[DeliveryAttempt]:
     with app.extensions[EXTENSION].sessions() as session:
         rows = list(
             session.scalars(
-                select(DeliveryAttempt).where(DeliveryAttempt.event_id == event_id).order_by(DeliveryAttempt.id)
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.event_id == event_id)
+                .order_by(DeliveryAttempt.id)
             )
         )
         session.expunge_all()
@@ -221,7 +228,11 @@ class TestRevocationReachesTheReceiver:
             assert_ok(client.post(f"/v1/consents/{consent_id}/revoke", headers=member["writer"], json={}))
 
             (event,) = outbox(app)  # written with the revocation, for univ only
-            assert (event.organization_id, event.webhook_id, event.kind) == ("univ", hook["id"], "consent.revoked")
+            assert (event.organization_id, event.webhook_id, event.kind) == (
+                "univ",
+                hook["id"],
+                "consent.revoked",
+            )
             assert event.delivered_at is None
 
             deliverer = Deliverer(app.extensions[EXTENSION])
@@ -266,7 +277,9 @@ class TestRevocationReachesTheReceiver:
 
     def test_a_forged_event_does_not_verify(self, app, client, member, receiver):
         register(client, member["univ_hooks"], receiver.url, ["consent.revoked"])
-        assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+        assert_ok(
+            client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={})
+        )
         deliver_until_done(app)
         token = receiver.got[0]["token"]
         head, payload, signature = token.split(".")
@@ -288,17 +301,25 @@ class TestRevocationReachesTheReceiver:
 
 
 class TestWhoIsTold:
-    def test_an_organization_without_a_permit_or_without_a_webhook_is_not(self, app, client, member, receiver):
+    def test_an_organization_without_a_permit_or_without_a_webhook_is_not(
+        self, app, client, member, receiver
+    ):
         register(client, member["gla_hooks"], receiver.url, ALL_KINDS)  # gla: a webhook, no permit
-        assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+        assert_ok(
+            client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={})
+        )
         assert outbox(app) == []  # univ had the permit but no webhook; gla had no permit
 
     def test_only_the_kinds_registered(self, app, client, member, receiver):
         register(client, member["univ_hooks"], receiver.url, ["rule.added"])
-        assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+        assert_ok(
+            client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={})
+        )
         assert outbox(app) == []
 
-    def test_an_amendment_that_narrows_is_an_event_one_that_widens_is_not(self, app, client, member, receiver):
+    def test_an_amendment_that_narrows_is_an_event_one_that_widens_is_not(
+        self, app, client, member, receiver
+    ):
         register(client, member["univ_hooks"], receiver.url, ALL_KINDS)
         consent_id = member["consent"]["id"]
         terms = {
@@ -350,7 +371,9 @@ class TestWhoIsTold:
         assert event.event["consent_id"] == consent["id"] and event.kind == "consent.expired"
         assert event.event["decision_ids"] == [decision["decision_id"]]
 
-    def test_a_new_deny_rule_and_its_retirement_reach_the_permitted_requester(self, app, client, member, receiver):
+    def test_a_new_deny_rule_and_its_retirement_reach_the_permitted_requester(
+        self, app, client, member, receiver
+    ):
         register(client, member["univ_hooks"], receiver.url, ALL_KINDS)
         register(client, member["gla_hooks"], receiver.url, ALL_KINDS)  # no permit: not told
         rule = assert_ok(
@@ -374,12 +397,21 @@ class TestWhoIsTold:
         assert added.event == {"kind": "rule.added"}
         # Its stewards see what their change's receivers have not acknowledged.
         backlog = assert_ok(client.get("/v1/communities/nation-a/events/backlog", headers=member["steward"]))
-        assert [e["id"] for e in backlog["events"]] == [added.id] and backlog["events"][0]["organization"] == "univ"
-        assert_ok(client.delete(f"/v1/communities/nation-a/rules/{rule['id']}", headers=member["steward"], json={}))
+        assert [e["id"] for e in backlog["events"]] == [added.id] and backlog["events"][0][
+            "organization"
+        ] == "univ"
+        assert_ok(
+            client.delete(f"/v1/communities/nation-a/rules/{rule['id']}", headers=member["steward"], json={})
+        )
         kinds = sorted(row.kind for row in outbox(app))
         assert kinds == ["rule.added", "rule.retired"]
         deliver_until_done(app)
-        assert assert_ok(client.get("/v1/communities/nation-a/events/backlog", headers=member["steward"]))["total"] == 0
+        assert (
+            assert_ok(client.get("/v1/communities/nation-a/events/backlog", headers=member["steward"]))[
+                "total"
+            ]
+            == 0
+        )
         assert len(receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))) == 2
 
     def test_a_rule_naming_other_requesters_tells_univ_nothing(self, app, client, member, receiver):
@@ -401,7 +433,11 @@ class TestWhoIsTold:
         assert outbox(app) == []
 
     def test_a_community_that_shows_its_id_is_named(self, app, client, world, member, receiver):
-        assert_ok(client.patch("/v1/communities/nation-a", headers=member["steward"], json={"show_community_id": True}))
+        assert_ok(
+            client.patch(
+                "/v1/communities/nation-a", headers=member["steward"], json={"show_community_id": True}
+            )
+        )
         register(client, member["univ_hooks"], receiver.url, ["rule.added"])
         body = {
             "effect": "deny",
@@ -423,12 +459,18 @@ class TestWebhooks:
         assert [h["id"] for h in listed] == [hook["id"]]
         assert assert_ok(client.get("/v1/webhooks", headers=member["gla_hooks"]))["webhooks"] == []
         # Another organization's webhook is "no such webhook".
-        assert_error(client.delete(f"/v1/webhooks/{hook['id']}", headers=member["gla_hooks"]), 404, "not_found")
+        assert_error(
+            client.delete(f"/v1/webhooks/{hook['id']}", headers=member["gla_hooks"]), 404, "not_found"
+        )
         assert client.delete(f"/v1/webhooks/{hook['id']}", headers=member["univ_hooks"]).status_code == 204
         assert assert_ok(client.get("/v1/webhooks", headers=member["univ_hooks"]))["webhooks"] == []
-        assert_error(client.delete(f"/v1/webhooks/{hook['id']}", headers=member["univ_hooks"]), 404, "not_found")
+        assert_error(
+            client.delete(f"/v1/webhooks/{hook['id']}", headers=member["univ_hooks"]), 404, "not_found"
+        )
         # A deleted webhook gets no events.
-        assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+        assert_ok(
+            client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={})
+        )
         assert outbox(app) == []
 
     @pytest.mark.parametrize(
@@ -442,7 +484,9 @@ class TestWebhooks:
     )
     def test_bad_urls_are_refused_naming_the_field(self, app, client, member, url, why):
         body = assert_error(
-            client.post("/v1/webhooks", headers=member["univ_hooks"], json={"url": url, "kinds": ["rule.added"]}),
+            client.post(
+                "/v1/webhooks", headers=member["univ_hooks"], json={"url": url, "kinds": ["rule.added"]}
+            ),
             400,
             "validation_error",
         )
@@ -451,7 +495,9 @@ class TestWebhooks:
 
     def test_unknown_kinds_are_refused(self, app, client, member, receiver):
         body = assert_error(
-            client.post("/v1/webhooks", headers=member["univ_hooks"], json={"url": receiver.url, "kinds": ["x"]}),
+            client.post(
+                "/v1/webhooks", headers=member["univ_hooks"], json={"url": receiver.url, "kinds": ["x"]}
+            ),
             400,
             "validation_error",
         )
@@ -489,18 +535,26 @@ class TestProductionMode:
     def test_private_and_loopback_addresses_are_refused(self, production, member, url, why):
         client = production.test_client()
         body = assert_error(
-            client.post("/v1/webhooks", headers=member["univ_hooks"], json={"url": url, "kinds": ["rule.added"]}),
+            client.post(
+                "/v1/webhooks", headers=member["univ_hooks"], json={"url": url, "kinds": ["rule.added"]}
+            ),
             400,
             "validation_error",
         )
         assert why in " ".join(body["details"]["url"])
         assert count(production, Webhook) == 0
 
-    def test_a_webhook_registered_before_is_not_called_on_a_private_address(self, app, production, member, client):
+    def test_a_webhook_registered_before_is_not_called_on_a_private_address(
+        self, app, production, member, client
+    ):
         receiver = Receiver()
         try:
             register(client, member["univ_hooks"], receiver.url, ["consent.revoked"])
-            assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+            assert_ok(
+                client.post(
+                    f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}
+                )
+            )
             Deliverer(production.extensions[EXTENSION]).round()
             assert receiver.got == []
             (event,) = outbox(app)
@@ -512,7 +566,9 @@ class TestProductionMode:
 class TestClaims:
     def test_two_deliverers_never_take_the_same_event(self, app, app_config, client, member, receiver):
         register(client, member["univ_hooks"], receiver.url, ["consent.revoked"])
-        assert_ok(client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={}))
+        assert_ok(
+            client.post(f"/v1/consents/{member['consent']['id']}/revoke", headers=member["writer"], json={})
+        )
         other = create_app(app_config)
         try:
             now = datetime.now(UTC)
@@ -533,7 +589,13 @@ class TestClaims:
         assert len(set(delays)) == len(delays)
 
     def test_narrows(self):
-        base = {"purposes": ["a"], "data_categories": ["x", "y"], "recipients": ["o"], "communities": [], "expires_at": None}
+        base = {
+            "purposes": ["a"],
+            "data_categories": ["x", "y"],
+            "recipients": ["o"],
+            "communities": [],
+            "expires_at": None,
+        }
         assert not narrows(base, {**base, "data_categories": ["x", "y", "z"]})
         assert narrows(base, {**base, "data_categories": ["x"]})
         assert narrows(base, {**base, "expires_at": datetime.now(UTC)})
@@ -558,11 +620,18 @@ class TestKillNine:
                     client.post(
                         "/v1/consents",
                         headers=writer,
-                        json={**CONSENT, "subject": subject, "purposes": ["research"], "recipients": ["univ"]},
+                        json={
+                            **CONSENT,
+                            "subject": subject,
+                            "purposes": ["research"],
+                            "recipients": ["univ"],
+                        },
                     ),
                     201,
                 )
-                asked = assert_ok(client.post("/v1/authorize", headers=member["univ"], json={**ASK, "subject": subject}))
+                asked = assert_ok(
+                    client.post("/v1/authorize", headers=member["univ"], json={**ASK, "subject": subject})
+                )
                 assert asked["decision"] == "permit"
                 consent_ids.append(made["id"])
             for consent_id in consent_ids:
@@ -579,7 +648,13 @@ class TestKillNine:
                 "CONSENT_EVENTS_LEASE_SECONDS": "3.0",
                 "CONSENT_EVENTS_BATCH": "50",
             }
-            command = [sys.executable, "-c", "from consent_service.cli import main; main()", "events", "deliver"]
+            command = [
+                sys.executable,
+                "-c",
+                "from consent_service.cli import main; main()",
+                "events",
+                "deliver",
+            ]
             log = tmp_path / "deliver.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=out)
@@ -604,7 +679,9 @@ class TestKillNine:
             claims = receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))
             received = [c["jti"] for c in claims]
             assert set(received) == events
-            after_kill = [c["jti"] for c, item in zip(claims, receiver.got, strict=True) if item["at"] > killed_at]
+            after_kill = [
+                c["jti"] for c, item in zip(claims, receiver.got, strict=True) if item["at"] > killed_at
+            ]
             assert not set(after_kill) & acknowledged  # nothing acknowledged is sent again
             # At most the one event in flight at the kill was received twice.
             assert len(received) - len(set(received)) <= 1
