@@ -67,7 +67,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 with receiver.lock:
                     answer = receiver.script.pop(0) if receiver.script else 200
@@ -284,7 +284,7 @@ class TestRevocationReachesTheReceiver:
         token = receiver.got[0]["token"]
         head, payload, signature = token.split(".")
         receiver.got[0]["token"] = f"{head}.{payload[:-2]}AA.{signature}"
-        with pytest.raises(Exception):  # noqa: B017,PT011 - joserfc's BadSignatureError or a decode error
+        with pytest.raises(Exception):  # noqa: B017 - joserfc's BadSignatureError or a decode error
             receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))
 
     def test_the_persons_own_withdrawal_is_an_event_too(self, app, client, member, receiver):
@@ -687,3 +687,27 @@ class TestKillNine:
             assert len(received) - len(set(received)) <= 1
         finally:
             receiver.close()
+
+
+class TestSameTransaction:
+    def test_a_revocation_whose_audit_entry_fails_leaves_no_event(
+        self, app, client, member, receiver, monkeypatch
+    ):
+        """The event is written in the revocation's transaction: no revocation, no event."""
+        from consent_service.storage import audit as audit_store
+
+        register(client, member["univ_hooks"], receiver.url, ["consent.revoked"])
+
+        def failing(*args: Any, **kwargs: Any) -> int:
+            raise RuntimeError("the audit chain cannot be written")
+
+        monkeypatch.setattr(audit_store, "append", failing)
+        consent_id = member["consent"]["id"]
+        with pytest.raises(RuntimeError):  # the test client re-raises what would be a 503
+            client.post(f"/v1/consents/{consent_id}/revoke", headers=member["writer"], json={})
+        monkeypatch.undo()
+        assert outbox(app) == []
+        assert (
+            assert_ok(client.get(f"/v1/consents/{consent_id}", headers=member["writer"]))["status"]
+            == "active"
+        )
