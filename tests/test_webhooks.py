@@ -414,6 +414,38 @@ class TestWhoIsTold:
         )
         assert len(receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))) == 2
 
+    def test_a_revoked_approval_reaches_its_requester(self, app, client, member, receiver):
+        steward = member["steward"]
+        rule = {
+            "effect": "require_approval",
+            "purposes": ["research"],
+            "data_categories": ["health"],
+            "requesters": ["*"],
+            "reason": "ask first",
+        }
+        assert_ok(client.post("/v1/communities/nation-a/rules", headers=steward, json=rule), 201)
+        approval = assert_ok(
+            client.post(
+                "/v1/communities/nation-a/approvals",
+                headers=steward,
+                json={"requester": "univ", "purposes": ["research"], "data_categories": ["health"]},
+            ),
+            201,
+        )
+        assert (
+            assert_ok(client.post("/v1/authorize", headers=member["univ"], json=ASK))["decision"] == "permit"
+        )
+        register(client, member["univ_hooks"], receiver.url, ["approval.revoked"])
+        register(client, member["gla_hooks"], receiver.url, ["approval.revoked"])
+        revoke = f"/v1/communities/nation-a/approvals/{approval['id']}/revoke"
+        assert_ok(client.post(revoke, headers=steward, json={"reason": "ended"}))
+        (event,) = outbox(app)
+        assert (event.organization_id, event.kind) == ("univ", "approval.revoked")
+        assert event.event == {"kind": "approval.revoked", "approval_id": approval["id"]}
+        deliver_until_done(app)
+        (claims,) = receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))
+        assert claims["event"]["approval_id"] == approval["id"] and claims["aud"] == "univ"
+
     def test_a_rule_naming_other_requesters_tells_univ_nothing(self, app, client, member, receiver):
         register(client, member["univ_hooks"], receiver.url, ALL_KINDS)
         assert_ok(
