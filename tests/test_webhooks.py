@@ -743,3 +743,23 @@ class TestSameTransaction:
             assert_ok(client.get(f"/v1/consents/{consent_id}", headers=member["writer"]))["status"]
             == "active"
         )
+
+
+class TestBoundedQuery:
+    def test_the_receivers_of_a_consent_event_are_found_by_index(self, app):
+        """Finding who received a permit on a consent is an index seek (consent, requester,
+        outcome), not a scan of the subject's decisions, however many there are."""
+        from sqlalchemy import text
+
+        from consent_service.storage.events import permits_on_consent_query
+
+        query = permits_on_consent_query("c", "r", 100)
+        engine = app.extensions[EXTENSION].sessions.kw["bind"]
+        with engine.connect() as conn:
+            compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+            if engine.dialect.name == "sqlite":
+                plan = " ".join(str(row[-1]) for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+            else:
+                conn.execute(text("SET enable_seqscan = off"))
+                plan = " ".join(str(row[0]) for row in conn.execute(text(f"EXPLAIN {compiled}")))
+        assert "ix_decision_consent_requester" in plan, plan

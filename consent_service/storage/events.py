@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from consent_service.storage.models import (
@@ -53,19 +53,18 @@ def subscribed(session: Session, kind: str, organizations: Iterable[str] | None 
     return [w for w in session.scalars(query.order_by(Webhook.id)) if kind in w.kinds]
 
 
-def permits_on_consent(session: Session, consent_id: str, requester: str, limit: int) -> list[str]:
-    """Up to ``limit`` ids of permits ``requester`` got on the consent (ix_decision_consent_requester)."""
-    return list(
-        session.scalars(
-            select(Decision.id)
-            .where(
-                Decision.consent_id == consent_id,
-                Decision.requester == requester,
-                Decision.outcome == PERMIT,
-            )
-            .limit(limit)
-        )
+def permits_on_consent_query(consent_id: str, requester: str, limit: int) -> Select[tuple[str]]:
+    """The ids of permits ``requester`` got on the consent: a seek on ix_decision_consent_requester."""
+    return (
+        select(Decision.id)
+        .where(Decision.consent_id == consent_id, Decision.requester == requester, Decision.outcome == PERMIT)
+        .limit(limit)
     )
+
+
+def permits_on_consent(session: Session, consent_id: str, requester: str, limit: int) -> list[str]:
+    """Up to ``limit`` of them."""
+    return list(session.scalars(permits_on_consent_query(consent_id, requester, limit)))
 
 
 def received_permit_touching(session: Session, community_id: str, requester: str, since: datetime) -> bool:
