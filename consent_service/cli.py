@@ -445,3 +445,43 @@ def demo(base_url: str) -> None:
     from consent_service.demo import load_demo
 
     click.echo(load_demo(_services(), base_url=base_url, now=datetime.now(UTC)))
+
+
+@main.group(help="Change events (webhooks): the deliverer.")
+def events() -> None:
+    pass
+
+
+@events.command("deliver", help="POST change events to webhooks (run beside the web server; docs/deploy.md).")
+@click.option("--once", is_flag=True, help="Stop when no event is due now (tests, cron).")
+def events_deliver(once: bool) -> None:
+    import signal
+
+    from consent_service.services.events import Deliverer, Round
+
+    services = _services()
+    stopping = {"now": False}
+
+    def _stop(signum: int, frame: object) -> None:
+        # Finish the event in hand (its answer is recorded), then stop.
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def _report(result: Round) -> None:
+        if result.claimed or result.expired_found:
+            click.echo(
+                json.dumps(
+                    {
+                        "claimed": result.claimed,
+                        "delivered": result.delivered,
+                        "failed": result.failed,
+                        "expired_found": result.expired_found,
+                    }
+                )
+            )
+        if stopping["now"]:
+            raise SystemExit(0)
+
+    Deliverer(services).run(once=once, on_round=_report)

@@ -93,6 +93,28 @@ DEFAULTS: dict[str, Any] = {
     # decision_id; log_hygiene.py) or "text"; and the level of the service's own loggers.
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
+    # Change events (webhooks, `consent-service events deliver`). Webhook URLs must be https
+    # and, unless WEBHOOKS_ALLOW_LOOPBACK_HTTP, must not resolve to a private, loopback,
+    # link-local or reserved address (checked at registration and again before each delivery).
+    # WEBHOOKS_ALLOW_LOOPBACK_HTTP (tests, a single-host trial): http://127.0.0.1 / ::1 /
+    # localhost is accepted too, and the address check is skipped.
+    "WEBHOOKS_ALLOW_LOOPBACK_HTTP": False,
+    # The deliverer: seconds per POST, events claimed per round, the first retry's delay and
+    # the longest (exponential backoff with full jitter between them), poll interval when idle,
+    # seconds between sweeps for expired consents, how far back a sweep looks (days).
+    "EVENTS_TIMEOUT_SECONDS": 10.0,
+    "EVENTS_BATCH": 50,
+    "EVENTS_BACKOFF_BASE_SECONDS": 5.0,
+    "EVENTS_BACKOFF_MAX_SECONDS": 3600.0,
+    "EVENTS_POLL_SECONDS": 1.0,
+    # How long a claimed event is not due again (a deliverer killed mid-send: it is sent again
+    # after this); at least twice the timeout and a second, whatever is set.
+    "EVENTS_LEASE_SECONDS": 60.0,
+    "EVENTS_SWEEP_SECONDS": 60.0,
+    "EVENTS_EXPIRY_LOOKBACK_DAYS": 30,
+    # A community change reaches the organizations that received a permit touching the
+    # community's members within this many days (bounds the decision-log query).
+    "EVENTS_PERMIT_LOOKBACK_DAYS": 365,
 }
 
 
@@ -101,6 +123,8 @@ def _coerce(raw: str, default: Any) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

@@ -184,6 +184,8 @@ def config_for(database: dict[str, Any], directory: Path) -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "SIGNING_KEYS": SIGNING_KEYS,
         "RATELIMIT_ENABLED": False,
+        # Change events: webhooks on a loopback receiver over http (tests/test_webhooks.py).
+        "WEBHOOKS_ALLOW_LOOPBACK_HTTP": True,
     }
 
 

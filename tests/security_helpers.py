@@ -22,6 +22,7 @@ PROVIDER, GOVERNMENT, RESEARCHER, OUTSIDER = "outreach-org", "gla", "univ", "hom
 COUNCIL_A, COUNCIL_B, ADMIN_ORG = "nation-a-council", "nation-b-council", "admin"
 OVERSEER = "privacy-commissioner"  # an oversight organization: the only kind, besides admin, with audit:read
 NATION_A, NATION_B = "nation-a", "nation-b"
+WEBHOOK_URL = "http://127.0.0.1:9/events"  # loopback http: tests allow it (conftest.config_for)
 
 ORGANIZATIONS = (
     (PROVIDER, "service-provider"),
@@ -147,7 +148,16 @@ def seed_world(
         ),
         200,
     )
+    webhook = _ok(
+        client.post(
+            "/v1/webhooks",
+            headers=world.headers(GOVERNMENT, "webhooks:write"),
+            json={"url": WEBHOOK_URL, "kinds": ["consent.revoked", "rule.added"]},
+        ),
+        201,
+    )
     return {
+        "webhook_id": webhook["id"],
         "agreement_id": agreement["id"],
         "duty_id": agreement["duties"][0]["id"],
         "change_id": change["id"],

@@ -344,6 +344,21 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     # each organization reads its own list (another organization gets its own, empty)
     ("GET", "/v1/consents/reviews"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
+    # Change events: an organization's own webhooks and backlog; a community's backlog to its stewards.
+    ("POST", "/v1/webhooks"): Op(
+        scopes("webhooks:write"),
+        GOVERNMENT,
+        201,
+        lambda c: {"url": "http://127.0.0.1:9/other", "kinds": ["consent.revoked"]},
+    ),
+    ("GET", "/v1/webhooks"): Op(scopes("webhooks:write"), GOVERNMENT),
+    ("GET", "/v1/webhooks/backlog"): Op(scopes("webhooks:write"), GOVERNMENT),
+    ("DELETE", "/v1/webhooks/<webhook_id>"): Op(
+        scopes("webhooks:write"), GOVERNMENT, 204, stranger=NOT_FOUND_FOR_OUTSIDER
+    ),
+    ("GET", "/v1/communities/<community_id>/events/backlog"): Op(
+        STEWARD_READS, COUNCIL_A, stranger=NOT_STEWARD
+    ),
 }
 
 

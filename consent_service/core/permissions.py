@@ -24,6 +24,7 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     COMMUNITY_READ = "community:read"
     METRICS_READ = "metrics:read"  # GET /metrics: the operator's monitoring, never a person's
+    WEBHOOKS_WRITE = "webhooks:write"  # register, list and delete change-event webhooks
 
 
 ROLES_FILE = "roles.toml"

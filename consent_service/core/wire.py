@@ -99,6 +99,9 @@ class AuditTag(StrEnum):
     ACCESS_REQUEST_REFUSED = "access_request:refused"
     ACCESS_REQUEST_WITHDRAWN = "access_request:withdrawn"
     ACCESS_REQUEST_EXPIRED = "access_request:expired"
+    # Change events (core/events.py): an organization's webhook registered or deleted.
+    WEBHOOK_REGISTERED = "webhook:registered"
+    WEBHOOK_DELETED = "webhook:deleted"
 
 
 class ManagementAction(StrEnum):

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from consent_service.container import Services
 from consent_service.core.caller import Caller
+from consent_service.core.events import EventKind
 from consent_service.core.wire import AuditTag, ManagementAction
 from consent_service.errors import Conflict, NotFound, ValidationFailed
 from consent_service.schemas.communities import APPROVAL_GRANTED_PAYLOAD, APPROVAL_REVOKED_PAYLOAD
-from consent_service.services import codes
+from consent_service.services import codes, events
 from consent_service.services.stewards import begin_change, require_steward
 from consent_service.storage import agreements as agreement_store
 from consent_service.storage import audit_rows as bound_rows
@@ -229,6 +230,15 @@ def revoke_approval(
         bound_rows.changing(session, Approval, approval.id)
         approval.revoked_at, approval.revoked_by, approval.revoked_reason = now, caller.organization, reason
         session.flush()
+        events.community_change(
+            session,
+            services,
+            kind=EventKind.APPROVAL_REVOKED,
+            community_id=community_id,
+            requesters=[approval.requester],
+            now=now,
+            approval_id=approval.id,
+        )
         record = ApprovalRecord.of(approval, now)
         services.append_audit(
             session,

@@ -19,10 +19,11 @@ from consent_service.container import Services
 from consent_service.core import receipts, safeguards
 from consent_service.core.caller import Caller
 from consent_service.core.deployment import DEFAULT_SETTING
+from consent_service.core.events import EventKind, narrows
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from consent_service.schemas.consents import consent_recorded_audit, consent_revoked_audit
-from consent_service.services import access_codes, codes
+from consent_service.services import access_codes, codes, events
 from consent_service.services.idempotency import IdempotencyKey, earlier_result, remember
 from consent_service.storage import communities as community_store
 from consent_service.storage import consents as store
@@ -348,6 +349,8 @@ def amend(
                 details={"current_version": current},
             )
         _check_terms(session, services, terms, now)
+        before = store.version(session, consent.id, current)
+        assert before is not None
         if not store.advance_version(session, consent_id=consent.id, expected=current, at=now):
             raise Conflict("The consent was changed by someone else at the same time; read it and retry.")
         version = _new_version(
@@ -379,6 +382,10 @@ def amend(
             subject_key=consent.subject_key,
             recorded_by=consent.recorded_by,
         )
+        if narrows(before.model_dump(), version.model_dump()):  # change events (services/events.py)
+            events.consent_change(
+                session, kind=EventKind.CONSENT_NARROWED, consent_id=consent.id, version=current + 1, now=now
+            )
         services.append_audit(
             session,
             at=now,
@@ -445,6 +452,9 @@ def _revoke(
         remember(session, caller, idempotency, resource_id=consent.id, status=200, now=now)
         version = store.version(session, consent.id, consent.current_version)
         assert version is not None
+        events.consent_change(
+            session, kind=EventKind.CONSENT_REVOKED, consent_id=consent.id, version=version.version, now=now
+        )
         revoked = consent_revoked_audit.dump(ConsentState.of(consent, version, now))
         services.append_audit(
             session,

@@ -31,10 +31,11 @@ from typing import Any
 from consent_service.container import PERSON_CODE_PREFIX, Services
 from consent_service.core import access_codes as codes
 from consent_service.core.caller import Caller, Via
+from consent_service.core.events import EventKind
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import Conflict, Forbidden, NotFound
 from consent_service.schemas.consents import consent_revoked_audit
-from consent_service.services import access_codes
+from consent_service.services import access_codes, events
 from consent_service.services import consents as consent_cases
 from consent_service.services.subjects import ReportContents, contents_of
 from consent_service.storage import consents as consent_store
@@ -191,6 +192,9 @@ def withdraw(
         )
         version = consent_store.version(session, found.id, found.current_version)
         assert version is not None
+        events.consent_change(  # the organizations that were given the data are told
+            session, kind=EventKind.CONSENT_REVOKED, consent_id=found.id, version=version.version, now=now
+        )
         session.refresh(found)
         state = consent_cases.ConsentState.of(found, version, now)
         assert state.status == ConsentStatus.REVOKED

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 from consent_service.container import Services
 from consent_service.core import local_contexts
 from consent_service.core.caller import Caller
+from consent_service.core.events import EventKind
 from consent_service.core.obligations import problems as obligation_problems
 from consent_service.core.wire import AuditTag, ManagementAction, RuleEffect
 from consent_service.errors import Conflict, DuplicateRule, NotFound, ValidationFailed
 from consent_service.schemas.communities import RULE_CREATED_PAYLOAD, RULE_RETIRED_PAYLOAD
-from consent_service.services import codes
+from consent_service.services import codes, events
 from consent_service.services.stewards import begin_change, require_steward
 from consent_service.storage import audit_rows as bound_rows
 from consent_service.storage import communities as store
@@ -200,6 +201,14 @@ def create_rule(
             created_version=version,
         )
         store.add(session, rule)
+        events.community_change(
+            session,
+            services,
+            kind=EventKind.RULE_ADDED,
+            community_id=community_id,
+            requesters=rule.requesters,
+            now=now,
+        )
         record = RuleRecord.of(rule)
         services.append_audit(
             session,
@@ -243,6 +252,14 @@ def retire_rule(
         rule.retired_at, rule.retired_by, rule.retired_reason = now, caller.organization, reason
         rule.retired_version = version
         session.flush()
+        events.community_change(
+            session,
+            services,
+            kind=EventKind.RULE_RETIRED,
+            community_id=community_id,
+            requesters=rule.requesters,
+            now=now,
+        )
         record = RuleRecord.of(rule)
         services.append_audit(
             session,

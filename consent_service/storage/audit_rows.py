@@ -35,6 +35,7 @@ from consent_service.storage.models import (
     StewardChange,
     SubjectSystem,
     UserAccount,
+    Webhook,
 )
 
 BOUND: dict[str, Table] = {}
@@ -169,5 +170,6 @@ for _model in (
     PersonAccessCode,
     StewardChange,
     AccessRequest,
+    Webhook,
 ):
     bind(_model)

@@ -89,7 +89,7 @@ class ConsentVersion(SQLModel, table=True):
     data_categories: list[str] = _json()
     recipients: list[str] = _json()
     communities: list[str] = _json()
-    expires_at: datetime | None = _ts(nullable=True)
+    expires_at: datetime | None = _ts(nullable=True, index=True)  # the expiry sweep (events)
     evidence: dict[str, Any] = _json()
     recorded_at: datetime = _ts()
     recorded_by_client: str = Field(max_length=64)
@@ -352,7 +352,12 @@ class Decision(SQLModel, table=True):
     """Every authorize answer, permit or deny, with what produced it."""
 
     __tablename__ = "decision"
-    __table_args__ = (Index("ix_decision_requester_at", "requester", "at"),)
+    __table_args__ = (
+        Index("ix_decision_requester_at", "requester", "at"),
+        # Change events: which organizations received a permit on a consent (services/events.py),
+        # a seek per registered receiver however many decisions the subject has.
+        Index("ix_decision_consent_requester", "consent_id", "requester", "outcome"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     at: datetime = _ts()
@@ -554,3 +559,71 @@ class PersonAccessFailures(SQLModel, table=True):
 
     hour: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     failures: int = Field(default=0)
+
+
+class Webhook(SQLModel, table=True):
+    """Where an organization wants change events POSTed, and which kinds (core/events.py).
+    Deleted by a stamp; its undelivered events stop being sent."""
+
+    __tablename__ = "webhook"
+
+    id: str = Field(primary_key=True, max_length=36)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    url: str = Field(max_length=2000)
+    kinds: list[str] = _json()
+    created_at: datetime = _ts()
+    created_by_client: str = Field(max_length=64)
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """One change event for one webhook, written in the transaction of the change.
+
+    Due when ``delivered_at`` is NULL and ``next_attempt_at`` has passed; a deliverer claims it
+    by moving ``next_attempt_at`` past its own timeout (a lease) in a short transaction, POSTs,
+    then records the answer. ``delivered_at`` is set only on a 2xx (the receiver's
+    acknowledgement) and is never cleared, so an acknowledged event is never sent again.
+    """
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        Index("ix_outbox_event_due", "delivered_at", "next_attempt_at"),
+        Index("ix_outbox_event_organization", "organization_id", "delivered_at"),
+        Index("ix_outbox_event_community", "community_id", "delivered_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    webhook_id: str = Field(foreign_key="webhook.id", max_length=36)
+    organization_id: str = Field(max_length=64)  # the receiver
+    community_id: str | None = Field(default=None, max_length=64)  # a community change's community
+    kind: str = Field(max_length=32)
+    event: dict[str, Any] = _json()
+    occurred_at: datetime = _ts()
+    next_attempt_at: datetime = _ts()
+    attempts: int = 0
+    delivered_at: datetime | None = _ts(nullable=True)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Each POST of an event and what came back (status, or the error)."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="outbox_event.id", index=True, max_length=36)
+    at: datetime = _ts()
+    status: int | None = None
+    error: str | None = Field(default=None, max_length=300)
+    duration_ms: int = 0
+
+
+class ConsentExpiryNotice(SQLModel, table=True):
+    """A consent version whose expiry the deliverer's sweep has turned into events (once)."""
+
+    __tablename__ = "consent_expiry_notice"
+
+    consent_id: str = Field(foreign_key="consent.id", primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    noticed_at: datetime = _ts()

@@ -37,6 +37,7 @@ def register(app: Flask, services: Services) -> None:
         stewards,
         subjects,
         vocabulary,
+        webhooks,
     )
 
     settings = services.settings
@@ -66,6 +67,7 @@ def register(app: Flask, services: Services) -> None:
         stewards,
         memberships,
         access_requests,
+        webhooks,
     )
     for resource in resources:
         api.register_blueprint(resource.blp)

@@ -34,7 +34,8 @@ from consent_service.schemas.communities import (
 )
 from consent_service.schemas.organizations import ClientListOut, ClientOut
 from consent_service.schemas.steward_changes import CommunityClientIn
-from consent_service.services import access_requests, approvals, communities, rules
+from consent_service.schemas.webhooks import BacklogOut, BacklogQuery
+from consent_service.services import access_requests, approvals, communities, rules, webhooks
 from consent_service.services import organizations as organization_cases
 from consent_service.views.common import ApiBlueprint, caller_with, now, services
 
@@ -182,6 +183,18 @@ class Decisions(MethodView):
         """Every decision that touched a member: what was asked, by whom, and the answer; no identities."""
         caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
         return communities.community_decisions(services(), caller=caller, community_id=community_id, **query)
+
+
+@blp.route("/<community_id>/events/backlog")
+class EventBacklog(MethodView):
+    @blp.arguments(BacklogQuery, location="query", unknown=RAISE)
+    @blp.response(200, BacklogOut)
+    def get(self, query: dict[str, Any], community_id: str) -> webhooks.Backlog:
+        """Change events of the community's rules and approvals not yet acknowledged by their receivers."""
+        caller = caller_with(Scope.COMMUNITY_READ, Scope.RULES_WRITE)
+        return webhooks.community_backlog(
+            services(), caller=caller, community_id=community_id, limit=query["limit"]
+        )
 
 
 @blp.route("/<community_id>/protected-grants")
