@@ -68,11 +68,11 @@ def _ensure_community(services: Services, now: datetime) -> None:
         community_id="nation-a",
         effect="deny",
         purposes=["research"],
-        data_categories=["health"],
+        data_categories=["substance-use"],
         requesters=["*"],
         obligations={},
         labels=[],
-        reason="Nation A has not approved health research",
+        reason="Nation A has not approved research on substance use",
         now=now,
     )
 
@@ -192,7 +192,8 @@ curl -s {base_url}/v1/consents -H "Authorization: Bearer $TOKEN_OUTREACH_ORG" \\
   "data_categories": ["nationality"], "recipients": ["home-office"],
   "evidence": {{"method": "verbal", "obtained_by": "worker-17", "setting": "street-outreach"}}}}'
 
-# 5. A university the person consented to asks for health research; Nation A's rule overrides
+# 5. A university the person consented to asks for health research, which would include substance
+#    use, on which Nation A has not approved research: its rule overrides
 #    -> deny (community_rule, with the rule's id and reason; Nation A's id is not shown unless it
 #    chooses so). A requester no consent names would get exactly the no_consent of an unknown person.
 {ask("univ", "research", "health")}

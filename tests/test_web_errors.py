@@ -7,11 +7,18 @@ import re
 
 from flask import Flask
 from flask.testing import FlaskClient
-from test_web_pages import app_config, gov, worker
+from test_web_pages import app_config, database_start, gov, governance_seeds, seed, worker
 
 from consent_service.views.security import HTML_CSP
 
-__all__ = ["app_config", "gov", "worker"]  # test_web_pages' fixtures, used here
+__all__ = [
+    "app_config",
+    "database_start",
+    "gov",
+    "governance_seeds",
+    "seed",
+    "worker",
+]  # test_web_pages' fixtures, used here
 
 
 def assert_html_page(response, status: int, words: str) -> str:
