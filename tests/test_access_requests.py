@@ -364,6 +364,77 @@ class TestReview:
         error = assert_error(decide(gov, filed["id"], {"decision": "maybe"}), 400, "validation_error")
         assert "decision" in error["details"]
 
+    def _agreement(self, gov: Governance, parties: list[str]) -> dict[str, Any]:
+        body = {
+            "title": "Health research with the university",
+            "parties": parties,
+            "legal_authority": "Band Council Resolution 2026-14",
+            "review_at": in_days(90),
+            "approvals": [],
+            "duties": [],
+        }
+        response = gov.client.post(f"/v1/communities/{NATION_A}/agreements", headers=gov.steward(), json=body)
+        return dict(assert_ok(response, 201))
+
+    def test_a_grant_under_the_communitys_agreement(self, gov):
+        filed = file(gov, refused_rule(gov))
+        agreement = self._agreement(gov, [RESEARCHER])
+        body = {"decision": "grant", "note": "Under the 2026 agreement", "agreement_id": agreement["id"]}
+        decided = assert_ok(decide(gov, filed["id"], body))
+        approval = decided["approval"]
+        assert approval["agreement_id"] == agreement["id"] and approval["access_request_id"] == filed["id"]
+        assert decided["access_request"]["approval_id"] == approval["id"]
+        assert gov.ask()["decision"] == "permit"
+
+    def test_a_grant_under_an_unknown_agreement_or_one_the_requester_is_not_party_to(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        not_a_party = self._agreement(gov, [GOVERNMENT])
+        for agreement_id in ("no-such-agreement", not_a_party["id"]):
+            before = all_rows_as_text(app)
+            body = {"decision": "grant", "agreement_id": agreement_id}
+            error = assert_error(decide(gov, filed["id"], body), 400, "validation_error")
+            assert set(error["details"]) == {"agreement_id"}
+            assert all_rows_as_text(app) == before
+        assert assert_ok(read(gov, filed["id"]))["status"] == "pending"
+        assert reason_codes(gov.ask()) == ["approval_required"]
+
+    @pytest.mark.parametrize(
+        "terms",
+        [
+            {"purposes": ["research"]},
+            {"data_categories": ["health"]},
+            {"agreement_id": "some-agreement"},
+            {"expires_at": 30, "purposes": ["research"]},
+        ],
+    )
+    def test_a_refusal_takes_no_terms(self, gov, app, terms):
+        filed = file(gov, refused_rule(gov))
+        body = {"decision": "refuse", **terms}
+        if "expires_at" in terms:
+            body["expires_at"] = in_days(terms["expires_at"])
+        before = all_rows_as_text(app)
+        error = assert_error(decide(gov, filed["id"], body), 400, "validation_error")
+        assert set(error["details"]) == set(terms)
+        assert all_rows_as_text(app) == before
+        assert assert_ok(read(gov, filed["id"]))["status"] == "pending"
+
+    def test_the_requester_lists_its_requests_by_status(self, gov):
+        rule_id = refused_rule(gov)
+        first = file(gov, rule_id)
+        second = file(gov, rule_id, protocol="A second, shorter study.")
+        assert_ok(decide(gov, first["id"], {"decision": "refuse", "note": "Not now"}))
+
+        def mine(**query: Any) -> list[tuple[str, str]]:
+            response = gov.client.get("/v1/access-requests", headers=requester(gov), query_string=query)
+            return [(r["id"], r["status"]) for r in assert_ok(response)["access_requests"]]
+
+        assert sorted(mine()) == sorted([(first["id"], "refused"), (second["id"], "pending")])
+        assert mine(status="pending") == [(second["id"], "pending")]
+        assert mine(status="refused") == [(first["id"], "refused")]
+        assert mine(status="granted") == []
+        bad = gov.client.get("/v1/access-requests", headers=requester(gov), query_string={"status": "lost"})
+        assert "status" in assert_error(bad, 400, "validation_error")["details"]
+
 
 class TestWithdrawal:
     def test_the_requester_withdraws_its_pending_request(self, gov, app):

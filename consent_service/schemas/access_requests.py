@@ -79,6 +79,12 @@ class AccessRequestDecisionIn(StrictSchema):
     expires_at = aware_datetime(
         load_default=None, metadata={"description": "a grant's earlier end (default: requested_until)"}
     )
+    agreement_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=36),
+        metadata={"description": "the community's data sharing agreement the grant is made under"},
+    )
 
 
 class AccessRequestDecidedOut(StrictSchema):
