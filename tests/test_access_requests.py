@@ -179,6 +179,14 @@ class TestFiling:
         error = assert_error(file(gov, rule_id, 400, **without(missing)), 400, "validation_error")
         assert missing in error["details"]
 
+    @pytest.mark.parametrize("field", ["protocol", "ethics_reference", "benefit_plan"])
+    def test_a_blank_part_of_the_request_is_refused_naming_it(self, gov, app, field):
+        rule_id = refused_rule(gov)
+        before = all_rows_as_text(app)
+        response = file(gov, rule_id, 400, **{field: "   \n "})
+        assert set(assert_error(response, 400, "validation_error")["details"]) == {field}
+        assert all_rows_as_text(app) == before
+
     def test_unknown_codes_are_refused(self, gov):
         rule_id = refused_rule(gov)
         error = assert_error(file(gov, rule_id, 400, purposes=["astrology"]), 400, "unknown_code")
