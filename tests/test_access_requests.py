@@ -544,6 +544,39 @@ class TestStewardPages:
         again = post_form(browser, path, {"decision": "refuse", "note": "changed our mind", "confirm": "yes"})
         assert again.status_code == 302 and assert_ok(read(gov, filed["id"]))["status"] == "granted"
 
+    def test_granting_under_an_agreement_from_the_page(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        agreements = {}
+        for parties in ([RESEARCHER], [GOVERNMENT]):
+            body = {
+                "title": f"Agreement with {parties[0]}",
+                "parties": parties,
+                "legal_authority": "Band Council Resolution 2026-14",
+                "review_at": in_days(90),
+                "approvals": [],
+                "duties": [],
+            }
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/agreements", headers=gov.steward(), json=body
+            )
+            agreements[parties[0]] = assert_ok(response, 201)["id"]
+        browser = signed_in(app.test_client(), STEWARD_A)
+        opened = text_of(browser.get(f"/web/communities/{NATION_A}/access-requests/{filed['id']}"))
+        assert f'value="{agreements[RESEARCHER]}"' in opened  # the requester is a party
+        assert agreements[GOVERNMENT] not in opened  # not a party: not offered
+        path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+        form = {"decision": "grant", "note": "under the agreement", "confirm": "yes"}
+        before = all_rows_as_text(app)
+        wrong = post_form(browser, path, {**form, "agreement_id": agreements[GOVERNMENT]})
+        assert wrong.status_code == 400 and 'id="agreement_id"' in text_of(wrong)
+        assert all_rows_as_text(app) == before
+        done = post_form(browser, path, {**form, "agreement_id": agreements[RESEARCHER]})
+        assert done.status_code == 302
+        approval_id = assert_ok(read(gov, filed["id"]))["approval_id"]
+        approvals = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/approvals", headers=gov.steward()))
+        [approval] = [a for a in approvals["approvals"] if a["id"] == approval_id]
+        assert approval["agreement_id"] == agreements[RESEARCHER]
+
     def test_refusing_from_the_page(self, gov, app):
         filed = file(gov, refused_rule(gov))
         browser = signed_in(app.test_client(), STEWARD_A)
