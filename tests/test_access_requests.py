@@ -179,6 +179,14 @@ class TestFiling:
         error = assert_error(file(gov, rule_id, 400, **without(missing)), 400, "validation_error")
         assert missing in error["details"]
 
+    @pytest.mark.parametrize("field", ["protocol", "ethics_reference", "benefit_plan"])
+    def test_a_blank_part_of_the_request_is_refused_naming_it(self, gov, app, field):
+        rule_id = refused_rule(gov)
+        before = all_rows_as_text(app)
+        response = file(gov, rule_id, 400, **{field: "   \n "})
+        assert set(assert_error(response, 400, "validation_error")["details"]) == {field}
+        assert all_rows_as_text(app) == before
+
     def test_unknown_codes_are_refused(self, gov):
         rule_id = refused_rule(gov)
         error = assert_error(file(gov, rule_id, 400, purposes=["astrology"]), 400, "unknown_code")
@@ -364,6 +372,77 @@ class TestReview:
         error = assert_error(decide(gov, filed["id"], {"decision": "maybe"}), 400, "validation_error")
         assert "decision" in error["details"]
 
+    def _agreement(self, gov: Governance, parties: list[str]) -> dict[str, Any]:
+        body = {
+            "title": "Health research with the university",
+            "parties": parties,
+            "legal_authority": "Band Council Resolution 2026-14",
+            "review_at": in_days(90),
+            "approvals": [],
+            "duties": [],
+        }
+        response = gov.client.post(f"/v1/communities/{NATION_A}/agreements", headers=gov.steward(), json=body)
+        return dict(assert_ok(response, 201))
+
+    def test_a_grant_under_the_communitys_agreement(self, gov):
+        filed = file(gov, refused_rule(gov))
+        agreement = self._agreement(gov, [RESEARCHER])
+        body = {"decision": "grant", "note": "Under the 2026 agreement", "agreement_id": agreement["id"]}
+        decided = assert_ok(decide(gov, filed["id"], body))
+        approval = decided["approval"]
+        assert approval["agreement_id"] == agreement["id"] and approval["access_request_id"] == filed["id"]
+        assert decided["access_request"]["approval_id"] == approval["id"]
+        assert gov.ask()["decision"] == "permit"
+
+    def test_a_grant_under_an_unknown_agreement_or_one_the_requester_is_not_party_to(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        not_a_party = self._agreement(gov, [GOVERNMENT])
+        for agreement_id in ("no-such-agreement", not_a_party["id"]):
+            before = all_rows_as_text(app)
+            body = {"decision": "grant", "agreement_id": agreement_id}
+            error = assert_error(decide(gov, filed["id"], body), 400, "validation_error")
+            assert set(error["details"]) == {"agreement_id"}
+            assert all_rows_as_text(app) == before
+        assert assert_ok(read(gov, filed["id"]))["status"] == "pending"
+        assert reason_codes(gov.ask()) == ["approval_required"]
+
+    @pytest.mark.parametrize(
+        "terms",
+        [
+            {"purposes": ["research"]},
+            {"data_categories": ["health"]},
+            {"agreement_id": "some-agreement"},
+            {"expires_at": 30, "purposes": ["research"]},
+        ],
+    )
+    def test_a_refusal_takes_no_terms(self, gov, app, terms):
+        filed = file(gov, refused_rule(gov))
+        body = {"decision": "refuse", **terms}
+        if "expires_at" in terms:
+            body["expires_at"] = in_days(terms["expires_at"])
+        before = all_rows_as_text(app)
+        error = assert_error(decide(gov, filed["id"], body), 400, "validation_error")
+        assert set(error["details"]) == set(terms)
+        assert all_rows_as_text(app) == before
+        assert assert_ok(read(gov, filed["id"]))["status"] == "pending"
+
+    def test_the_requester_lists_its_requests_by_status(self, gov):
+        rule_id = refused_rule(gov)
+        first = file(gov, rule_id)
+        second = file(gov, rule_id, protocol="A second, shorter study.")
+        assert_ok(decide(gov, first["id"], {"decision": "refuse", "note": "Not now"}))
+
+        def mine(**query: Any) -> list[tuple[str, str]]:
+            response = gov.client.get("/v1/access-requests", headers=requester(gov), query_string=query)
+            return [(r["id"], r["status"]) for r in assert_ok(response)["access_requests"]]
+
+        assert sorted(mine()) == sorted([(first["id"], "refused"), (second["id"], "pending")])
+        assert mine(status="pending") == [(second["id"], "pending")]
+        assert mine(status="refused") == [(first["id"], "refused")]
+        assert mine(status="granted") == []
+        bad = gov.client.get("/v1/access-requests", headers=requester(gov), query_string={"status": "lost"})
+        assert "status" in assert_error(bad, 400, "validation_error")["details"]
+
 
 class TestWithdrawal:
     def test_the_requester_withdraws_its_pending_request(self, gov, app):
@@ -464,6 +543,39 @@ class TestStewardPages:
         assert gov.ask()["decision"] == "permit"
         again = post_form(browser, path, {"decision": "refuse", "note": "changed our mind", "confirm": "yes"})
         assert again.status_code == 302 and assert_ok(read(gov, filed["id"]))["status"] == "granted"
+
+    def test_granting_under_an_agreement_from_the_page(self, gov, app):
+        filed = file(gov, refused_rule(gov))
+        agreements = {}
+        for parties in ([RESEARCHER], [GOVERNMENT]):
+            body = {
+                "title": f"Agreement with {parties[0]}",
+                "parties": parties,
+                "legal_authority": "Band Council Resolution 2026-14",
+                "review_at": in_days(90),
+                "approvals": [],
+                "duties": [],
+            }
+            response = gov.client.post(
+                f"/v1/communities/{NATION_A}/agreements", headers=gov.steward(), json=body
+            )
+            agreements[parties[0]] = assert_ok(response, 201)["id"]
+        browser = signed_in(app.test_client(), STEWARD_A)
+        opened = text_of(browser.get(f"/web/communities/{NATION_A}/access-requests/{filed['id']}"))
+        assert f'value="{agreements[RESEARCHER]}"' in opened  # the requester is a party
+        assert agreements[GOVERNMENT] not in opened  # not a party: not offered
+        path = f"/web/communities/{NATION_A}/access-requests/{filed['id']}/decision"
+        form = {"decision": "grant", "note": "under the agreement", "confirm": "yes"}
+        before = all_rows_as_text(app)
+        wrong = post_form(browser, path, {**form, "agreement_id": agreements[GOVERNMENT]})
+        assert wrong.status_code == 400 and 'id="agreement_id"' in text_of(wrong)
+        assert all_rows_as_text(app) == before
+        done = post_form(browser, path, {**form, "agreement_id": agreements[RESEARCHER]})
+        assert done.status_code == 302
+        approval_id = assert_ok(read(gov, filed["id"]))["approval_id"]
+        approvals = assert_ok(gov.client.get(f"/v1/communities/{NATION_A}/approvals", headers=gov.steward()))
+        [approval] = [a for a in approvals["approvals"] if a["id"] == approval_id]
+        assert approval["agreement_id"] == agreements[RESEARCHER]
 
     def test_refusing_from_the_page(self, gov, app):
         filed = file(gov, refused_rule(gov))

@@ -6,7 +6,7 @@ Shape only; whether the community, the rule and the codes exist is the use case'
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from consent_service.core.wire import AccessRequestStatus
 from consent_service.schemas.common import StrictSchema, aware_datetime, code, code_list, text
@@ -15,10 +15,15 @@ from consent_service.schemas.communities import ApprovalOut
 STATUSES = [str(s) for s in AccessRequestStatus]
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
 def _required_text(max_length: int, description: str) -> fields.String:
     return fields.String(
         required=True,
-        validate=validate.Length(min=1, max=max_length),
+        validate=[validate.Length(min=1, max=max_length), _not_blank],
         metadata={"description": description},
     )
 
@@ -78,6 +83,12 @@ class AccessRequestDecisionIn(StrictSchema):
     data_categories = code_list(load_default=None, metadata={"description": "a grant's narrower categories"})
     expires_at = aware_datetime(
         load_default=None, metadata={"description": "a grant's earlier end (default: requested_until)"}
+    )
+    agreement_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=36),
+        metadata={"description": "the community's data sharing agreement the grant is made under"},
     )
 
 

@@ -315,13 +315,23 @@ def decide(
     purposes: list[str] | None = None,
     data_categories: list[str] | None = None,
     expires_at: datetime | None = None,
+    agreement_id: str | None = None,
     community_id: str | None = None,
 ) -> Decided:
     """A steward grants (creating the approval) or refuses a pending request (audited).
 
     ``purposes``, ``data_categories`` and ``expires_at`` narrow a grant (default: as requested;
-    never wider). ``community_id``: the community the caller acts for (the pages), checked.
+    never wider); ``agreement_id`` puts the approval under one of the community's data sharing
+    agreements (the requester must be a party). A refusal takes none of these (400 naming them).
+    ``community_id``: the community the caller acts for (the pages), checked.
     """
+    if decision != "grant":
+        terms = {"purposes": purposes, "data_categories": data_categories, "expires_at": expires_at}
+        given = [name for name, value in {**terms, "agreement_id": agreement_id}.items() if value is not None]
+        if given:
+            raise ValidationFailed(
+                "Only a grant takes terms.", details={name: ["only a grant takes it"] for name in given}
+            )
     with services.writing(caller) as session:
         row = store.get(session, request_id, lock=True)
         if row is None or (community_id is not None and row.community_id != community_id):
@@ -351,6 +361,7 @@ def decide(
                 now=now,
                 notes=note,
                 access_request_id=row.id,
+                agreement_id=agreement_id,
                 purposes=granted_purposes,
                 data_categories=granted_categories,
                 expires_at=until,

@@ -17,6 +17,7 @@ from consent_service.core.permissions import Scope
 from consent_service.core.wire import AccessRequestStatus
 from consent_service.errors import Conflict, UnknownCode, ValidationFailed
 from consent_service.services import access_requests as cases
+from consent_service.services import agreements as agreement_cases
 from consent_service.web import i18n
 from consent_service.web.forms import flatten
 from consent_service.web.render import blueprint, page, words
@@ -59,8 +60,29 @@ def _request_page(
     return page(
         "steward/access_request.html",
         status=status,
-        **_community(community_id, r=asdict(record), values=values or {}, errors=errors or {}),
+        **_community(
+            community_id,
+            r=asdict(record),
+            agreements=_agreements_for(community_id, record),
+            values=values or {},
+            errors=errors or {},
+        ),
     )
+
+
+def _agreements_for(community_id: str, record: cases.AccessRequestRecord) -> list[Any]:
+    """The community's agreements in force a grant of this request can be made under (the
+    requester is one of their parties); none once the request is decided."""
+    if record.status != AccessRequestStatus.PENDING:
+        return []
+    listed = agreement_cases.list_agreements(
+        services(),
+        caller=caller_with(Scope.RULES_WRITE),
+        community_id=community_id,
+        review_due_within=None,
+        now=now(),
+    )
+    return [a for a in listed.agreements if record.requester in a.parties and a.status == "in_force"]
 
 
 @bp.get("/<community_id>/access-requests/<request_id>")
@@ -99,6 +121,7 @@ def decide(community_id: str, request_id: str) -> Response:
                 community_id=community_id,
                 decision=decision,
                 note=note,
+                agreement_id=(form.get("agreement_id") or None) if decision == "grant" else None,
                 now=now(),
             )
         except Conflict:
