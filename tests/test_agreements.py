@@ -28,12 +28,26 @@ from governance_helpers import (
     reason_codes,
     seeded_governance,
 )
+from web_helpers import CHEAP_PASSWORDS, STEWARD_A, STEWARD_B, make_people, post_form, signed_in, text_of
 
 from consent_service.container import EXTENSION
+from consent_service.web import steward_agreements
+
+
+def _begin(governance: Governance) -> None:
+    governance.consent()
+    make_people(governance.world)
+
 
 governance_seeds, seed, database_start, gov = seeded_governance(
-    "agreements", also=lambda governance: governance.consent()
+    "agreements", also=_begin, settings=CHEAP_PASSWORDS
 )
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, **CHEAP_PASSWORDS}
+
 
 PDF = b"%PDF-1.4\n% a signed data sharing agreement\n"
 
@@ -391,3 +405,58 @@ class TestOnlyItsStewards:
             headers=gov.steward(NATION_B),
         )
         assert_error(response, 404, "not_found")
+
+
+class TestStewardPage:
+    """The steward's agreements page: review dates with a notice, duties, and marking one met."""
+
+    def test_lists_agreements_with_review_notice_and_duties(self, gov, governed, app, clock, monkeypatch):
+        monkeypatch.setattr(steward_agreements, "now", clock.now)
+        browser = signed_in(app.test_client(), STEWARD_A)
+        page = browser.get(f"/web/communities/{NATION_A}/agreements")
+        assert page.status_code == 200
+        text = text_of(page)
+        assert "Health research with the university" in text
+        assert "Return the aggregate tables to the council" in text and "not yet due" in text
+        assert 'id="review-notice"' in text  # review in 30 days: within the reminder window
+
+        clock.advance(timedelta(days=11))
+        overdue = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
+        assert "overdue: holds the requester" in overdue
+
+    def test_marking_met_needs_a_note_and_a_confirmation(self, gov, governed, app, clock):
+        clock.advance(timedelta(days=11))
+        (duty,) = governed["agreement"]["duties"]
+        path = f"/web/communities/{NATION_A}/agreements/{governed['agreement']['id']}/duties/{duty['id']}/met"
+        browser = signed_in(app.test_client(), STEWARD_A)
+        with unchanged_tables(app):
+            assert post_form(browser, path, {"note": "received"}).status_code == 400
+            no_note = post_form(browser, path, {"confirm": "yes"})
+            assert no_note.status_code == 400 and "Write a note" in text_of(no_note)
+        assert reason_codes(gov.ask()) == ["duty_overdue"]
+
+        done = post_form(browser, path, {"note": "Tables received at the assembly", "confirm": "yes"})
+        assert done.status_code == 302
+        assert gov.ask()["decision"] == "permit"
+        shown = assert_ok(
+            gov.client.get(
+                f"/v1/communities/{NATION_A}/agreements/{governed['agreement']['id']}", headers=gov.steward()
+            )
+        )
+        assert shown["duties"][0]["status"] == "met"
+        assert shown["duties"][0]["met_note"] == "Tables received at the assembly"
+
+    def test_another_community_s_steward_cannot_see_or_mark(self, gov, governed, app):
+        (duty,) = governed["agreement"]["duties"]
+        browser = signed_in(app.test_client(), STEWARD_B)
+        assert browser.get(f"/web/communities/{NATION_A}/agreements").status_code == 403
+        path = f"/web/communities/{NATION_A}/agreements/{governed['agreement']['id']}/duties/{duty['id']}/met"
+        with unchanged_tables(app):
+            response = post_form(browser, path, {"note": "mine now", "confirm": "yes"})
+        assert response.status_code == 403
+
+    def test_in_french(self, gov, governed, app):
+        browser = signed_in(app.test_client(), STEWARD_A)
+        post_form(browser, "/web/language", {"language": "fr"})
+        text = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
+        assert "Ententes" in text and "Date de révision" in text and "comme remplie" in text
