@@ -23,6 +23,7 @@ from governance_helpers import (
     GOVERNMENT,
     NATION_A,
     NATION_B,
+    PROVIDER,
     RESEARCHER,
     Governance,
     reason_codes,
@@ -460,3 +461,35 @@ class TestStewardPage:
         post_form(browser, "/web/language", {"language": "fr"})
         text = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
         assert "Ententes" in text and "Date de révision" in text and "comme remplie" in text
+
+
+class TestWhatTheRequesterIsTold:
+    """The new reasons go through disclosure like ``approval_required``: the community's id only
+    where the community shows it; a requester no consent names hears only ``no_consent``."""
+
+    def test_the_community_is_named_only_where_it_chose_to_be(self, gov, governed, clock):
+        clock.advance(timedelta(days=11))
+        (reason,) = gov.ask()["reasons"]
+        assert reason["code"] == "duty_overdue" and reason["rule_id"] and "community" not in reason
+        assert NATION_A not in reason["message"]
+        assert_ok(
+            gov.client.patch(
+                f"/v1/communities/{NATION_A}", headers=gov.steward(), json={"show_community_id": True}
+            )
+        )
+        (reason,) = gov.ask()["reasons"]
+        assert (reason["code"], reason["community"]) == ("duty_overdue", NATION_A)
+
+    def test_a_requester_no_consent_names_is_told_nothing_of_its_duty(self, gov, clock):
+        gov.rule(NATION_A, APPROVAL_RULE)
+        approval = gov.approval(requester=PROVIDER)
+        create(
+            gov,
+            parties=[PROVIDER],
+            approvals=[approval["id"]],
+            duties=[duty_body(owed_by=PROVIDER, description="Send the progress report")],
+        )
+        clock.advance(timedelta(days=11))
+        answer = gov.ask(requester=PROVIDER)
+        assert reason_codes(answer) == ["no_consent"]
+        assert "progress report" not in str(answer) and "rule_id" not in answer["reasons"][0]
