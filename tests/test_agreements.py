@@ -425,6 +425,19 @@ class TestStewardPage:
         overdue = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
         assert "overdue: holds the requester" in overdue
 
+    def test_every_community_page_reminds_of_a_review_due_soon(self, gov, app):
+        browser = signed_in(app.test_client(), STEWARD_A)
+        rules_page = f"/web/communities/{NATION_A}/"
+        assert browser.get(rules_page).status_code == 200
+        assert 'id="agreements-due"' not in text_of(browser.get(rules_page))
+        create(gov, title="Housing study", review_at=_at(90))  # outside the 30 days: no notice
+        assert 'id="agreements-due"' not in text_of(browser.get(rules_page))
+        create(gov, title="Health research", review_at=_at(20))
+        rules = text_of(browser.get(rules_page))
+        assert 'id="agreements-due"' in rules and "Health research" in rules and "Housing study" not in rules
+        other = signed_in(app.test_client(), STEWARD_B)
+        assert 'id="agreements-due"' not in text_of(other.get(f"/web/communities/{NATION_B}/"))
+
     def test_marking_met_needs_a_note_and_a_confirmation(self, gov, governed, app, clock):
         clock.advance(timedelta(days=11))
         (duty,) = governed["agreement"]["duties"]

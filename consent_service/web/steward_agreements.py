@@ -15,7 +15,7 @@ from flask import Response, flash, redirect, request, url_for
 
 from consent_service.container import current as services
 from consent_service.core.permissions import Scope
-from consent_service.errors import Conflict, ValidationFailed
+from consent_service.errors import Conflict, ServiceError, ValidationFailed
 from consent_service.services import agreements as cases
 from consent_service.web import i18n
 from consent_service.web.forms import flatten
@@ -51,6 +51,24 @@ def _agreements_page(
         values=values or {},
         errors=errors or {},
     )
+
+
+def agreements_due(community_id: str) -> list[dict[str, Any]]:
+    """The community's agreements due for review soon or overdue, for the notice every community
+    page shows its stewards (``steward/_nav.html``); nothing for anyone who may not see them."""
+    try:
+        caller = caller_with(Scope.RULES_WRITE)
+        listed = cases.list_agreements(
+            services(), caller=caller, community_id=community_id, review_due_within=None, now=now()
+        )
+    except ServiceError:
+        return []
+    return [asdict(record) for record in listed.agreements if record.review_due_soon]
+
+
+@bp.app_context_processor
+def _reminders() -> dict[str, Any]:
+    return {"agreements_due": agreements_due}
 
 
 @bp.get("/<community_id>/agreements")
