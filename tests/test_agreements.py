@@ -21,6 +21,7 @@ from governance_helpers import (
     APPROVAL_RULE,
     COUNCIL_B,
     GOVERNMENT,
+    MEMBER,
     NATION_A,
     NATION_B,
     PROVIDER,
@@ -158,6 +159,22 @@ class TestTheLoop:
         )
         assert met["status"] == "met" and met["met_note"] == "Tables received on paper"
         assert gov.ask()["decision"] == "permit"
+
+    def test_batch_authorize_holds_the_approval_as_single_authorize_does(self, gov, governed, clock):
+        def batch() -> dict[str, Any]:
+            response = gov.client.post(
+                "/v1/authorize/batch",
+                headers=gov.world.headers(RESEARCHER, "authorize"),
+                json={"subjects": [MEMBER], "purpose": "research", "data_categories": ["health"]},
+            )
+            (decision,) = assert_ok(response)["decisions"]
+            return decision  # type: ignore[no-any-return]
+
+        assert reason_codes(batch()) != ["duty_overdue"]
+        clock.advance(timedelta(days=11))
+        held = batch()
+        assert held["decision"] == "deny" and reason_codes(held) == ["duty_overdue"]
+        assert held["reasons"][0]["message"] == gov.ask()["reasons"][0]["message"]
 
     def test_a_duty_holds_every_approval_of_that_community_for_that_requester(self, gov, governed, clock):
         """The duty is owed to the community: a second approval outside the agreement is held too."""
