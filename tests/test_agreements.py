@@ -21,19 +21,35 @@ from governance_helpers import (
     APPROVAL_RULE,
     COUNCIL_B,
     GOVERNMENT,
+    MEMBER,
     NATION_A,
     NATION_B,
+    PROVIDER,
     RESEARCHER,
     Governance,
     reason_codes,
     seeded_governance,
 )
+from web_helpers import CHEAP_PASSWORDS, STEWARD_A, STEWARD_B, make_people, post_form, signed_in, text_of
 
 from consent_service.container import EXTENSION
+from consent_service.web import steward_agreements
+
+
+def _begin(governance: Governance) -> None:
+    governance.consent()
+    make_people(governance.world)
+
 
 governance_seeds, seed, database_start, gov = seeded_governance(
-    "agreements", also=lambda governance: governance.consent()
+    "agreements", also=_begin, settings=CHEAP_PASSWORDS
 )
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, **CHEAP_PASSWORDS}
+
 
 PDF = b"%PDF-1.4\n% a signed data sharing agreement\n"
 
@@ -143,6 +159,22 @@ class TestTheLoop:
         )
         assert met["status"] == "met" and met["met_note"] == "Tables received on paper"
         assert gov.ask()["decision"] == "permit"
+
+    def test_batch_authorize_holds_the_approval_as_single_authorize_does(self, gov, governed, clock):
+        def batch() -> dict[str, Any]:
+            response = gov.client.post(
+                "/v1/authorize/batch",
+                headers=gov.world.headers(RESEARCHER, "authorize"),
+                json={"subjects": [MEMBER], "purpose": "research", "data_categories": ["health"]},
+            )
+            (decision,) = assert_ok(response)["decisions"]
+            return decision  # type: ignore[no-any-return]
+
+        assert reason_codes(batch()) != ["duty_overdue"]
+        clock.advance(timedelta(days=11))
+        held = batch()
+        assert held["decision"] == "deny" and reason_codes(held) == ["duty_overdue"]
+        assert held["reasons"][0]["message"] == gov.ask()["reasons"][0]["message"]
 
     def test_a_duty_holds_every_approval_of_that_community_for_that_requester(self, gov, governed, clock):
         """The duty is owed to the community: a second approval outside the agreement is held too."""
@@ -391,3 +423,103 @@ class TestOnlyItsStewards:
             headers=gov.steward(NATION_B),
         )
         assert_error(response, 404, "not_found")
+
+
+class TestStewardPage:
+    """The steward's agreements page: review dates with a notice, duties, and marking one met."""
+
+    def test_lists_agreements_with_review_notice_and_duties(self, gov, governed, app, clock, monkeypatch):
+        monkeypatch.setattr(steward_agreements, "now", clock.now)
+        browser = signed_in(app.test_client(), STEWARD_A)
+        page = browser.get(f"/web/communities/{NATION_A}/agreements")
+        assert page.status_code == 200
+        text = text_of(page)
+        assert "Health research with the university" in text
+        assert "Return the aggregate tables to the council" in text and "not yet due" in text
+        assert 'id="review-notice"' in text  # review in 30 days: within the reminder window
+
+        clock.advance(timedelta(days=11))
+        overdue = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
+        assert "overdue: holds the requester" in overdue
+
+    def test_every_community_page_reminds_of_a_review_due_soon(self, gov, app):
+        browser = signed_in(app.test_client(), STEWARD_A)
+        rules_page = f"/web/communities/{NATION_A}/"
+        assert browser.get(rules_page).status_code == 200
+        assert 'id="agreements-due"' not in text_of(browser.get(rules_page))
+        create(gov, title="Housing study", review_at=_at(90))  # outside the 30 days: no notice
+        assert 'id="agreements-due"' not in text_of(browser.get(rules_page))
+        create(gov, title="Health research", review_at=_at(20))
+        rules = text_of(browser.get(rules_page))
+        assert 'id="agreements-due"' in rules and "Health research" in rules and "Housing study" not in rules
+        other = signed_in(app.test_client(), STEWARD_B)
+        assert 'id="agreements-due"' not in text_of(other.get(f"/web/communities/{NATION_B}/"))
+
+    def test_marking_met_needs_a_note_and_a_confirmation(self, gov, governed, app, clock):
+        clock.advance(timedelta(days=11))
+        (duty,) = governed["agreement"]["duties"]
+        path = f"/web/communities/{NATION_A}/agreements/{governed['agreement']['id']}/duties/{duty['id']}/met"
+        browser = signed_in(app.test_client(), STEWARD_A)
+        with unchanged_tables(app):
+            assert post_form(browser, path, {"note": "received"}).status_code == 400
+            no_note = post_form(browser, path, {"confirm": "yes"})
+            assert no_note.status_code == 400 and "Write a note" in text_of(no_note)
+        assert reason_codes(gov.ask()) == ["duty_overdue"]
+
+        done = post_form(browser, path, {"note": "Tables received at the assembly", "confirm": "yes"})
+        assert done.status_code == 302
+        assert gov.ask()["decision"] == "permit"
+        shown = assert_ok(
+            gov.client.get(
+                f"/v1/communities/{NATION_A}/agreements/{governed['agreement']['id']}", headers=gov.steward()
+            )
+        )
+        assert shown["duties"][0]["status"] == "met"
+        assert shown["duties"][0]["met_note"] == "Tables received at the assembly"
+
+    def test_another_community_s_steward_cannot_see_or_mark(self, gov, governed, app):
+        (duty,) = governed["agreement"]["duties"]
+        browser = signed_in(app.test_client(), STEWARD_B)
+        assert browser.get(f"/web/communities/{NATION_A}/agreements").status_code == 403
+        path = f"/web/communities/{NATION_A}/agreements/{governed['agreement']['id']}/duties/{duty['id']}/met"
+        with unchanged_tables(app):
+            response = post_form(browser, path, {"note": "mine now", "confirm": "yes"})
+        assert response.status_code == 403
+
+    def test_in_french(self, gov, governed, app):
+        browser = signed_in(app.test_client(), STEWARD_A)
+        post_form(browser, "/web/language", {"language": "fr"})
+        text = text_of(browser.get(f"/web/communities/{NATION_A}/agreements"))
+        assert "Ententes" in text and "Date de révision" in text and "comme remplie" in text
+
+
+class TestWhatTheRequesterIsTold:
+    """The new reasons go through disclosure like ``approval_required``: the community's id only
+    where the community shows it; a requester no consent names hears only ``no_consent``."""
+
+    def test_the_community_is_named_only_where_it_chose_to_be(self, gov, governed, clock):
+        clock.advance(timedelta(days=11))
+        (reason,) = gov.ask()["reasons"]
+        assert reason["code"] == "duty_overdue" and reason["rule_id"] and "community" not in reason
+        assert NATION_A not in reason["message"]
+        assert_ok(
+            gov.client.patch(
+                f"/v1/communities/{NATION_A}", headers=gov.steward(), json={"show_community_id": True}
+            )
+        )
+        (reason,) = gov.ask()["reasons"]
+        assert (reason["code"], reason["community"]) == ("duty_overdue", NATION_A)
+
+    def test_a_requester_no_consent_names_is_told_nothing_of_its_duty(self, gov, clock):
+        gov.rule(NATION_A, APPROVAL_RULE)
+        approval = gov.approval(requester=PROVIDER)
+        create(
+            gov,
+            parties=[PROVIDER],
+            approvals=[approval["id"]],
+            duties=[duty_body(owed_by=PROVIDER, description="Send the progress report")],
+        )
+        clock.advance(timedelta(days=11))
+        answer = gov.ask(requester=PROVIDER)
+        assert reason_codes(answer) == ["no_consent"]
+        assert "progress report" not in str(answer) and "rule_id" not in answer["reasons"][0]

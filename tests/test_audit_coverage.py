@@ -707,6 +707,18 @@ def web_decide_access_request(t: Trial) -> list[Expected]:
     return [(AuditTag.ACCESS_REQUEST_REFUSED, person(t.app, STEWARD_A), filed["id"])]
 
 
+def web_mark_duty_met(t: Trial) -> list[Expected]:
+    """A steward marks a duty met from the agreements page (with its note and confirmation)."""
+    agreement = _agreement(t)
+    duty_id = agreement["duties"][0]["id"]
+    browser = t.browser(STEWARD_A)
+    t.start()
+    path = f"/web/communities/{NATION_A}/agreements/{agreement['id']}/duties/{duty_id}/met"
+    done = post_form(browser, path, {"note": "tables received", "confirm": "yes"})
+    assert done.status_code == 302
+    return [(AuditTag.DUTY_MET, person(t.app, STEWARD_A), duty_id)]
+
+
 def approvals_of(t: Trial, **query: Any) -> list[dict[str, Any]]:
     return assert_ok(
         t.client.get(
@@ -1045,6 +1057,10 @@ ROUTES: dict[tuple[str, str], Case] = {
         "POST",
         "/web/communities/<community_id>/access-requests/<request_id>/decision",
     ): web_decide_access_request,
+    (
+        "POST",
+        "/web/communities/<community_id>/agreements/<agreement_id>/duties/<duty_id>/met",
+    ): web_mark_duty_met,
     ("POST", "/web/communities/<community_id>/approvals/<approval_id>/revoke"): web_revoke_approval,
     ("POST", "/web/communities/<community_id>/rules/<rule_id>/retire"): web_retire_rule,
     ("POST", "/web/communities/<community_id>/rules/new"): web_new_rule,

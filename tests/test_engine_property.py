@@ -6,7 +6,10 @@ evidence that the engine's bucketing and ordering say what the contract says:
 
     1. a matching deny rule of one of the subject's communities    -> deny community_rule
     2. no one in-force consent covering purpose, categories, requester -> deny no_consent
-    3. a matching require_approval rule without a usable approval   -> deny approval_required
+    3. a matching require_approval rule without a usable approval   -> deny approval_required,
+       or, when approvals cover it but every one is on hold:
+         some covering approval's requester owes an overdue duty     -> deny duty_overdue
+         otherwise (each one's agreement is past its review date)    -> deny agreement_review_overdue
     4. otherwise                                                    -> permit consent, with the
                                                                        matching rules' obligations
                                                                        and the deployment's
@@ -34,6 +37,7 @@ from consent_service.core.engine import (
     ApprovalTerms,
     ConsentTerms,
     DecisionEngine,
+    DutyTerms,
     Verdict,
 )
 from consent_service.core.policy import PolicyBase, Rule
@@ -99,6 +103,30 @@ def grants(terms: ConsentTerms | ApprovalTerms, request: AccessRequest) -> bool:
     )
 
 
+def owes_overdue_duty(approval: ApprovalTerms) -> bool:
+    return any(not duty.due_at > NOW for duty in approval.duties)
+
+
+def review_passed(approval: ApprovalTerms) -> bool:
+    return approval.review_at is not None and not approval.review_at > NOW
+
+
+def approval_state(approvals: tuple[ApprovalTerms, ...], community: str, request: AccessRequest) -> str:
+    """``met``, or the reason code for a require_approval rule of ``community``."""
+    usable = [
+        a
+        for a in approvals
+        if a.community == community and a.requester == request.requester and grants(a, request)
+    ]
+    if not usable:
+        return "approval_required"
+    if any(not owes_overdue_duty(a) and not review_passed(a) for a in usable):
+        return "met"
+    if any(owes_overdue_duty(a) for a in usable):
+        return "duty_overdue"
+    return "agreement_review_overdue"
+
+
 def deployment_obligations(request: AccessRequest) -> frozenset[tuple[str, str]]:
     """("deployment" or "deployment:<category>", code) of what the deployment adds to a permit."""
     found = {("deployment", code) for code in _DEPLOYMENT["default_obligations"]}
@@ -125,7 +153,7 @@ class Summary:
 
     outcome: str
     codes: frozenset[str]
-    rules: frozenset[tuple[str, str]]  # (rule_id, community) named in reasons
+    rules: frozenset[tuple[str, str, str]]  # (rule_id, community, reason code) named in reasons
     obligations: frozenset[tuple[str, str]]  # (rule_id, code)
 
 
@@ -143,7 +171,7 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
     """The contract's decision, and the consents that would justify a permit."""
     request = world.request
     matching = [r for r in world.rules if r.community in world.communities and rule_matches(r, request)]
-    denies = frozenset((r.id, r.community) for r in matching if r.effect == RuleEffect.DENY)
+    denies = frozenset((r.id, r.community, "community_rule") for r in matching if r.effect == RuleEffect.DENY)
     if denies:
         return Summary("deny", frozenset({"community_rule"}), denies, frozenset()), []
 
@@ -157,15 +185,12 @@ def reference(world: World) -> tuple[Summary, list[ConsentTerms]]:
 
     conditional = [r for r in matching if r.effect == RuleEffect.REQUIRE_APPROVAL]
     unmet = frozenset(
-        (r.id, r.community)
+        (r.id, r.community, code)
         for r in conditional
-        if not any(
-            a.community == r.community and a.requester == request.requester and grants(a, request)
-            for a in world.approvals
-        )
+        if (code := approval_state(world.approvals, r.community, request)) != "met"
     )
     if unmet:
-        return Summary("deny", frozenset({"approval_required"}), unmet, frozenset()), covering
+        return Summary("deny", frozenset(code for _, _, code in unmet), unmet, frozenset()), covering
     obligations = frozenset((r.id, code) for r in conditional for code in obligation_codes(r))
     obligations |= deployment_obligations(request)
     return Summary("permit", frozenset({"consent"}), frozenset(), obligations), covering
@@ -197,7 +222,7 @@ def summarise(verdict: Verdict) -> Summary:
     return Summary(
         str(verdict.outcome),
         frozenset(str(r.code) for r in verdict.reasons),
-        frozenset((r.rule_id, r.community) for r in verdict.reasons if r.rule_id is not None),
+        frozenset((r.rule_id, r.community, str(r.code)) for r in verdict.reasons if r.rule_id is not None),
         frozenset((obligation_source(o), o["code"]) for o in verdict.obligations),
     )
 
@@ -229,6 +254,9 @@ COUNT = st.integers(0, 3)
 ORG = st.sampled_from(ORGS)
 EXPIRY = st.sampled_from((None, None, None, NOW - timedelta(days=1), NOW, NOW + timedelta(days=1)))
 ACTIVE = st.sampled_from((True, True, True, True, False))
+REVIEW = st.sampled_from((None, None, None, NOW - timedelta(days=1), NOW, NOW + timedelta(days=30)))
+DUE = st.sampled_from((NOW - timedelta(days=2), NOW, NOW + timedelta(days=1), NOW + timedelta(days=60)))
+DUTY_KIND = st.sampled_from(("return_results", "progress_report", "destroy_data"))
 EFFECT = st.sampled_from((RuleEffect.DENY, RuleEffect.REQUIRE_APPROVAL, RuleEffect.REQUIRE_APPROVAL))
 WILD = st.sampled_from((False, False, True))
 OBLIGATIONS = st.sampled_from(
@@ -308,6 +336,15 @@ def draw_consent(draw: Draw, consent_id: str, codes: Palette, request: AccessReq
     )
 
 
+def draw_duties(draw: Draw, approval_id: str) -> tuple[DutyTerms, ...]:
+    """Most approvals owe nothing; some owe one or two duties, due before, at or after NOW."""
+    count = draw(st.sampled_from((0, 0, 0, 1, 2)))
+    return tuple(
+        DutyTerms(f"{approval_id}-duty-{i}", draw(DUTY_KIND), f"duty {i} of {approval_id}", draw(DUE))
+        for i in range(count)
+    )
+
+
 def draw_approval(
     draw: Draw, approval_id: str, codes: Palette, request: AccessRequest, rules: tuple[Rule, ...]
 ) -> ApprovalTerms:
@@ -321,6 +358,8 @@ def draw_approval(
             *draw_grant(draw, codes, request),
             expires_at=draw(EXPIRY),
             active=draw(ACTIVE),
+            review_at=draw(REVIEW),
+            duties=draw_duties(draw, approval_id),
         )
     return ApprovalTerms(
         approval_id,
@@ -329,6 +368,8 @@ def draw_approval(
         *draw_grant(draw, codes, None),
         expires_at=draw(EXPIRY),
         active=draw(ACTIVE),
+        review_at=draw(REVIEW),
+        duties=draw_duties(draw, approval_id),
     )
 
 
@@ -380,6 +421,22 @@ def test_engine_agrees_with_reference(base, world):
         assert verdict.consent in covering
         assert verdict.reasons[0].consent_id == verdict.consent.consent_id
         assert verdict.consent.recorded_at == max(c.recorded_at for c in covering)
+    for reason in verdict.reasons:
+        if str(reason.code) == "duty_overdue":  # the requester is told which of its duties, and when due
+            duty = min(
+                (
+                    d
+                    for a in world.approvals
+                    if a.community == reason.community
+                    and a.requester == world.request.requester
+                    and grants(a, world.request)
+                    for d in a.duties
+                    if d.due_at <= NOW
+                ),
+                key=lambda d: (d.due_at, d.id),
+            )
+            assert duty.kind in reason.message and duty.description in reason.message
+            assert duty.due_at.strftime("%Y-%m-%d") in reason.message
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)
@@ -407,6 +464,22 @@ def test_revoking_a_consent_never_permits_more(base, world, data):
     after = run(base, replace(world, consents=tuple(revoked)))
     assert not after.permitted or run(base, world).permitted
     assert after.consent is None or after.consent.consent_id != world.consents[index].consent_id
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(world=worlds(), data=st.data())
+def test_an_overdue_duty_or_review_never_permits_more(base, world, data):
+    if not world.approvals:
+        return
+    index = data.draw(st.integers(0, len(world.approvals) - 1))
+    held = list(world.approvals)
+    if data.draw(st.booleans()):
+        duty = DutyTerms("late", "return_results", "late results", NOW - timedelta(days=1))
+        held[index] = replace(held[index], duties=(*held[index].duties, duty))
+    else:
+        held[index] = replace(held[index], review_at=NOW - timedelta(days=1))
+    after = run(base, replace(world, approvals=tuple(held)))
+    assert not after.permitted or run(base, world).permitted
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)

@@ -468,6 +468,54 @@ class TestStewardInTheBrowser:
         assert gov.ask("research", "health")["decision"] == "permit"
         pages.no_csp_violations(refused_forms=True)  # the first, incomplete form answered 400
 
+    def test_a_steward_is_reminded_of_a_review_and_marks_a_duty_met(
+        self, pages: Pages, gov: Governance
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        soon = (datetime.now(UTC) + timedelta(days=20)).isoformat()
+        gov.consent()
+        gov.rule(base=APPROVAL_RULE)
+        approval = gov.approval()
+        agreement = assert_ok(
+            gov.client.post(
+                f"/v1/communities/{NATION_A}/agreements",
+                headers=gov.steward(),
+                json={
+                    "title": "Health research with the university",
+                    "parties": [RESEARCHER],
+                    "legal_authority": "Band Council Resolution 2026-14",
+                    "review_at": soon,
+                    "approvals": [approval["id"]],
+                    "duties": [
+                        {
+                            "kind": "return_results",
+                            "description": "Aggregate tables to the council",
+                            "due_at": soon,
+                            "owed_by": RESEARCHER,
+                        }
+                    ],
+                },
+            ),
+            201,
+        )
+        (duty,) = agreement["duties"]
+
+        pages.sign_in(STEWARD_A)
+        pages.open(f"/web/communities/{NATION_A}/")
+        assert "Health research with the university" in pages.text("#agreements-due")
+        pages.click("nav.tabs a[href$='/agreements']")
+        assert "Aggregate tables to the council" in pages.text(f"#duty-{duty['id']}")
+        pages.shot("steward-agreements")
+        pages.click(f"#met-{duty['id']}")  # no note, no confirmation: refused, nothing recorded
+        assert "Write a note" in pages.text() and "Tick the box" in pages.text()
+        pages.type(f"#note-{duty['id']}", "Tables presented at the assembly")
+        pages.tick(f"confirm-{duty['id']}")
+        pages.click(f"#met-{duty['id']}")
+        assert "The duty is marked met" in pages.text(".messages")
+        assert "Tables presented at the assembly" in pages.text(f"#duty-{duty['id']}")
+        pages.no_csp_violations(refused_forms=True)  # the first, incomplete form answered 400
+
     def test_a_steward_of_b_cannot_open_a_pages_and_a_form_without_its_token_is_refused(
         self, pages: Pages, gov: Governance
     ) -> None:

@@ -18,7 +18,16 @@ from werkzeug.wrappers import Response
 
 from consent_service.container import EXTENSION
 from consent_service.core import pseudonyms
-from consent_service.web import account, governance, i18n, intake, person, steward, steward_requests
+from consent_service.web import (
+    account,
+    governance,
+    i18n,
+    intake,
+    person,
+    steward,
+    steward_agreements,
+    steward_requests,
+)
 from consent_service.web.render import UNROUTED_ERROR_PAGE, unrouted_error_page, words
 from consent_service.web.session import TLSAwareSessions
 from consent_service.web.words import time_zone
@@ -40,7 +49,7 @@ def register(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=minutes * 60,
     )
     i18n.register(app)
-    for module in (account, steward, governance, steward_requests, intake, person):
+    for module in (account, steward, governance, steward_requests, steward_agreements, intake, person):
         app.register_blueprint(module.bp)
     app.context_processor(_wording)
     app.extensions[UNROUTED_ERROR_PAGE] = unrouted_error_page
