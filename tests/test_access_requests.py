@@ -127,7 +127,7 @@ class TestFiling:
         rule_id = refused_rule(gov)
         filed = file(gov, rule_id)
         assert filed["status"] == "pending" and filed["requester"] == RESEARCHER
-        assert filed["rule_id"] == rule_id and filed["community"] == NATION_A
+        assert filed["rule_id"] == rule_id and filed["community"] is None  # Nation A hides its id
         assert parse(filed["decide_by"]) - parse(filed["filed_at"]) == timedelta(days=30)
         assert (filed["closed_at"], filed["approval_id"], filed["refusal_reason"]) == (None, None, None)
         assert assert_ok(read(gov, filed["id"])) == filed
@@ -166,12 +166,32 @@ class TestFiling:
         assert set(error["details"]) == {"requested_until"}
         assert all_rows_as_text(app) == before
 
-    def test_an_unknown_community_is_refused_naming_the_field(self, gov, app):
+    def test_a_guessed_community_is_answered_alike_where_the_community_hides_its_id(self, gov):
+        """The rule names its community. Where the community hides its id (the default), naming
+        the right community, a wrong one or none files the same request and no answer names the
+        community: filing cannot confirm which community the person belongs to."""
+        rule_id = refused_rule(gov)
+        answers = [file(gov, rule_id, community=guess) for guess in (NATION_A, NATION_B, "nation-z", None)]
+        assert {a["community"] for a in answers} == {None}
+        assert {a["rule_id"] for a in answers} == {rule_id}
+        queue = assert_ok(
+            gov.client.get(f"/v1/communities/{NATION_A}/access-requests", headers=gov.steward())
+        )
+        assert {r["id"] for r in queue["access_requests"]} == {a["id"] for a in answers}
+        assert all(r["community"] == NATION_A for r in queue["access_requests"])  # its stewards know it
+
+    def test_where_the_community_shows_its_id_a_wrong_one_is_refused_and_the_right_one_named(self, gov, app):
+        assert_ok(
+            gov.client.patch(
+                f"/v1/communities/{NATION_A}", headers=gov.steward(), json={"show_community_id": True}
+            )
+        )
         rule_id = refused_rule(gov)
         before = all_rows_as_text(app)
         error = assert_error(file(gov, rule_id, 400, community="nation-z"), 400, "validation_error")
-        assert set(error["details"]) == {"community"}
+        assert set(error["details"]) == {"rule_id"}
         assert all_rows_as_text(app) == before
+        assert file(gov, rule_id)["community"] == NATION_A
 
     @pytest.mark.parametrize("missing", ["protocol", "ethics_reference", "benefit_plan", "requested_until"])
     def test_each_part_of_the_request_is_required(self, gov, missing):
@@ -253,7 +273,7 @@ class TestPrivacy:
         filed = file(gov, refused_rule(gov))
         for headers in (gov.steward(), gov.world.headers(COUNCIL_A, "community:read")):
             response = gov.client.get(f"/v1/access-requests/{filed['id']}", headers=headers)
-            assert assert_ok(response) == filed
+            assert assert_ok(response) == {**filed, "community": NATION_A}  # its stewards know it
         for scope in ("rules:write", "community:read"):
             other = gov.world.headers("nation-b-council", scope)
             theirs = gov.client.get(f"/v1/access-requests/{filed['id']}", headers=other)

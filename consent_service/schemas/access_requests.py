@@ -29,7 +29,14 @@ def _required_text(max_length: int, description: str) -> fields.String:
 
 
 class AccessRequestIn(StrictSchema):
-    community = code(required=True, metadata={"description": "the community asked"})
+    community = code(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the community asked (optional: the rule names it; where the community hides "
+            "its id, a different value is not checked and the answers withhold the id)"
+        },
+    )
     rule_id = fields.String(
         required=True,
         validate=validate.Length(min=1, max=36),
@@ -45,7 +52,7 @@ class AccessRequestIn(StrictSchema):
 
 class AccessRequestOut(StrictSchema):
     id = fields.String()
-    community = fields.String()
+    community = fields.String(allow_none=True)
     requester = fields.String()
     rule_id = fields.String()
     purposes = fields.List(fields.String())

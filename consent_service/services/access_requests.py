@@ -20,7 +20,7 @@ for access one of its rules refused; the community's stewards grant or refuse it
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from consent_service.container import Services
@@ -56,7 +56,7 @@ class AccessRequestRecord:
     """
 
     id: str
-    community: str
+    community: str | None  # None in the requester's view of a community that hides its id
     requester: str
     rule_id: str
     purposes: list[str]
@@ -73,6 +73,12 @@ class AccessRequestRecord:
     note: str | None
     refusal_reason: str | None
     approval_id: str | None
+
+    def as_requester_sees(self, shows_id: bool) -> AccessRequestRecord:
+        """The requester is told the community's id only if the community shows it (as in its
+        decisions, core/disclosure.py): a request names a rule, and the rule's community is
+        what the person's membership would reveal."""
+        return self if shows_id else replace(self, community=None)
 
     @classmethod
     def of(cls, row: AccessRequest, now: datetime) -> AccessRequestRecord:
@@ -144,7 +150,7 @@ def file_request(
     services: Services,
     *,
     caller: Caller,
-    community: str,
+    community: str | None,
     rule_id: str,
     purposes: list[str],
     data_categories: list[str],
@@ -161,19 +167,25 @@ def file_request(
             "The requested end date has passed.", details={"requested_until": ["must be in the future"]}
         )
     with services.writing(caller) as session:
-        row = community_store.get(session, community)
-        if row is None:
-            raise ValidationFailed("No such community.", details={"community": ["no such community"]})
         codes.check(session, services.policy, purposes=purposes, data_categories=data_categories)
-        rule = community_store.get_rule(session, community, rule_id)
+        # The request goes to the rule's community. A requester that names a community is held to
+        # it only where the community shows its id: where it hides it, a right guess and a wrong
+        # one are answered alike (the request is filed with the rule's community, whose id the
+        # answer withholds), so filing cannot confirm which community a member belongs to.
+        rule = community_store.find_rule(session, rule_id)
         applies = (
             rule is not None
             and rule.retired_at is None
             and (WILDCARD in rule.requesters or caller.organization in rule.requesters)
             and rule_id in set(store.rule_ids_told(session, caller.organization))
         )
-        if not applies:
+        if not applies or rule is None:
             raise ValidationFailed("Unknown rule.", details={"rule_id": [_UNKNOWN_RULE]})
+        row = community_store.get(session, rule.community_id)
+        assert row is not None  # a rule's community exists (foreign key)
+        if community is not None and community != row.id and row.show_community_id:
+            raise ValidationFailed("Unknown rule.", details={"rule_id": [_UNKNOWN_RULE]})
+        community = row.id
         request = AccessRequest(
             id=str(uuid.uuid4()),
             community_id=community,
@@ -203,7 +215,7 @@ def file_request(
             ),
         )
         session.commit()
-        return record
+        return record.as_requester_sees(row.show_community_id)
 
 
 def get_own(services: Services, *, caller: Caller, request_id: str, now: datetime) -> AccessRequestRecord:
@@ -214,7 +226,9 @@ def get_own(services: Services, *, caller: Caller, request_id: str, now: datetim
         if row is None:
             raise NotFound(_NOT_FOUND)
         if caller.has(Scope.AUTHORIZE) and row.requester == caller.organization:
-            return AccessRequestRecord.of(row, now)
+            community = community_store.get(session, row.community_id)
+            shows = community is not None and community.show_community_id
+            return AccessRequestRecord.of(row, now).as_requester_sees(shows)
         if (caller.has(Scope.RULES_WRITE) or caller.has(Scope.COMMUNITY_READ)) and services.policy.may_manage(
             organization=caller.organization,
             community=row.community_id,
@@ -227,8 +241,14 @@ def get_own(services: Services, *, caller: Caller, request_id: str, now: datetim
 
 def list_own(services: Services, *, caller: Caller, status: str | None, now: datetime) -> AccessRequestList:
     with services.reading(caller) as session:
+        rows = store.of_requester(session, caller.organization)
+        shown = {
+            cid
+            for cid in {row.community_id for row in rows}
+            if (c := community_store.get(session, cid)) and c.show_community_id
+        }
         records = [
-            AccessRequestRecord.of(row, now) for row in store.of_requester(session, caller.organization)
+            AccessRequestRecord.of(row, now).as_requester_sees(row.community_id in shown) for row in rows
         ]
     return AccessRequestList([r for r in records if status is None or r.status == status])
 

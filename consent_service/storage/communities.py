@@ -278,6 +278,11 @@ def rules(session: Session, community_id: str, *, include_retired: bool) -> list
     return list(session.scalars(query.order_by(*_RULE_ORDER)))
 
 
+def find_rule(session: Session, rule_id: str) -> CommunityRule | None:
+    """A rule by its id alone, whichever community's."""
+    return session.get(CommunityRule, rule_id)
+
+
 def get_rule(session: Session, community_id: str, rule_id: str) -> CommunityRule | None:
     rule = session.get(CommunityRule, rule_id)
     return rule if rule is not None and rule.community_id == community_id else None
