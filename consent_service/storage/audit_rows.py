@@ -23,6 +23,7 @@ from consent_service.storage.models import (
     CommunitySteward,
     Consent,
     ConsentEvent,
+    ConsentImportRow,
     ConsentVersion,
     Decision,
     DecisionCommunity,
@@ -166,6 +167,7 @@ for _model in (
     DecisionCommunity,
     SubjectSystem,
     PersonAccessCode,
+    ConsentImportRow,
     StewardChange,
 ):
     bind(_model)

@@ -20,6 +20,7 @@ def register(app: Flask, services: Services) -> None:
         audit,
         authorize,
         communities,
+        consent_files,
         consents,
         decisions,
         errors,
@@ -50,6 +51,7 @@ def register(app: Flask, services: Services) -> None:
     api.init_app(app)
     resources = (
         organizations,
+        consent_files,
         consents,
         authorize,
         vocabulary,

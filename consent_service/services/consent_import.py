@@ -1,0 +1,411 @@
+"""Bulk import of consents: a CSV file or a FHIR R4 Bundle, all rows checked before any is written.
+
+Every row goes through what ``POST /v1/consents`` does to one consent: the same schema
+(``schemas.consents.ConsentIn``), the subject system check, the code checks and the
+deployment's safeguards (``consents._check_terms``). Then, in one transaction:
+
+* a row with a problem: nothing is written and every bad row is named (line, field, message);
+  with ``skip_bad`` the good rows are written and the bad ones listed;
+* a row recorded by an earlier import (same organization, same person, same terms: its
+  ``row_key``, a keyed hash) or naming a consent of the organization (``consent_id``, as an
+  export has it) is counted as ``already`` and written again never;
+* each new consent gets version 1 with its signed receipt, its ``recorded`` event, its
+  intake memberships (``pending``) and one ``consent:recorded`` audit entry binding its rows
+  (the ``import`` and ``line`` it came from in the payload), exactly as one recorded alone.
+
+No access code is issued per imported row (the person was not at the desk to be handed one):
+a worker issues one with ``POST /v1/consents/{id}/access-code`` when the person asks.
+The rows are written with one multi-row statement per table (PostgreSQL: ``COPY``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from marshmallow import ValidationError
+
+from consent_service.container import Services
+from consent_service.core import consent_files, receipts
+from consent_service.core.caller import Caller
+from consent_service.core.consent_files import FileRefused, Problem, Row
+from consent_service.core.deployment import DEFAULT_SETTING
+from consent_service.core.wire import AuditTag, ConsentStatus
+from consent_service.errors import ServiceError, ValidationFailed
+from consent_service.schemas.consents import ConsentIn, consent_recorded_audit
+from consent_service.services import audit_rows, consents
+from consent_service.storage import audit_rows as bound
+from consent_service.storage import consent_import as store
+from consent_service.storage.models import (
+    Consent,
+    ConsentEvent,
+    ConsentImportRow,
+    ConsentVersion,
+    Membership,
+    ProtectedGrant,
+)
+
+FORMATS = ("csv", "fhir")
+MAX_PROBLEMS = 1000  # bad rows named in one answer (the count says how many there were)
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    import_id: str
+    format: str
+    rows: int  # rows read (bad ones included)
+    recorded: int  # consents recorded by this import
+    already: int  # rows an earlier import recorded, or naming a consent already on file
+    bad: int
+    problems: tuple[Problem, ...]
+    written: bool
+    consent_ids: tuple[str, ...] = ()
+
+
+class ImportRefused(ValidationFailed):
+    """Bad rows and no ``skip_bad``: nothing was written; ``details.rows`` names each of them."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(
+            f"{report.bad} of {report.rows} rows are bad; nothing was imported "
+            "(fix them, or import the good rows only with skip_bad).",
+            details={"rows": [problem_dict(p) for p in report.problems], "bad_rows": report.bad},
+        )
+        self.report = report
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {"line": problem.line, "field": problem.field, "message": problem.message}
+
+
+@dataclass
+class _Good:
+    line: int
+    subject_key: str
+    terms: dict[str, Any]
+    row_key: str
+
+
+@dataclass
+class _Checked:
+    good: list[_Good] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    already: int = 0
+    rows: int = 0
+
+
+def read_rows(data: bytes, fmt: str, *, issuer: str) -> list[Row | Problem]:
+    """The file's rows; a file that cannot be read at all is a 400 naming the line and field."""
+    if fmt not in FORMATS:
+        raise ValidationFailed("Unknown format.", details={"format": [f"one of {', '.join(FORMATS)}"]})
+    try:
+        rows = consent_files.csv_rows(data) if fmt == "csv" else consent_files.fhir_rows(data, issuer=issuer)
+        return list(rows)
+    except FileRefused as refused:
+        p = refused.problem
+        raise ValidationFailed(
+            f"The file cannot be imported: line {p.line}, {p.field}: {p.message}. Nothing was imported.",
+            details={"rows": [problem_dict(p)]},
+        ) from None
+
+
+def _messages(line: int, messages: Any, path: str = "") -> list[Problem]:
+    """marshmallow's nested messages as one problem per field (named as the file names it)."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            out.extend(_messages(line, value, f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        return [Problem(line, consent_files.field_of(path), "; ".join(messages))]
+    if isinstance(messages, list):
+        return [p for m in messages for p in _messages(line, m, path)]
+    return [Problem(line, consent_files.field_of(path), str(messages))]
+
+
+def _refusal(line: int, error: ServiceError) -> list[Problem]:
+    if not error.details:
+        return [Problem(line, "row", error.message)]
+    return [
+        Problem(
+            line,
+            consent_files.field_of(name),
+            "; ".join(map(str, said)) if isinstance(said, list) else str(said),
+        )
+        for name, said in error.details.items()
+    ]
+
+
+def _row_key(services: Services, organization: str, subject_key: str, terms: dict[str, Any]) -> str:
+    text = json.dumps([organization, subject_key, terms], sort_keys=True, default=str, separators=(",", ":"))
+    return hmac.new(
+        services.idempotency_key, b"consent-import\x00" + text.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+_SCHEMA = ConsentIn()
+
+
+def _check(
+    services: Services,
+    session: Any,
+    *,
+    caller: Caller,
+    rows: Iterable[Row | Problem],
+    now: datetime,
+    progress: Progress | None,
+) -> _Checked:
+    """Every row checked as ``POST /v1/consents`` checks one; nothing is written here."""
+    out = _Checked()
+    checked_codes: set[Any] = set()
+    mine: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for row in rows:
+        out.rows += 1
+        if progress is not None:
+            progress(1)
+        if isinstance(row, Problem):
+            out.problems.append(row)
+            continue
+        if row.consent_id is not None:
+            mine.append((row.line, row.consent_id))
+            continue
+        try:
+            body = _SCHEMA.load(row.body)
+        except ValidationError as exc:
+            out.problems.extend(_messages(row.line, exc.messages))
+            continue
+        subject = body.pop("subject")
+        try:
+            ref = services.subject(session, system=subject["system"], value=subject["value"])
+            services.subjects.check_may_record(session, organization=caller.organization, ref=ref)
+            consents.check_terms(session, services, body, now, checked_codes=checked_codes)
+        except ServiceError as error:
+            out.problems.extend(_refusal(row.line, error))
+            continue
+        terms = {
+            name: list(dict.fromkeys(value)) if isinstance(value, list) else value
+            for name, value in body.items()
+        }
+        key = _row_key(services, caller.organization, ref.key, terms)
+        if key in seen:  # the same row twice in one file: recorded once
+            out.already += 1
+            continue
+        seen.add(key)
+        out.good.append(_Good(row.line, ref.key, terms, key))
+    owned = store.owned_consents(session, caller.organization, [cid for _, cid in mine])
+    for line, consent_id in mine:
+        if consent_id in owned:
+            out.already += 1
+        else:
+            out.problems.append(
+                Problem(line, "consent_id", "no consent of yours has this id (leave it empty to record one)")
+            )
+    earlier = store.imported_keys(session, caller.organization, [g.row_key for g in out.good])
+    if earlier:
+        out.already += sum(1 for g in out.good if g.row_key in earlier)
+        out.good = [g for g in out.good if g.row_key not in earlier]
+    return out
+
+
+def import_file(
+    services: Services,
+    *,
+    caller: Caller,
+    data: bytes,
+    fmt: str,
+    skip_bad: bool,
+    now: datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the file's consents (see the module's text); raises ``ImportRefused`` for bad rows
+    without ``skip_bad`` (nothing written), ``ValidationFailed`` for a file that cannot be read."""
+    rows = read_rows(data, fmt, issuer=services.settings["TOKEN_ISSUER"])
+    import_id = str(uuid.uuid4())
+    with services.writing(caller) as session:
+        checked = _check(services, session, caller=caller, rows=rows, now=now, progress=progress)
+        problems = tuple(sorted(checked.problems, key=lambda p: p.line))
+        bad = len({p.line for p in problems})
+
+        def report(recorded: list[str], written: bool) -> ImportReport:
+            return ImportReport(
+                import_id=import_id,
+                format=fmt,
+                rows=checked.rows,
+                recorded=len(recorded),
+                already=checked.already,
+                bad=bad,
+                problems=problems[:MAX_PROBLEMS],
+                written=written,
+                consent_ids=tuple(recorded),
+            )
+
+        if problems and not skip_bad:
+            session.rollback()
+            raise ImportRefused(report([], False))
+        recorded = _write(services, session, caller=caller, good=checked.good, import_id=import_id, now=now)
+        session.commit()
+        return report(recorded, bool(recorded))
+
+
+def _write(
+    services: Services, session: Any, *, caller: Caller, good: list[_Good], import_id: str, now: datetime
+) -> list[str]:
+    if not good:
+        return []
+    issuer = services.settings["TOKEN_ISSUER"]
+    org_name = store.organization_name(session, caller.organization)
+    protected = services.policy.deployment.protected_purposes
+    event_ids = store.next_event_ids(session, len(good))
+    members = store.memberships_of(session, {g.subject_key for g in good})
+    consent_rows: list[dict[str, Any]] = []
+    version_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    membership_rows: list[dict[str, Any]] = []
+    import_rows: list[dict[str, Any]] = []
+    grant_rows: list[dict[str, Any]] = []
+    entries: list[tuple[datetime, str, str | None, dict[str, Any]]] = []
+    memo: dict[int, str] = {}
+    tables = bound.BOUND
+    controller = {"id": caller.organization, "name": org_name}
+    for g, event_id in zip(good, event_ids, strict=True):
+        consent_id = str(uuid.uuid4())
+        receipt_id = str(uuid.uuid4())
+        t = g.terms
+        evidence = dict(t["evidence"])
+        claims = receipts.receipt_claims(
+            issuer=issuer,
+            receipt_id=receipt_id,
+            consent_id=consent_id,
+            version=1,
+            issued_at=now,
+            consent_recorded_at=now,
+            controller=controller,
+            subject_pseudonym=g.subject_key,
+            purposes=t["purposes"],
+            data_categories=t["data_categories"],
+            recipients=t["recipients"],
+            communities=t["communities"],
+            expires_at=t.get("expires_at"),
+            method=evidence["method"],
+        )
+        consent = {
+            "id": consent_id,
+            "subject_key": g.subject_key,
+            "recorded_by": caller.organization,
+            "status": str(ConsentStatus.ACTIVE),
+            "current_version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "revoked_at": None,
+            "revoked_reason": None,
+        }
+        version = {
+            "consent_id": consent_id,
+            "version": 1,
+            "purposes": t["purposes"],
+            "data_categories": t["data_categories"],
+            "recipients": t["recipients"],
+            "communities": t["communities"],
+            "expires_at": t.get("expires_at"),
+            "evidence": evidence,
+            "recorded_at": now,
+            "recorded_by_client": caller.client_id,
+            "receipt_id": receipt_id,
+            "receipt": receipts.sign(services.keys, claims),
+        }
+        event = {
+            "id": event_id,
+            "consent_id": consent_id,
+            "kind": "recorded",
+            "version": 1,
+            "at": now,
+            "actor_org": caller.organization,
+            "actor_client": caller.client_id,
+            "reason": None,
+        }
+        have = members.setdefault(g.subject_key, set())
+        new_members = [
+            {
+                "subject_key": g.subject_key,
+                "community_id": community,
+                "consent_id": consent_id,
+                "created_at": now,
+                "id": str(uuid.uuid4()),
+                "status": "pending",
+                "ended_at": None,
+            }
+            for community in sorted(set(t["communities"]) - have)
+        ]
+        have.update(t["communities"])
+        imported = {
+            "organization_id": caller.organization,
+            "row_key": g.row_key,
+            "consent_id": consent_id,
+            "import_id": import_id,
+            "imported_at": now,
+        }
+        namings = [
+            audit_rows.naming(services.rows_key, tables[Consent.__tablename__], consent, memo=memo),
+            audit_rows.naming(services.rows_key, tables[ConsentVersion.__tablename__], version, memo=memo),
+            audit_rows.naming(services.rows_key, tables[ConsentEvent.__tablename__], event, memo=memo),
+            *(
+                audit_rows.naming(services.rows_key, tables[Membership.__tablename__], m, memo=memo)
+                for m in new_members
+            ),
+            audit_rows.naming(services.rows_key, tables[ConsentImportRow.__tablename__], imported, memo=memo),
+        ]
+        granted = [p for p in t["purposes"] if p in protected]
+        if granted:
+            grant_rows.extend(
+                {
+                    "community_id": community,
+                    "consent_id": consent_id,
+                    "consent_version": 1,
+                    "purposes": granted,
+                    "recipients": list(t["recipients"]),
+                    "recorded_by": caller.organization,
+                    "setting": evidence.get("setting") or DEFAULT_SETTING,
+                    "at": now,
+                }
+                for community in sorted(have)
+            )
+        payload = _audit_payload(consent, version, granted)
+        payload.update({"import": import_id, "line": g.line, audit_rows.ROWS: namings})
+        entries.append((now, str(AuditTag.CONSENT_RECORDED), consent_id, payload))
+        consent_rows.append(consent)
+        version_rows.append(version)
+        event_rows.append(event)
+        membership_rows.extend(new_members)
+        import_rows.append(imported)
+    store.insert(session, Consent.__table__, consent_rows)
+    store.insert(session, ConsentVersion.__table__, version_rows)
+    store.insert(session, ConsentEvent.__table__, event_rows)
+    store.insert(session, Membership.__table__, membership_rows)
+    store.insert(session, ConsentImportRow.__table__, import_rows)
+    if grant_rows:
+        store.insert(session, ProtectedGrant.__table__, grant_rows, autoincrement=True)
+    services.append_audit_many(session, caller=caller, entries=entries)
+    return [c["id"] for c in consent_rows]
+
+
+class _Terms:
+    """The columns the audit payload's schema reads (``ConsentAuditOut``), without building rows."""
+
+    def __init__(self, consent: dict[str, Any], version: dict[str, Any]) -> None:
+        self.__dict__.update(consent)
+        self.__dict__.update(version)
+
+
+def _audit_payload(consent: dict[str, Any], version: dict[str, Any], protected: list[str]) -> dict[str, Any]:
+    payload: dict[str, Any] = consent_recorded_audit.dump(_Terms(consent, version))
+    if protected:
+        payload["protected_purposes"] = protected
+    return payload
