@@ -76,13 +76,17 @@ class ImportRefused(ValidationFailed):
         super().__init__(
             f"{report.bad} of {report.rows} rows are bad; nothing was imported "
             "(fix them, or import the good rows only with skip_bad).",
-            details={"rows": [problem_dict(p) for p in report.problems], "bad_rows": report.bad},
+            details=problem_details(report.problems),
         )
         self.report = report
 
 
-def problem_dict(problem: Problem) -> dict[str, Any]:
-    return {"line": problem.line, "field": problem.field, "message": problem.message}
+def problem_details(problems: Iterable[Problem]) -> dict[str, list[str]]:
+    """The error's ``details`` (field -> messages, as every 400): ``"line N"`` -> ``"field: message"``."""
+    details: dict[str, list[str]] = {}
+    for p in problems:
+        details.setdefault(f"line {p.line}", []).append(f"{p.field}: {p.message}")
+    return details
 
 
 @dataclass
@@ -112,7 +116,7 @@ def read_rows(data: bytes, fmt: str, *, issuer: str) -> list[Row | Problem]:
         p = refused.problem
         raise ValidationFailed(
             f"The file cannot be imported: line {p.line}, {p.field}: {p.message}. Nothing was imported.",
-            details={"rows": [problem_dict(p)]},
+            details=problem_details([p]),
         ) from None
 
 
