@@ -86,7 +86,9 @@ def named(response) -> set[tuple[int, str]]:
     """(line, field) of every problem a refused import names (details: "line N" -> "field: message")."""
     details = response.get_json()["error"]["details"]
     return {
-        (int(key.removeprefix("line ")), said.split(": ", 1)[0]) for key, messages in details.items() for said in messages
+        (int(key.removeprefix("line ")), said.split(": ", 1)[0])
+        for key, messages in details.items()
+        for said in messages
     }
 
 
@@ -117,7 +119,9 @@ class TestCsvImport:
         with services.sessions() as session:
             from consent_service.storage import audit as audit_store
 
-            entries = audit_store.entries_about(session, tag="consent:recorded", object_ids=report["consent_ids"])
+            entries = audit_store.entries_about(
+                session, tag="consent:recorded", object_ids=report["consent_ids"]
+            )
         assert len(entries) == 5 and {e.payload["import"] for e in entries} == {report["import_id"]}
         assert all(e.actor_org == ORG for e in entries)
         verify_ok(app)
@@ -185,7 +189,11 @@ class TestCsvImport:
 
 MALFORMED = {
     "wrong header": (b"subject,purposes\nx,y\n", 1, "header"),
-    "not utf-8": (HEADER.encode() + b"\n" + line("C-1").encode() + line("C-\xe9").encode("latin-1"), 3, "file"),
+    "not utf-8": (
+        HEADER.encode() + b"\n" + line("C-1").encode() + line("C-\xe9").encode("latin-1"),
+        3,
+        "file",
+    ),
     "unbalanced quotes": (csv_file(line("C-1"), 'urn:outreach-org:client,"C-2,research\n'), 3, "file"),
     "a 10 MB line": (csv_file(line("C-1"), line("C-" + "x" * (10 * 1024 * 1024))), 3, "file"),
     "too few cells": (csv_file(line("C-1"), "urn:outreach-org:client,C-2\n"), 3, "row"),
@@ -281,12 +289,14 @@ class TestExport:
         for entry in body["entry"]:
             model = FhirConsent if entry["resource"]["resourceType"] == "Consent" else AuditEvent
             model.model_validate(entry["resource"])
-        assert {e["resource"]["id"] for e in body["entry"] if e["resource"]["resourceType"] == "Consent"} == set(
-            report["consent_ids"]
-        )
+        assert {
+            e["resource"]["id"] for e in body["entry"] if e["resource"]["resourceType"] == "Consent"
+        } == set(report["consent_ids"])
         # Other organizations see nothing of it.
         orgs.org("other-org")
-        theirs = client.get("/v1/consents/export?format=fhir", headers=orgs.headers("other-org", "consents:read"))
+        theirs = client.get(
+            "/v1/consents/export?format=fhir", headers=orgs.headers("other-org", "consents:read")
+        )
         assert json.loads(theirs.get_data(as_text=True)).get("entry") == []
         # The bundle imports back as consents already recorded.
         back = post_import(client, orgs, response.get_data(), media="application/fhir+json")
@@ -298,10 +308,16 @@ def fhir_consent(value: str, *, purpose_system: str | None = None, purpose: str 
     return {
         "resourceType": "Consent",
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+            ]
+        },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"identifier": {"system": SYSTEM, "value": value}},
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "policyRule": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
+        },
         "extension": [
             {
                 "url": code_system(issuer, "evidence"),
@@ -316,8 +332,17 @@ def fhir_consent(value: str, *, purpose_system: str | None = None, purpose: str 
             "period": {"end": "2031-01-01T00:00:00+00:00"},
             "actor": [
                 {
-                    "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
-                    "reference": {"identifier": {"system": code_system(issuer, "organization"), "value": "gla"}},
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                "code": "IRCP",
+                            }
+                        ]
+                    },
+                    "reference": {
+                        "identifier": {"system": code_system(issuer, "organization"), "value": "gla"}
+                    },
                 }
             ],
             "purpose": [{"system": purpose_system or code_system(issuer, "purpose"), "code": purpose}],
@@ -340,7 +365,8 @@ class TestFhirImport:
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["recorded"] == 2
         consent = client.get(
-            f"/v1/consents/{response.get_json()['consent_ids'][0]}", headers=orgs.headers(ORG, "consents:read")
+            f"/v1/consents/{response.get_json()['consent_ids'][0]}",
+            headers=orgs.headers(ORG, "consents:read"),
         ).get_json()
         assert (consent["purposes"], consent["recipients"]) == (["service-planning"], ["gla"])
         verify_ok(app)

@@ -320,3 +320,44 @@ def consent_row(line: int, resource: Mapping[str, Any], *, issuer: str) -> Row |
     if problems:
         return problems
     return Row(line=line, body=body, consent_id=consent_id)
+
+
+def fhir_consent(body: Mapping[str, Any], *, issuer: str) -> dict[str, Any]:
+    """A ``POST /v1/consents`` body as the FHIR R4 Consent :func:`fhir_rows` reads back (to
+    write an import file; an export's Consents carry the pseudonym and the consent's id)."""
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "actor": [
+            {
+                "role": {"coding": [{"system": PARTICIPATION, "code": IRCP}]},
+                "reference": {"identifier": {"system": code_system(issuer, "organization"), "value": org}},
+            }
+            for org in body["recipients"]
+        ],
+        "purpose": [{"system": code_system(issuer, "purpose"), "code": c} for c in body["purposes"]],
+        "class": [
+            {"system": code_system(issuer, "data-category"), "code": c} for c in body["data_categories"]
+        ],
+    }
+    if body.get("expires_at"):
+        provision["period"] = {"end": str(body["expires_at"])}
+    return {
+        "resourceType": "Consent",
+        "extension": evidence_extension(issuer, body["evidence"], body.get("communities") or ()),
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
+        "patient": {"identifier": dict(body["subject"])},
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
+        "provision": provision,
+    }
+
+
+def fhir_bundle(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+LOINC = "http://loinc.org"
