@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
 from flask.views import MethodView
 
 from consent_service.core.permissions import Scope
@@ -76,7 +76,7 @@ class ExportConsents(MethodView):
             the_services, caller=caller, now=at
         )
         return Response(
-            stream_with_context(lines),
+            lines,  # needs no request context: it holds its services and caller
             status=200,
             mimetype=consent_export.MEDIA_TYPES[fmt],
             headers={
