@@ -38,7 +38,8 @@ from consent_service.core.consent_files import FileRefused, Problem, Row
 from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import ServiceError, ValidationFailed
-from consent_service.schemas.consents import ConsentIn, consent_recorded_audit
+from consent_service.schemas.common import SubjectSchema
+from consent_service.schemas.consents import RECORDED_FIELDS, ConsentIn, ConsentTermsIn
 from consent_service.services import audit_rows, consents
 from consent_service.storage import audit_rows as bound
 from consent_service.storage import consent_import as store
@@ -154,7 +155,41 @@ def _row_key(services: Services, organization: str, subject_key: str, terms: dic
     ).hexdigest()
 
 
-_SCHEMA = ConsentIn()
+# ``ConsentIn`` is ``ConsentTermsIn`` plus the nested ``subject``: a row is loaded as the two
+# parts, so that the terms, which the rows of a file share, are loaded once per distinct set.
+_TERMS = ConsentTermsIn()
+_SUBJECT = SubjectSchema()
+_SUBJECT_FIELD = "subject"
+assert set(ConsentIn().fields) == {*_TERMS.fields, _SUBJECT_FIELD}
+
+
+def _load(row: Row, memo: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The row's subject and terms as ``ConsentIn`` loads them; raises ``ValidationError``."""
+    rest = {name: value for name, value in row.body.items() if name != _SUBJECT_FIELD}
+    key = json.dumps(rest, sort_keys=True, default=str)
+    terms = memo.get(key)
+    if terms is None:
+        try:
+            loaded = _TERMS.load(rest)
+        except ValidationError as exc:
+            loaded = exc
+        else:  # each list keeps its first occurrences only, in order (as consents._new_version)
+            loaded = {n: list(dict.fromkeys(v)) if isinstance(v, list) else v for n, v in loaded.items()}
+        terms = memo[key] = loaded
+    problems: dict[str, Any] = {}
+    subject: dict[str, str] = {}
+    if _SUBJECT_FIELD not in row.body:
+        problems[_SUBJECT_FIELD] = ["Missing data for required field."]
+    else:
+        try:
+            subject = _SUBJECT.load(row.body[_SUBJECT_FIELD])
+        except ValidationError as exc:
+            problems[_SUBJECT_FIELD] = exc.messages
+    if isinstance(terms, ValidationError):
+        problems.update(terms.messages if isinstance(terms.messages, dict) else {"row": terms.messages})
+    if problems:
+        raise ValidationError(problems)
+    return subject, terms
 
 
 def _check(
@@ -169,6 +204,7 @@ def _check(
     """Every row checked as ``POST /v1/consents`` checks one; nothing is written here."""
     out = _Checked()
     checked_codes: set[Any] = set()
+    loaded: dict[str, Any] = {}
     mine: list[tuple[int, str]] = []
     seen: set[str] = set()
     for row in rows:
@@ -182,22 +218,17 @@ def _check(
             mine.append((row.line, row.consent_id))
             continue
         try:
-            body = _SCHEMA.load(row.body)
+            subject, terms = _load(row, loaded)
         except ValidationError as exc:
             out.problems.extend(_messages(row.line, exc.messages))
             continue
-        subject = body.pop("subject")
         try:
             ref = services.subject(session, system=subject["system"], value=subject["value"])
             services.subjects.check_may_record(session, organization=caller.organization, ref=ref)
-            consents.check_terms(session, services, body, now, checked_codes=checked_codes)
+            consents.check_terms(session, services, terms, now, checked_codes=checked_codes)
         except ServiceError as error:
             out.problems.extend(_refusal(row.line, error))
             continue
-        terms = {
-            name: list(dict.fromkeys(value)) if isinstance(value, list) else value
-            for name, value in body.items()
-        }
         key = _row_key(services, caller.organization, ref.key, terms)
         if key in seen:  # the same row twice in one file: recorded once
             out.already += 1
@@ -323,7 +354,7 @@ def _write(
             "recorded_at": now,
             "recorded_by_client": caller.client_id,
             "receipt_id": receipt_id,
-            "receipt": receipts.sign(services.keys, claims),
+            "receipt": None,  # signed below, all at once
         }
         event = {
             "id": event_id,
@@ -356,6 +387,7 @@ def _write(
             "import_id": import_id,
             "imported_at": now,
         }
+        version["receipt"] = services.keys.sign_many([claims], typ=receipts.RECEIPT_TYP)[0]
         namings = [
             audit_rows.naming(services.rows_key, tables[Consent.__tablename__], consent, memo=memo),
             audit_rows.naming(services.rows_key, tables[ConsentVersion.__tablename__], version, memo=memo),
@@ -400,16 +432,22 @@ def _write(
     return [c["id"] for c in consent_rows]
 
 
-class _Terms:
-    """The columns the audit payload's schema reads (``ConsentAuditOut``), without building rows."""
-
-    def __init__(self, consent: dict[str, Any], version: dict[str, Any]) -> None:
-        self.__dict__.update(consent)
-        self.__dict__.update(version)
-
-
 def _audit_payload(consent: dict[str, Any], version: dict[str, Any], protected: list[str]) -> dict[str, Any]:
-    payload: dict[str, Any] = consent_recorded_audit.dump(_Terms(consent, version))
+    """What ``schemas.consents.consent_recorded_audit`` makes of a consent recorded alone."""
+    expires_at = version["expires_at"]
+    payload: dict[str, Any] = {
+        "subject": consent["subject_key"],
+        "version": version["version"],
+        "purposes": version["purposes"],
+        "data_categories": version["data_categories"],
+        "recipients": version["recipients"],
+        "communities": version["communities"],
+        "expires_at": expires_at.isoformat() if expires_at is not None else None,
+        "method": version["evidence"].get("method"),
+        "setting": version["evidence"].get("setting") or DEFAULT_SETTING,
+        "receipt_id": version["receipt_id"],
+    }
+    assert len(payload) == len(RECORDED_FIELDS)
     if protected:
         payload["protected_purposes"] = protected
     return payload
