@@ -65,6 +65,8 @@ class Row:
     line: int
     body: dict[str, Any]
     consent_id: str | None = None
+    # The row's cells other than the subject's: rows with equal keys have equal terms (loaded once).
+    terms_key: tuple[Any, ...] | None = None
 
 
 class FileRefused(Exception):
@@ -155,7 +157,8 @@ def row_of(line: int, cells: Mapping[str, str]) -> Row:
         if value or name in REQUIRED:
             evidence[key] = _codes(value) if key == "confirmed_protected_purposes" else value
     body["evidence"] = evidence
-    return Row(line=line, body=body, consent_id=get.get("consent_id") or None)
+    terms_key = tuple(sorted((n, v) for n, v in get.items() if n not in SUBJECT_COLUMNS))
+    return Row(line=line, body=body, consent_id=get.get("consent_id") or None, terms_key=terms_key)
 
 
 def csv_header() -> str:

@@ -148,11 +148,10 @@ def _refusal(line: int, error: ServiceError) -> list[Problem]:
     ]
 
 
-def _row_key(services: Services, organization: str, subject_key: str, terms: dict[str, Any]) -> str:
-    text = json.dumps([organization, subject_key, terms], sort_keys=True, default=str, separators=(",", ":"))
-    return hmac.new(
-        services.idempotency_key, b"consent-import\x00" + text.encode(), hashlib.sha256
-    ).hexdigest()
+def _row_key(services: Services, organization: str, subject_key: str, terms_text: str) -> str:
+    """The row's idempotency key: a keyed hash of the organization, the person and the terms."""
+    text = f"{organization}\x00{subject_key}\x00{terms_text}".encode()
+    return hmac.new(services.idempotency_key, b"consent-import\x00" + text, hashlib.sha256).hexdigest()
 
 
 # ``ConsentIn`` is ``ConsentTermsIn`` plus the nested ``subject``: a row is loaded as the two
@@ -163,10 +162,10 @@ _SUBJECT_FIELD = "subject"
 assert set(ConsentIn().fields) == {*_TERMS.fields, _SUBJECT_FIELD}
 
 
-def _load(row: Row, memo: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+def _load(row: Row, memo: dict[Any, Any]) -> tuple[dict[str, str], dict[str, Any]]:
     """The row's subject and terms as ``ConsentIn`` loads them; raises ``ValidationError``."""
     rest = {name: value for name, value in row.body.items() if name != _SUBJECT_FIELD}
-    key = json.dumps(rest, sort_keys=True, default=str)
+    key = row.terms_key if row.terms_key is not None else json.dumps(rest, sort_keys=True, default=str)
     terms = memo.get(key)
     if terms is None:
         try:
@@ -204,7 +203,8 @@ def _check(
     """Every row checked as ``POST /v1/consents`` checks one; nothing is written here."""
     out = _Checked()
     checked_codes: set[Any] = set()
-    loaded: dict[str, Any] = {}
+    loaded: dict[Any, Any] = {}
+    texts: dict[int, str] = {}  # id of loaded terms (kept alive by ``loaded``) -> their JSON
     mine: list[tuple[int, str]] = []
     seen: set[str] = set()
     for row in rows:
@@ -229,7 +229,10 @@ def _check(
         except ServiceError as error:
             out.problems.extend(_refusal(row.line, error))
             continue
-        key = _row_key(services, caller.organization, ref.key, terms)
+        terms_text = texts.get(id(terms))
+        if terms_text is None:  # the loaded terms are shared by the rows that share them
+            terms_text = texts[id(terms)] = json.dumps(terms, sort_keys=True, default=str)
+        key = _row_key(services, caller.organization, ref.key, terms_text)
         if key in seen:  # the same row twice in one file: recorded once
             out.already += 1
             continue
@@ -314,7 +317,7 @@ def _write(
         consent_id = str(uuid.uuid4())
         receipt_id = str(uuid.uuid4())
         t = g.terms
-        evidence = dict(t["evidence"])
+        evidence = t["evidence"]  # shared by the rows with these terms (never changed)
         claims = receipts.receipt_claims(
             issuer=issuer,
             receipt_id=receipt_id,
