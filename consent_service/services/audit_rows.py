@@ -55,6 +55,11 @@ MODULUS = 1 << 256
 Progress = Callable[[int], None]
 
 
+def plain(value: Any) -> Any:
+    """A value as the digest reads it: a datetime as its UTC ISO text, anything else as it is."""
+    return _plain(value)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)

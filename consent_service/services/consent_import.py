@@ -311,7 +311,14 @@ def _write(
     grant_rows: list[dict[str, Any]] = []
     entries: list[tuple[datetime, str, str | None, dict[str, Any]]] = []
     memo: dict[int, str] = {}
+    claims_of: list[dict[str, Any]] = []
+    per_row: list[tuple[int, list[str], list[dict[str, Any]]]] = []
     tables = bound.BOUND
+    rows_key = services.rows_key
+    consent_table, version_table = tables[Consent.__tablename__], tables[ConsentVersion.__tablename__]
+    event_table, member_table = tables[ConsentEvent.__tablename__], tables[Membership.__tablename__]
+    import_table = tables[ConsentImportRow.__tablename__]
+    now_text = audit_rows.plain(now)
     controller = {"id": caller.organization, "name": org_name}
     for g, event_id in zip(good, event_ids, strict=True):
         consent_id = str(uuid.uuid4())
@@ -357,7 +364,7 @@ def _write(
             "recorded_at": now,
             "recorded_by_client": caller.client_id,
             "receipt_id": receipt_id,
-            "receipt": None,  # signed below, all at once
+            "receipt": "",  # signed below, all at once
         }
         event = {
             "id": event_id,
@@ -390,17 +397,7 @@ def _write(
             "import_id": import_id,
             "imported_at": now,
         }
-        version["receipt"] = services.keys.sign_many([claims], typ=receipts.RECEIPT_TYP)[0]
-        namings = [
-            audit_rows.naming(services.rows_key, tables[Consent.__tablename__], consent, memo=memo),
-            audit_rows.naming(services.rows_key, tables[ConsentVersion.__tablename__], version, memo=memo),
-            audit_rows.naming(services.rows_key, tables[ConsentEvent.__tablename__], event, memo=memo),
-            *(
-                audit_rows.naming(services.rows_key, tables[Membership.__tablename__], m, memo=memo)
-                for m in new_members
-            ),
-            audit_rows.naming(services.rows_key, tables[ConsentImportRow.__tablename__], imported, memo=memo),
-        ]
+        claims_of.append(claims)
         granted = [p for p in t["purposes"] if p in protected]
         if granted:
             grant_rows.extend(
@@ -416,14 +413,30 @@ def _write(
                 }
                 for community in sorted(have)
             )
-        payload = _audit_payload(consent, version, granted)
-        payload.update({"import": import_id, "line": g.line, audit_rows.ROWS: namings})
-        entries.append((now, str(AuditTag.CONSENT_RECORDED), consent_id, payload))
+        per_row.append((g.line, granted, new_members))
         consent_rows.append(consent)
         version_rows.append(version)
         event_rows.append(event)
         membership_rows.extend(new_members)
         import_rows.append(imported)
+    # Every receipt at once (one signer), then the namings of the rows as they will be stored.
+    signed = services.keys.sign_many(claims_of, typ=receipts.RECEIPT_TYP)
+    # A timestamp column's digest is that of its UTC ISO text (services.audit_rows._plain): the
+    # one instant of the import is written once as text, not once per row and column.
+    at = {name: now_text for name in ("created_at", "updated_at", "recorded_at", "at", "imported_at")}
+    for n, (line, granted, new_members) in enumerate(per_row):
+        consent, version, event, imported = consent_rows[n], version_rows[n], event_rows[n], import_rows[n]
+        version["receipt"] = signed[n]
+        namings = [
+            audit_rows.naming(rows_key, consent_table, {**consent, **at}, memo=memo),
+            audit_rows.naming(rows_key, version_table, {**version, **at}, memo=memo),
+            audit_rows.naming(rows_key, event_table, {**event, **at}, memo=memo),
+            *(audit_rows.naming(rows_key, member_table, {**m, **at}, memo=memo) for m in new_members),
+            audit_rows.naming(rows_key, import_table, {**imported, **at}, memo=memo),
+        ]
+        payload = _audit_payload(consent, version, granted)
+        payload.update({"import": import_id, "line": line, audit_rows.ROWS: namings})
+        entries.append((now, str(AuditTag.CONSENT_RECORDED), consent["id"], payload))
     store.insert(session, Consent.__table__, consent_rows)
     store.insert(session, ConsentVersion.__table__, version_rows)
     store.insert(session, ConsentEvent.__table__, event_rows)
