@@ -62,8 +62,10 @@ def make_file(rows: int) -> bytes:
     for n in range(rows):
         purposes, categories, recipients = TERMS[n % len(TERMS)]
         writer.writerow(
-            [SYSTEM, f"P-{n:08d}", purposes, categories, recipients, "2036-01-01T00:00:00+00:00", "written"]
-            + [f"worker-{n % 40}", "office"]
+            [
+                *(SYSTEM, f"P-{n:08d}", purposes, categories, recipients),
+                *("2036-01-01T00:00:00+00:00", "written", f"worker-{n % 40}", "office"),
+            ]
         )
     return out.getvalue().encode()
 
@@ -106,11 +108,21 @@ def one_round(backend: str, data: bytes, rows: int, workdir: Path, n: int) -> di
         app = _app(url, schema, workdir / f"instance-{backend}-{n}")
         services = app.extensions[EXTENSION]
         now = datetime.now(UTC)
-        organizations.create_organization(services, caller=None, id=ORG, name="Bench", type="service-provider", now=now)
-        subjects.register(
-            services, caller=None, system=SYSTEM, organization=ORG, shared=False, case_insensitive=False, now=now
+        organizations.create_organization(
+            services, caller=None, id=ORG, name="Bench", type="service-provider", now=now
         )
-        caller = Caller(organization=ORG, client_id="bench", scopes=frozenset({"consents:write"}), via=Via.OPERATOR)
+        subjects.register(
+            services,
+            caller=None,
+            system=SYSTEM,
+            organization=ORG,
+            shared=False,
+            case_insensitive=False,
+            now=now,
+        )
+        caller = Caller(
+            organization=ORG, client_id="bench", scopes=frozenset({"consents:write"}), via=Via.OPERATOR
+        )
         started = time.perf_counter()
         report = consent_import.import_file(
             services, caller=caller, data=data, fmt="csv", skip_bad=False, now=datetime.now(UTC)
@@ -130,7 +142,9 @@ def one_round(backend: str, data: bytes, rows: int, workdir: Path, n: int) -> di
             datagen.drop_schema(url, schema)
 
 
-def run(rows: int = 20_000, backends: tuple[str, ...] = ("sqlite", "postgresql"), rounds: int = 3) -> dict[str, Any]:
+def run(
+    rows: int = 20_000, backends: tuple[str, ...] = ("sqlite", "postgresql"), rounds: int = 3
+) -> dict[str, Any]:
     data = make_file(rows)
     out: dict[str, Any] = {"rows": rows, "rounds": rounds, "file_bytes": len(data), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="consent-import-bench-") as tmp:

@@ -258,18 +258,26 @@ def fhir_rows(data: bytes, *, issuer: str) -> Iterator[Row | Problem]:
             yield from found
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (a missing or mistyped element)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def consent_row(line: int, resource: Mapping[str, Any], *, issuer: str) -> Row | list[Problem]:
     """A FHIR R4 Consent as a consent body, or its problems (an unknown code system, a role)."""
     problems: list[Problem] = []
     if resource.get("resourceType") != "Consent":
         return [Problem(line, "resourceType", f"{resource.get('resourceType')!r} is not a Consent")]
     consent_id = resource.get("id") if isinstance(resource.get("id"), str) else None
-    patient = resource.get("patient") if isinstance(resource.get("patient"), dict) else {}
-    identifier = patient.get("identifier") if isinstance(patient.get("identifier"), dict) else {}
+    identifier = _obj(_obj(resource.get("patient")).get("identifier"))
     if consent_id is None and identifier.get("system") == code_system(issuer, "subject-pseudonym"):
         return [Problem(line, "patient.identifier", "a pseudonym names no one: give the person's identifier")]
     body: dict[str, Any] = {"subject": {"system": identifier.get("system"), "value": identifier.get("value")}}
-    provision = resource.get("provision") if isinstance(resource.get("provision"), dict) else {}
+    provision = _obj(resource.get("provision"))
     if provision.get("type", "permit") != "permit":
         problems.append(Problem(line, "provision.type", "only permit provisions are imported"))
     body["purposes"] = _codings(
@@ -279,13 +287,13 @@ def consent_row(line: int, resource: Mapping[str, Any], *, issuer: str) -> Row |
         issuer, provision.get("class", []), "data-category", "provision.class", problems, line
     )
     recipients = []
-    for i, actor in enumerate(provision.get("actor") or []):
-        actor = actor if isinstance(actor, dict) else {}
-        codings = (actor.get("role") or {}).get("coding") or [{}]
-        if codings[0].get("code") != IRCP:
+    for i, item in enumerate(_list(provision.get("actor"))):
+        actor = _obj(item)
+        codings = _list(_obj(actor.get("role")).get("coding")) or [{}]
+        if _obj(codings[0]).get("code") != IRCP:
             problems.append(Problem(line, f"provision.actor[{i}].role", "unknown role (use IRCP)"))
             continue
-        ident = ((actor.get("reference") or {}).get("identifier")) or {}
+        ident = _obj(_obj(actor.get("reference")).get("identifier"))
         if ident.get("system") != code_system(issuer, "organization"):
             problems.append(
                 Problem(
@@ -297,15 +305,15 @@ def consent_row(line: int, resource: Mapping[str, Any], *, issuer: str) -> Row |
             continue
         recipients.append(ident.get("value"))
     body["recipients"] = recipients
-    end = (provision.get("period") or {}).get("end")
+    end = _obj(provision.get("period")).get("end")
     if end:
         body["expires_at"] = end
     evidence: dict[str, Any] = {}
     communities: list[str] = []
-    for ext in resource.get("extension") or []:
-        ext = ext if isinstance(ext, dict) else {}
+    for item in _list(resource.get("extension")):
+        ext = _obj(item)
         if ext.get("url") == code_system(issuer, "evidence"):
-            for part in ext.get("extension") or []:
+            for part in map(_obj, _list(ext.get("extension"))):
                 key, value = part.get("url"), part.get("valueString")
                 if key == "confirmed_protected_purpose":
                     evidence.setdefault("confirmed_protected_purposes", []).append(value)

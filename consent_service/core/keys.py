@@ -174,7 +174,9 @@ class SigningKeys:
 
         private = self.current.private_key
         assert isinstance(private, ec.EllipticCurvePrivateKey)
-        header = _b64(json.dumps({"typ": typ, "alg": ALGORITHM, "kid": self.current.kid}, separators=(",", ":")))
+        header = _b64(
+            json.dumps({"typ": typ, "alg": ALGORITHM, "kid": self.current.kid}, separators=(",", ":"))
+        )
         algorithm = ec.ECDSA(hashes.SHA256())
         out = []
         for one in claims:

@@ -436,16 +436,20 @@ def _write(
         ]
         payload = _audit_payload(consent, version, granted)
         payload.update({"import": import_id, "line": line, audit_rows.ROWS: namings})
-        entries.append((now, str(AuditTag.CONSENT_RECORDED), consent["id"], payload))
-    store.insert(session, Consent.__table__, consent_rows)
-    store.insert(session, ConsentVersion.__table__, version_rows)
-    store.insert(session, ConsentEvent.__table__, event_rows)
-    store.insert(session, Membership.__table__, membership_rows)
-    store.insert(session, ConsentImportRow.__table__, import_rows)
+        entries.append((now, str(AuditTag.CONSENT_RECORDED), str(consent["id"]), payload))
+    store.insert(session, _table(Consent), consent_rows)
+    store.insert(session, _table(ConsentVersion), version_rows)
+    store.insert(session, _table(ConsentEvent), event_rows)
+    store.insert(session, _table(Membership), membership_rows)
+    store.insert(session, _table(ConsentImportRow), import_rows)
     if grant_rows:
-        store.insert(session, ProtectedGrant.__table__, grant_rows, autoincrement=True)
+        store.insert(session, _table(ProtectedGrant), grant_rows, autoincrement=True)
     services.append_audit_many(session, caller=caller, entries=entries)
     return [c["id"] for c in consent_rows]
+
+
+def _table(model: Any) -> Any:
+    return model.__table__
 
 
 def _audit_payload(consent: dict[str, Any], version: dict[str, Any], protected: list[str]) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def insert(
         return dumped
 
     quoted = ", ".join(f'"{n}"' for n in names)
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[union-attr]
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([value(n, row.get(n)) for n in names])
 
