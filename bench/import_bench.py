@@ -86,7 +86,9 @@ def _app(url: str, schema: str, instance: Path) -> Any:
     )
 
 
-def one_round(backend: str, data: bytes, rows: int, workdir: Path, n: int) -> dict[str, Any]:
+def one_round(
+    backend: str, data: bytes, rows: int, workdir: Path, n: int, pg_url: str = PG_URL
+) -> dict[str, Any]:
     from consent_service.container import EXTENSION
     from consent_service.core.caller import Caller, Via
     from consent_service.services import consent_import, organizations, subjects
@@ -95,7 +97,7 @@ def one_round(backend: str, data: bytes, rows: int, workdir: Path, n: int) -> di
     if backend == "sqlite":
         url, schema = f"sqlite:///{workdir / f'import-{n}.db'}", ""
     else:
-        url, schema = PG_URL, f"bench_import_{os.getpid()}_{n}"
+        url, schema = pg_url, f"bench_import_{os.getpid()}_{n}"
         datagen.drop_schema(url, schema)
         from sqlalchemy import create_engine, text
 
@@ -143,14 +145,18 @@ def one_round(backend: str, data: bytes, rows: int, workdir: Path, n: int) -> di
 
 
 def run(
-    rows: int = 20_000, backends: tuple[str, ...] = ("sqlite", "postgresql"), rounds: int = 3
+    rows: int = 20_000,
+    backends: tuple[str, ...] = ("sqlite", "postgresql"),
+    rounds: int = 3,
+    *,
+    pg_url: str = PG_URL,
 ) -> dict[str, Any]:
     data = make_file(rows)
     out: dict[str, Any] = {"rows": rows, "rounds": rounds, "file_bytes": len(data), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="consent-import-bench-") as tmp:
         for backend in backends:
             try:
-                results = [one_round(backend, data, rows, Path(tmp), n) for n in range(rounds)]
+                results = [one_round(backend, data, rows, Path(tmp), n, pg_url) for n in range(rounds)]
                 out["backends"][backend] = {
                     "import_consents_per_s": max(r["per_s"] for r in results),
                     "rounds": results,
