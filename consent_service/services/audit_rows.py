@@ -104,6 +104,10 @@ def digest(key: bytes, table: Table, values: Mapping[str, Any], memo: dict[int, 
             text = "null"
         elif type(value) is str:
             text = _string(value)
+        elif type(value) is int:  # what the encoder writes for an int, without its per-call setup
+            text = int.__repr__(value)
+        elif type(value) is datetime:
+            text = _string(_plain(value))
         elif isinstance(value, list | dict):
             known = memo.get(id(value))
             text = known if known is not None else memo.setdefault(id(value), _CANONICAL.encode(value))

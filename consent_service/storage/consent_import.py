@@ -97,6 +97,9 @@ def insert(
     if not rows:
         return
     conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        _insert_sqlite(session, table, rows, autoincrement=autoincrement)
+        return
     if conn.dialect.name != "postgresql":
         insert_rows(session, table, rows)
         return
@@ -118,6 +121,44 @@ def insert(
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([value(n, row.get(n)) for n in names])
+
+
+def _insert_sqlite(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, autoincrement: bool
+) -> None:
+    """One ``executemany`` on the driver's connection, in the session's transaction: each value
+    converted by its column type's own bind processor (SQLAlchemy's, so stored exactly as the
+    ORM would store it), once per distinct object (an import's rows share their timestamp and
+    their code lists); JSON serialized as ``bulk.insert_rows`` does (None stays SQL NULL)."""
+    conn = session.connection()
+    columns = [c for c in table.columns if not (autoincrement and c.primary_key)]
+    processors: list[Any] = []
+    for c in columns:
+        if isinstance(c.type, JSON):
+            processors.append(json.dumps)
+        else:
+            processors.append(c.type._cached_bind_processor(conn.dialect))
+    memo: dict[tuple[int, int], Any] = {}
+    keep: list[Any] = []  # the converted objects stay alive, so no id is reused meanwhile
+
+    def value(i: int, v: Any) -> Any:
+        process = processors[i]
+        if v is None or process is None:
+            return v
+        slot = (i, id(v))
+        done = memo.get(slot)
+        if done is None:
+            done = memo[slot] = process(v)
+            keep.append(v)
+        return done
+
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    raw = conn.connection.driver_connection
+    raw.executemany(  # type: ignore[union-attr]
+        f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
+        [tuple(value(i, row.get(c.name)) for i, c in enumerate(columns)) for row in rows],
+    )
 
 
 # -- export ----------------------------------------------------------------------------------------
