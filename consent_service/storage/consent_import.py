@@ -155,7 +155,7 @@ def _insert_sqlite(
     names = ", ".join(f'"{c.name}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     raw = conn.connection.driver_connection
-    raw.executemany(  # type: ignore[union-attr]
+    raw.executemany(
         f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
         [tuple(value(i, row.get(c.name)) for i, c in enumerate(columns)) for row in rows],
     )
