@@ -382,6 +382,18 @@ class TestFhirImport:
         assert named(response) == {(2, "provision.purpose[0].system"), (3, "purposes")}
         assert consents_written(app) == 0
 
+    def test_mistyped_elements_are_bad_rows_not_errors(self, app, client, orgs):
+        broken = fhir_consent("F-2")
+        broken["provision"]["actor"][0]["role"] = "IRCP"  # a string where R4 has a CodeableConcept
+        broken["extension"] = "evidence"
+        body = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": fhir_consent("F-1")}]}
+        body["entry"].append({"resource": broken})
+        body["entry"].append("not an entry")
+        response = post_import(client, orgs, json.dumps(body).encode(), media="application/fhir+json")
+        assert response.status_code == 400
+        assert {line for line, _ in named(response)} == {2, 3}
+        assert consents_written(app) == 0
+
     def test_not_a_bundle_is_refused(self, app, client, orgs):
         response = post_import(client, orgs, b'{"resourceType": "Patient"}', media="application/fhir+json")
         assert response.status_code == 400

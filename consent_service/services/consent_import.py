@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from consent_service.container import Services
 from consent_service.core import consent_files, receipts
@@ -37,7 +38,7 @@ from consent_service.core.caller import Caller
 from consent_service.core.consent_files import FileRefused, Problem, Row
 from consent_service.core.deployment import DEFAULT_SETTING
 from consent_service.core.wire import AuditTag, ConsentStatus
-from consent_service.errors import ServiceError, ValidationFailed
+from consent_service.errors import Conflict, ServiceError, ValidationFailed
 from consent_service.schemas.common import SubjectSchema
 from consent_service.schemas.consents import RECORDED_FIELDS, ConsentIn, ConsentTermsIn
 from consent_service.services import audit_rows, consents
@@ -264,7 +265,30 @@ def import_file(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import the file's consents (see the module's text); raises ``ImportRefused`` for bad rows
-    without ``skip_bad`` (nothing written), ``ValidationFailed`` for a file that cannot be read."""
+    without ``skip_bad`` (nothing written), ``ValidationFailed`` for a file that cannot be read,
+    ``Conflict`` when a concurrent import of the same rows committed first (run it again: the
+    rows it recorded are then ``already``)."""
+    try:
+        return _import_file(
+            services, caller=caller, data=data, fmt=fmt, skip_bad=skip_bad, now=now, progress=progress
+        )
+    except IntegrityError:
+        raise Conflict(
+            "Another import recorded some of these rows at the same time; nothing of this one was "
+            "written. Run it again: the rows already recorded are counted, not recorded twice."
+        ) from None
+
+
+def _import_file(
+    services: Services,
+    *,
+    caller: Caller,
+    data: bytes,
+    fmt: str,
+    skip_bad: bool,
+    now: datetime,
+    progress: Progress | None,
+) -> ImportReport:
     rows = read_rows(data, fmt, issuer=services.settings["TOKEN_ISSUER"])
     import_id = str(uuid.uuid4())
     with services.writing(caller) as session:
