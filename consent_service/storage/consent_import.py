@@ -87,6 +87,9 @@ def next_event_ids(session: Session, count: int) -> list[int]:
     return list(range(int(top) + 1, int(top) + 1 + count))
 
 
+ANALYZE_AFTER = 1000  # rows written to consent_import_row at once (PostgreSQL)
+
+
 def insert(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, autoincrement: bool = False
 ) -> None:
@@ -118,9 +121,15 @@ def insert(
         return dumped
 
     quoted = ", ".join(f'"{n}"' for n in names)
+    analyze = table.name == ConsentImportRow.__tablename__ and len(rows) >= ANALYZE_AFTER
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([value(n, row.get(n)) for n in names])
+    if analyze:
+        # The next import looks its rows up by key: without statistics (a table that was small
+        # when last analyzed) PostgreSQL scans the table once per chunk of keys, and a re-run of
+        # a 20,000-row file took 12 s instead of a fraction of one.
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 
 
 def _insert_sqlite(
