@@ -35,8 +35,8 @@ from sqlalchemy import Integer, String, Table, and_, delete, insert, select, upd
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
 
-from consent_service.core import consent_files
 from consent_service.container import EXTENSION, Services
+from consent_service.core import consent_files
 from consent_service.services import audit as audit_log
 from consent_service.services import audit_rows, organizations, users
 from consent_service.storage import audit as audit_store
