@@ -35,7 +35,7 @@ from joserfc.jwk import KeySet
 
 from consent_service.core.keys import new_signing_key
 
-from . import datagen, engine_bench, load
+from . import datagen, engine_bench, import_bench, load
 from .datagen import REQUESTER, SYSTEM, Sizes
 from .live_service import free_port
 
@@ -60,6 +60,7 @@ class Plan:
     seconds: float = 10.0
     warmup_seconds: float = 3.0
     batch_subjects: int = 10_000
+    import_rows: int = 20_000  # rows of the consent import file (bench/import_bench.py)
     engine_calls: int = 20_000
     engine_rules: int = 1_000
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -91,6 +92,7 @@ def plan_for(mode: str, *, scale: float = 1.0) -> Plan:
             seconds=3.0,
             warmup_seconds=1.0,
             engine_calls=5_000,
+            import_rows=5_000,
             budget_seconds=12 * 60,
         )
     return Plan(
@@ -649,6 +651,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("consent_scaling", ">=", 0.9, "all"),
     ("rule_scaling", ">=", 0.9, "all"),
     ("batch_subjects_per_s", ">=", 20_000, "all"),
+    ("import_consents_per_s", ">=", 5_000, "all"),
     ("rss_mb_per_worker", "<=", 250, "all"),
 ]
 
@@ -731,6 +734,14 @@ def run(plan: Plan, *, command: str, keep: bool = False) -> dict[str, Any]:
             except Exception as exc:  # one backend failing must not lose the other's figures
                 log(f"{backend} failed: {exc!r}")
                 report["backends"][backend] = {"error": repr(exc)}
+    log(f"consent import: {plan.import_rows} rows")
+    imports = import_bench.run(plan.import_rows, plan.backends, plan.rounds, pg_url=PG_URL)
+    report["import"] = imports
+    for backend, figures in imports["backends"].items():
+        if "import_consents_per_s" in figures and "error" not in report["backends"].get(backend, {}):
+            report["backends"].setdefault(backend, {})["import_consents_per_s"] = figures[
+                "import_consents_per_s"
+            ]
     report["targets"] = targets(report)
     report["elapsed_s"] = round(time.monotonic() - began, 1)
     return report

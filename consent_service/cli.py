@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported only when used, so that ``--help`` stays quick
     from flask import Flask
 
     from consent_service.container import Services
+    from consent_service.core.caller import Caller
     from consent_service.errors import ServiceError
 
 
@@ -120,6 +121,85 @@ def access_requests_expire() -> None:
         click.echo(
             f"{record.id}	{record.community}	{record.requester}	refused: {record.refusal_reason}"
         )
+
+
+def _operator(organization: str, scope: str) -> Caller:
+    from consent_service.core.caller import Caller, Via
+
+    return Caller(organization=organization, client_id="cli", scopes=frozenset({scope}), via=Via.OPERATOR)
+
+
+@consents.command("import", help="Record the consents of a CSV file or FHIR R4 Bundle (docs/reference.md).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "organization", required=True, help="the organization that recorded them")
+@click.option("--skip-bad", is_flag=True, help="write the good rows and list the bad ones")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "fhir"]), default=None, help="default: from the name"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def consents_import(file: Path, organization: str, skip_bad: bool, fmt: str | None, as_json: bool) -> None:
+    from consent_service.errors import ServiceError
+    from consent_service.schemas.consent_files import ImportReportOut
+    from consent_service.services import consent_import
+    from consent_service.storage import organizations as organization_store
+
+    fmt = fmt or ("fhir" if file.suffix.lower() == ".json" else "csv")
+    services = _services()
+    with services.reading(None) as session:
+        if organization_store.get_organization(session, organization) is None:
+            raise click.ClickException(f"No such organization: {organization}")
+    data = file.read_bytes()
+    rows = data.count(b"\n") if fmt == "csv" else data.count(b'"resourceType"')
+    try:
+        with click.progressbar(length=max(rows, 1), label="checking rows", file=sys.stderr) as bar:
+            report = consent_import.import_file(
+                services,
+                caller=_operator(organization, "consents:write"),
+                data=data,
+                fmt=fmt,
+                skip_bad=skip_bad,
+                now=datetime.now(UTC),
+                progress=bar.update,
+            )
+    except consent_import.ImportRefused as refused:
+        for problem in refused.report.problems:
+            click.echo(f"line {problem.line}: {problem.field}: {problem.message}", err=True)
+        if as_json:
+            click.echo(json.dumps(ImportReportOut().dump(refused.report)))
+        raise click.ClickException(refused.message) from None
+    except ServiceError as exc:
+        raise _refused(exc) from None
+    for problem in report.problems:
+        click.echo(f"skipped line {problem.line}: {problem.field}: {problem.message}", err=True)
+    if as_json:
+        click.echo(json.dumps(ImportReportOut().dump(report)))
+    else:
+        click.echo(
+            f"{report.recorded} consent(s) recorded, {report.already} already recorded, "
+            f"{report.bad} bad row(s) skipped (import {report.import_id})"
+        )
+
+
+@consents.command("export", help="Write an organization's consents as CSV or a FHIR R4 Bundle.")
+@click.option("--org", "organization", required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "fhir"]), default="csv", show_default=True)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: stdout"
+)
+def consents_export(organization: str, fmt: str, output: Path | None) -> None:
+    from consent_service.services import consent_export
+
+    services = _services()
+    lines = (consent_export.export_csv if fmt == "csv" else consent_export.export_fhir)(
+        services, caller=_operator(organization, "consents:read"), now=datetime.now(UTC)
+    )
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        for chunk in lines:
+            out.write(chunk)
+    finally:
+        if output:
+            out.close()
 
 
 @main.group(help="Administration.")

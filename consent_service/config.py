@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LIST_LENGTH": 100,
     # POST /v1/authorize/batch alone: 10,000 subjects of up to 2 x 256 characters each.
     "BATCH_MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+    # POST /v1/consents/import alone: a CSV file or FHIR Bundle of consents (about 50,000 rows).
+    "IMPORT_MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     # Rate limits (flask-limiter syntax); storage "memory://" or "redis://host:port".
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",

@@ -29,7 +29,9 @@ from governance_helpers import (
     APPROVAL,
     APPROVAL_RULE,
     COUNCIL_A,
+    GOVERNMENT,
     MEMBER,
+    MEMBER_CONSENT,
     NATION_A,
     OUTSIDER,
     PROVIDER,
@@ -53,6 +55,7 @@ from web_helpers import (
 
 from consent_service import cli
 from consent_service.container import EXTENSION, Services
+from consent_service.core import consent_files
 from consent_service.core.keys import SIGNING_KEYS_FILE, StagedRotation
 from consent_service.core.wire import AuditTag
 from consent_service.services import audit as audit_log
@@ -548,6 +551,20 @@ def record_consent(t: Trial) -> list[Expected]:
     return [(AuditTag.CONSENT_RECORDED, t.api_actor(PROVIDER, "consents:write"), consent["id"])]
 
 
+def import_consents(t: Trial) -> list[Expected]:
+    """A file of two consents (one naming a community): an entry per consent, binding its rows
+    (consent, version, event, the pending membership, the import row)."""
+    t.gov.recorder()
+    bundle = consent_files.fhir_bundle(
+        consent_files.fhir_consent(body, issuer="urn:consent-service")
+        for body in (MEMBER_CONSENT, {**MEMBER_CONSENT, "subject": OUTSIDER, "communities": []})
+    )
+    t.start()
+    report = assert_ok(t.client.post("/v1/consents/import", headers=t.gov.recorder(), json=bundle), 201)
+    actor = t.api_actor(PROVIDER, "consents:write")
+    return [(AuditTag.CONSENT_RECORDED, actor, consent_id) for consent_id in report["consent_ids"]]
+
+
 def amend_consent(t: Trial) -> list[Expected]:
     consent = t.gov.consent()
     terms = {k: CONSENT[k] for k in ("purposes", "data_categories", "recipients", "evidence")}
@@ -1035,6 +1052,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/access-requests/<request_id>/decision"): grant_access_request,
     ("DELETE", "/v1/communities/<community_id>/rules/<rule_id>"): retire_rule,
     ("POST", "/v1/consents"): record_consent,
+    ("POST", "/v1/consents/import"): import_consents,
     ("POST", "/v1/consents/<consent_id>/amend"): amend_consent,
     ("POST", "/v1/consents/<consent_id>/revoke"): revoke_consent,
     ("POST", "/v1/consents/<consent_id>/access-code"): new_access_code,
@@ -1304,6 +1322,26 @@ class TestCommandLine:
         assert created["client_secret"] not in json.dumps([e.payload for e in entries])
         assert_verifies(cli_trial.app)
 
+    def test_consents_import(self, cli_trial: Trial, app_config: dict[str, Any], tmp_path: Path) -> None:
+        path = tmp_path / "consents.csv"
+        path.write_text(
+            "subject_system,subject_value,purposes,data_categories,recipients,communities,"
+            "evidence_method,evidence_obtained_by\n"
+            f"{MEMBER['system']},{MEMBER['value']},research,housing,{GOVERNMENT},{NATION_A},written,w-1\n",
+            encoding="utf-8",
+        )
+        result = self.run(cli_trial, app_config, "consents", "import", str(path), "--org", PROVIDER, "--json")
+        [consent_id] = cli_json(result)["consent_ids"]
+        operator = (PROVIDER, "cli")
+        assert summary(cli_trial.new_entries()) == [(AuditTag.CONSENT_RECORDED, operator, consent_id)]
+        assert_verifies(cli_trial.app)
+
+    def test_consents_export_reads_only(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
+        cli_trial.gov.consent()
+        result = self.run(cli_trial, app_config, "consents", "export", "--org", PROVIDER, "--format", "fhir")
+        assert json.loads(result.stdout)["resourceType"] == "Bundle"
+        assert cli_trial.new_entries() == [] and not changed_tables(cli_trial.before, state(cli_trial.app))
+
     def test_subject_systems_add(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
         result = self.run(
             cli_trial,
@@ -1516,6 +1554,8 @@ COMMAND_CHANGES: dict[str, Callable[..., None]] = {
     "demo": TestCommandLine.test_the_demo,
     "subject-systems add": TestCommandLine.test_subject_systems_add,
     "access-requests expire": TestCommandLine.test_access_requests_expire,
+    "consents import": TestCommandLine.test_consents_import,
+    "consents export": TestCommandLine.test_consents_export_reads_only,
     "keys rotate": TestKeyRotation.test_a_rotation_is_an_entry_naming_the_new_key_and_those_kept,
 }
 # Commands that only read (on a database already at the latest migration, ``db upgrade`` too).

@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
 
 from consent_service.container import EXTENSION, Services
+from consent_service.core import consent_files
 from consent_service.services import audit as audit_log
 from consent_service.services import audit_rows, organizations, users
 from consent_service.storage import audit as audit_store
@@ -151,6 +152,15 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
     for subject in ({"system": "urn:outreach-org:client", "value": "C-1042"}, OUTSIDER):
         for purpose, category in (("research", "health"), ("service-planning", "housing")):
             gov.ask(purpose, category, subject=subject)
+    # two consents from an imported file (consent_import_row)
+    bundle = consent_files.fhir_bundle(
+        consent_files.fhir_consent(
+            {**MEMBER_CONSENT, "subject": {"system": "urn:outreach-org:client", "value": f"C-30{n}"}},
+            issuer="urn:consent-service",
+        )
+        for n in range(2)
+    )
+    assert_ok(client.post("/v1/consents/import", json=bundle, headers=gov.recorder()), 201)
     for n in range(2):
         users.create_user(
             services,

@@ -52,6 +52,7 @@ from security_helpers import (
 
 from consent_service.auth.tokens import ACCESS_TOKEN_TYP
 from consent_service.container import EXTENSION
+from consent_service.core import consent_files
 from consent_service.core.keys import SigningKeys, new_signing_key
 from consent_service.core.receipts import RECEIPT_TYP
 from consent_service.errors import ValidationFailed
@@ -151,6 +152,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=lambda c: {**TERMS, "version": 1},
         stranger=NOT_FOUND_FOR_OUTSIDER,
     ),
+    ("POST", "/v1/consents/import"): Op(
+        scopes("consents:write"),
+        PROVIDER,
+        201,
+        lambda c: consent_files.fhir_bundle(
+            [consent_files.fhir_consent(CONSENT, issuer="urn:consent-service")]
+        ),
+    ),
+    ("GET", "/v1/consents/export"): Op(scopes("consents:read", "consents:write", "admin"), PROVIDER),
     ("POST", "/v1/consents/<consent_id>/access-code"): Op(
         scopes("consents:write"), PROVIDER, 201, stranger=NOT_FOUND_FOR_OUTSIDER
     ),

@@ -55,6 +55,11 @@ MODULUS = 1 << 256
 Progress = Callable[[int], None]
 
 
+def plain(value: Any) -> Any:
+    """A value as the digest reads it: a datetime as its UTC ISO text, anything else as it is."""
+    return _plain(value)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -99,6 +104,10 @@ def digest(key: bytes, table: Table, values: Mapping[str, Any], memo: dict[int, 
             text = "null"
         elif type(value) is str:
             text = _string(value)
+        elif type(value) is int:  # what the encoder writes for an int, without its per-call setup
+            text = int.__repr__(value)
+        elif type(value) is datetime:
+            text = _string(_plain(value))
         elif isinstance(value, list | dict):
             known = memo.get(id(value))
             text = known if known is not None else memo.setdefault(id(value), _CANONICAL.encode(value))

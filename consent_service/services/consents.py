@@ -82,20 +82,36 @@ class ConsentHistory:
     events: tuple[ConsentEvent, ...]
 
 
-def _check_terms(session: Any, services: Services, terms: dict[str, Any], now: datetime) -> None:
+def check_terms(
+    session: Any,
+    services: Services,
+    terms: dict[str, Any],
+    now: datetime,
+    *,
+    checked_codes: set[Any] | None = None,
+) -> None:
+    """The checks of a consent's terms before anything is written (also every imported row's).
+
+    ``checked_codes``: code lists already found known in this transaction (an import's rows
+    share them), not looked up again.
+    """
     expires_at = terms.get("expires_at")
     if expires_at is not None and expires_at <= now:
         raise ValidationFailed(
             "The consent would already be expired.", details={"expires_at": ["must be in the future"]}
         )
-    codes.check(
-        session,
-        services.policy,
-        purposes=terms["purposes"],
-        data_categories=terms["data_categories"],
-        organizations={"recipients": terms["recipients"]},
-        communities=terms["communities"],
-    )
+    lists = tuple(tuple(terms[name]) for name in ("purposes", "data_categories", "recipients", "communities"))
+    if checked_codes is None or lists not in checked_codes:
+        codes.check(
+            session,
+            services.policy,
+            purposes=terms["purposes"],
+            data_categories=terms["data_categories"],
+            organizations={"recipients": terms["recipients"]},
+            communities=terms["communities"],
+        )
+        if checked_codes is not None:
+            checked_codes.add(lists)
     # The deployment policy: a known setting, no protected purpose, nothing a crisis setting
     # may not grant (policies/deployment.toml); refused before anything is written.
     safeguards.check(services.policy.deployment, purposes=terms["purposes"], evidence=terms["evidence"])
@@ -232,7 +248,7 @@ def _record(
         ref = services.subject(session, system=subject["system"], value=subject["value"])
         services.subjects.check_may_record(session, organization=caller.organization, ref=ref)
         key = ref.key
-        _check_terms(session, services, terms, now)
+        check_terms(session, services, terms, now)
         consent = Consent(
             id=str(uuid.uuid4()),
             subject_key=key,
@@ -348,7 +364,7 @@ def amend(
                 f"Version {expected_version} is no longer current (it is {current}).",
                 details={"current_version": current},
             )
-        _check_terms(session, services, terms, now)
+        check_terms(session, services, terms, now)
         before = store.version(session, consent.id, current)
         assert before is not None
         if not store.advance_version(session, consent_id=consent.id, expected=current, at=now):

@@ -627,3 +627,19 @@ class ConsentExpiryNotice(SQLModel, table=True):
     consent_id: str = Field(foreign_key="consent.id", primary_key=True, max_length=36)
     version: int = Field(primary_key=True)
     noticed_at: datetime = _ts()
+
+
+class ConsentImportRow(SQLModel, table=True):
+    """A row of an imported file that recorded a consent (services/consent_import.py).
+
+    ``row_key`` is a keyed hash of the organization, the person's key and the row's terms: the
+    same file imported again finds its rows here and records nothing twice.
+    """
+
+    __tablename__ = "consent_import_row"
+
+    organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
+    row_key: str = Field(primary_key=True, max_length=64)
+    consent_id: str = Field(foreign_key="consent.id", index=True, max_length=36)
+    import_id: str = Field(max_length=36)
+    imported_at: datetime = _ts()

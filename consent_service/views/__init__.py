@@ -21,6 +21,7 @@ def register(app: Flask, services: Services) -> None:
         audit,
         authorize,
         communities,
+        consent_files,
         consents,
         decisions,
         docs,
@@ -54,6 +55,7 @@ def register(app: Flask, services: Services) -> None:
     api.init_app(app)
     resources = (
         organizations,
+        consent_files,
         consents,
         authorize,
         vocabulary,
