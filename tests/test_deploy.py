@@ -41,8 +41,10 @@ def test_compose_has_the_service_twice_postgresql_redis_and_the_release_step():
         assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     text = (REPO / "compose.yaml").read_text(encoding="utf-8")
     assert "CONSENT_SECRET_KEY:" not in text and "POSTGRES_PASSWORD:" not in text
-    # The event deliverer's place, commented until it exists.
-    assert re.search(r"^\s*#\s*command: \[\"consent-service\", \"events\", \"deliver\"\]", text, re.M)
+    # The change-event deliverer runs beside the instances, from the same image and settings.
+    events = services["events"]
+    assert events["command"] == ["consent-service", "events", "deliver"]
+    assert events["env_file"] == "./deploy/secrets/consent.env" and not events["ports"]
 
 
 def test_the_secrets_folder_is_not_committed():
