@@ -31,7 +31,7 @@ from governance_helpers import (
 )
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from security_helpers import AGREEMENT_DUTY, access_request_body
+from security_helpers import AGREEMENT_DUTY, WEBHOOK_URL, access_request_body
 from sqlalchemy import Integer, String, Table, and_, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from trust_helpers import cli_json, engine_of, run_cli
@@ -113,6 +113,22 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
                     headers=world.headers(GOVERNMENT, "authorize"),
                 )
             )
+    # webhooks: two, one of them deleted
+    hooks = [
+        assert_ok(
+            client.post(
+                "/v1/webhooks",
+                headers=world.headers(org, "webhooks:write"),
+                json={"url": WEBHOOK_URL, "kinds": ["consent.revoked"]},
+            ),
+            201,
+        )
+        for org in (GOVERNMENT, RESEARCHER)
+    ]
+    deleted = client.delete(
+        f"/v1/webhooks/{hooks[1]['id']}", headers=world.headers(RESEARCHER, "webhooks:write")
+    )
+    assert deleted.status_code == 204, deleted.get_data(as_text=True)
     # agreements, each with a duty and its document; one renewed, one duty met
     for community, party in ((NATION_A, RESEARCHER), (NATION_B, GOVERNMENT)):
         agreement = assert_ok(

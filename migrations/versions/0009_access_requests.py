@@ -1,7 +1,7 @@
 """data access requests (issue 14 item 3)
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-11-28 17:00:00
 
 A requester's request to a community (``access_request``), the community's review period
@@ -17,7 +17,7 @@ from alembic import op
 import consent_service.storage.types
 
 revision: str = '0009'
-down_revision: str | None = '0010'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -49,18 +49,18 @@ def upgrade() -> None:
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.create_index('ix_access_request_community_status', ['community_id', 'status'], unique=False)
         batch_op.create_index('ix_access_request_requester', ['requester'], unique=False)
-    with op.batch_alter_table('community', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('review_days', sa.Integer(), server_default='30', nullable=False))
+    # Plain ALTER TABLE ... ADD COLUMN (as 0006 does): a batch copy of `community` would drop a
+    # table other tables' foreign keys point at, which SQLite refuses once they have rows.
+    op.add_column('community', sa.Column('review_days', sa.Integer(), server_default='30', nullable=False))
     with op.batch_alter_table('approval', schema=None) as batch_op:
         batch_op.add_column(sa.Column('access_request_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('approval', schema=None) as batch_op:
-        batch_op.drop_column('access_request_id')
-    with op.batch_alter_table('community', schema=None) as batch_op:
-        batch_op.drop_column('review_days')
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.drop_index('ix_access_request_requester')
         batch_op.drop_index('ix_access_request_community_status')
     op.drop_table('access_request')
+    with op.batch_alter_table('approval', schema=None) as batch_op:
+        batch_op.drop_column('access_request_id')
+    op.drop_column('community', 'review_days')  # plain DROP COLUMN (SQLite 3.35+), as 0006

@@ -1,7 +1,7 @@
 """agreements and duties (issue 14 items 4 and 5)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-28 16:53:07
 
 A community's data sharing agreements (their documents in a table of their own), the duties
@@ -17,7 +17,7 @@ from alembic import op
 import consent_service.storage.types
 
 revision: str = '0010'
-down_revision: str | None = '0008'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

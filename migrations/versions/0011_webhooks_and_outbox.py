@@ -1,7 +1,7 @@
 """webhooks and the change-event outbox (issue 15 item 1: change events)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-28 16:57:36
 
 An organization's webhooks; the outbox of change events (written in the transaction of the
@@ -18,7 +18,7 @@ from alembic import op
 import consent_service.storage.types
 
 revision: str = '0011'
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
