@@ -233,10 +233,10 @@ def create_agreement(
             created_by=caller.organization,
             created_by_client=caller.client_id,
         )
-        store.add(session, agreement)
+        community_store.add(session, agreement)
         rows = [_new_duty(caller, agreement, terms, now) for terms in duties]
         if rows:
-            store.add(session, *rows)
+            community_store.add(session, *rows)
         for approval in covered:
             bound_rows.changing(session, Approval, approval.id)
             approval.agreement_id = agreement.id
@@ -397,7 +397,7 @@ def attach_document(
         digest = hashlib.sha256(content).hexdigest()
         stored = store.document(session, agreement.id)
         if stored is None:
-            store.add(session, AgreementDocument(agreement_id=agreement.id, content=content))
+            community_store.add(session, AgreementDocument(agreement_id=agreement.id, content=content))
         else:
             bound_rows.changing(session, AgreementDocument, agreement.id)
             stored.content = content
@@ -459,7 +459,7 @@ def add_duty(
         agreement = _agreement(session, community_id, agreement_id)
         _check_duties([terms], list(agreement.parties), now, "duty")
         duty = _new_duty(caller, agreement, terms, now)
-        store.add(session, duty)
+        community_store.add(session, duty)
         record = DutyRecord.of(duty, now)
         services.append_audit(
             session,

@@ -8,15 +8,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from consent_service.storage import audit_rows
 from consent_service.storage.bulk import chunked
 from consent_service.storage.models import Agreement, AgreementDocument, Approval, Duty
-
-
-def add(session: Session, *rows: object) -> None:
-    session.add_all(rows)
-    session.flush()
-    audit_rows.added_rows(session, *rows)
 
 
 def get(session: Session, community_id: str, agreement_id: str) -> Agreement | None:
