@@ -550,7 +550,7 @@ def events_deliver(once: bool) -> None:
     signal.signal(signal.SIGINT, _stop)
 
     def _report(result: Round) -> None:
-        if result.claimed or result.expired_found:
+        if result.claimed or result.expired_found or result.lapsed_found:
             click.echo(
                 json.dumps(
                     {
@@ -558,6 +558,7 @@ def events_deliver(once: bool) -> None:
                         "delivered": result.delivered,
                         "failed": result.failed,
                         "expired_found": result.expired_found,
+                        "lapsed_found": result.lapsed_found,
                     }
                 )
             )

@@ -215,6 +215,7 @@ ALL_KINDS = [
     "rule.added",
     "rule.retired",
     "approval.revoked",
+    "agreement.lapsed",
 ]
 
 
@@ -298,6 +299,129 @@ class TestRevocationReachesTheReceiver:
         deliver_until_done(app)
         (claims,) = receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))
         assert claims["event"]["consent_id"] == member["consent"]["id"]
+
+
+def approval_for_univ(client, steward: dict[str, str]) -> dict[str, Any]:
+    """Nation A asks for approval of health research, and grants univ one."""
+    rule = {
+        "effect": "require_approval",
+        "purposes": ["research"],
+        "data_categories": ["health"],
+        "requesters": ["*"],
+        "reason": "ask first",
+    }
+    assert_ok(client.post("/v1/communities/nation-a/rules", headers=steward, json=rule), 201)
+    body = {"requester": "univ", "purposes": ["research"], "data_categories": ["health"]}
+    return assert_ok(client.post("/v1/communities/nation-a/approvals", headers=steward, json=body), 201)
+
+
+def _in(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+@pytest.fixture
+def under_agreement(client, member) -> dict[str, Any]:
+    """Nation A asks for approval of health research; univ holds one under an agreement (review
+    in 30 days) with a duty it owes in 10 days, and was permitted under it."""
+    steward = member["steward"]
+    approval = approval_for_univ(client, steward)
+    agreement = assert_ok(
+        client.post(
+            "/v1/communities/nation-a/agreements",
+            headers=steward,
+            json={
+                "title": "Health research with the university",
+                "parties": ["univ"],
+                "legal_authority": "Band Council Resolution 2026-14",
+                "review_at": _in(30),
+                "approvals": [approval["id"]],
+                "duties": [
+                    {
+                        "kind": "return_results",
+                        "description": "Return the tables",
+                        "due_at": _in(10),
+                        "owed_by": "univ",
+                    }
+                ],
+            },
+        ),
+        201,
+    )
+    answer = assert_ok(client.post("/v1/authorize", headers=member["univ"], json=ASK))
+    assert answer["decision"] == "permit"
+    return {"approval": approval, "agreement": agreement, "duty": agreement["duties"][0]}
+
+
+class TestAnAgreementLapses:
+    """``agreement.lapsed``: found by the deliverer's sweep (a lapse is the clock passing, not a
+    request), told once per lapse to each party whose approval it holds."""
+
+    def sweep_at(self, app, days: float) -> int:
+        later = datetime.now(UTC) + timedelta(days=days)
+        return Deliverer(app.extensions[EXTENSION], clock=lambda: later).sweep_lapsed(later)
+
+    def test_a_review_date_passed_tells_the_party_once_and_again_after_a_renewal_lapses(
+        self, app, client, member, under_agreement, receiver
+    ):
+        register(client, member["univ_hooks"], receiver.url, ["agreement.lapsed"])
+        register(client, member["gla_hooks"], receiver.url, ["agreement.lapsed"])  # not a party
+        agreement, approval = under_agreement["agreement"], under_agreement["approval"]
+        assert self.sweep_at(app, 5) == 0  # nothing lapsed yet
+        assert outbox(app) == []
+        # Day 31: the duty (day 10) and the review (day 30) have both lapsed, each told once.
+        assert self.sweep_at(app, 31) == 2
+        assert self.sweep_at(app, 31) == 0
+        events = sorted((row.event for row in outbox(app)), key=lambda e: e["cause"])
+        assert {row.organization_id for row in outbox(app)} == {"univ"}
+        assert events == [
+            {
+                "kind": "agreement.lapsed",
+                "approval_id": approval["id"],
+                "agreement_id": agreement["id"],
+                "cause": "agreement_review_overdue",
+            },
+            {
+                "kind": "agreement.lapsed",
+                "approval_id": approval["id"],
+                "agreement_id": agreement["id"],
+                "cause": "duty_overdue",
+                "duty_id": under_agreement["duty"]["id"],
+            },
+        ]
+        later = datetime.now(UTC) + timedelta(days=31)  # the events are due from their lapse on
+        assert Deliverer(app.extensions[EXTENSION], clock=lambda: later).round().delivered == 2
+        claims = receiver.verified(assert_ok(client.get("/.well-known/jwks.json")))
+        assert sorted(c["event"]["cause"] for c in claims) == ["agreement_review_overdue", "duty_overdue"]
+        assert {c["aud"] for c in claims} == {"univ"}
+
+        # Renewed to a new date: when that one passes unrenewed, it is a new lapse, told again.
+        renew = f"/v1/communities/nation-a/agreements/{agreement['id']}/renew"
+        assert_ok(client.post(renew, headers=member["steward"], json={"review_at": _in(60)}))
+        assert self.sweep_at(app, 61) == 1
+        assert [row.event["cause"] for row in outbox(app)].count("agreement_review_overdue") == 2
+
+    def test_a_duty_met_in_time_and_an_unrenewed_review_not_yet_due_tell_nothing(
+        self, app, client, member, under_agreement, receiver
+    ):
+        register(client, member["univ_hooks"], receiver.url, ["agreement.lapsed"])
+        met = (
+            f"/v1/communities/nation-a/agreements/{under_agreement['agreement']['id']}"
+            f"/duties/{under_agreement['duty']['id']}/met"
+        )
+        assert_ok(client.post(met, headers=member["steward"], json={"note": "tables received"}))
+        assert self.sweep_at(app, 11) == 0
+        assert outbox(app) == []
+
+    def test_the_deliverers_round_sweeps_and_a_revoked_approval_is_not_told(
+        self, app, client, member, under_agreement, receiver
+    ):
+        register(client, member["univ_hooks"], receiver.url, ["agreement.lapsed"])
+        revoke = f"/v1/communities/nation-a/approvals/{under_agreement['approval']['id']}/revoke"
+        assert_ok(client.post(revoke, headers=member["steward"], json={"reason": "ended"}))
+        later = datetime.now(UTC) + timedelta(days=31)
+        result = Deliverer(app.extensions[EXTENSION], clock=lambda: later).round()
+        assert result.lapsed_found == 2  # both lapses noticed ...
+        assert outbox(app) == []  # ... but no approval of univ's is held by them any more
 
 
 class TestWhoIsTold:
@@ -416,22 +540,7 @@ class TestWhoIsTold:
 
     def test_a_revoked_approval_reaches_its_requester(self, app, client, member, receiver):
         steward = member["steward"]
-        rule = {
-            "effect": "require_approval",
-            "purposes": ["research"],
-            "data_categories": ["health"],
-            "requesters": ["*"],
-            "reason": "ask first",
-        }
-        assert_ok(client.post("/v1/communities/nation-a/rules", headers=steward, json=rule), 201)
-        approval = assert_ok(
-            client.post(
-                "/v1/communities/nation-a/approvals",
-                headers=steward,
-                json={"requester": "univ", "purposes": ["research"], "data_categories": ["health"]},
-            ),
-            201,
-        )
+        approval = approval_for_univ(client, steward)
         assert (
             assert_ok(client.post("/v1/authorize", headers=member["univ"], json=ASK))["decision"] == "permit"
         )

@@ -36,10 +36,16 @@ class EventKind(StrEnum):
     RULE_ADDED = "rule.added"
     RULE_RETIRED = "rule.retired"
     APPROVAL_REVOKED = "approval.revoked"
-    # Hook for later: an agreement that lapses (past its end or review date) will be a community
-    # event like APPROVAL_REVOKED, emitted with ``services.events.community_change`` in the
-    # transaction that records the lapse.
+    # An agreement's review date passed unrenewed, or a duty under it went overdue unmet: the
+    # approvals it holds no longer permit (found by the deliverer's sweep, told once each).
     AGREEMENT_LAPSED = "agreement.lapsed"
+
+
+class LapseCause(StrEnum):
+    """Why an agreement lapsed: the words of the reason code its held approvals now answer with."""
+
+    REVIEW_OVERDUE = "agreement_review_overdue"
+    DUTY_OVERDUE = "duty_overdue"
 
 
 CONSENT_KINDS = frozenset({EventKind.CONSENT_REVOKED, EventKind.CONSENT_EXPIRED, EventKind.CONSENT_NARROWED})
@@ -76,15 +82,31 @@ def consent_event(
 
 
 def community_event(
-    *, kind: EventKind, community_id: str, community_shown: bool, approval_id: str | None = None
+    *,
+    kind: EventKind,
+    community_id: str,
+    community_shown: bool,
+    approval_id: str | None = None,
+    lapse: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``event`` of a community change: the community only if it shows its id."""
+    """The ``event`` of a community change: the community only if it shows its id. ``lapse``
+    (``agreement.lapsed``): the agreement, the cause, and the overdue duty if that is the cause,
+    all the receiver's own (it is a party; it owes the duty)."""
     event: dict[str, Any] = {"kind": str(kind)}
     if community_shown:
         event["community_id"] = community_id
     if approval_id is not None:
         event["approval_id"] = approval_id  # the receiver's own agreement with the community
+    if lapse is not None:
+        event.update(lapse)
     return event
+
+
+def lapse_detail(*, agreement_id: str, duty_id: str = "") -> dict[str, str]:
+    """What an ``agreement.lapsed`` event says of the lapse (``duty_id`` empty: the review date)."""
+    if not duty_id:
+        return {"agreement_id": agreement_id, "cause": str(LapseCause.REVIEW_OVERDUE)}
+    return {"agreement_id": agreement_id, "cause": str(LapseCause.DUTY_OVERDUE), "duty_id": duty_id}
 
 
 def claims(

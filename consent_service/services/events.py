@@ -8,10 +8,13 @@ the change affects, read from the decision log —
   organizations that received a permit on that consent (``decision.consent_id``), one index seek
   per registered organization (``ix_decision_consent_requester``), whatever the number of the
   subject's decisions;
-* a community rule added or retired, an approval revoked (an agreement lapsed, later): the
+* a community rule added or retired, an approval revoked, an agreement lapsed: the
   organizations the change can concern (the rule's requesters, or every registered one for
   ``*``; the approval's requester) that received a permit touching the community's members in
-  the last ``EVENTS_PERMIT_LOOKBACK_DAYS``.
+  the last ``EVENTS_PERMIT_LOOKBACK_DAYS``. A lapse happens by the clock, not by a request, so
+  the deliverer's sweep finds it (as it finds expired consents): an agreement's review date
+  passed unrenewed tells the requester of each approval under it; a duty overdue unmet tells
+  the party that owes it, once for each of its approvals in the community (all are held).
 
 An organization with no webhook for the kind is not written an event (it registers first; events
 are not kept for organizations that never asked). Each event row is one event for one webhook,
@@ -40,7 +43,13 @@ from consent_service.core.events import EventKind
 from consent_service.core.wire import WILDCARD
 from consent_service.storage import communities as community_store
 from consent_service.storage import events as store
-from consent_service.storage.models import ConsentExpiryNotice, DeliveryAttempt, OutboxEvent, Webhook
+from consent_service.storage.models import (
+    AgreementLapseNotice,
+    ConsentExpiryNotice,
+    DeliveryAttempt,
+    OutboxEvent,
+    Webhook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +98,7 @@ def community_change(
     requesters: Iterable[str],
     now: datetime,
     approval_id: str | None = None,
+    lapse: dict[str, str] | None = None,
 ) -> int:
     """Write the events of a community change (in the change's transaction); how many.
     ``requesters``: the organizations it can concern (``*``: any)."""
@@ -108,7 +118,11 @@ def community_change(
             concerned[org] = store.received_permit_touching(session, community_id, org, since)
         if concerned[org]:
             event = core.community_event(
-                kind=kind, community_id=community_id, community_shown=shown, approval_id=approval_id
+                kind=kind,
+                community_id=community_id,
+                community_shown=shown,
+                approval_id=approval_id,
+                lapse=lapse,
             )
             rows.append(_outbox(hook, kind=kind, event=event, community_id=community_id, now=now))
     store.add(session, *rows)
@@ -166,6 +180,7 @@ class Round:
     delivered: int = 0
     failed: int = 0
     expired_found: int = 0
+    lapsed_found: int = 0
 
 
 Post = Callable[[str, bytes, dict[str, str], float], int]
@@ -214,6 +229,56 @@ class Deliverer:
                 )
             session.commit()
         return len(found)
+
+    def sweep_lapsed(self, now: datetime) -> int:
+        """Turn agreements that lapsed since the last sweeps into events (each lapse once)."""
+        since = now - timedelta(days=int(self.settings["EVENTS_EXPIRY_LOOKBACK_DAYS"]))
+        found = 0
+        with self.services.writing(None) as session:
+            for agreement_id, community_id, review_at in store.reviews_lapsed_unnoticed(
+                session, now=now, since=since, limit=SWEEP_LIMIT
+            ):
+                store.add(
+                    session, AgreementLapseNotice(agreement_id=agreement_id, due_at=review_at, noticed_at=now)
+                )
+                held = store.approvals_held(session, community_id, agreement_id=agreement_id)
+                self._lapsed(session, community_id, held, core.lapse_detail(agreement_id=agreement_id), now)
+                found += 1
+            for agreement_id, community_id, due_at, duty_id, owed_by in store.duties_overdue_unnoticed(
+                session, now=now, since=since, limit=SWEEP_LIMIT
+            ):
+                store.add(
+                    session,
+                    AgreementLapseNotice(
+                        agreement_id=agreement_id, due_at=due_at, duty_id=duty_id, noticed_at=now
+                    ),
+                )
+                held = store.approvals_held(session, community_id, requester=owed_by)
+                detail = core.lapse_detail(agreement_id=agreement_id, duty_id=duty_id)
+                self._lapsed(session, community_id, held, detail, now)
+                found += 1
+            session.commit()
+        return found
+
+    def _lapsed(
+        self,
+        session: Session,
+        community_id: str,
+        held: list[tuple[str, str]],
+        detail: dict[str, str],
+        now: datetime,
+    ) -> None:
+        for approval_id, requester in held:
+            community_change(
+                session,
+                self.services,
+                kind=EventKind.AGREEMENT_LAPSED,
+                community_id=community_id,
+                requesters=[requester],
+                now=now,
+                approval_id=approval_id,
+                lapse=detail,
+            )
 
     def claim(self, now: datetime) -> list[Claimed]:
         # The lease outlasts one POST (connect and read timeouts) with room to record the answer.
@@ -306,6 +371,7 @@ class Deliverer:
         interval = timedelta(seconds=float(self.settings["EVENTS_SWEEP_SECONDS"]))
         if self._last_sweep is None or now - self._last_sweep >= interval:
             result.expired_found = self.sweep_expired(now)
+            result.lapsed_found = self.sweep_lapsed(now)
             self._last_sweep = now
         for item in self.claim(now):
             result.claimed += 1

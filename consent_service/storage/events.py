@@ -12,12 +12,16 @@ from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from consent_service.storage.models import (
+    Agreement,
+    AgreementLapseNotice,
+    Approval,
     Consent,
     ConsentExpiryNotice,
     ConsentVersion,
     Decision,
     DecisionCommunity,
     DeliveryAttempt,
+    Duty,
     OutboxEvent,
     Webhook,
 )
@@ -105,6 +109,61 @@ def expired_unnoticed(
         .limit(limit)
     )
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def reviews_lapsed_unnoticed(
+    session: Session, *, now: datetime, since: datetime, limit: int
+) -> list[tuple[str, str, datetime]]:
+    """(agreement id, community id, review date) of agreements whose review date passed in
+    [since, now] unrenewed and whose lapse has not been turned into events yet."""
+    noticed = exists().where(
+        AgreementLapseNotice.agreement_id == Agreement.id,
+        AgreementLapseNotice.due_at == Agreement.review_at,
+        AgreementLapseNotice.duty_id == "",
+    )
+    query = (
+        select(Agreement.id, Agreement.community_id, Agreement.review_at)
+        .where(Agreement.review_at <= now, Agreement.review_at >= since, ~noticed)
+        .order_by(Agreement.review_at, Agreement.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def duties_overdue_unnoticed(
+    session: Session, *, now: datetime, since: datetime, limit: int
+) -> list[tuple[str, str, datetime, str, str]]:
+    """(agreement id, community id, due date, duty id, owed by) of unmet duties that fell due in
+    [since, now] and have not been turned into events yet."""
+    noticed = exists().where(AgreementLapseNotice.duty_id == Duty.id)
+    query = (
+        select(Duty.agreement_id, Duty.community_id, Duty.due_at, Duty.id, Duty.owed_by)
+        .where(
+            Duty.met_at.is_(None),
+            Duty.due_at <= now,
+            Duty.due_at >= since,
+            ~noticed,
+        )
+        .order_by(Duty.due_at, Duty.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in session.execute(query)]
+
+
+def approvals_held(
+    session: Session, community_id: str, *, agreement_id: str | None = None, requester: str | None = None
+) -> list[tuple[str, str]]:
+    """(approval id, requester) of the community's unrevoked approvals under ``agreement_id``,
+    or given to ``requester`` (the approvals a lapse holds)."""
+    query = select(Approval.id, Approval.requester).where(
+        Approval.community_id == community_id,
+        Approval.revoked_at.is_(None),
+    )
+    if agreement_id is not None:
+        query = query.where(Approval.agreement_id == agreement_id)
+    if requester is not None:
+        query = query.where(Approval.requester == requester)
+    return [(row[0], row[1]) for row in session.execute(query.order_by(Approval.id))]
 
 
 def claim_due(session: Session, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxEvent]:

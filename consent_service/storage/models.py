@@ -28,8 +28,8 @@ SQLModel.metadata.naming_convention = {
 metadata: MetaData = SQLModel.metadata
 
 
-def _ts(*, nullable: bool = False, index: bool = False) -> Any:
-    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+def _ts(*, nullable: bool = False, index: bool = False, primary_key: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index, primary_key=primary_key))
 
 
 def _json(*, nullable: bool = False) -> Any:
@@ -626,6 +626,19 @@ class ConsentExpiryNotice(SQLModel, table=True):
 
     consent_id: str = Field(foreign_key="consent.id", primary_key=True, max_length=36)
     version: int = Field(primary_key=True)
+    noticed_at: datetime = _ts()
+
+
+class AgreementLapseNotice(SQLModel, table=True):
+    """An agreement's lapse that the deliverer's sweep has turned into events (once each): its
+    review date passed unrenewed (``duty_id`` empty, ``due_at`` the review date: a renewal sets a
+    new date, so a later lapse is noticed again), or one of its duties went overdue unmet."""
+
+    __tablename__ = "agreement_lapse_notice"
+
+    agreement_id: str = Field(foreign_key="agreement.id", primary_key=True, max_length=36)
+    due_at: datetime = _ts(primary_key=True)
+    duty_id: str = Field(default="", primary_key=True, max_length=36)
     noticed_at: datetime = _ts()
 
 
