@@ -141,6 +141,22 @@ def commit() -> dict[str, Any]:
 # -- servers ------------------------------------------------------------------------------------
 
 
+def _own_rss_kb(pid: int) -> int:
+    rss = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    mapped_db, in_db = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):
+            in_db = fields[-1].endswith(".db")  # a mapping's first line ends with its path
+        elif in_db and fields[:1] == ["Rss:"]:
+            mapped_db += int(fields[1])
+    return rss - mapped_db
+
+
 @dataclass
 class Server:
     name: str
@@ -154,12 +170,12 @@ class Server:
         return [int(p.name.split("-", 1)[1]) for p in self.ready_dir.glob("ready-*")]
 
     def rss_mb(self) -> list[float]:
+        """Each worker's resident memory, less the pages of a SQLite database file it maps
+        (``CONSENT_SQLITE_MMAP_MB``): those are the OS page cache, shared by every worker."""
         sizes = []
         for pid in self.worker_pids():
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        sizes.append(round(int(line.split()[1]) / 1024, 1))
+                sizes.append(round(_own_rss_kb(pid) / 1024, 1))
         return sizes
 
     def stop(self) -> None:

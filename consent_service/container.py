@@ -61,6 +61,7 @@ class Services:
         engine = make_engine(
             database_url(settings, instance),
             busy_timeout_ms=settings["SQLITE_BUSY_TIMEOUT_MS"],
+            sqlite_mmap_mb=settings["SQLITE_MMAP_MB"],
             statement_timeout_ms=settings["PG_STATEMENT_TIMEOUT_MS"],
             pool_size=settings["DB_POOL_SIZE"],
             schema=settings["DB_SCHEMA"],
