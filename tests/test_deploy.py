@@ -131,3 +131,33 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
             env.unlink()
         if made:
             secrets.rmdir()
+
+
+def test_every_package_the_service_imports_is_a_declared_dependency():
+    """The image installs the declared dependencies only (``pip install .``): a module imported
+    by the service but brought here by the test extras would fail there at start-up."""
+    import ast
+    import re
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    declared = {
+        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    distributions = packages_distributions()
+    imported: set[str] = set()
+    for path in (REPO / "consent_service").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"consent_service", "__future__"}
+    undeclared = {
+        module: distributions.get(module)
+        for module in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(module, [module])} & declared
+    }
+    assert undeclared == {}
