@@ -60,7 +60,8 @@ def test_the_containerfile_serves_with_gunicorn_as_an_unprivileged_user():
         if line.strip() and not line.strip().startswith("#")
     ]
     instructions = [line.split()[0] for line in lines if line.split()[0].isupper()]
-    assert instructions[0] == "FROM"
+    assert instructions[:2] == ["ARG", "FROM"]  # the base image may be chosen, python:3.11-slim by default
+    assert lines[0] == "ARG BASE=python:3.11-slim" and lines[1] == "FROM ${BASE}"
     assert "USER" in instructions and "HEALTHCHECK" in instructions
     user = next(line for line in lines if line.startswith("USER "))
     assert user.split()[1] not in {"root", "0"}
