@@ -412,6 +412,24 @@ class TestAnAgreementLapses:
         assert self.sweep_at(app, 11) == 0
         assert outbox(app) == []
 
+    def test_a_lapse_another_deliverer_noticed_first_is_left_to_it(
+        self, app, client, member, under_agreement, receiver, monkeypatch
+    ):
+        """Two deliverers sweeping at once (PostgreSQL: both read before either wrote): the
+        one whose notice is refused writes nothing and does not fail."""
+        register(client, member["univ_hooks"], receiver.url, ["agreement.lapsed", "consent.expired"])
+        assert self.sweep_at(app, 11) == 1  # the first deliverer: the duty's lapse, told once
+        from consent_service.storage import events as store
+        from consent_service.storage.models import Duty
+
+        with app.extensions[EXTENSION].sessions() as session:
+            duty = session.get(Duty, under_agreement["duty"]["id"])
+            seen = [(duty.agreement_id, duty.community_id, duty.due_at, duty.id, duty.owed_by)]
+        # The second deliverer read before the first wrote: it saw the lapse unnoticed.
+        monkeypatch.setattr(store, "duties_overdue_unnoticed", lambda session, **_: seen)
+        assert self.sweep_at(app, 11) == 0
+        assert len(outbox(app)) == 1
+
     def test_the_deliverers_round_sweeps_and_a_revoked_approval_is_not_told(
         self, app, client, member, under_agreement, receiver
     ):

@@ -23,6 +23,7 @@ with its own id (the JWS ``jti``), the same on every retry.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consent_service.container import Services
@@ -217,6 +219,11 @@ class Deliverer:
 
     def sweep_expired(self, now: datetime) -> int:
         """Turn consents that expired since the last sweeps into events (each version once)."""
+        with contextlib.suppress(IntegrityError):
+            return self._sweep_expired(now)
+        return 0  # see _sweep_lapsed
+
+    def _sweep_expired(self, now: datetime) -> int:
         since = now - timedelta(days=int(self.settings["EVENTS_EXPIRY_LOOKBACK_DAYS"]))
         with self.services.writing(None) as session:
             found = store.expired_unnoticed(session, now=now, since=since, limit=SWEEP_LIMIT)
@@ -232,6 +239,14 @@ class Deliverer:
 
     def sweep_lapsed(self, now: datetime) -> int:
         """Turn agreements that lapsed since the last sweeps into events (each lapse once)."""
+        with contextlib.suppress(IntegrityError):
+            return self._sweep_lapsed(now)
+        # Another deliverer noticed one of these first (PostgreSQL: both read before either
+        # wrote; its notice's key refused ours): its transaction wrote those events, ours is
+        # rolled back whole, and the next sweep finds whatever is still unnoticed.
+        return 0
+
+    def _sweep_lapsed(self, now: datetime) -> int:
         since = now - timedelta(days=int(self.settings["EVENTS_EXPIRY_LOOKBACK_DAYS"]))
         found = 0
         with self.services.writing(None) as session:
