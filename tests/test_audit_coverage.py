@@ -249,8 +249,17 @@ def authorize_batch(t: Trial) -> list[Expected]:
             json={"subjects": [MEMBER, OUTSIDER], "purpose": "research", "data_categories": ["health"]},
         )
     )
-    actor = t.api_actor(RESEARCHER, "authorize")
-    return [(f"decision:{d['decision']}", actor, d["decision_id"]) for d in answer["decisions"]]
+    # One entry for the whole batch, binding every decision row (each row names the batch).
+    with services_of(t.app).sessions() as session:
+        batch_ids = set(
+            session.scalars(
+                select(models.Decision.batch_id).where(
+                    models.Decision.id.in_([d["decision_id"] for d in answer["decisions"]])
+                )
+            )
+        )
+    assert len(batch_ids) == 1
+    return [("decision:batch", t.api_actor(RESEARCHER, "authorize"), batch_ids.pop())]
 
 
 def create_client(t: Trial) -> list[Expected]:

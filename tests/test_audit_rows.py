@@ -21,6 +21,7 @@ from governance_helpers import (
     APPROVAL_RULE,
     COUNCIL_A,
     GOVERNMENT,
+    MEMBER,
     MEMBER_CONSENT,
     NATION_A,
     NATION_B,
@@ -113,6 +114,18 @@ def populate(app: Any, client: Any, world: World) -> dict[str, Any]:
                     headers=world.headers(GOVERNMENT, "authorize"),
                 )
             )
+    # a batch authorize: its decision rows and community links, bound by the batch's one entry
+    assert_ok(
+        client.post(
+            "/v1/authorize/batch",
+            headers=world.headers(RESEARCHER, "authorize"),
+            json={
+                "subjects": [MEMBER, OUTSIDER, MEMBER],
+                "purpose": "research",
+                "data_categories": ["health"],
+            },
+        )
+    )
     # webhooks: two, one of them deleted
     hooks = [
         assert_ok(
@@ -585,27 +598,70 @@ _JSONISH = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(
-    values=st.dictionaries(
+def _decision_values(size: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Some of a decision row's columns, with any JSON-ish or datetime values (NULL included)."""
+    return st.dictionaries(
         st.sampled_from([c.name for c in BOUND["decision"].columns]),
         _JSONISH | st.datetimes(timezones=st.just(UTC)),
-        max_size=12,
-    ),
-    other=st.text(max_size=12),
-)
+        max_size=size,
+    )
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(values=_decision_values(12), other=st.text(max_size=12))
 def test_a_digest_with_shared_values_memoised_is_the_canonical_digest(
     values: dict[str, Any], other: str
 ) -> None:
     """``digest(..., memo)`` hashes exactly ``canonical([table, {column: value}])``, as verification
     does row by row; a second row sharing the first one's lists and dicts reuses their text."""
-    from consent_service.core.audit_chain import canonical
 
     table = BOUND["decision"]
     memo: dict[int, str] = {}
     second = {**values, "id": other}
     for row in (values, second):
-        form = {column.name: audit_rows._plain(row.get(column.name)) for column in table.columns}
-        expected = hmac.new(b"k", canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
+        expected = _canonical_digest(table, row)
         assert audit_rows.digest(b"k", table, row, memo) == expected
         assert audit_rows.digest(b"k", table, row) == expected
+
+
+def _canonical_digest(table: Table, row: dict[str, Any]) -> str:
+    """The digest as docs/audit.md defines it: every column, but a column added after rows were
+    bound (``READ_WHEN_SET``: ``decision.batch_id``) only when it is set."""
+    from consent_service.core.audit_chain import canonical
+    from consent_service.storage.audit_rows import READ_WHEN_SET
+
+    late = READ_WHEN_SET.get(table.name, frozenset())
+    form = {
+        column.name: audit_rows._plain(row.get(column.name))
+        for column in table.columns
+        if row.get(column.name) is not None or column.name not in late
+    }
+    return hmac.new(b"k", canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
+
+
+def test_a_decision_recorded_before_batch_ids_keeps_its_digest() -> None:
+    """``decision.batch_id`` (migration 0015) is read only when set: a row without it hashes as
+    it did before the column existed."""
+    from consent_service.core.audit_chain import canonical
+
+    table = BOUND["decision"]
+    row = {c.name: f"v-{c.name}" for c in table.columns if c.name != "batch_id"}
+    before = {name: row[name] for name in sorted(row)}
+    expected = hmac.new(b"k", canonical([table.name, before]), hashlib.sha256).hexdigest()[:32]
+    assert audit_rows.digest(b"k", table, {**row, "batch_id": None}) == expected
+    assert audit_rows.digest(b"k", table, {**row, "batch_id": None}, {}) == expected
+    assert audit_rows.digest(b"k", table, {**row, "batch_id": "b"}) != expected
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(shared=_decision_values(8), rows=st.lists(_decision_values(8), min_size=1, max_size=4))
+def test_the_digests_of_a_batch_are_each_rows_canonical_digest(
+    shared: dict[str, Any], rows: list[dict[str, Any]]
+) -> None:
+    """``digests`` (a batch's rows, the columns they share written once) gives each row's
+    ``digest``, whichever columns are shared and whatever they hold (NULL included)."""
+    table = BOUND["decision"]
+    batch = [{**row, **shared} for row in rows]
+    memo: dict[int, str] = {}
+    found = audit_rows.digests(b"k", table, batch, memo, same=frozenset(shared))
+    assert found == [_canonical_digest(table, row) for row in batch]

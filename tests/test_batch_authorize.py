@@ -15,17 +15,32 @@ from typing import Any
 
 import pytest
 from api_helpers import CONSENT as BASE_CONSENT
-from api_helpers import DEFAULT_OBLIGATIONS, assert_error, assert_ok, record_consent, table_counts
+from api_helpers import (
+    DEFAULT_OBLIGATIONS,
+    assert_error,
+    assert_ok,
+    engine_of,
+    record_consent,
+    table_counts,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, insert, select, update
 
 from consent_service.container import EXTENSION
 from consent_service.services import audit as audit_log
+from consent_service.services import audit_rows as audit_rows_service
 from consent_service.storage import audit_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import write
-from consent_service.storage.models import Approval, AuditEntry, CommunityRule, ConsentVersion, Decision
+from consent_service.storage.models import (
+    Approval,
+    AuditEntry,
+    CommunityRule,
+    ConsentVersion,
+    Decision,
+    DecisionCommunity,
+)
 
 BATCH = "/v1/authorize/batch"
 ORGS = {
@@ -311,6 +326,14 @@ def batch(
     )
 
 
+def batch_id_of(app: Any, answer: dict[str, Any]) -> str:
+    """The batch an answer's decisions were recorded in (their rows' ``batch_id``)."""
+    with app.extensions[EXTENSION].sessions() as session:
+        row = session.get(Decision, answer["decisions"][0]["decision_id"])
+        assert row is not None and row.batch_id is not None
+        return row.batch_id
+
+
 def comparable(answer: dict[str, Any]) -> tuple[Any, ...]:
     """Everything but the decision id and the wording of messages."""
     return (
@@ -498,7 +521,7 @@ class TestMinCellSize:
 
 
 class TestRecording:
-    def test_one_decision_row_and_one_audit_entry_per_subject_in_an_intact_chain(
+    def test_one_decision_row_per_subject_and_one_audit_entry_binding_them_in_an_intact_chain(
         self, app, client, world, cohort_world
     ):
         headers = world.headers("univ", "authorize")
@@ -507,21 +530,140 @@ class TestRecording:
         answer = batch(client, headers, subjects, "research", ["health"])
         after = table_counts(app)
         assert after["decision"] - before["decision"] == len(subjects)
-        assert after["audit_entry"] - before["audit_entry"] == len(subjects)
+        assert after["audit_entry"] - before["audit_entry"] == 1
+        batch_id = batch_id_of(app, answer)
         services = app.extensions[EXTENSION]
         with services.sessions() as session:
             ids = [d["decision_id"] for d in answer["decisions"]]
             assert len(set(ids)) == len(ids)
-            rows = session.scalars(select(Decision).where(Decision.id.in_(ids)))
+            rows = list(session.scalars(select(Decision).where(Decision.id.in_(ids))))
             stored = {row.id: row.outcome for row in rows}
             assert stored == {d["decision_id"]: d["decision"] for d in answer["decisions"]}
-            tags = session.execute(
-                select(AuditEntry.tag, func.count())
-                .where(AuditEntry.object_id.in_(ids))
-                .group_by(AuditEntry.tag)
+            assert {row.batch_id for row in rows} == {batch_id}
+            (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.object_id == batch_id))
+            assert entry.tag == "decision:batch"
+            assert entry.actor_org == "univ"
+            assert entry.payload["batch"] == {"id": batch_id, "size": len(subjects)}
+            assert entry.payload["summary"] == answer["summary"]
+            assert (entry.payload["purpose"], entry.payload["data_categories"]) == ("research", ["health"])
+            named = audit_rows_service.namings_of(entry.payload)
+            assert sorted(key[0] for table, key, _, _ in named if table == "decision") == sorted(ids)
+            links = session.execute(
+                select(DecisionCommunity.decision_id, DecisionCommunity.community_id).where(
+                    DecisionCommunity.decision_id.in_(ids)
+                )
             ).all()
-            assert dict(tags) == {f"decision:{k}": v for k, v in answer["summary"].items() if v}
+            assert links  # members of the three communities are in the cohort
+            assert sorted(key for table, key, _, _ in named if table == "decision_community") == sorted(
+                [decision_id, community] for decision_id, community in links
+            )
         assert audit_log.verify(services, checkpoint_tokens=[]).ok
+
+    def test_each_decision_of_a_batch_links_to_the_batch_entry(self, app, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [1, 2, 3], "research", ["health"])
+        services = app.extensions[EXTENSION]
+        batch_id = batch_id_of(app, answer)
+        with services.sessions() as session:
+            (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.object_id == batch_id))
+        for decision in answer["decisions"]:
+            looked_up = assert_ok(
+                client.get(
+                    f"/v1/decisions/{decision['decision_id']}", headers=world.headers("univ", "authorize")
+                )
+            )
+            assert looked_up["audit"] == {"seq": entry.seq, "hash": entry.hash}
+
+    def test_a_single_decision_keeps_its_own_entry_and_no_batch(self, app, client, world, cohort_world):
+        answer = single(client, world.headers("univ", "authorize"), 1, "research", ["health"])
+        services = app.extensions[EXTENSION]
+        with services.sessions() as session:
+            row = session.get(Decision, answer["decision_id"])
+            assert row is not None and row.batch_id is None
+            (entry,) = session.scalars(
+                select(AuditEntry).where(AuditEntry.object_id == answer["decision_id"])
+            )
+            assert entry.tag == f"decision:{answer['decision']}"
+            assert audit_rows_service.BATCH_ROWS not in entry.payload
+
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            {"outcome": "permit"},
+            {"reasons": []},
+            {"subject_key": "someone-else"},
+            {"batch_id": None},
+            {"batch_id": "00000000-0000-4000-8000-000000000000"},
+        ],
+    )
+    def test_an_edited_decision_row_of_a_batch_is_named_by_verify(
+        self, app, client, world, cohort_world, edit
+    ):
+        answer = batch(client, world.headers("univ", "authorize"), [*range(13)], "research", ["health"])
+        services = app.extensions[EXTENSION]
+        target = answer["decisions"][5]["decision_id"]
+        batch_id = batch_id_of(app, answer)
+        with services.sessions() as session:
+            seq = session.scalars(select(AuditEntry.seq).where(AuditEntry.object_id == batch_id)).one()
+        with engine_of(app).begin() as conn:
+            conn.execute(update(Decision).where(Decision.id == target).values(**edit))
+        result = audit_log.verify(services, checkpoint_tokens=[])
+        assert not result.ok
+        assert (result.table, result.row, result.seq) == ("decision", [target], seq)
+        assert "edited outside the service" in result.problem
+
+    def test_a_deleted_decision_row_of_a_batch_is_named_by_verify(self, app, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [*range(13)], "research", ["health"])
+        services = app.extensions[EXTENSION]
+        ids = [d["decision_id"] for d in answer["decisions"]]
+        with services.sessions() as session:
+            linked = set(
+                session.scalars(
+                    select(DecisionCommunity.decision_id).where(DecisionCommunity.decision_id.in_(ids))
+                )
+            )
+        target = next(i for i in ids if i not in linked)  # a subject of no community: no link to delete first
+        with engine_of(app).begin() as conn:
+            conn.execute(delete(Decision).where(Decision.id == target))
+        result = audit_log.verify(services, checkpoint_tokens=[])
+        assert not result.ok
+        assert (result.table, result.row) == ("decision", [target])
+        assert "deleted outside the service" in result.problem
+
+    def test_a_deleted_community_link_of_a_batch_is_named_by_verify(self, app, client, world, cohort_world):
+        answer = batch(client, world.headers("univ", "authorize"), [*range(13)], "research", ["health"])
+        services = app.extensions[EXTENSION]
+        with services.sessions() as session:
+            decision_id, community = session.execute(
+                select(DecisionCommunity.decision_id, DecisionCommunity.community_id).where(
+                    DecisionCommunity.decision_id.in_([d["decision_id"] for d in answer["decisions"]])
+                )
+            ).first()
+        with engine_of(app).begin() as conn:
+            conn.execute(
+                delete(DecisionCommunity).where(
+                    DecisionCommunity.decision_id == decision_id, DecisionCommunity.community_id == community
+                )
+            )
+        result = audit_log.verify(services, checkpoint_tokens=[])
+        assert not result.ok
+        assert (result.table, result.row) == ("decision_community", [decision_id, community])
+        assert "deleted outside the service" in result.problem
+
+    def test_a_decision_row_added_to_a_batch_by_hand_is_named_by_verify(
+        self, app, client, world, cohort_world
+    ):
+        answer = batch(client, world.headers("univ", "authorize"), [1, 2], "research", ["health"])
+        services = app.extensions[EXTENSION]
+        with services.sessions() as session:
+            copied = session.get(Decision, answer["decisions"][0]["decision_id"])
+            values = {c.name: getattr(copied, c.name) for c in Decision.__table__.columns}
+        forged = str(uuid.uuid4())
+        with engine_of(app).begin() as conn:
+            conn.execute(insert(Decision).values({**values, "id": forged}))
+        result = audit_log.verify(services, checkpoint_tokens=[])
+        assert not result.ok
+        assert (result.table, result.row) == ("decision", [forged])
+        assert "inserted outside the service" in result.problem
 
     def test_a_failing_audit_write_records_nothing_and_answers_503(
         self, app, client, world, cohort_world, monkeypatch
@@ -581,8 +723,9 @@ class TestLimits:
         assert answer["summary"] == {"permit": 0, "deny": 10_000}
         assert answer["decisions"][-1]["subject_index"] == 9_999
         after = table_counts(app)
-        assert after["audit_entry"] - before["audit_entry"] == 10_000
+        assert after["audit_entry"] - before["audit_entry"] == 1
         assert after["decision"] - before["decision"] == 10_000
+        assert audit_log.verify(app.extensions[EXTENSION], checkpoint_tokens=[]).ok
 
     @pytest.mark.parametrize(
         ("item", "field"),

@@ -51,6 +51,7 @@ class AuditTag(StrEnum):
 
     DECISION_PERMIT = "decision:permit"
     DECISION_DENY = "decision:deny"
+    DECISION_BATCH = "decision:batch"  # one entry per batch authorize, binding all its decisions
     CONSENT_RECORDED = "consent:recorded"
     CONSENT_AMENDED = "consent:amended"
     CONSENT_REVOKED = "consent:revoked"

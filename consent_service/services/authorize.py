@@ -4,8 +4,10 @@ One path for both: ``authorize`` is ``authorize_batch`` of one subject. The fact
 subject are read in ONE read-only snapshot with set-based queries (``IN`` over the subject
 keys, chunked), opened through ``services.reading(caller)`` so a disabled or unknown client is
 refused (401) by the very snapshot that would have served it, before anything is decided or
-written. The engine decides each distinct subject once; every decision row and one audit entry
-per subject decision are then written in ONE short transaction. Nothing is answered unless it
+written. The engine decides each distinct subject once; every decision row and its audit entry
+(a single call: ``decision:permit`` / ``decision:deny`` for its decision; a batch: ONE
+``decision:batch`` entry binding every decision row of the batch) are then written in ONE short
+transaction. Nothing is answered unless it
 committed, and any failure on the way is ``Unavailable`` (503, which callers must treat as
 deny): this module never turns an error into a permit.
 
@@ -360,7 +362,9 @@ class _Recorded:
         now: datetime,
         batch_id: str | None,
     ) -> _Recorded:
-        """``batch_id``: the entries of a batch say which batch, and where in it (None: a single call)."""
+        """One audit entry per decision for a single call (``batch_id`` None); for a batch, ONE
+        entry (``decision:batch``, object id the batch id) binding every decision row and
+        community link of the batch (``audit_rows.batch_binding``), each row carrying the batch id."""
         recorded = cls([], [], [], [])
         shared = SharedValues(request)
         memo: dict[int, str] = {}  # the shared values' canonical JSON, for the rows' digests (audit_rows)
@@ -378,6 +382,7 @@ class _Recorded:
                 reader=reader,
                 shared=shared,
             )
+            row["batch_id"] = batch_id
             recorded.rows.append(row)
             recorded.decisions.append(
                 SubjectDecision(
@@ -394,12 +399,24 @@ class _Recorded:
                 for cid in sorted(policy_versions)
             ]
             recorded.touched.extend(links)
-            tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
-            payload = audit_payload(row)
-            if batch_id is not None:
-                payload["batch"] = {"id": batch_id, "index": index, "size": len(decided.keys)}
-            payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [row], links, memo)
-            recorded.entries.append((now, str(tag), decision_id, payload))
+            if batch_id is None:
+                tag = AuditTag.DECISION_PERMIT if verdict.permitted else AuditTag.DECISION_DENY
+                payload = audit_payload(row)
+                payload[audit_rows.ROWS] = audit_rows.decision_rows(services.rows_key, [row], links, memo)
+                recorded.entries.append((now, str(tag), decision_id, payload))
+        if batch_id is not None:
+            permits = sum(1 for d in recorded.decisions if d.verdict.permitted)
+            payload = {
+                "batch": {"id": batch_id, "size": len(recorded.rows)},
+                "purpose": request.purpose,
+                "data_categories": list(request.data_categories),
+                "summary": {"permit": permits, "deny": len(recorded.rows) - permits},
+                audit_rows.ROWS: [],
+                audit_rows.BATCH_ROWS: audit_rows.batch_binding(
+                    services.rows_key, recorded.rows, recorded.touched, memo
+                ),
+            }
+            recorded.entries.append((now, str(AuditTag.DECISION_BATCH), batch_id, payload))
         return recorded
 
     def write(self, services: Services, *, caller: Caller) -> None:

@@ -149,9 +149,10 @@ def get(
             return StewardDecision(decision_id=seen.pop("id"), community=community_id, **seen)
         else:
             raise NotFound("No such decision.")
+        # A single call's decision has an entry of its own; a batch's are bound by the batch's entry.
         logged = [
             e
-            for e in audit_store.entries_for(session, object_id=decision.id)
+            for e in audit_store.entries_for(session, object_id=decision.batch_id or decision.id)
             if e.tag.startswith("decision:")
         ]
         return replace(found, audit=AuditLink(seq=logged[0].seq, hash=logged[0].hash) if logged else None)

@@ -376,6 +376,9 @@ class Decision(SQLModel, table=True):
     # What the requester was told, where it differs from the recorded reasons above
     # (core/disclosure.py): reasons, obligations, rule_ids, policy_versions. NULL: the same.
     told: dict[str, Any] | None = _json(nullable=True)
+    # The batch authorize call that made it (its ``decision:batch`` audit entry's object id);
+    # NULL for a single authorize. Added by migration 0015: a digest reads it only when set.
+    batch_id: str | None = Field(default=None, max_length=36)
 
 
 class ConsentReview(SQLModel, table=True):
