@@ -39,7 +39,6 @@ from consent_service.core.decision_record import (
     SharedValues,
     approval_terms,
     audit_payload,
-    consent_terms,
     decision_values,
     duty_terms,
 )
@@ -50,6 +49,7 @@ from consent_service.errors import ServiceError, Unavailable
 from consent_service.services import audit_rows, metrics
 from consent_service.storage import agreements as agreement_store
 from consent_service.storage import bulk
+from consent_service.storage import decisions as decision_store
 from consent_service.storage.db import write
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def _decide(
         # recorded before normalization, services.subjects): read with the others, merged below.
         also = {ref.key: ref.as_given for ref in refs if ref.as_given is not None}
         looked_up = [*distinct, *also.values()]
-        consent_rows = bulk.current_terms_for_subjects(session, looked_up)
+        consent_rows = bulk.terms_naming(session, looked_up, recipient=request.requester)
         memberships = bulk.memberships_with_versions(session, looked_up, showing=showing)
         for key, old in also.items():
             consent_rows[key] = [*consent_rows.get(key, ()), *consent_rows.get(old, ())]
@@ -251,7 +251,7 @@ def _decide(
     for key in distinct:
         versions = dict(memberships.get(key, ()))
         communities = [compiled[cid] for cid in versions]
-        consents = [consent_terms(row) for row in consent_rows.get(key, ())]
+        consents = consent_rows.get(key, [])
         verdict = services.engine.decide(
             request=request,
             consents=consents,
@@ -423,6 +423,9 @@ class _Recorded:
         # Not ``services.writing(caller)``: the caller was re-checked in the decision's own
         # snapshot, and a second check would add a query to every decision.
         with write(services.sessions) as session:
-            bulk.add_decisions(session, self.rows, self.touched)
+            if len(self.rows) > 1:  # a batch: COPY (PostgreSQL) or the driver's executemany
+                decision_store.add_many(session, self.rows, self.touched)
+            else:
+                bulk.add_decisions(session, self.rows, self.touched)
             services.append_audit_many(session, caller=caller, entries=self.entries)
             session.commit()

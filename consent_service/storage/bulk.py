@@ -18,11 +18,28 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, Row, Table, Text, bindparam, cast, column, insert, select, table
+from sqlalchemy import (
+    JSON,
+    Row,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    table,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
+from consent_service.core.engine import ConsentTerms
 from consent_service.storage.models import (
     Agreement,
     Approval,
@@ -181,6 +198,49 @@ def current_terms_for_subjects(
                     code_list(row.recipients),
                     row.expires_at,
                     row.recorded_at,
+                )
+            )
+    return found
+
+
+def _names(recipient: Any, dialect: str) -> Any:
+    """The consent version lists ``recipient`` among its recipients (a JSON list of codes)."""
+    if dialect == "postgresql":
+        return cast(ConsentVersion.recipients, JSONB).has_key(type_coerce(recipient, Text))
+    listed = func.json_each(ConsentVersion.recipients).table_valued("value")
+    return exists(select(literal(1)).select_from(listed).where(listed.c.value == recipient))
+
+
+@cache
+def _terms_naming(dialect: str) -> Any:
+    """``_CURRENT_TERMS`` of the consents that name the requester (bind ``recipient``), built once."""
+    return _CURRENT_TERMS.where(_names(bindparam("recipient"), dialect))
+
+
+def terms_naming(
+    session: Session, subject_keys: Iterable[str], *, recipient: str
+) -> dict[str, list[ConsentTerms]]:
+    """subject_key -> the engine's terms of each active consent whose current version names
+    ``recipient`` (filtered in SQL: no other consent can permit it or name it as the reader,
+    ``engine.covering_consent`` and ``disclosure.named_by``), indexed by subject_key."""
+    keys = sorted(set(subject_keys))
+    found: dict[str, list[ConsentTerms]] = defaultdict(list)
+    conn = session.connection()
+    statement = _terms_naming(conn.dialect.name)
+    for chunk in chunked(keys):
+        for key, cid, version, purposes, categories, recipients, expires_at, recorded_at in conn.execute(
+            statement, {"keys": list(chunk), "recipient": recipient}
+        ):
+            found[key].append(
+                ConsentTerms(
+                    cid,
+                    version,
+                    code_list(purposes),
+                    code_list(categories),
+                    code_list(recipients),
+                    expires_at,
+                    True,
+                    recorded_at,
                 )
             )
     return found

@@ -7,13 +7,14 @@ hot path inserts its rows in bulk through ``storage/bulk.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
+from consent_service.storage.consent_import import insert as write_rows
 from consent_service.storage.models import Decision, DecisionCommunity
 
 
@@ -26,6 +27,17 @@ def add(session: Session, decision: Decision, communities: list[str]) -> None:
             for cid in communities
         )
         session.flush()
+
+
+def add_many(
+    session: Session, decisions: Sequence[Mapping[str, Any]], links: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert a batch's decision rows and decision_community rows (dicts of column values) with
+    one statement per table on the driver's connection: ``COPY`` on PostgreSQL, one
+    ``executemany`` on SQLite, each value through its column type's bind processor (as the
+    consent import writes; a single decision goes through ``bulk.add_decisions``)."""
+    write_rows(session, Decision.__table__, decisions)
+    write_rows(session, DecisionCommunity.__table__, links)
 
 
 def get(session: Session, decision_id: str) -> Decision | None:
