@@ -100,13 +100,20 @@ class SharedValues:
         self, values: Mapping[str, Any], verdict: Verdict, reader: disclosure.Audience, request: AccessRequest
     ) -> dict[str, Any] | None:
         """What the requester is told where it differs from ``values`` (``disclosure``), one object
-        per distinct (verdict, policy versions, reader) of the batch."""
+        per distinct (verdict, policy versions, reader) of the batch.
+
+        A reader that is shown no community id is told no policy versions at all, so which
+        versions were recorded matters only as whether there were any (``disclosure.difference``
+        compares them with the empty view): a cohort spread over many communities then shares
+        one view per verdict instead of one per community.
+        """
+        versions = values["policy_versions"]
         key = (
             verdict.outcome,
             verdict.reasons,
             id(verdict.obligations),
             tuple(r.id for r in verdict.rules),
-            tuple(values["policy_versions"].items()),
+            tuple(versions.items()) if reader.named and reader.shown else bool(versions),
             reader,
         )
         if key not in self._told:
