@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
-from consent_service.storage.consent_import import insert as write_rows
+from consent_service.storage import bulk
 from consent_service.storage.models import Decision, DecisionCommunity
 
 
@@ -30,14 +30,17 @@ def add(session: Session, decision: Decision, communities: list[str]) -> None:
 
 
 def add_many(
-    session: Session, decisions: Sequence[Mapping[str, Any]], links: Sequence[Mapping[str, Any]]
+    session: Session,
+    decisions: Sequence[Mapping[str, Any]],
+    links: Sequence[Mapping[str, Any]],
+    texts: Mapping[int, str],
 ) -> None:
-    """Insert a batch's decision rows and decision_community rows (dicts of column values) with
-    one statement per table on the driver's connection: ``COPY`` on PostgreSQL, one
-    ``executemany`` on SQLite, each value through its column type's bind processor (as the
-    consent import writes; a single decision goes through ``bulk.add_decisions``)."""
-    write_rows(session, Decision.__table__, decisions)
-    write_rows(session, DecisionCommunity.__table__, links)
+    """Insert a batch's decision rows and decision_community rows (dicts of every column's value)
+    with one statement per table: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite
+    (``bulk.write_rows``; ``texts``: the JSON values' text, by object id). A single decision
+    goes through ``bulk.add_decisions``."""
+    bulk.write_rows(session, Decision.__table__, decisions, texts)
+    bulk.write_rows(session, DecisionCommunity.__table__, links, texts)
 
 
 def get(session: Session, decision_id: str) -> Decision | None:
