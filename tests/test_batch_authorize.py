@@ -9,6 +9,7 @@ cohort gate applies, the expectation is derived from the single answers too.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +29,10 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from consent_service.container import EXTENSION
+from consent_service.schemas.authorize import BatchDecisionsOut
 from consent_service.services import audit as audit_log
 from consent_service.services import audit_rows as audit_rows_service
+from consent_service.services import authorize as cases
 from consent_service.storage import audit_rows
 from consent_service.storage import communities as community_store
 from consent_service.storage.db import write
@@ -452,6 +455,23 @@ class TestSameAsSingleAuthorize:
         answer = batch(client, headers, [1, 2], "research", ["health"])
         assert answer["summary"] == {"permit": 0, "deny": 2}
         assert {r["rule_id"] for d in answer["decisions"] for r in d["reasons"]} == {rule}
+
+    def test_the_answer_is_what_the_batch_schema_dumps(self, client, world, cohort_world, monkeypatch):
+        """The view builds the answer without the nested schemas (``schemas.authorize.batch_answer``):
+        for every kind of request over the whole world it is exactly ``BatchDecisionsOut``'s dump."""
+        results: list[Any] = []
+        decide = cases.authorize_batch
+
+        def kept(*args: Any, **kwargs: Any) -> Any:
+            results.append(decide(*args, **kwargs))
+            return results[-1]
+
+        monkeypatch.setattr(cases, "authorize_batch", kept)
+        for requester, purpose, categories in REQUESTS:
+            answer = batch(
+                client, world.headers(requester, "authorize"), list(range(13)) * 2, purpose, categories
+            )
+            assert answer == json.loads(json.dumps(BatchDecisionsOut().dump(results[-1])))
 
 
 class TestMinCellSize:

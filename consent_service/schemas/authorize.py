@@ -140,3 +140,34 @@ class BatchDecisionsOut(StrictSchema):
 
     decisions = fields.List(fields.Nested(SubjectDecisionOut), required=True)
     summary = fields.Nested(SummaryOut, required=True)
+
+
+_REASONS = ReasonOut(many=True)
+
+
+def batch_answer(result: Any) -> dict[str, Any]:
+    """What ``BatchDecisionsOut`` dumps from a ``services.authorize.BatchResult``, built directly.
+
+    A batch's decisions share their reasons lists (``decision_record.SharedValues``), so each
+    distinct list is dumped once by ``ReasonOut``; obligations are plain dicts dumped as they are
+    (``fields.Dict``). Dumping 10,000 decisions through the nested schemas took about a tenth of
+    the whole request (docs/performance.md); ``tests/test_batch_authorize.py`` holds the two equal.
+    """
+    reasons: dict[int, list[dict[str, Any]]] = {}
+    decisions = []
+    for decision in result.decisions:
+        told = decision.told
+        found = reasons.get(id(told["reasons"]))
+        if found is None:
+            found = reasons[id(told["reasons"])] = _REASONS.dump(told["reasons"])
+        decisions.append(
+            {
+                "subject_index": decision.index,
+                "decision": told["outcome"],
+                "decision_id": decision.id,
+                "reasons": found,
+                "obligations": [dict(item) for item in told["obligations"]],
+            }
+        )
+    summary = result.summary
+    return {"decisions": decisions, "summary": {"permit": summary.permit, "deny": summary.deny}}
