@@ -166,7 +166,7 @@ def batch_answer(result: Any) -> dict[str, Any]:
                 "decision": told["outcome"],
                 "decision_id": decision.id,
                 "reasons": found,
-                "obligations": [dict(item) for item in told["obligations"]],
+                "obligations": told["obligations"],  # dicts, written as fields.Dict would copy them
             }
         )
     summary = result.summary

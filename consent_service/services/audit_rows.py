@@ -169,9 +169,17 @@ def digests(
                 parts.append(text)
                 continue
             value = row.get(variable)
-            if value is None and late:
+            if value is None:
+                if not late:
+                    parts.append(text + "null")
                 continue
-            parts.append(text + _text(value, memo))
+            kind = type(value)  # the common kinds inline (as ``_text`` writes them): 20,000 rows a batch
+            if kind is str:
+                parts.append(text + _string(value))
+            elif (kind is list or kind is dict) and (known := memo.get(id(value))) is not None:
+                parts.append(text + known)
+            else:
+                parts.append(text + _text(value, memo))
         out.append(_mac(key, f"{head}{','.join(parts)}}}]"))
     return out
 
