@@ -313,8 +313,8 @@ def terms_naming(
     ``engine.covering_consent`` and ``disclosure.named_by``), indexed by subject_key."""
     keys = sorted(set(subject_keys))
     found: dict[str, list[ConsentTerms]] = defaultdict(list)
+    statement = _terms_naming(session.get_bind().dialect.name)
     conn = session.connection()
-    statement = _terms_naming(conn.dialect.name)
     for chunk in chunked(keys):
         for key, cid, version, purposes, categories, recipients, expires_at, recorded_at in conn.execute(
             statement, {"keys": list(chunk), "recipient": recipient}
