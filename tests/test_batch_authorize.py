@@ -9,6 +9,7 @@ cohort gate applies, the expectation is derived from the single answers too.
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from consent_service.container import EXTENSION
+from consent_service.errors import Unavailable
 from consent_service.schemas.authorize import BatchDecisionsOut
 from consent_service.services import audit as audit_log
 from consent_service.services import audit_rows as audit_rows_service
@@ -472,6 +474,36 @@ class TestSameAsSingleAuthorize:
                 client, world.headers(requester, "authorize"), list(range(13)) * 2, purpose, categories
             )
             assert answer == json.loads(json.dumps(BatchDecisionsOut().dump(results[-1])))
+
+    def test_the_garbage_collector_is_paused_for_the_batch_only(
+        self, client, world, cohort_world, monkeypatch
+    ):
+        seen: list[bool] = []
+        decide = cases.authorize_batch
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            seen.append(gc.isenabled())
+            return decide(*args, **kwargs)
+
+        monkeypatch.setattr(cases, "authorize_batch", watched)
+        assert gc.isenabled()
+        batch(client, world.headers("univ", "authorize"), [1, 2], "research", ["health"])
+        assert seen == [False] and gc.isenabled()
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            raise Unavailable("The decisions could not be made; treat every subject as denied.")
+
+        monkeypatch.setattr(cases, "authorize_batch", failing)
+        assert_error(
+            client.post(
+                BATCH,
+                headers=world.headers("univ", "authorize"),
+                json={"subjects": [subject(1)], "purpose": "research", "data_categories": ["health"]},
+            ),
+            503,
+            "unavailable",
+        )
+        assert gc.isenabled()
 
 
 class TestMinCellSize:
