@@ -24,9 +24,12 @@ from governance_helpers import (
     reason_codes,
     seeded_governance,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from security_helpers import legacy_consent
 from sqlalchemy import select
 
+from consent_service.core import pseudonyms
 from consent_service.storage.models import AuditEntry
 
 SHARED = "urn:ca-on:health-card"
@@ -411,3 +414,25 @@ class TestUpgradingAVersion1Database:
         assert reason_codes(ask(gov, normal)) == ["community_rule"]
         assert ask(gov, normal, "service-planning", "housing")["decision"] == "permit"
         upgraded.extensions[EXTENSION].sessions.kw["bind"].dispose()
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    system=st.sampled_from(
+        ["urn:outreach-org:client", "URN:Outreach-Org:client", " https://X.org/id", "urn:x"]
+    ),
+    value=st.text(max_size=12),
+    insensitive=st.booleans(),
+)
+def test_both_keys_at_once_are_the_two_keys(system: str, value: str, insensitive: bool) -> None:
+    """``pseudonyms.keys`` (what resolving a subject computes) is ``subject_key`` of the normalized
+    spelling and ``key_as_given`` of the spelling sent, also when it skips the second HMAC."""
+    secret = b"s" * 32
+    normalized = pseudonyms.normalize_system(system)
+    norm_value = pseudonyms.normalize_value(value, case_insensitive=insensitive)
+    assert pseudonyms.keys(
+        secret, system=normalized, value=norm_value, given_system=system, given_value=value
+    ) == (
+        pseudonyms.subject_key(secret, system=normalized, value=norm_value),
+        pseudonyms.key_as_given(secret, system=system, value=value),
+    )

@@ -63,7 +63,7 @@ def normalize_value(value: str, *, case_insensitive: bool = False) -> str:
 
 def _hmac(secret: bytes, system: str, value: str) -> str:
     message = system.encode("utf-8") + _SEPARATOR + value.encode("utf-8")
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret, message, "sha256").hex()
 
 
 def subject_key(secret: bytes, *, system: str, value: str, case_insensitive: bool = False) -> str:
@@ -74,6 +74,16 @@ def subject_key(secret: bytes, *, system: str, value: str, case_insensitive: boo
 def key_as_given(secret: bytes, *, system: str, value: str) -> str:
     """The key v1 computed: of the identifier exactly as sent (for subjects recorded then)."""
     return _hmac(secret, system, value)
+
+
+def keys(secret: bytes, *, system: str, value: str, given_system: str, given_value: str) -> tuple[str, str]:
+    """``subject_key(system, value)`` and ``key_as_given(given_system, given_value)``: the second
+    HMAC is skipped when both hash the same text (an identifier sent already normalized)."""
+    key_system, key_value = normalize_system(system), normalize_value(value)
+    key = _hmac(secret, key_system, key_value)
+    if (key_system, key_value) == (given_system, given_value):
+        return key, key
+    return key, _hmac(secret, given_system, given_value)
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:

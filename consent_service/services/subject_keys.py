@@ -87,8 +87,9 @@ class Subjects:
         entry = self.system(session, normalized)
         insensitive = entry is not None and entry.case_insensitive
         norm_value = pseudonyms.normalize_value(value, case_insensitive=insensitive)
-        key = pseudonyms.subject_key(self._secret, system=normalized, value=norm_value)
-        as_given = pseudonyms.key_as_given(self._secret, system=system, value=value)
+        key, as_given = pseudonyms.keys(
+            self._secret, system=normalized, value=norm_value, given_system=system, given_value=value
+        )
         return SubjectRef(normalized, norm_value, key, None if as_given == key else as_given)
 
     def check_may_record(self, session: Session, *, organization: str, ref: SubjectRef) -> None:
