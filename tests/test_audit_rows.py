@@ -665,3 +665,10 @@ def test_the_digests_of_a_batch_are_each_rows_canonical_digest(
     memo: dict[int, str] = {}
     found = audit_rows.digests(b"k", table, batch, memo, same=frozenset(shared))
     assert found == [_canonical_digest(table, row) for row in batch]
+
+
+def test_the_digests_of_a_batch_refuse_a_shared_column_that_differs() -> None:
+    table = BOUND["decision"]
+    rows = [{"id": "a", "purpose": "research"}, {"id": "b", "purpose": "service-planning"}]
+    with pytest.raises(ValueError, match="purpose"):
+        audit_rows.digests(b"k", table, rows, {}, same=frozenset({"purpose"}))

@@ -161,8 +161,12 @@ def digests(
         elif (value := first.get(column)) is not None or not when_set:
             template.append((f"{quoted}:{_text(value, memo)}", None, False))
     head = f"[{name},{{"
+    shared = [(column, first.get(column)) for column in same]
     out = []
     for row in rows:
+        for column, value in shared:  # written once above: a row that differs would get a wrong digest
+            if (mine := row.get(column)) is not value and mine != value:
+                raise ValueError(f"column {column} differs between the rows of one write")
         parts = []
         for text, variable, late in template:
             if variable is None:

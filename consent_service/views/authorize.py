@@ -79,7 +79,7 @@ def _cyclic_gc_paused(view: Callable[..., Any]) -> Callable[..., Any]:
     A 10,000-subject batch builds some hundreds of thousands of lists, dicts and tuples that all
     live until the answer is sent; allocating them set off full collections that walked the
     worker's whole heap (the compiled rules of every community included) several times per
-    request: about a fifth of the request's CPU (docs/performance.md). Those objects hold no
+    request: about a third of the request's CPU (docs/performance.md). Those objects hold no
     reference cycles and are freed by reference counting as usual; anything cyclic made
     meanwhile is collected once the collector runs again. Nothing else changes.
     """
