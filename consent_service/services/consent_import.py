@@ -20,11 +20,13 @@ The rows are written with one multi-row statement per table (PostgreSQL: ``COPY`
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -269,14 +271,34 @@ def import_file(
     ``Conflict`` when a concurrent import of the same rows committed first (run it again: the
     rows it recorded are then ``already``)."""
     try:
-        return _import_file(
-            services, caller=caller, data=data, fmt=fmt, skip_bad=skip_bad, now=now, progress=progress
-        )
+        with _collector_paused():
+            return _import_file(
+                services, caller=caller, data=data, fmt=fmt, skip_bad=skip_bad, now=now, progress=progress
+            )
     except IntegrityError:
         raise Conflict(
             "Another import recorded some of these rows at the same time; nothing of this one was "
             "written. Run it again: the rows already recorded are counted, not recorded twice."
         ) from None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the import, back as it was after.
+
+    An import keeps tens of objects per row alive until its commit (rows, namings, entries), so
+    the collector's full passes, each walking every object of the process, kept coming back: four
+    of them took ~65 us per consent of a 10,000-row import, a quarter of its CPU. Nothing here
+    builds reference cycles that need collecting meanwhile; what the import frees is freed by
+    reference counting as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _import_file(
