@@ -609,3 +609,29 @@ def test_a_digest_with_shared_values_memoised_is_the_canonical_digest(
         expected = hmac.new(b"k", canonical([table.name, form]), hashlib.sha256).hexdigest()[:32]
         assert audit_rows.digest(b"k", table, row, memo) == expected
         assert audit_rows.digest(b"k", table, row) == expected
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    table_name=st.sampled_from(["consent", "consent_version", "consent_event", "membership", "decision"]),
+    data=st.data(),
+)
+def test_row_digests_with_fixed_columns_are_the_canonical_digests(table_name: str, data: Any) -> None:
+    """A bulk import's ``RowDigests``: the fixed columns written once into a template, the others
+    row by row; every row's digest and naming are what ``digest``/``naming`` give the full row."""
+    table = BOUND[table_name]
+    names = [c.name for c in table.columns]
+    values = _JSONISH | st.datetimes(timezones=st.just(UTC)) | st.just("100%")
+    fixed = data.draw(st.dictionaries(st.sampled_from(names), values, max_size=len(names)))
+    rows = data.draw(
+        st.lists(
+            st.fixed_dictionaries({n: values for n in names if n not in fixed}),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    digests = audit_rows.RowDigests(b"k", table, fixed, {})
+    for row in rows:
+        full = {**row, **fixed}
+        assert digests.digest(row) == audit_rows.digest(b"k", table, full)
+        assert digests.naming(row) == audit_rows.naming(b"k", table, full)

@@ -169,6 +169,49 @@ class TestCsvImport:
         assert [m["status"] for m in memberships["memberships"]] == ["pending"]
         verify_ok(app)
 
+    @pytest.mark.parametrize(
+        ("table", "change"),
+        [
+            ("consent", {"status": "revoked"}),
+            ("consent_version", {"purposes": ["service-delivery", "immigration-enforcement"]}),
+            ("consent_event", {"kind": "amended"}),
+            ("membership", {"status": "confirmed"}),
+            ("consent_import_row", {"import_id": "another-import"}),
+            ("consent_version", None),  # deleted
+            ("membership", None),
+            ("consent_import_row", None),
+        ],
+    )
+    def test_an_edit_or_deletion_of_any_imported_row_is_found_and_named(
+        self, app, client, orgs, table, change
+    ):
+        """Each imported row is bound by its consent's entry: audit verify names a changed one."""
+        from sqlalchemy import delete, update
+        from trust_helpers import add_community, engine_of
+
+        from consent_service.storage.audit_rows import BOUND
+
+        community = add_community(client, orgs)
+        rows = (line(f"C-{n}", communities=community) for n in range(1, 4))
+        response = post_import(client, orgs, csv_file(*rows))
+        assert response.status_code == 201, response.get_json()
+        consent_id = response.get_json()["consent_ids"][1]
+        verify_ok(app)
+        bound = BOUND[table]
+        where = (bound.c.id if table == "consent" else bound.c.consent_id) == consent_id
+        with engine_of(app).begin() as conn:
+            conn.execute(
+                update(bound).where(where).values(**change) if change else delete(bound).where(where)
+            )
+        result = audit_log.verify(app.extensions[EXTENSION])
+        assert result.ok is False and result.table == table, result
+        with app.extensions[EXTENSION].sessions() as session:
+            from consent_service.storage import audit as audit_store
+
+            (entry,) = audit_store.entries_about(session, tag="consent:recorded", object_ids=[consent_id])
+        assert [p["seq"] for p in result.rows] == [entry.seq], "named as the row that consent's entry bound"
+        assert ("deleted" if change is None else "edited") in result.problem
+
     def test_another_organizations_subject_system_is_refused(self, app, client, orgs):
         orgs.org("other-org")
         response = post_import(client, orgs, csv_file(line("C-1", subject_system="urn:other-org:client")))

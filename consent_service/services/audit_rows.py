@@ -118,6 +118,63 @@ def digest(key: bytes, table: Table, values: Mapping[str, Any], memo: dict[int, 
     return hmac.new(key, body, hashlib.sha256).hexdigest()[:32]
 
 
+def _text(value: Any, memo: dict[int, str]) -> str:
+    """One column value as ``canonical`` writes it, as ``digest`` with a memo writes it."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is datetime:
+        return _string(_plain(value))
+    if isinstance(value, list | dict):
+        known = memo.get(id(value))
+        return known if known is not None else memo.setdefault(id(value), _CANONICAL.encode(value))
+    return _CANONICAL.encode(_plain(value))
+
+
+class RowDigests:
+    """``digest`` of many rows of one table that share the values of some columns (``fixed``).
+
+    The canonical text of the fixed columns is written once, as a template the other columns'
+    text is put into row by row: a bulk import's rows share their organization, their instant
+    and their status. Same digest as ``digest`` (``memo``: see there; the caller keeps the
+    rows alive while it is used).
+    """
+
+    def __init__(
+        self, key: bytes, table: Table, fixed: Mapping[str, Any], memo: dict[int, str] | None = None
+    ) -> None:
+        name, columns, self.key_columns = _columns(table)
+        self.table = table
+        self._key = key
+        self._fixed = dict(fixed)
+        self._memo: dict[int, str] = memo if memo is not None else {}
+        self.variable: tuple[str, ...] = tuple(c for c, _ in columns if c not in fixed)
+        runs = [f"[{name},{{"]
+        for n, (column, quoted) in enumerate(columns):
+            comma = "," if n else ""
+            if column in fixed:
+                runs.append(f"{comma}{quoted}:{_text(fixed[column], self._memo)}".replace("%", "%%"))
+            else:
+                runs.append(f"{comma}{quoted}:".replace("%", "%%") + "%s")
+        runs.append("}]")
+        self._template = "".join(runs)
+
+    def digest(self, values: Mapping[str, Any]) -> str:
+        memo = self._memo
+        body = self._template % tuple([_text(values.get(c), memo) for c in self.variable])
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def naming(self, values: Mapping[str, Any]) -> list[Any]:
+        """``naming`` of the row about to be inserted with these values (and the fixed ones)."""
+        fixed = self._fixed
+        key = [values[c] if c in values else fixed[c] for c in self.key_columns]
+        return [self.table.name, key, self.digest(values), None]
+
+
 def key_text(key: Iterable[Any]) -> str:
     return canonical(list(key)).decode("utf-8")
 

@@ -356,16 +356,39 @@ def _write(
     import_rows: list[dict[str, Any]] = []
     grant_rows: list[dict[str, Any]] = []
     entries: list[tuple[datetime, str, str | None, dict[str, Any]]] = []
-    memo: dict[int, str] = {}
     claims_of: list[dict[str, Any]] = []
     per_row: list[tuple[int, list[str], list[dict[str, Any]]]] = []
-    tables = bound.BOUND
-    rows_key = services.rows_key
-    consent_table, version_table = tables[Consent.__tablename__], tables[ConsentVersion.__tablename__]
-    event_table, member_table = tables[ConsentEvent.__tablename__], tables[Membership.__tablename__]
-    import_table = tables[ConsentImportRow.__tablename__]
-    now_text = audit_rows.plain(now)
     controller = {"id": caller.organization, "name": org_name}
+    # The columns every row of a table has the same value in, this import: in each row stored,
+    # and written once into the template of the table's row digests (audit_rows.RowDigests).
+    fixed_consent = {
+        "recorded_by": caller.organization,
+        "status": str(ConsentStatus.ACTIVE),
+        "current_version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+    fixed_version = {"version": 1, "recorded_at": now, "recorded_by_client": caller.client_id}
+    fixed_event = {
+        "kind": "recorded",
+        "version": 1,
+        "at": now,
+        "actor_org": caller.organization,
+        "actor_client": caller.client_id,
+        "reason": None,
+    }
+    fixed_member = {"created_at": now, "status": "pending", "ended_at": None}
+    fixed_import = {"organization_id": caller.organization, "import_id": import_id, "imported_at": now}
+    memo: dict[int, str] = {}
+
+    def digests(model: Any, fixed: dict[str, Any]) -> audit_rows.RowDigests:
+        return audit_rows.RowDigests(services.rows_key, bound.BOUND[model.__tablename__], fixed, memo)
+
+    consent_digests, version_digests = digests(Consent, fixed_consent), digests(ConsentVersion, fixed_version)
+    event_digests, member_digests = digests(ConsentEvent, fixed_event), digests(Membership, fixed_member)
+    import_digests = digests(ConsentImportRow, fixed_import)
     for g, event_id in zip(good, event_ids, strict=True):
         consent_id = str(uuid.uuid4())
         receipt_id = str(uuid.uuid4())
@@ -387,62 +410,33 @@ def _write(
             expires_at=t.get("expires_at"),
             method=evidence["method"],
         )
-        consent = {
-            "id": consent_id,
-            "subject_key": g.subject_key,
-            "recorded_by": caller.organization,
-            "status": str(ConsentStatus.ACTIVE),
-            "current_version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "revoked_at": None,
-            "revoked_reason": None,
-        }
+        consent = {"id": consent_id, "subject_key": g.subject_key, **fixed_consent}
         version = {
             "consent_id": consent_id,
-            "version": 1,
             "purposes": t["purposes"],
             "data_categories": t["data_categories"],
             "recipients": t["recipients"],
             "communities": t["communities"],
             "expires_at": t.get("expires_at"),
             "evidence": evidence,
-            "recorded_at": now,
-            "recorded_by_client": caller.client_id,
             "receipt_id": receipt_id,
             "receipt": "",  # signed below, all at once
+            **fixed_version,
         }
-        event = {
-            "id": event_id,
-            "consent_id": consent_id,
-            "kind": "recorded",
-            "version": 1,
-            "at": now,
-            "actor_org": caller.organization,
-            "actor_client": caller.client_id,
-            "reason": None,
-        }
+        event = {"id": event_id, "consent_id": consent_id, **fixed_event}
         have = members.setdefault(g.subject_key, set())
         new_members = [
             {
                 "subject_key": g.subject_key,
                 "community_id": community,
                 "consent_id": consent_id,
-                "created_at": now,
                 "id": str(uuid.uuid4()),
-                "status": "pending",
-                "ended_at": None,
+                **fixed_member,
             }
             for community in sorted(set(t["communities"]) - have)
         ]
         have.update(t["communities"])
-        imported = {
-            "organization_id": caller.organization,
-            "row_key": g.row_key,
-            "consent_id": consent_id,
-            "import_id": import_id,
-            "imported_at": now,
-        }
+        imported = {"row_key": g.row_key, "consent_id": consent_id, **fixed_import}
         claims_of.append(claims)
         granted = [p for p in t["purposes"] if p in protected]
         if granted:
@@ -467,18 +461,15 @@ def _write(
         import_rows.append(imported)
     # Every receipt at once (one signer), then the namings of the rows as they will be stored.
     signed = services.keys.sign_many(claims_of, typ=receipts.RECEIPT_TYP)
-    # A timestamp column's digest is that of its UTC ISO text (services.audit_rows._plain): the
-    # one instant of the import is written once as text, not once per row and column.
-    at = {name: now_text for name in ("created_at", "updated_at", "recorded_at", "at", "imported_at")}
     for n, (line, granted, new_members) in enumerate(per_row):
         consent, version, event, imported = consent_rows[n], version_rows[n], event_rows[n], import_rows[n]
         version["receipt"] = signed[n]
         namings = [
-            audit_rows.naming(rows_key, consent_table, {**consent, **at}, memo=memo),
-            audit_rows.naming(rows_key, version_table, {**version, **at}, memo=memo),
-            audit_rows.naming(rows_key, event_table, {**event, **at}, memo=memo),
-            *(audit_rows.naming(rows_key, member_table, {**m, **at}, memo=memo) for m in new_members),
-            audit_rows.naming(rows_key, import_table, {**imported, **at}, memo=memo),
+            consent_digests.naming(consent),
+            version_digests.naming(version),
+            event_digests.naming(event),
+            *(member_digests.naming(m) for m in new_members),
+            import_digests.naming(imported),
         ]
         payload = _audit_payload(consent, version, granted)
         payload.update({"import": import_id, "line": line, audit_rows.ROWS: namings})
