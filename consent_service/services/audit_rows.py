@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -135,44 +135,39 @@ def _text(value: Any, memo: dict[int, str]) -> str:
     return _CANONICAL.encode(_plain(value))
 
 
-class RowDigests:
-    """``digest`` of many rows of one table that share the values of some columns (``fixed``).
-
-    The canonical text of the fixed columns is written once, as a template the other columns'
-    text is put into row by row: a bulk import's rows share their organization, their instant
-    and their status. Same digest as ``digest`` (``memo``: see there; the caller keeps the
-    rows alive while it is used).
-    """
-
-    def __init__(
-        self, key: bytes, table: Table, fixed: Mapping[str, Any], memo: dict[int, str] | None = None
-    ) -> None:
-        name, columns, self.key_columns = _columns(table)
-        self.table = table
-        self._key = key
-        self._fixed = dict(fixed)
-        self._memo: dict[int, str] = memo if memo is not None else {}
-        self.variable: tuple[str, ...] = tuple(c for c, _ in columns if c not in fixed)
-        runs = [f"[{name},{{"]
-        for n, (column, quoted) in enumerate(columns):
-            comma = "," if n else ""
-            if column in fixed:
-                runs.append(f"{comma}{quoted}:{_text(fixed[column], self._memo)}".replace("%", "%%"))
-            else:
-                runs.append(f"{comma}{quoted}:".replace("%", "%%") + "%s")
-        runs.append("}]")
-        self._template = "".join(runs)
-
-    def digest(self, values: Mapping[str, Any]) -> str:
-        memo = self._memo
-        body = self._template % tuple([_text(values.get(c), memo) for c in self.variable])
-        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def naming(self, values: Mapping[str, Any]) -> list[Any]:
-        """``naming`` of the row about to be inserted with these values (and the fixed ones)."""
-        fixed = self._fixed
-        key = [values[c] if c in values else fixed[c] for c in self.key_columns]
-        return [self.table.name, key, self.digest(values), None]
+def digests(
+    key: bytes,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    memo: dict[int, str],
+    *,
+    same: frozenset[str] = frozenset(),
+) -> list[str]:
+    """``digest(key, table, row, memo)`` of each row, for many rows of one write: the columns in
+    ``same`` hold the same value in every row (a bulk import's rows share their organization,
+    their instant, their status), so their text is written once, into a template the other
+    columns' text is put into row by row. ``memo``: see ``digest``."""
+    if not rows:
+        return []
+    name, columns, _ = _columns(table)
+    first = rows[0]
+    runs = [f"[{name},{{"]
+    variable = []
+    for n, (column, quoted) in enumerate(columns):
+        comma = "," if n else ""
+        if column in same:
+            runs.append(f"{comma}{quoted}:{_text(first.get(column), memo)}".replace("%", "%%"))
+        else:
+            runs.append(f"{comma}{quoted}:".replace("%", "%%") + "%s")
+            variable.append(column)
+    runs.append("}]")
+    template = "".join(runs)
+    return [
+        hmac.new(
+            key, (template % tuple([_text(row.get(c), memo) for c in variable])).encode(), hashlib.sha256
+        ).hexdigest()[:32]
+        for row in rows
+    ]
 
 
 def key_text(key: Iterable[Any]) -> str:

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consent_service.container import Services
 from consent_service.core import consent_files, receipts
+from consent_service.core.audit_chain import canonical_text
 from consent_service.core.caller import Caller
 from consent_service.core.consent_files import FileRefused, Problem, Row
 from consent_service.core.deployment import DEFAULT_SETTING
@@ -355,12 +356,12 @@ def _write(
     membership_rows: list[dict[str, Any]] = []
     import_rows: list[dict[str, Any]] = []
     grant_rows: list[dict[str, Any]] = []
-    entries: list[tuple[datetime, str, str | None, dict[str, Any]]] = []
+    entries: list[tuple[datetime, str, str | None, str]] = []
     claims_of: list[dict[str, Any]] = []
     per_row: list[tuple[int, list[str], list[dict[str, Any]]]] = []
     controller = {"id": caller.organization, "name": org_name}
     # The columns every row of a table has the same value in, this import: in each row stored,
-    # and written once into the template of the table's row digests (audit_rows.RowDigests).
+    # and written once into the template of the table's row digests (audit_rows.digests).
     fixed_consent = {
         "recorded_by": caller.organization,
         "status": str(ConsentStatus.ACTIVE),
@@ -381,14 +382,6 @@ def _write(
     }
     fixed_member = {"created_at": now, "status": "pending", "ended_at": None}
     fixed_import = {"organization_id": caller.organization, "import_id": import_id, "imported_at": now}
-    memo: dict[int, str] = {}
-
-    def digests(model: Any, fixed: dict[str, Any]) -> audit_rows.RowDigests:
-        return audit_rows.RowDigests(services.rows_key, bound.BOUND[model.__tablename__], fixed, memo)
-
-    consent_digests, version_digests = digests(Consent, fixed_consent), digests(ConsentVersion, fixed_version)
-    event_digests, member_digests = digests(ConsentEvent, fixed_event), digests(Membership, fixed_member)
-    import_digests = digests(ConsentImportRow, fixed_import)
     for g, event_id in zip(good, event_ids, strict=True):
         consent_id = str(uuid.uuid4())
         receipt_id = str(uuid.uuid4())
@@ -459,21 +452,37 @@ def _write(
         event_rows.append(event)
         membership_rows.extend(new_members)
         import_rows.append(imported)
-    # Every receipt at once (one signer), then the namings of the rows as they will be stored.
+    # Every receipt at once (one signer), then the digests of the rows as they will be stored,
+    # table by table: each table's fixed columns written once (audit_rows.digests).
     signed = services.keys.sign_many(claims_of, typ=receipts.RECEIPT_TYP)
+    for version, receipt in zip(version_rows, signed, strict=True):
+        version["receipt"] = receipt
+    memo: dict[int, str] = {}
+
+    def namings(model: Any, rows: list[dict[str, Any]], fixed: dict[str, Any]) -> list[list[Any]]:
+        table = bound.BOUND[model.__tablename__]
+        keys = [c.name for c in table.primary_key.columns]
+        found = audit_rows.digests(services.rows_key, table, rows, memo, same=frozenset(fixed))
+        return [[table.name, [row[k] for k in keys], d, None] for row, d in zip(rows, found, strict=True)]
+
+    consent_named = namings(Consent, consent_rows, fixed_consent)
+    version_named = namings(ConsentVersion, version_rows, fixed_version)
+    event_named = namings(ConsentEvent, event_rows, fixed_event)
+    import_named = namings(ConsentImportRow, import_rows, fixed_import)
+    member_named = iter(namings(Membership, membership_rows, fixed_member))
+    tag = str(AuditTag.CONSENT_RECORDED)
     for n, (line, granted, new_members) in enumerate(per_row):
-        consent, version, event, imported = consent_rows[n], version_rows[n], event_rows[n], import_rows[n]
-        version["receipt"] = signed[n]
-        namings = [
-            consent_digests.naming(consent),
-            version_digests.naming(version),
-            event_digests.naming(event),
-            *(member_digests.naming(m) for m in new_members),
-            import_digests.naming(imported),
-        ]
+        consent, version = consent_rows[n], version_rows[n]
         payload = _audit_payload(consent, version, granted)
-        payload.update({"import": import_id, "line": line, audit_rows.ROWS: namings})
-        entries.append((now, str(AuditTag.CONSENT_RECORDED), str(consent["id"]), payload))
+        payload["import"], payload["line"] = import_id, line
+        payload[audit_rows.ROWS] = [
+            consent_named[n],
+            version_named[n],
+            event_named[n],
+            *(next(member_named) for _ in new_members),
+            import_named[n],
+        ]
+        entries.append((now, tag, str(consent["id"]), canonical_text(payload)))
     store.insert(session, _table(Consent), consent_rows)
     store.insert(session, _table(ConsentVersion), version_rows)
     store.insert(session, _table(ConsentEvent), event_rows)
@@ -481,7 +490,10 @@ def _write(
     store.insert(session, _table(ConsentImportRow), import_rows)
     if grant_rows:
         store.insert(session, _table(ProtectedGrant), grant_rows, autoincrement=True)
-    services.append_audit_many(session, caller=caller, entries=entries)
+    # One entry per consent, as a consent recorded alone has (its history, the person's view and
+    # the audit export read it by the consent's id); each payload serialized once, for its link
+    # and its row.
+    services.append_audit_serialized(session, caller=caller, entries=entries)
     return [c["id"] for c in consent_rows]
 
 
