@@ -156,6 +156,26 @@ class TestCsvImport:
         assert consents_written(app) == 6
         verify_ok(app)
 
+    def test_rows_a_concurrent_import_recorded_first_are_a_conflict_and_nothing_is_written(
+        self, app, client, orgs, monkeypatch
+    ):
+        """Two imports of the same rows at once both find them new; the one that commits second
+        hits the row keys' unique index while writing: a 409, nothing of it written, and running
+        it again counts the rows as already recorded."""
+        from consent_service.storage import consent_import as import_store
+
+        assert post_import(client, orgs, GOOD).status_code == 201
+        before = table_counts(app)
+        monkeypatch.setattr(import_store, "imported_keys", lambda *args: set())  # not seen yet
+        raced = post_import(client, orgs, csv_file(line("C-9"), *(line(f"C-{n}") for n in range(1, 6))))
+        assert raced.status_code == 409, raced.get_json()
+        assert "Run it again" in raced.get_json()["error"]["message"]
+        assert table_counts(app) == before
+        monkeypatch.undo()
+        again = post_import(client, orgs, csv_file(line("C-9"), *(line(f"C-{n}") for n in range(1, 6))))
+        assert (again.get_json()["recorded"], again.get_json()["already"]) == (1, 5)
+        verify_ok(app)
+
     def test_memberships_named_in_a_file_are_pending(self, app, client, orgs):
         from trust_helpers import add_community
 

@@ -162,12 +162,12 @@ def digests(
             variable.append(column)
     runs.append("}]")
     template = "".join(runs)
-    return [
-        hmac.new(
-            key, (template % tuple([_text(row.get(c), memo) for c in variable])).encode(), hashlib.sha256
-        ).hexdigest()[:32]
-        for row in rows
-    ]
+    string = _string
+    out = []
+    for row in rows:
+        texts = tuple([string(v) if type(v) is str else _text(v, memo) for v in map(row.get, variable)])
+        out.append(hmac.new(key, (template % texts).encode(), hashlib.sha256).hexdigest()[:32])
+    return out
 
 
 def key_text(key: Iterable[Any]) -> str:

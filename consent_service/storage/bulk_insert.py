@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consent_service.storage.bulk import insert_rows
@@ -31,6 +32,23 @@ def insert(
     """
     if not rows:
         return
+    conn = session.connection()
+    try:
+        _insert(session, table, rows, autoincrement=autoincrement, serialized=serialized)
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        # The driver's own error (these statements bypass SQLAlchemy's wrapping), raised as the
+        # one a caller expects from a write: a key another transaction committed first.
+        raise IntegrityError(f'INSERT INTO "{table.name}"', None, exc) from exc
+
+
+def _insert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    autoincrement: bool,
+    serialized: Collection[str],
+) -> None:
     conn = session.connection()
     if conn.dialect.name == "sqlite":
         _insert_sqlite(session, table, rows, autoincrement=autoincrement, serialized=serialized)
@@ -80,24 +98,25 @@ def _insert_sqlite(
             processors.append(json.dumps)
         else:
             processors.append(c.type._cached_bind_processor(conn.dialect))
+    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
+    names_of = [c.name for c in columns]
     memo: dict[tuple[int, int], Any] = {}
     keep: list[Any] = []  # the converted objects stay alive, so no id is reused meanwhile
-
-    def value(i: int, v: Any) -> Any:
-        process = processors[i]
-        if v is None or process is None:
-            return v
-        slot = (i, id(v))
-        done = memo.get(slot)
-        if done is None:
-            done = memo[slot] = process(v)
-            keep.append(v)
-        return done
-
+    values: list[list[Any]] = []
+    for row in rows:
+        one = [row.get(name) for name in names_of]
+        for i, process in converted:
+            v = one[i]
+            if v is None:
+                continue
+            slot = (i, id(v))
+            done = memo.get(slot)
+            if done is None:
+                done = memo[slot] = process(v)
+                keep.append(v)
+            one[i] = done
+        values.append(one)
     names = ", ".join(f'"{c.name}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     raw = conn.connection.driver_connection
-    raw.executemany(
-        f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
-        [tuple(value(i, row.get(c.name)) for i, c in enumerate(columns)) for row in rows],
-    )
+    raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)
