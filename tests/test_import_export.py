@@ -232,6 +232,66 @@ class TestCsvImport:
         assert [p["seq"] for p in result.rows] == [entry.seq], "named as the row that consent's entry bound"
         assert ("deleted" if change is None else "edited") in result.problem
 
+    def test_an_imported_consent_has_the_receipt_and_entry_of_one_recorded_alone(self, app, client, orgs):
+        """The import writes each receipt's claims and each entry's payload from templates of the
+        rows' shared terms: what it signs and records is what recording the consent alone would."""
+        from consent_service.storage import audit as audit_store
+
+        response = post_import(client, orgs, csv_file(line("C-1")))
+        imported = response.get_json()["consent_ids"][0]
+        alone = client.post(
+            "/v1/consents",
+            json={
+                "subject": {"system": SYSTEM, "value": "C-2"},
+                "purposes": ["service-delivery", "service-planning"],
+                "data_categories": ["housing", "health"],
+                "recipients": ["outreach-org", "gla"],
+                "expires_at": "2031-01-01T00:00:00+00:00",
+                "evidence": {
+                    "method": "written",
+                    "obtained_by": "worker-7",
+                    "notes": 'said "yes", twice',
+                    "setting": "office",
+                },
+            },
+            headers=orgs.headers(ORG, "consents:write"),
+        )
+        assert alone.status_code == 201, alone.get_json()
+        recorded = alone.get_json()["id"]
+        services = app.extensions[EXTENSION]
+        headers = orgs.headers(ORG, "consents:read")
+
+        def claims_of(consent_id: str) -> dict[str, Any]:
+            body = client.get(f"/v1/consents/{consent_id}", headers=headers).get_json()
+            _, claims = receipts.verify(services.keys, body["receipt"])
+            assert claims["consent_id"] == consent_id and claims["jti"] == claims["receipt_id"]
+            assert claims["subject"]["pseudonym"] == body["subject_pseudonym"]
+            text = json.dumps(claims).replace(consent_id, "<id>").replace(claims["receipt_id"], "<receipt>")
+            mine = json.loads(text.replace(body["subject_pseudonym"], "<subject>"))
+            return {k: v for k, v in mine.items() if k not in ("iat", "consent_timestamp")}
+
+        assert claims_of(imported) == claims_of(recorded)
+        with services.sessions() as session:
+            entries = {
+                e.object_id: e.payload
+                for e in audit_store.entries_about(
+                    session, tag="consent:recorded", object_ids=[imported, recorded]
+                )
+            }
+        ours, theirs = entries[imported], entries[recorded]
+        assert ours.pop("line") == 2 and ours.pop("import") == response.get_json()["import_id"]
+        tables = ["consent", "consent_version", "consent_event"]
+        assert [row[0] for row in ours.pop("rows")] == [*tables, "consent_import_row"]
+        assert [row[0] for row in theirs.pop("rows")][:3] == tables  # and its access code
+        for consent_id, payload in ((imported, ours), (recorded, theirs)):
+            body = client.get(f"/v1/consents/{consent_id}", headers=headers).get_json()
+            assert (payload.pop("subject"), payload.pop("receipt_id")) == (
+                body["subject_pseudonym"],
+                body["receipt_id"],
+            )
+        assert ours == theirs
+        verify_ok(app)
+
     def test_another_organizations_subject_system_is_refused(self, app, client, orgs):
         orgs.org("other-org")
         response = post_import(client, orgs, csv_file(line("C-1", subject_system="urn:other-org:client")))

@@ -40,6 +40,8 @@ from consent_service.core.audit_chain import canonical_text
 from consent_service.core.caller import Caller
 from consent_service.core.consent_files import FileRefused, Problem, Row
 from consent_service.core.deployment import DEFAULT_SETTING
+from consent_service.core.json_text import Template
+from consent_service.core.keys import claims_text
 from consent_service.core.wire import AuditTag, ConsentStatus
 from consent_service.errors import Conflict, ServiceError, ValidationFailed
 from consent_service.schemas.common import SubjectSchema
@@ -357,8 +359,9 @@ def _write(
     import_rows: list[dict[str, Any]] = []
     grant_rows: list[dict[str, Any]] = []
     entries: list[tuple[datetime, str, str | None, str]] = []
-    claims_of: list[dict[str, Any]] = []
-    per_row: list[tuple[int, list[str], list[dict[str, Any]]]] = []
+    claims_of: list[str] = []
+    per_row: list[tuple[int, _Texts, list[dict[str, Any]]]] = []
+    texts: dict[int, _Texts] = {}  # id of loaded terms (kept alive by ``good``) -> their templates
     controller = {"id": caller.organization, "name": org_name}
     # The columns every row of a table has the same value in, this import: in each row stored,
     # and written once into the template of the table's row digests (audit_rows.digests).
@@ -387,22 +390,11 @@ def _write(
         receipt_id = str(uuid.uuid4())
         t = g.terms
         evidence = t["evidence"]  # shared by the rows with these terms (never changed)
-        claims = receipts.receipt_claims(
-            issuer=issuer,
-            receipt_id=receipt_id,
-            consent_id=consent_id,
-            version=1,
-            issued_at=now,
-            consent_recorded_at=now,
-            controller=controller,
-            subject_pseudonym=g.subject_key,
-            purposes=t["purposes"],
-            data_categories=t["data_categories"],
-            recipients=t["recipients"],
-            communities=t["communities"],
-            expires_at=t.get("expires_at"),
-            method=evidence["method"],
-        )
+        made = texts.get(id(t))
+        if made is None:  # the first row with these terms: their claims' and payload's templates
+            made = texts[id(t)] = _Texts.of(
+                t, issuer=issuer, now=now, controller=controller, protected=protected
+            )
         consent = {"id": consent_id, "subject_key": g.subject_key, **fixed_consent}
         version = {
             "consent_id": consent_id,
@@ -430,8 +422,8 @@ def _write(
         ]
         have.update(t["communities"])
         imported = {"row_key": g.row_key, "consent_id": consent_id, **fixed_import}
-        claims_of.append(claims)
-        granted = [p for p in t["purposes"] if p in protected]
+        claims_of.append(made.claims.fill((consent_id, receipt_id, g.subject_key)))
+        granted = made.granted
         if granted:
             grant_rows.extend(
                 {
@@ -446,7 +438,7 @@ def _write(
                 }
                 for community in sorted(have)
             )
-        per_row.append((g.line, granted, new_members))
+        per_row.append((g.line, made, new_members))
         consent_rows.append(consent)
         version_rows.append(version)
         event_rows.append(event)
@@ -454,7 +446,7 @@ def _write(
         import_rows.append(imported)
     # Every receipt at once (one signer), then the digests of the rows as they will be stored,
     # table by table: each table's fixed columns written once (audit_rows.digests).
-    signed = services.keys.sign_many(claims_of, typ=receipts.RECEIPT_TYP)
+    signed = services.keys.sign_serialized(claims_of, typ=receipts.RECEIPT_TYP)
     for version, receipt in zip(version_rows, signed, strict=True):
         version["receipt"] = receipt
     memo: dict[int, str] = {}
@@ -471,18 +463,17 @@ def _write(
     import_named = namings(ConsentImportRow, import_rows, fixed_import)
     member_named = iter(namings(Membership, membership_rows, fixed_member))
     tag = str(AuditTag.CONSENT_RECORDED)
-    for n, (line, granted, new_members) in enumerate(per_row):
+    for n, (line, made, new_members) in enumerate(per_row):
         consent, version = consent_rows[n], version_rows[n]
-        payload = _audit_payload(consent, version, granted)
-        payload["import"], payload["line"] = import_id, line
-        payload[audit_rows.ROWS] = [
+        named = [
             consent_named[n],
             version_named[n],
             event_named[n],
             *(next(member_named) for _ in new_members),
             import_named[n],
         ]
-        entries.append((now, tag, str(consent["id"]), canonical_text(payload)))
+        payload = made.payload.fill((consent["subject_key"], version["receipt_id"], import_id, line, named))
+        entries.append((now, tag, str(consent["id"]), payload))
     store.insert(session, _table(Consent), consent_rows)
     store.insert(session, _table(ConsentVersion), version_rows)
     store.insert(session, _table(ConsentEvent), event_rows)
@@ -501,22 +492,73 @@ def _table(model: Any) -> Any:
     return model.__table__
 
 
-def _audit_payload(consent: dict[str, Any], version: dict[str, Any], protected: list[str]) -> dict[str, Any]:
+def _audit_payload(
+    terms: dict[str, Any], *, subject: str, receipt_id: str, protected: list[str]
+) -> dict[str, Any]:
     """What ``schemas.consents.consent_recorded_audit`` makes of a consent recorded alone."""
-    expires_at = version["expires_at"]
+    expires_at = terms.get("expires_at")
     payload: dict[str, Any] = {
-        "subject": consent["subject_key"],
-        "version": version["version"],
-        "purposes": version["purposes"],
-        "data_categories": version["data_categories"],
-        "recipients": version["recipients"],
-        "communities": version["communities"],
+        "subject": subject,
+        "version": 1,
+        "purposes": terms["purposes"],
+        "data_categories": terms["data_categories"],
+        "recipients": terms["recipients"],
+        "communities": terms["communities"],
         "expires_at": expires_at.isoformat() if expires_at is not None else None,
-        "method": version["evidence"].get("method"),
-        "setting": version["evidence"].get("setting") or DEFAULT_SETTING,
-        "receipt_id": version["receipt_id"],
+        "method": terms["evidence"].get("method"),
+        "setting": terms["evidence"].get("setting") or DEFAULT_SETTING,
+        "receipt_id": receipt_id,
     }
     assert len(payload) == len(RECORDED_FIELDS)
     if protected:
         payload["protected_purposes"] = protected
     return payload
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """What the rows with the same terms share: the protected purposes they grant, and the JSON
+    text of their receipt's claims and of their audit payload, serialized once (``json_text``)
+    with the parts that differ per row filled in: the same text as serializing each row's."""
+
+    granted: list[str]
+    claims: Template  # (consent id, receipt id, subject) -> keys.claims_text of receipt_claims
+    payload: Template  # (subject, receipt id, import, line, rows) -> canonical_text of the payload
+
+    @classmethod
+    def of(
+        cls,
+        terms: dict[str, Any],
+        *,
+        issuer: str,
+        now: datetime,
+        controller: dict[str, str],
+        protected: Iterable[str],
+    ) -> _Texts:
+        wanted = set(protected)
+        granted = [p for p in terms["purposes"] if p in wanted]
+
+        def claims(consent_id: str, receipt_id: str, subject: str) -> dict[str, Any]:
+            return receipts.receipt_claims(
+                issuer=issuer,
+                receipt_id=receipt_id,
+                consent_id=consent_id,
+                version=1,
+                issued_at=now,
+                consent_recorded_at=now,
+                controller=controller,
+                subject_pseudonym=subject,
+                purposes=terms["purposes"],
+                data_categories=terms["data_categories"],
+                recipients=terms["recipients"],
+                communities=terms["communities"],
+                expires_at=terms.get("expires_at"),
+                method=terms["evidence"]["method"],
+            )
+
+        def payload(subject: str, receipt_id: str, import_id: str, line: Any, rows: Any) -> dict[str, Any]:
+            made = _audit_payload(terms, subject=subject, receipt_id=receipt_id, protected=granted)
+            made.update({"import": import_id, "line": line, audit_rows.ROWS: rows})
+            return made
+
+        return cls(granted, Template(claims, 3, claims_text), Template(payload, 5, canonical_text))
