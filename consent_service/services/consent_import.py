@@ -444,41 +444,48 @@ def _write(
         event_rows.append(event)
         membership_rows.extend(new_members)
         import_rows.append(imported)
-    # Every receipt at once (one signer), then the digests of the rows as they will be stored,
-    # table by table: each table's fixed columns written once (audit_rows.digests).
-    signed = services.keys.sign_serialized(claims_of, typ=receipts.RECEIPT_TYP)
-    for version, receipt in zip(version_rows, signed, strict=True):
-        version["receipt"] = receipt
-    memo: dict[int, str] = {}
+    # The rows that need nothing more are written while the receipts are signed and the rows
+    # digested (PostgreSQL: on another core, storage.bulk_insert.meanwhile).
+    meanwhile = [
+        (_table(Consent), consent_rows),
+        (_table(ConsentEvent), event_rows),
+        (_table(Membership), membership_rows),
+        (_table(ConsentImportRow), import_rows),
+    ]
+    with store.inserting(session, meanwhile):
+        # Every receipt at once (one signer), then the digests of the rows as they will be stored,
+        # table by table: each table's fixed columns written once (audit_rows.digests).
+        signed = services.keys.sign_serialized(claims_of, typ=receipts.RECEIPT_TYP)
+        for version, receipt in zip(version_rows, signed, strict=True):
+            version["receipt"] = receipt
+        memo: dict[int, str] = {}
 
-    def namings(model: Any, rows: list[dict[str, Any]], fixed: dict[str, Any]) -> list[list[Any]]:
-        table = bound.BOUND[model.__tablename__]
-        keys = [c.name for c in table.primary_key.columns]
-        found = audit_rows.digests(services.rows_key, table, rows, memo, same=frozenset(fixed))
-        return [[table.name, [row[k] for k in keys], d, None] for row, d in zip(rows, found, strict=True)]
+        def namings(model: Any, rows: list[dict[str, Any]], fixed: dict[str, Any]) -> list[list[Any]]:
+            table = bound.BOUND[model.__tablename__]
+            keys = [c.name for c in table.primary_key.columns]
+            found = audit_rows.digests(services.rows_key, table, rows, memo, same=frozenset(fixed))
+            return [[table.name, [row[k] for k in keys], d, None] for row, d in zip(rows, found, strict=True)]
 
-    consent_named = namings(Consent, consent_rows, fixed_consent)
-    version_named = namings(ConsentVersion, version_rows, fixed_version)
-    event_named = namings(ConsentEvent, event_rows, fixed_event)
-    import_named = namings(ConsentImportRow, import_rows, fixed_import)
-    member_named = iter(namings(Membership, membership_rows, fixed_member))
-    tag = str(AuditTag.CONSENT_RECORDED)
-    for n, (line, made, new_members) in enumerate(per_row):
-        consent, version = consent_rows[n], version_rows[n]
-        named = [
-            consent_named[n],
-            version_named[n],
-            event_named[n],
-            *(next(member_named) for _ in new_members),
-            import_named[n],
-        ]
-        payload = made.payload.fill((consent["subject_key"], version["receipt_id"], import_id, line, named))
-        entries.append((now, tag, str(consent["id"]), payload))
-    store.insert(session, _table(Consent), consent_rows)
+        consent_named = namings(Consent, consent_rows, fixed_consent)
+        version_named = namings(ConsentVersion, version_rows, fixed_version)
+        event_named = namings(ConsentEvent, event_rows, fixed_event)
+        import_named = namings(ConsentImportRow, import_rows, fixed_import)
+        member_named = iter(namings(Membership, membership_rows, fixed_member))
+        tag = str(AuditTag.CONSENT_RECORDED)
+        for n, (line, made, new_members) in enumerate(per_row):
+            consent, version = consent_rows[n], version_rows[n]
+            named = [
+                consent_named[n],
+                version_named[n],
+                event_named[n],
+                *(next(member_named) for _ in new_members),
+                import_named[n],
+            ]
+            payload = made.payload.fill(
+                (consent["subject_key"], version["receipt_id"], import_id, line, named)
+            )
+            entries.append((now, tag, str(consent["id"]), payload))
     store.insert(session, _table(ConsentVersion), version_rows)
-    store.insert(session, _table(ConsentEvent), event_rows)
-    store.insert(session, _table(Membership), membership_rows)
-    store.insert(session, _table(ConsentImportRow), import_rows)
     if grant_rows:
         store.insert(session, _table(ProtectedGrant), grant_rows, autoincrement=True)
     # One entry per consent, as a consent recorded alone has (its history, the person's view and

@@ -5,8 +5,10 @@ import of consents and its audit entries. Repositories never commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -32,13 +34,56 @@ def insert(
     """
     if not rows:
         return
-    conn = session.connection()
-    try:
+    with _integrity(session.connection()):
         _insert(session, table, rows, autoincrement=autoincrement, serialized=serialized)
+
+
+@contextlib.contextmanager
+def meanwhile(
+    session: Session, writes: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+) -> Iterator[None]:
+    """Insert each ``(table, rows)`` of ``writes``, in order, while the block runs.
+
+    PostgreSQL: on a thread, over the session's connection, so that the server takes the COPYs
+    on another core while the block computes (a bulk import signs and digests meanwhile: its
+    wall time was its CPU time plus the server's). The block must not use the session; its end
+    waits for the writes, and raises what they raised. Elsewhere: written before the block.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for table, rows in writes:
+            insert(session, table, rows)
+        yield
+        return
+    raw = conn.connection.driver_connection  # the thread uses only the driver's connection
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with _integrity(conn):
+                for table, rows in writes:
+                    _copy(raw, table, rows, autoincrement=False, serialized=())
+        except BaseException as exc:  # handed to the block's thread, which raises it
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, name="bulk-insert", daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        writer.join()
+    if failed:
+        raise failed[0]
+
+
+@contextlib.contextmanager
+def _integrity(conn: Any) -> Iterator[None]:
+    try:
+        yield
     except conn.dialect.loaded_dbapi.IntegrityError as exc:
         # The driver's own error (these statements bypass SQLAlchemy's wrapping), raised as the
         # one a caller expects from a write: a key another transaction committed first.
-        raise IntegrityError(f'INSERT INTO "{table.name}"', None, exc) from exc
+        raise IntegrityError("INSERT", None, exc) from exc
 
 
 def _insert(
@@ -56,10 +101,24 @@ def _insert(
     if conn.dialect.name != "postgresql":
         insert_rows(session, table, rows)
         return
+    _copy(conn.connection.driver_connection, table, rows, autoincrement=autoincrement, serialized=serialized)
+
+
+def _copy(
+    raw: Any,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    autoincrement: bool,
+    serialized: Collection[str],
+) -> None:
+    """``COPY ... FROM STDIN`` on the driver's connection ``raw`` (only that: ``meanwhile`` runs
+    it on another thread)."""
+    if not rows:
+        return
     columns = [c for c in table.columns if not (autoincrement and c.primary_key)]
     json_columns = {c.name for c in columns if isinstance(c.type, JSON) and c.name not in serialized}
     names = [c.name for c in columns]
-    raw = conn.connection.driver_connection
     memo: dict[int, str] = {}
 
     def value(name: str, v: Any) -> Any:
