@@ -445,19 +445,21 @@ def _write(
         membership_rows.extend(new_members)
         import_rows.append(imported)
     # The rows that need nothing more are written while the receipts are signed and the rows
-    # digested (PostgreSQL: on another core, storage.bulk_insert.meanwhile).
+    # digested, and the versions once they carry their receipts (PostgreSQL: on another core,
+    # storage.bulk_insert.meanwhile); the audit entries last.
     meanwhile = [
         (_table(Consent), consent_rows),
         (_table(ConsentEvent), event_rows),
         (_table(Membership), membership_rows),
         (_table(ConsentImportRow), import_rows),
     ]
-    with store.inserting(session, meanwhile):
+    with store.inserting(session, meanwhile) as later:
         # Every receipt at once (one signer), then the digests of the rows as they will be stored,
         # table by table: each table's fixed columns written once (audit_rows.digests).
         signed = services.keys.sign_serialized(claims_of, typ=receipts.RECEIPT_TYP)
         for version, receipt in zip(version_rows, signed, strict=True):
             version["receipt"] = receipt
+        later(_table(ConsentVersion), version_rows)  # complete now
         memo: dict[int, str] = {}
 
         def namings(model: Any, rows: list[dict[str, Any]], fixed: dict[str, Any]) -> list[list[Any]]:
@@ -485,7 +487,6 @@ def _write(
                 (consent["subject_key"], version["receipt_id"], import_id, line, named)
             )
             entries.append((now, tag, str(consent["id"]), payload))
-    store.insert(session, _table(ConsentVersion), version_rows)
     if grant_rows:
         store.insert(session, _table(ProtectedGrant), grant_rows, autoincrement=True)
     # One entry per consent, as a consent recorded alone has (its history, the person's view and

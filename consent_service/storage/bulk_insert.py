@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -38,39 +39,54 @@ def insert(
         _insert(session, table, rows, autoincrement=autoincrement, serialized=serialized)
 
 
+Writes = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+Later = Callable[[Table, Sequence[Mapping[str, Any]]], None]
+
+
 @contextlib.contextmanager
-def meanwhile(
-    session: Session, writes: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
-) -> Iterator[None]:
-    """Insert each ``(table, rows)`` of ``writes``, in order, while the block runs.
+def meanwhile(session: Session, writes: Writes) -> Iterator[Later]:
+    """Insert each ``(table, rows)`` of ``writes``, in order, while the block runs; the block
+    may hand more with the function it is given (``later(table, rows)``: after those).
 
     PostgreSQL: on a thread, over the session's connection, so that the server takes the COPYs
     on another core while the block computes (a bulk import signs and digests meanwhile: its
-    wall time was its CPU time plus the server's). The block must not use the session; its end
-    waits for the writes, and raises what they raised. Elsewhere: written before the block.
+    wall time was its CPU time plus the server's). The block must not use the session, nor
+    change rows it handed over; its end waits for the writes, and raises what they raised.
+    Elsewhere: each written at once, in the block's thread.
     """
     conn = session.connection()
     if conn.dialect.name != "postgresql":
-        for table, rows in writes:
+
+        def now(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
             insert(session, table, rows)
-        yield
+
+        for table, rows in writes:
+            now(table, rows)
+        yield now
         return
     raw = conn.connection.driver_connection  # the thread uses only the driver's connection
+    pending: queue.SimpleQueue[tuple[Table, Sequence[Mapping[str, Any]]] | None] = queue.SimpleQueue()
+    for write in writes:
+        pending.put(write)
     failed: list[BaseException] = []
 
-    def write() -> None:
+    def run() -> None:
         try:
             with _integrity(conn):
-                for table, rows in writes:
-                    _copy(raw, table, rows, autoincrement=False, serialized=())
+                while (write := pending.get()) is not None:
+                    _copy(raw, write[0], write[1], autoincrement=False, serialized=())
         except BaseException as exc:  # handed to the block's thread, which raises it
             failed.append(exc)
 
-    writer = threading.Thread(target=write, name="bulk-insert", daemon=True)
+    def later(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        pending.put((table, rows))
+
+    writer = threading.Thread(target=run, name="bulk-insert", daemon=True)
     writer.start()
     try:
-        yield
+        yield later
     finally:
+        pending.put(None)
         writer.join()
     if failed:
         raise failed[0]

@@ -101,14 +101,19 @@ def insert(
 
 
 @contextlib.contextmanager
-def inserting(
-    session: Session, writes: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
-) -> Iterator[None]:
-    """``insert`` of each ``(table, rows)`` in order while the block runs (``bulk_insert.meanwhile``:
-    the block must not use the session)."""
-    with bulk_insert.meanwhile(session, writes):
-        yield
-    for table, rows in writes:
+def inserting(session: Session, writes: bulk_insert.Writes) -> Iterator[bulk_insert.Later]:
+    """``insert`` of each ``(table, rows)`` in order while the block runs, and of those the block
+    hands to the function it is given (``bulk_insert.meanwhile``: the block must not use the
+    session)."""
+    handed = list(writes)
+
+    def later(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        handed.append((table, rows))
+        more(table, rows)
+
+    with bulk_insert.meanwhile(session, writes) as more:
+        yield later
+    for table, rows in handed:
         _analyze(session, table, len(rows))
 
 
