@@ -68,7 +68,9 @@ def _batches(app: Any, client: tuple[str, str], *, batches: int, subjects: int, 
         profiler.start()
         one(request)
         profiler.stop()
-        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=bool(os.environ.get("PROFILE_ALL"))))
+        profile.write_text(
+            profiler.output_text(unicode=False, color=False, show_all=bool(os.environ.get("PROFILE_ALL")))
+        )
     return {
         "subjects": subjects,
         "batches": batches,

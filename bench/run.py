@@ -755,9 +755,9 @@ def run(plan: Plan, *, command: str, keep: bool = False) -> dict[str, Any]:
     report["import"] = imports
     for backend, figures in imports["backends"].items():
         if "import_consents_per_s" in figures and "error" not in report["backends"].get(backend, {}):
-            report["backends"].setdefault(backend, {})["import_consents_per_s"] = figures[
-                "import_consents_per_s"
-            ]
+            into = report["backends"].setdefault(backend, {})
+            for name in ("import_consents_per_s", "import_cpu_us_per_consent"):
+                into[name] = figures[name]
     report["targets"] = targets(report)
     report["elapsed_s"] = round(time.monotonic() - began, 1)
     return report

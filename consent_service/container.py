@@ -169,6 +169,31 @@ class Services:
             ],
         )
 
+    def append_audit_serialized(
+        self,
+        session: Session,
+        *,
+        caller: Caller | None,
+        entries: list[tuple[datetime, str, str | None, str]],
+    ) -> int:
+        """``append_audit_many`` for payloads given as their ``audit_chain.canonical_text`` (each
+        carrying its ``rows`` namings): serialized once for the link and the stored row."""
+        actor = {
+            "actor_org": caller.organization if caller else None,
+            "actor_client": caller.client_id if caller else None,
+        }
+        return audit_store.append_serialized(
+            session,
+            hasher=self._hash_serialized,
+            entries=[
+                {"at": at, "tag": tag, "object_id": object_id, "payload": payload, **actor}
+                for at, tag, object_id, payload in entries
+            ],
+        )
+
+    def _hash_serialized(self, **fields: Any) -> str:
+        return audit.link_hash_serialized(self.audit_key, **fields)
+
     def _hash(self, **fields: Any) -> str:
         return audit.link_hash(self.audit_key, **fields)
 

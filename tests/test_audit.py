@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 from conftest import World
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from trust_helpers import cli_json, consent_body, engine_of, run_cli
 
 from consent_service import create_app
 from consent_service.container import EXTENSION
-from consent_service.core.audit_chain import link_hash
+from consent_service.core.audit_chain import canonical_text, link_hash, link_hash_serialized
 from consent_service.storage.audit_rows import BOUND
 from consent_service.storage.models import AuditEntry, AuditHead
 
@@ -564,3 +566,37 @@ class TestCommunityChangesAreAudited:
             ("approval:revoked", approval_id),
         } <= logged
         assert verify_endpoint(client, world)["ok"] is True
+
+
+_TEXT = st.text(max_size=8) | st.sampled_from(["é", '"', "\\", "\u2028", "%s"])
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    seq=st.integers(1, 10**9),
+    at=st.datetimes(timezones=st.just(UTC)),
+    tag=_TEXT,
+    actor_org=st.none() | _TEXT,
+    actor_client=st.none() | _TEXT,
+    object_id=st.none() | _TEXT,
+    payload=st.dictionaries(
+        _TEXT, st.none() | st.integers() | _TEXT | st.lists(_TEXT, max_size=3), max_size=4
+    ),
+)
+def test_a_link_over_a_serialized_payload_is_the_same_link(
+    seq: int,
+    at: datetime,
+    tag: str,
+    actor_org: str | None,
+    actor_client: str | None,
+    object_id: str | None,
+    payload: dict[str, Any],
+) -> None:
+    """A bulk import serializes each payload once (``canonical_text``) and links the entry over
+    that text: the hash is the one ``link_hash`` (and so verification) computes."""
+    fields = {"seq": seq, "at": at, "tag": tag, "actor_org": actor_org, "actor_client": actor_client}
+    expected = link_hash(b"k", prev_hash="0" * 64, object_id=object_id, payload=payload, **fields)
+    found = link_hash_serialized(
+        b"k", prev_hash="0" * 64, object_id=object_id, payload=canonical_text(payload), **fields
+    )
+    assert found == expected

@@ -174,7 +174,7 @@ class Trial:
     def start(self) -> None:
         self.seq, self.before, self.started = head_seq(self.app), state(self.app), True
         if self.break_appends is not None:
-            for name in ("append", "append_many"):
+            for name in ("append", "append_many", "append_serialized"):
                 self.break_appends.setattr(audit_store, name, self._failing_append)
 
     def _failing_append(self, *args: Any, **kwargs: Any) -> int:

@@ -156,6 +156,26 @@ class TestCsvImport:
         assert consents_written(app) == 6
         verify_ok(app)
 
+    def test_rows_a_concurrent_import_recorded_first_are_a_conflict_and_nothing_is_written(
+        self, app, client, orgs, monkeypatch
+    ):
+        """Two imports of the same rows at once both find them new; the one that commits second
+        hits the row keys' unique index while writing: a 409, nothing of it written, and running
+        it again counts the rows as already recorded."""
+        from consent_service.storage import consent_import as import_store
+
+        assert post_import(client, orgs, GOOD).status_code == 201
+        before = table_counts(app)
+        monkeypatch.setattr(import_store, "imported_keys", lambda *args: set())  # not seen yet
+        raced = post_import(client, orgs, csv_file(line("C-9"), *(line(f"C-{n}") for n in range(1, 6))))
+        assert raced.status_code == 409, raced.get_json()
+        assert "Run it again" in raced.get_json()["error"]["message"]
+        assert table_counts(app) == before
+        monkeypatch.undo()
+        again = post_import(client, orgs, csv_file(line("C-9"), *(line(f"C-{n}") for n in range(1, 6))))
+        assert (again.get_json()["recorded"], again.get_json()["already"]) == (1, 5)
+        verify_ok(app)
+
     def test_memberships_named_in_a_file_are_pending(self, app, client, orgs):
         from trust_helpers import add_community
 
@@ -167,6 +187,109 @@ class TestCsvImport:
             f"/v1/consents/{consent_id}/memberships", headers=orgs.headers(ORG, "consents:read")
         ).get_json()
         assert [m["status"] for m in memberships["memberships"]] == ["pending"]
+        verify_ok(app)
+
+    @pytest.mark.parametrize(
+        ("table", "change"),
+        [
+            ("consent", {"status": "revoked"}),
+            ("consent_version", {"purposes": ["service-delivery", "immigration-enforcement"]}),
+            ("consent_event", {"kind": "amended"}),
+            ("membership", {"status": "confirmed"}),
+            ("consent_import_row", {"import_id": "another-import"}),
+            ("consent_version", None),  # deleted
+            ("membership", None),
+            ("consent_import_row", None),
+        ],
+    )
+    def test_an_edit_or_deletion_of_any_imported_row_is_found_and_named(
+        self, app, client, orgs, table, change
+    ):
+        """Each imported row is bound by its consent's entry: audit verify names a changed one."""
+        from sqlalchemy import delete, update
+        from trust_helpers import add_community, engine_of
+
+        from consent_service.storage.audit_rows import BOUND
+
+        community = add_community(client, orgs)
+        rows = (line(f"C-{n}", communities=community) for n in range(1, 4))
+        response = post_import(client, orgs, csv_file(*rows))
+        assert response.status_code == 201, response.get_json()
+        consent_id = response.get_json()["consent_ids"][1]
+        verify_ok(app)
+        bound = BOUND[table]
+        where = (bound.c.id if table == "consent" else bound.c.consent_id) == consent_id
+        with engine_of(app).begin() as conn:
+            conn.execute(
+                update(bound).where(where).values(**change) if change else delete(bound).where(where)
+            )
+        result = audit_log.verify(app.extensions[EXTENSION])
+        assert result.ok is False and result.table == table, result
+        with app.extensions[EXTENSION].sessions() as session:
+            from consent_service.storage import audit as audit_store
+
+            (entry,) = audit_store.entries_about(session, tag="consent:recorded", object_ids=[consent_id])
+        assert [p["seq"] for p in result.rows] == [entry.seq], "named as the row that consent's entry bound"
+        assert ("deleted" if change is None else "edited") in result.problem
+
+    def test_an_imported_consent_has_the_receipt_and_entry_of_one_recorded_alone(self, app, client, orgs):
+        """The import writes each receipt's claims and each entry's payload from templates of the
+        rows' shared terms: what it signs and records is what recording the consent alone would."""
+        from consent_service.storage import audit as audit_store
+
+        response = post_import(client, orgs, csv_file(line("C-1")))
+        imported = response.get_json()["consent_ids"][0]
+        alone = client.post(
+            "/v1/consents",
+            json={
+                "subject": {"system": SYSTEM, "value": "C-2"},
+                "purposes": ["service-delivery", "service-planning"],
+                "data_categories": ["housing", "health"],
+                "recipients": ["outreach-org", "gla"],
+                "expires_at": "2031-01-01T00:00:00+00:00",
+                "evidence": {
+                    "method": "written",
+                    "obtained_by": "worker-7",
+                    "notes": 'said "yes", twice',
+                    "setting": "office",
+                },
+            },
+            headers=orgs.headers(ORG, "consents:write"),
+        )
+        assert alone.status_code == 201, alone.get_json()
+        recorded = alone.get_json()["id"]
+        services = app.extensions[EXTENSION]
+        headers = orgs.headers(ORG, "consents:read")
+
+        def claims_of(consent_id: str) -> dict[str, Any]:
+            body = client.get(f"/v1/consents/{consent_id}", headers=headers).get_json()
+            _, claims = receipts.verify(services.keys, body["receipt"])
+            assert claims["consent_id"] == consent_id and claims["jti"] == claims["receipt_id"]
+            assert claims["subject"]["pseudonym"] == body["subject_pseudonym"]
+            text = json.dumps(claims).replace(consent_id, "<id>").replace(claims["receipt_id"], "<receipt>")
+            mine = json.loads(text.replace(body["subject_pseudonym"], "<subject>"))
+            return {k: v for k, v in mine.items() if k not in ("iat", "consent_timestamp")}
+
+        assert claims_of(imported) == claims_of(recorded)
+        with services.sessions() as session:
+            entries = {
+                e.object_id: e.payload
+                for e in audit_store.entries_about(
+                    session, tag="consent:recorded", object_ids=[imported, recorded]
+                )
+            }
+        ours, theirs = entries[imported], entries[recorded]
+        assert ours.pop("line") == 2 and ours.pop("import") == response.get_json()["import_id"]
+        tables = ["consent", "consent_version", "consent_event"]
+        assert [row[0] for row in ours.pop("rows")] == [*tables, "consent_import_row"]
+        assert [row[0] for row in theirs.pop("rows")][:3] == tables  # and its access code
+        for consent_id, payload in ((imported, ours), (recorded, theirs)):
+            body = client.get(f"/v1/consents/{consent_id}", headers=headers).get_json()
+            assert (payload.pop("subject"), payload.pop("receipt_id")) == (
+                body["subject_pseudonym"],
+                body["receipt_id"],
+            )
+        assert ours == theirs
         verify_ok(app)
 
     def test_another_organizations_subject_system_is_refused(self, app, client, orgs):

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from conftest import World
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from trust_helpers import SUBJECT, consent_body, engine_of, run_cli
@@ -159,3 +161,39 @@ class TestKeyRotation:
         )
         assert decision.get_json()["decision"] == "permit"
         return {"consent": consent.get_json()["receipt"], "decision": decision.get_json()["receipt"]}
+
+
+# -- the JSON texts a bulk import fills in (core/json_text.py) -----------------------------------
+
+_PART = st.text(max_size=6) | st.sampled_from(['"', "\\", '\\"', "é", "\u2028", "%s", "\ue000"])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    a=_PART,
+    b=_PART | st.integers() | st.lists(st.none() | _PART, max_size=3),
+    around=st.tuples(_PART, _PART),
+    sort=st.booleans(),
+)
+def test_a_template_fills_in_the_text_serializing_the_whole_value_gives(
+    a: str, b: Any, around: tuple[str, str], sort: bool
+) -> None:
+    """A part as a whole value or inside strings (also next to quotes and backslashes), with
+    either key order: the filled text is exactly the serialized value."""
+    from consent_service.core.json_text import Template
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
+
+    def build(first: Any, second: Any) -> dict[str, Any]:
+        before, after = around
+        return {"z": first, "y": f"{before}{first}{after}", "x": [second, {"w": f"{first}/{first}"}]}
+
+    assert Template(build, 2, dumps).fill((a, b)) == dumps(build(a, b))
+
+
+def test_a_template_refuses_a_part_it_cannot_find() -> None:
+    from consent_service.core.json_text import Template
+
+    with pytest.raises(ValueError, match="every varying part"):
+        Template(lambda a, b: {"a": a, "b": b[::-1]}, 2, lambda v: json.dumps(v, ensure_ascii=False))

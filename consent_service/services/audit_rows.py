@@ -146,46 +146,51 @@ def digests(
     *,
     same: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """``digest(key, table, row, memo)`` of each row, faster for many rows of one write: the
-    columns in ``same`` hold the same value in every row (the decisions of one batch share their
-    time, requester, client, purpose, categories, batch), so their text is written once."""
+    """``digest(key, table, row, memo)`` of each row, for many rows of one write: the columns in
+    ``same`` hold the same value in every row (a bulk import's rows share their organization,
+    their instant, their status; a batch's decisions their time, caller, request and batch), so
+    their text is written once, into a template the other columns' text is put into row by row.
+    A row whose ``same`` column differs is refused (its digest would be wrong). ``memo``: see
+    ``digest``."""
     if not rows:
         return []
     name, columns, _ = _columns(table)
     first = rows[0]
-    # The columns in order, each (its constant text, None) or ("name": , the column to write per row).
-    template: list[tuple[str, str | None, bool]] = []
-    for column, quoted, when_set in columns:
-        if column not in same:
-            template.append((f"{quoted}:", column, when_set))
-        elif (value := first.get(column)) is not None or not when_set:
-            template.append((f"{quoted}:{_text(value, memo)}", None, False))
-    head = f"[{name},{{"
     shared = [(column, first.get(column)) for column in same]
+    if any(when_set and column not in same for column, _, when_set in columns):
+        # A column read only when set, varying row by row: no single template (no writer does this).
+        for row in rows:
+            _same(row, shared)
+        return [digest(key, table, row, memo) for row in rows]
+    runs = [f"[{name},{{"]
+    variable = []
+    comma = ""
+    for column, quoted, when_set in columns:
+        if column in same:
+            value = first.get(column)
+            if value is None and when_set:
+                continue
+            runs.append(f"{comma}{quoted}:{_text(value, memo)}".replace("%", "%%"))
+        else:
+            runs.append(f"{comma}{quoted}:".replace("%", "%%") + "%s")
+            variable.append(column)
+        comma = ","
+    runs.append("}]")
+    template = "".join(runs)
+    string = _string
     out = []
     for row in rows:
-        for column, value in shared:  # written once above: a row that differs would get a wrong digest
-            if (mine := row.get(column)) is not value and mine != value:
-                raise ValueError(f"column {column} differs between the rows of one write")
-        parts = []
-        for text, variable, late in template:
-            if variable is None:
-                parts.append(text)
-                continue
-            value = row.get(variable)
-            if value is None:
-                if not late:
-                    parts.append(text + "null")
-                continue
-            kind = type(value)  # the common kinds inline (as ``_text`` writes them): 20,000 rows a batch
-            if kind is str:
-                parts.append(text + _string(value))
-            elif (kind is list or kind is dict) and (known := memo.get(id(value))) is not None:
-                parts.append(text + known)
-            else:
-                parts.append(text + _text(value, memo))
-        out.append(_mac(key, f"{head}{','.join(parts)}}}]"))
+        _same(row, shared)
+        texts = tuple([string(v) if type(v) is str else _text(v, memo) for v in map(row.get, variable)])
+        out.append(_mac(key, template % texts))
     return out
+
+
+def _same(row: Mapping[str, Any], shared: list[tuple[str, Any]]) -> None:
+    """Refuse a row whose ``same`` column differs from the first row's (its text is written once)."""
+    for column, value in shared:
+        if (mine := row.get(column)) is not value and mine != value:
+            raise ValueError(f"column {column} differs between the rows of one write")
 
 
 def key_text(key: Iterable[Any]) -> str:

@@ -350,7 +350,6 @@ class _Recorded:
     rows: list[dict[str, Any]]  # decision rows' column values
     touched: list[dict[str, Any]]  # decision_community rows' column values
     entries: list[tuple[datetime, str, str | None, dict[str, Any]]]  # a decision's, or the batch's
-    texts: dict[int, str]  # canonical JSON of the rows' shared lists and dicts, by id (audit_rows.digest)
 
     @classmethod
     def of(
@@ -366,9 +365,9 @@ class _Recorded:
         """One audit entry per decision for a single call (``batch_id`` None); for a batch, ONE
         entry (``decision:batch``, object id the batch id) binding every decision row and
         community link of the batch (``audit_rows.batch_binding``), each row carrying the batch id."""
-        memo: dict[int, str] = {}  # the shared values' canonical JSON, for the rows' digests (audit_rows)
-        recorded = cls([], [], [], [], memo)
+        recorded = cls([], [], [], [])
         shared = SharedValues(request)
+        memo: dict[int, str] = {}  # the shared values' canonical JSON, for the rows' digests (audit_rows)
         facts = zip(decided.keys, decided.verdicts, decided.versions, decided.readers, strict=True)
         for index, (key, verdict, policy_versions, reader) in enumerate(facts):
             decision_id = str(uuid.uuid4())
@@ -425,7 +424,7 @@ class _Recorded:
         # snapshot, and a second check would add a query to every decision.
         with write(services.sessions) as session:
             if len(self.rows) > 1:  # a batch: COPY (PostgreSQL) or the driver's executemany
-                decision_store.add_many(session, self.rows, self.touched, self.texts)
+                decision_store.add_many(session, self.rows, self.touched)
             else:
                 bulk.add_decisions(session, self.rows, self.touched)
             services.append_audit_many(session, caller=caller, entries=self.entries)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from consent_service.storage import bulk
+from consent_service.storage import bulk, bulk_insert
 from consent_service.storage.models import AuditEntry, AuditHead
 
 HEAD_ID = 1
@@ -79,6 +79,29 @@ def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any
     Statements are built once and run on the session's connection (Core): the authorize path
     calls this on every decision.
     """
+    return _append_linked(session, hasher, entries, bulk.insert_rows)
+
+
+def append_serialized(session: Session, *, hasher: Hasher, entries: list[dict[str, Any]]) -> int:
+    """:func:`append_many` for entries whose ``payload`` is its canonical JSON text already
+    (``audit_chain.canonical_text``; ``hasher`` takes it as such): that text is hashed into the
+    link and stored as it is, and the rows go in with ``COPY`` on PostgreSQL (a bulk import's
+    thousands of entries). Same lock, same links; returns the last sequence number."""
+    return _append_linked(
+        session,
+        hasher,
+        entries,
+        lambda s, table, rows: bulk_insert.insert(s, table, rows, serialized=("payload",)),
+    )
+
+
+def _append_linked(
+    session: Session,
+    hasher: Hasher,
+    entries: list[dict[str, Any]],
+    write: Callable[[Session, Any, list[dict[str, Any]]], None],
+) -> int:
+    """Lock the head, link ``entries`` after it in order, ``write`` their rows, move the head."""
     conn = session.connection()
     row = conn.execute(_HEAD_FOR_UPDATE).one()
     seq, prev = row.seq, row.hash
@@ -90,7 +113,7 @@ def append_many(session: Session, *, hasher: Hasher, entries: list[dict[str, Any
         digest = hasher(prev_hash=prev, seq=seq, **entry)
         rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    bulk.insert_rows(session, AuditEntry.__table__, rows)
+    write(session, AuditEntry.__table__, rows)
     conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return int(seq)
 

@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
@@ -104,60 +103,6 @@ def insert_rows(session: Session, model: Table, rows: Sequence[Mapping[str, Any]
             for row in rows
         ],
     )
-
-
-def write_rows(
-    session: Session, model: Table, rows: Sequence[Mapping[str, Any]], texts: Mapping[int, str]
-) -> None:
-    """Insert many ``rows`` (dicts holding every column of ``model``) in one statement on the
-    driver's connection, in the session's transaction: ``COPY`` on PostgreSQL (psycopg's
-    ``cursor.copy``), one ``executemany`` on SQLite.
-
-    ``texts``: the JSON text of list and dict values by object id (the rows keep them alive),
-    so each value shared by many rows is serialized once, or never when the caller already wrote
-    it (the digests' canonical JSON); others are written with ``json.dumps``. Every other value
-    that needs converting goes through its column type's bind processor, once per distinct object
-    (the rows of one write share their timestamp): stored exactly as ``insert_rows`` stores it.
-    """
-    if not rows:
-        return
-    conn = session.connection()
-    columns = list(model.columns)
-    names = [c.name for c in columns]
-    json_columns = {n for n, c in zip(names, columns, strict=True) if isinstance(c.type, JSON)}
-    copying = conn.dialect.name == "postgresql"
-    convert: dict[int, Any] = {}
-    for n, c in enumerate(columns):
-        if c.name in json_columns:
-            convert[n] = None  # JSON text
-        elif not copying and (process := c.type._cached_bind_processor(conn.dialect)) is not None:
-            convert[n] = process
-    done: dict[tuple[int, int], Any] = {}
-    keep: list[Any] = []  # every converted object stays alive: no id is reused meanwhile
-    getter = itemgetter(*names)
-    out = []
-    for row in rows:
-        values = list(getter(row))
-        for n, process in convert.items():
-            value = values[n]
-            if value is None:
-                continue
-            found = done.get((n, id(value)))
-            if found is None:
-                found = (texts.get(id(value)) or json.dumps(value)) if process is None else process(value)
-                done[(n, id(value))] = found
-                keep.append(value)
-            values[n] = found
-        out.append(values)
-    raw = conn.connection.driver_connection
-    quoted = ", ".join(f'"{n}"' for n in names)
-    if copying:
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{model.name}" ({quoted}) FROM STDIN') as copy:
-            for values in out:
-                copy.write_row(values)
-    else:
-        marks = ", ".join("?" for _ in names)
-        raw.executemany(f'INSERT INTO "{model.name}" ({quoted}) VALUES ({marks})', out)
 
 
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

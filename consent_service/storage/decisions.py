@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
-from consent_service.storage import bulk
+from consent_service.storage import bulk_insert
 from consent_service.storage.models import Decision, DecisionCommunity
 
 
@@ -30,17 +30,14 @@ def add(session: Session, decision: Decision, communities: list[str]) -> None:
 
 
 def add_many(
-    session: Session,
-    decisions: Sequence[Mapping[str, Any]],
-    links: Sequence[Mapping[str, Any]],
-    texts: Mapping[int, str],
+    session: Session, decisions: Sequence[Mapping[str, Any]], links: Sequence[Mapping[str, Any]]
 ) -> None:
     """Insert a batch's decision rows and decision_community rows (dicts of every column's value)
-    with one statement per table: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite
-    (``bulk.write_rows``; ``texts``: the JSON values' text, by object id). A single decision
-    goes through ``bulk.add_decisions``."""
-    bulk.write_rows(session, Decision.__table__, decisions, texts)
-    bulk.write_rows(session, DecisionCommunity.__table__, links, texts)
+    with one statement per table: ``COPY`` on PostgreSQL, one driver ``executemany`` on SQLite
+    (``bulk_insert.insert``; each distinct JSON value serialized once). A single decision goes
+    through ``bulk.add_decisions``."""
+    bulk_insert.insert(session, Decision.__table__, decisions)
+    bulk_insert.insert(session, DecisionCommunity.__table__, links)
 
 
 def get(session: Session, decision_id: str) -> Decision | None:
