@@ -4,7 +4,9 @@ naming the entry, by both ``consent-service audit verify`` and ``/v1/audit/verif
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -593,9 +595,13 @@ def test_a_link_over_a_serialized_payload_is_the_same_link(
     payload: dict[str, Any],
 ) -> None:
     """A bulk import serializes each payload once (``canonical_text``) and links the entry over
-    that text: the hash is the one ``link_hash`` (and so verification) computes."""
+    that text; single entries link through ``link_hash``. Both are the chain's definition: the
+    HMAC over the canonical JSON of the whole entry, computed here independently."""
     fields = {"seq": seq, "at": at, "tag": tag, "actor_org": actor_org, "actor_client": actor_client}
-    expected = link_hash(b"k", prev_hash="0" * 64, object_id=object_id, payload=payload, **fields)
+    entry = {**fields, "at": at.isoformat(), "object_id": object_id, "payload": payload}
+    body = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    expected = hmac.new(b"k", b"0" * 64 + b"\n" + body, hashlib.sha256).hexdigest()
+    assert link_hash(b"k", prev_hash="0" * 64, object_id=object_id, payload=payload, **fields) == expected
     found = link_hash_serialized(
         b"k", prev_hash="0" * 64, object_id=object_id, payload=canonical_text(payload), **fields
     )

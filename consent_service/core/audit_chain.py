@@ -68,18 +68,18 @@ def link_hash(
     object_id: str | None,
     payload: dict[str, Any],
 ) -> str:
-    body = canonical(
-        {
-            "seq": seq,
-            "at": at.isoformat(),
-            "tag": tag,
-            "actor_org": actor_org,
-            "actor_client": actor_client,
-            "object_id": object_id,
-            "payload": payload,
-        }
+    """The entry's HMAC, chained to ``prev_hash``: over the canonical JSON of the entry's fields."""
+    return link_hash_serialized(
+        key,
+        prev_hash=prev_hash,
+        seq=seq,
+        at=at,
+        tag=tag,
+        actor_org=actor_org,
+        actor_client=actor_client,
+        object_id=object_id,
+        payload=canonical_text(payload),
     )
-    return hmac.new(key, prev_hash.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
 
 
 _ENTRY_TEXT = '{"actor_client":%s,"actor_org":%s,"at":%s,"object_id":%s,"payload":%s,"seq":%d,"tag":%s}'
@@ -102,8 +102,8 @@ def link_hash_serialized(
     payload: str,
 ) -> str:
     """``link_hash`` of an entry whose payload is given as its ``canonical_text``: the entry's
-    canonical JSON is written around that text, not serialized again (a bulk import serializes
-    each payload once, for its link and its row). Same hash as ``link_hash``."""
+    canonical JSON (keys sorted, as ``canonical`` writes them) is written around that text, not
+    serialized again (a bulk import serializes each payload once, for its link and its row)."""
     body = _ENTRY_TEXT % (
         _text_or_null(actor_client),
         _text_or_null(actor_org),
