@@ -326,6 +326,22 @@ class TestAProtectedPurposeUnderAParent:
         )
 
 
+def two_nations_and_the_police(client: Any, world: Any) -> None:
+    """Nation A and Nation B, each stewarded by its council, and the police as a recipient."""
+    world.org("police", "government")
+    world.org("nation-a-council", "community-governance")
+    world.org("nation-b-council", "community-governance")
+    for nation in ("nation-a", "nation-b"):
+        assert_ok(
+            client.post(
+                "/v1/communities",
+                headers=world.admin(),
+                json={"id": nation, "name": nation, "stewards": [f"{nation}-council"]},
+            ),
+            201,
+        )
+
+
 class TestAnAllowedProtectedPurpose:
     """A deployment that allows law enforcement: written evidence, a witness, in an office only."""
 
@@ -381,18 +397,7 @@ class TestAnAllowedProtectedPurpose:
         assert any(unmet in message for message in body["details"]["purposes"])
 
     def test_each_grant_is_listed_to_the_persons_communities_without_identity(self, client, outreach, world):
-        world.org("police", "government")
-        world.org("nation-a-council", "community-governance")
-        world.org("nation-b-council", "community-governance")
-        for nation in ("nation-a", "nation-b"):
-            assert_ok(
-                client.post(
-                    "/v1/communities",
-                    headers=world.admin(),
-                    json={"id": nation, "name": nation, "stewards": [f"{nation}-council"]},
-                ),
-                201,
-            )
+        two_nations_and_the_police(client, world)
         council = world.headers("nation-a-council", "rules:write")
         record_consent(client, outreach, communities=["nation-a"])  # a membership from before
         consent = record_consent(
@@ -413,6 +418,44 @@ class TestAnAllowedProtectedPurpose:
             403,
             404,
         )
+
+    @pytest.mark.parametrize("recorded", ["alone", "imported"])
+    def test_a_community_the_person_left_is_not_told_of_a_later_grant(
+        self, client, outreach, world, recorded
+    ):
+        """Ending a membership is the person's choice to leave: a grant recorded afterwards, one
+        at a time or in a bulk import, is listed to the communities they still belong to only."""
+        two_nations_and_the_police(client, world)
+        left = record_consent(client, outreach, communities=["nation-a", "nation-b"])
+        assert_ok(client.post(f"/v1/consents/{left['id']}/memberships/nation-a/end", headers=outreach))
+        if recorded == "alone":
+            record_consent(
+                client, outreach, purposes=["law-enforcement"], recipients=["police"], evidence=self.FULL
+            )
+        else:
+            subject = terms()["subject"]
+            header = (
+                "subject_system,subject_value,purposes,data_categories,recipients,evidence_method,"
+                "evidence_obtained_by,evidence_setting,evidence_witness,evidence_confirmed_protected_purposes"
+            )
+            row = (
+                f"{subject['system']},{subject['value']},law-enforcement,nationality,police,written,"
+                "worker-17,office,worker-22,law-enforcement"
+            )
+            imported = client.post(
+                "/v1/consents/import",
+                data=f"{header}\n{row}\n".encode(),
+                content_type="text/csv",
+                headers=outreach,
+            )
+            assert imported.status_code in (200, 201), imported.get_json()
+            assert imported.get_json()["recorded"] == 1, imported.get_json()
+        nation_a = world.headers("nation-a-council", "rules:write")
+        nation_b = world.headers("nation-b-council", "rules:write")
+        told = assert_ok(client.get("/v1/communities/nation-a/protected-grants", headers=nation_a))
+        assert told["grants"] == []
+        still = assert_ok(client.get("/v1/communities/nation-b/protected-grants", headers=nation_b))["grants"]
+        assert [(g["purposes"], g["recipients"]) for g in still] == [(["law-enforcement"], ["police"])]
 
     def test_immigration_enforcement_stays_refused(self, client, outreach):
         refused(

@@ -409,7 +409,7 @@ def _write(
             **fixed_version,
         }
         event = {"id": event_id, "consent_id": consent_id, **fixed_event}
-        have = members.setdefault(g.subject_key, set())
+        have = members.setdefault(g.subject_key, {})  # community -> current (not ended)
         new_members = [
             {
                 "subject_key": g.subject_key,
@@ -418,9 +418,9 @@ def _write(
                 "id": str(uuid.uuid4()),
                 **fixed_member,
             }
-            for community in sorted(set(t["communities"]) - have)
+            for community in sorted(set(t["communities"]) - have.keys())
         ]
-        have.update(t["communities"])
+        have.update((member["community_id"], True) for member in new_members)
         imported = {"row_key": g.row_key, "consent_id": consent_id, **fixed_import}
         claims_of.append(made.claims.fill((consent_id, receipt_id, g.subject_key)))
         granted = made.granted
@@ -436,7 +436,8 @@ def _write(
                     "setting": evidence.get("setting") or DEFAULT_SETTING,
                     "at": now,
                 }
-                for community in sorted(have)
+                for community, current in sorted(have.items())
+                if current
             )
         per_row.append((g.line, made, new_members))
         consent_rows.append(consent)

@@ -58,14 +58,18 @@ def organization_name(session: Session, organization: str) -> str:
     return name if name is not None else organization
 
 
-def memberships_of(session: Session, subject_keys: Iterable[str]) -> dict[str, set[str]]:
-    """subject_key -> the communities it has a membership row of (any status: none is added again)."""
-    found: dict[str, set[str]] = defaultdict(set)
+def memberships_of(session: Session, subject_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+    """subject_key -> {community: whether the membership is current} for every membership row of
+    the subject, ended ones too: none is added again (only the person rejoins), and an ended one
+    is told nothing (as ``communities.memberships_with_versions`` for a consent recorded alone)."""
+    found: dict[str, dict[str, bool]] = defaultdict(dict)
     for chunk in chunked(sorted(set(subject_keys))):
-        for key, community in session.execute(
-            select(Membership.subject_key, Membership.community_id).where(Membership.subject_key.in_(chunk))
+        for key, community, ended_at in session.execute(
+            select(Membership.subject_key, Membership.community_id, Membership.ended_at).where(
+                Membership.subject_key.in_(chunk)
+            )
         ):
-            found[key].add(community)
+            found[key][community] = ended_at is None
     return found
 
 
