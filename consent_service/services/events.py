@@ -23,7 +23,6 @@ with its own id (the JWS ``jti``), the same on every retry.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import socket
@@ -219,9 +218,7 @@ class Deliverer:
 
     def sweep_expired(self, now: datetime) -> int:
         """Turn consents that expired since the last sweeps into events (each version once)."""
-        with contextlib.suppress(IntegrityError):
-            return self._sweep_expired(now)
-        return 0  # see _sweep_lapsed
+        return self._raced("expiry", self._sweep_expired, now)
 
     def _sweep_expired(self, now: datetime) -> int:
         since = now - timedelta(days=int(self.settings["EVENTS_EXPIRY_LOOKBACK_DAYS"]))
@@ -239,12 +236,24 @@ class Deliverer:
 
     def sweep_lapsed(self, now: datetime) -> int:
         """Turn agreements that lapsed since the last sweeps into events (each lapse once)."""
-        with contextlib.suppress(IntegrityError):
-            return self._sweep_lapsed(now)
-        # Another deliverer noticed one of these first (PostgreSQL: both read before either
-        # wrote; its notice's key refused ours): its transaction wrote those events, ours is
-        # rolled back whole, and the next sweep finds whatever is still unnoticed.
-        return 0
+        return self._raced("lapse", self._sweep_lapsed, now)
+
+    def _raced(self, name: str, sweep: Callable[[datetime], int], now: datetime) -> int:
+        """Run ``sweep``; a notice another deliverer wrote first (PostgreSQL: both read before
+        either wrote; its notice's key refused ours) rolls ours back whole: its transaction wrote
+        those events, and the next sweep finds whatever is still unnoticed. Logged (without the
+        statement's values), so that a refusal that repeats every round, which would mean no such
+        event ever goes out, is seen by the operator rather than swallowed."""
+        try:
+            return sweep(now)
+        except IntegrityError as exc:
+            log.warning(
+                "%s sweep rolled back (%s): another deliverer noticed first, or a fault if this "
+                "repeats every round; the next sweep retries",
+                name,
+                type(exc.orig).__name__ if exc.orig is not None else "IntegrityError",
+            )
+            return 0
 
     def _sweep_lapsed(self, now: datetime) -> int:
         since = now - timedelta(days=int(self.settings["EVENTS_EXPIRY_LOOKBACK_DAYS"]))
