@@ -193,10 +193,14 @@ def account_of(app: Flask, issuer: str, sub: str) -> UserAccount | None:
         return user
 
 
-def _sessions(app: Flask) -> Any:
+def _services(app: Flask) -> Any:
     from consent_service.container import EXTENSION
 
-    return app.extensions[EXTENSION].sessions()
+    return app.extensions[EXTENSION]
+
+
+def _sessions(app: Flask) -> Any:
+    return _services(app).sessions()
 
 
 def tags_since(app: Flask, seq: int) -> list[tuple[str, str | None, str | None]]:
@@ -372,3 +376,21 @@ def test_with_local_passwords_off_only_the_provider_signs_in(
         assert client.get("/web/").status_code == 200
     finally:
         dispose(app)
+
+
+def test_a_session_begun_at_the_provider_ends_after_its_longest_time_however_used(
+    app: Flask, client: FlaskClient, provider: dict[str, Any], seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from consent_service.web import session as web_session
+
+    assert provider_sign_in(client, "ana").status_code == 302
+    minutes = int(_services(app).settings["OIDC_SESSION_MAX_MINUTES"])
+    just_before = datetime.now(UTC) + timedelta(minutes=minutes - 1)
+    monkeypatch.setattr(web_session, "now", lambda: just_before)
+    assert client.get("/web/").status_code == 200
+    monkeypatch.setattr(web_session, "now", lambda: just_before + timedelta(minutes=2))
+    assert client.get("/web/").status_code == 302  # asked to sign in again
+    monkeypatch.undo()
+    assert client.get("/web/").status_code == 302  # and the session is gone, not only paused
