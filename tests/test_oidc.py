@@ -9,10 +9,6 @@ redirect is followed to whichever side it names. Every test runs on SQLite and P
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -23,9 +19,10 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import pytest
 import requests
 from api_helpers import table_counts
-from conftest import config_for, skip_or_fail_in_ci
+from conftest import config_for
 from flask import Flask
 from flask.testing import FlaskClient
+from oidc_helpers import ACCOUNTS, CLIENT_ID, CLIENT_SECRET, free_port, running_provider
 from web_helpers import CHEAP_PASSWORDS, PASSWORD, csrf_token, post_form, sign_in, text_of
 from werkzeug.test import TestResponse
 
@@ -34,67 +31,14 @@ from consent_service.services import users
 from consent_service.storage import users as user_store
 from consent_service.storage.models import AuditEntry, UserAccount
 
-PROVIDER_DIR = Path(__file__).resolve().parent / "oidc"
-CLIENT_ID = "consent-service"
-CLIENT_SECRET = "a client secret for the test provider"
 HERE = "http://localhost"  # the Flask test client's origin (url_for(..., _external=True))
-ACCOUNTS = {
-    "ana": {
-        "email": "ana@council-a.example",
-        "name": "Ana Steward",
-        "org": "council-a",
-        "roles": ["steward"],
-    },
-    "wes": {
-        "email": "wes@clinic.example",
-        "name": "Wes Worker",
-        "org": "clinic",
-        "roles": ["intake", "payroll"],
-    },
-    "stranger": {"email": "s@elsewhere.example", "name": "S", "org": "elsewhere", "roles": ["steward"]},
-    "roleless": {"email": "r@clinic.example", "name": "R", "org": "clinic", "roles": ["payroll"]},
-}
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The provider on a free loopback port, until the module's tests are done."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        skip_or_fail_in_ci("node and npm are needed to run the OpenID provider (tests/oidc)")
-    if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, check=True, timeout=300)
-    accounts = tmp_path_factory.mktemp("oidc") / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS), encoding="utf-8")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    issuer = f"http://127.0.0.1:{port}"
-    log = accounts.with_name("provider.log")
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [node, "provider.mjs", str(port), str(accounts), CLIENT_ID, CLIENT_SECRET, HERE],
-            cwd=PROVIDER_DIR,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        metadata = None
-        deadline = time.monotonic() + 30
-        while metadata is None and time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the provider stopped: {process.stderr.read().decode() if process.stderr else ''}"
-                )
-            try:
-                metadata = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).json()
-            except requests.RequestException:
-                time.sleep(0.2)
-        assert metadata is not None, "the provider did not answer within 30 s"
-        yield {"issuer": issuer, "metadata": metadata, "accounts": accounts}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_provider(tmp_path_factory.mktemp("oidc"), free_port(), HERE) as running:
+        yield running
 
 
 def settings_for(provider: dict[str, Any], **more: Any) -> dict[str, Any]:

@@ -119,6 +119,14 @@ def _metadata() -> dict[str, Any]:
     return metadata
 
 
+def _here(endpoint: str) -> str:
+    """The absolute URL of one of these pages, as registered at the provider: https behind a
+    TLS-terminating proxy (``WEB_SECURE_COOKIES``, where the app sees plain HTTP), with the host
+    the browser asked for (the proxy must pass ``Host`` on)."""
+    secure = bool(services().settings["WEB_SECURE_COOKIES"]) or request.is_secure
+    return url_for(endpoint, _external=True, _scheme="https" if secure else "http")
+
+
 def _provider() -> str:
     return str(services().settings["OIDC_DISPLAY_NAME"])
 
@@ -138,7 +146,7 @@ def start() -> Response:
 
     try:
         _metadata()
-        answer: Response = _client().authorize_redirect(url_for("oidc.callback", _external=True))
+        answer: Response = _client().authorize_redirect(_here("oidc.callback"))
     except FLOW_FAILURES:
         return _refused(FLOW_FAILED, 502)
     session[NEXT] = safe_next(request.args.get("next"))
@@ -207,7 +215,7 @@ def end_session_url(id_token: str | None) -> str | None:
         return None
     query: dict[str, str] = {
         "client_id": str(services().settings["OIDC_CLIENT_ID"]),
-        "post_logout_redirect_uri": url_for("web.sign_in", _external=True),
+        "post_logout_redirect_uri": _here("web.sign_in"),
     }
     if id_token:
         query["id_token_hint"] = id_token
