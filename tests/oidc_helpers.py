@@ -4,6 +4,7 @@ tests/oidc/package-lock.json) with node, configured by tests/oidc/provider.mjs, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -45,10 +46,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_provider(directory: Path, port: int, redirect_base: str) -> Iterator[dict[str, Any]]:
+def running_provider(
+    directory: Path, port: int, redirect_base: str, *, claims_at_userinfo: bool = False
+) -> Iterator[dict[str, Any]]:
     """The provider on 127.0.0.1:``port`` for a client whose pages are at ``redirect_base``,
     once its discovery document answers; stopped after. Its accounts are ``ACCOUNTS``, in a file
-    (``["accounts"]``) a test may rewrite. No node: skipped here, a failure in CI."""
+    (``["accounts"]``) a test may rewrite; ``claims_at_userinfo``: their claims other than ``sub``
+    are left out of the ID token. No node: skipped here, a failure in CI."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         skip_or_fail_in_ci("node and npm are needed to run the OpenID provider (tests/oidc)")
@@ -64,6 +68,7 @@ def running_provider(directory: Path, port: int, redirect_base: str) -> Iterator
             cwd=PROVIDER_DIR,
             stdout=output,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "CLAIMS_AT_USERINFO": "1" if claims_at_userinfo else "0"},
         )
     try:
         metadata = None

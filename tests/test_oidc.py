@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_a_person_disabled_here_is_refused_though_the_provider_says_yes(
 
 
 def test_a_wrong_state_a_missing_code_or_another_issuer_is_refused_and_nothing_is_written(
-    app: Flask, client: FlaskClient, provider: dict[str, Any], seeded: Any
+    app: Flask, client: FlaskClient, provider: dict[str, Any], seeded: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     start = client.get("/web/sign-in/oidc")
     back = at_provider(requests.Session(), start.headers["Location"], "ana")
@@ -252,6 +253,10 @@ def test_a_wrong_state_a_missing_code_or_another_issuer_is_refused_and_nothing_i
         assert answer.status_code == 400, changed
         assert "could not be completed" in text_of(answer)
     assert table_counts(app) == counts
+    # The operator sees what kind of failure each was, never the code or the state.
+    failures = [r for r in caplog.records if r.getMessage() == "oidc sign-in failed"]
+    assert [getattr(r, "failure", None) for r in failures] == ["MismatchingStateError", *["ValueError"] * 3]
+    assert not any(query["code"] in str(vars(r)) or query["state"] in str(vars(r)) for r in caplog.records)
     # The untouched answer still signs in (the refusals above did not use its state up...).
     assert client.get(f"/web/oidc/callback?{urlencode(query)}").status_code == 302
     # ... and it cannot be used twice.
@@ -293,21 +298,45 @@ def test_an_existing_password_account_with_the_same_email_is_not_taken_over(
     assert sign_in(app.test_client(), owner.email).status_code == 302  # the owner's password still works
 
 
-def test_with_local_passwords_off_only_the_provider_signs_in(
-    database_config: dict[str, Any], tmp_path: Path, provider: dict[str, Any]
-) -> None:
+@contextmanager
+def app_with(
+    database: dict[str, Any], tmp_path: Path, provider: dict[str, Any], **more: Any
+) -> Iterator[Any]:
+    """An app of its own for ``provider`` with ``more`` settings, and its world (clinic exists)."""
     from conftest import World, dispose
 
     from consent_service import create_app
 
-    app = create_app(
-        {**config_for(database_config, tmp_path), **settings_for(provider, LOCAL_PASSWORDS=False)}
-    )
+    app = create_app({**config_for(database, tmp_path), **settings_for(provider, **more)})
     try:
         world = World(app, app.test_client())
         world.org("clinic")
+        yield world
+    finally:
+        dispose(app)
+
+
+def test_claims_only_at_the_userinfo_endpoint_are_read_there(
+    database_config: dict[str, Any], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("userinfo")
+    with (
+        running_provider(directory, free_port(), HERE, claims_at_userinfo=True) as other,
+        app_with(database_config, tmp_path, other) as world,
+    ):
+        answer = provider_sign_in(world.app.test_client(), "wes")
+        assert answer.status_code == 302, text_of(answer)
+        made = account_of(world.app, other["issuer"], "wes")
+        assert made is not None and made.organization_id == "clinic"
+        assert set(made.roles.split()) == {"consents:write", "consents:read"}
+
+
+def test_with_local_passwords_off_only_the_provider_signs_in(
+    database_config: dict[str, Any], tmp_path: Path, provider: dict[str, Any]
+) -> None:
+    with app_with(database_config, tmp_path, provider, LOCAL_PASSWORDS=False) as world:
         password_person(world.services, "pat@clinic.example")
-        client = app.test_client()
+        client = world.app.test_client()
         page = text_of(client.get("/web/sign-in"))
         assert 'id="password"' not in page and "Sign in with Test Provider" in page
         token = csrf_token(client)  # the language switch's form carries it
@@ -318,8 +347,6 @@ def test_with_local_passwords_off_only_the_provider_signs_in(
         provider["accounts"].write_text(json.dumps(ACCOUNTS), encoding="utf-8")
         assert provider_sign_in(client, "wes").status_code == 302
         assert client.get("/web/").status_code == 200
-    finally:
-        dispose(app)
 
 
 def test_a_session_begun_at_the_provider_ends_after_its_longest_time_however_used(

@@ -20,6 +20,7 @@ With the routes always registered, a deployment without an issuer answers them 4
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,6 +41,7 @@ from consent_service.web.session import begin, now
 from consent_service.web.words import N_
 
 bp = blueprint("oidc", __name__, "/web")
+log = logging.getLogger(__name__)
 
 CLIENT = "idp"
 TIMEOUT = 10  # seconds for each request to the provider (metadata, keys, token, userinfo)
@@ -131,6 +133,15 @@ def _provider() -> str:
     return str(services().settings["OIDC_DISPLAY_NAME"])
 
 
+def _flow_failed(exc: Exception, status: int) -> Response:
+    """The flow broke: logged for the operator (the kind of failure and the provider's error
+    code, never a token, code or claim), and the person asked to try again."""
+    log.warning(
+        "oidc sign-in failed", extra={"failure": type(exc).__name__, "error": getattr(exc, "error", None)}
+    )
+    return _refused(FLOW_FAILED, status)
+
+
 def _refused(message: str, status: int) -> Response:
     """The sign-in page, saying why (the words in the page's language)."""
     from consent_service.web.account import sign_in_page
@@ -147,8 +158,8 @@ def start() -> Response:
     try:
         _metadata()
         answer: Response = _client().authorize_redirect(_here("oidc.callback"))
-    except FLOW_FAILURES:
-        return _refused(FLOW_FAILED, 502)
+    except FLOW_FAILURES as exc:
+        return _flow_failed(exc, 502)
     session[NEXT] = safe_next(request.args.get("next"))
     return answer
 
@@ -170,8 +181,8 @@ def callback() -> Response:
         token = _client().authorize_access_token()
         claims = dict(token["userinfo"])  # the verified ID token's claims
         claims = _with_userinfo(token, claims, settings)
-    except FLOW_FAILURES:
-        return _refused(FLOW_FAILED, 400)
+    except FLOW_FAILURES as exc:
+        return _flow_failed(exc, 400)
     target = session.pop(NEXT, None)
     try:
         user = users.sign_in_federated(
@@ -188,15 +199,21 @@ def callback() -> Response:
 
 
 def _with_userinfo(token: dict[str, Any], claims: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The ID token's claims, completed from the userinfo endpoint when the organization or roles
-    claim is not in the ID token (providers differ in which claims they put where). The ID
-    token's own claims win; userinfo about another subject is refused."""
-    wanted = (str(settings["OIDC_ORGANIZATION_CLAIM"]), str(settings["OIDC_ROLES_CLAIM"]))
+    """The ID token's claims, completed from the userinfo endpoint when the organization, roles
+    or email claim is not in the ID token (providers differ in which claims they put where; the
+    specification's default for the code flow is userinfo). The ID token's own claims win;
+    userinfo about another subject is refused."""
+    wanted = (str(settings["OIDC_ORGANIZATION_CLAIM"]), str(settings["OIDC_ROLES_CLAIM"]), "email")
     if all(idp.claim(claims, name) is not None for name in wanted):
         return claims
     if not _metadata().get("userinfo_endpoint"):
         return claims
-    extra = dict(_client().userinfo(token=token))
+    try:
+        extra = dict(_client().userinfo(token=token))
+    except (OAuthError, requests.RequestException, ValueError) as exc:
+        # The ID token alone is then judged (a refusal names what is missing).
+        log.warning("oidc userinfo failed", extra={"failure": type(exc).__name__})
+        return claims
     if extra.get("sub") != claims.get("sub"):
         raise ValueError("userinfo about another subject")
     return {**extra, **claims}

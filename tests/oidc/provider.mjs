@@ -29,8 +29,9 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   // PKCE for every client, confidential ones too (the default asks it of public clients only).
   pkce: { required: () => true },
   // The organization and roles as claims of the ID token itself (as Keycloak's mappers and
-  // Entra's app roles put them), not only at the userinfo endpoint.
-  conformIdTokenClaims: false,
+  // Entra's app roles put them); with CLAIMS_AT_USERINFO=1, only at the userinfo endpoint (the
+  // specification's default for the code flow, which some providers follow).
+  conformIdTokenClaims: process.env.CLAIMS_AT_USERINFO === '1',
   claims: {
     openid: ['sub', 'org', 'roles'],
     email: ['email', 'email_verified'],
