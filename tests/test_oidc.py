@@ -365,3 +365,32 @@ def test_a_session_begun_at_the_provider_ends_after_its_longest_time_however_use
     assert client.get("/web/").status_code == 302  # asked to sign in again
     monkeypatch.undo()
     assert client.get("/web/").status_code == 302  # and the session is gone, not only paused
+
+
+def test_the_page_asked_for_is_reached_after_signing_in_and_never_another_site(
+    client: FlaskClient, provider: dict[str, Any], seeded: Any
+) -> None:
+    for asked, reached in (
+        ("/web/intake/consents/new", "/web/intake/consents/new"),
+        ("//evil.example/", "/web/"),
+    ):
+        start = client.get(f"/web/sign-in/oidc?{urlencode({'next': asked})}")
+        back = at_provider(requests.Session(), start.headers["Location"], "wes")
+        answer = client.get(local(back))
+        assert answer.status_code == 302 and answer.headers["Location"] == reached
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"OIDC_ISSUER": "http://idp.example", "OIDC_CLIENT_ID": "c"}, "CONSENT_OIDC_ISSUER"),
+        ({"OIDC_ISSUER": "https://idp.example"}, "CONSENT_OIDC_CLIENT_ID"),
+    ],
+)
+def test_the_service_does_not_start_with_an_unusable_provider_setting(
+    database_config: dict[str, Any], tmp_path: Path, settings: dict[str, Any], named: str
+) -> None:
+    from consent_service import create_app
+
+    with pytest.raises(ValueError, match=named):
+        create_app({**config_for(database_config, tmp_path), **settings})
