@@ -55,6 +55,7 @@ def account(services: Any, subject: str = "s-1") -> UserAccount | None:
 
 
 def federated(services: Any, subject: str = "s-1", **claims: Any) -> users.SignedInUser:
+    subject = claims.pop("sub", subject)  # a test may give the subject among the claims
     return users.sign_in_federated(
         services, issuer=ISSUER, subject=subject, claims={**CLAIMS, **claims}, now=now()
     )
@@ -90,6 +91,7 @@ def test_the_first_sign_in_makes_the_account_and_the_next_follows_the_claims(ser
         ({"organization": None}, "no-organization"),
         ({"roles": ["payroll"]}, "no-known-role"),
         ({"roles": ["audit:read"]}, "role-not-for-organization"),
+        ({"sub": "s" * 256}, "unusable-subject"),
     ],
 )
 def test_claims_that_make_no_person_here_are_refused_and_recorded(

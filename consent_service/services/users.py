@@ -14,6 +14,11 @@ change (password, roles, unlock, disable, language), every sign-in, successful o
 lockout, and a sign-out (which ends all of the person's sessions). A failed sign-in names the
 account only when there is one, and never records what was typed: an unknown "email" may be a
 password typed into the wrong field, or someone else's address.
+
+People may also sign in through the deployment's OpenID provider (``sign_in_federated``): their
+account is keyed by the provider's (issuer, subject), never matched by email, and its
+organization and roles follow the provider's claims at every sign-in (docs/security.md, "Single
+sign-on"). Such an account has no password hash, so no password opens it.
 """
 
 from __future__ import annotations
@@ -379,6 +384,8 @@ def sign_in_federated(
             session.commit()
             raise FederatedSignInRefused(reason)
 
+        if not 0 < len(subject) <= 255 or len(issuer) > 255:
+            refuse("unusable-subject")  # more than the columns hold (the specification allows 255)
         if user is not None and user.disabled_at is not None:
             refuse("disabled")
         try:
