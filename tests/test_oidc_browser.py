@@ -55,9 +55,19 @@ def wait_for(driver: Any, condition: Any) -> None:
 
 
 def press(driver: Any, css: str) -> None:
+    """Click the element, found afresh until the click lands (a page still replacing itself
+    makes an element found a moment earlier stale)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.CSS_SELECTOR, css).click()
+    def clicked(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait_for(driver, clicked)
 
 
 def test_sign_in_and_out_through_the_provider_in_chromium(
@@ -76,7 +86,10 @@ def test_sign_in_and_out_through_the_provider_in_chromium(
     browser.find_element(By.NAME, "password").send_keys("anything")
     press(browser, "button[type=submit]")
     # The provider asks to consent once; then the browser is back here, signed in.
-    wait_for(browser, lambda d: d.current_url.startswith(live_server) or "consent" in d.page_source)
+    consent = "input[name=prompt][value=consent]"
+    wait_for(
+        browser, lambda d: d.current_url.startswith(live_server) or d.find_elements(By.CSS_SELECTOR, consent)
+    )
     if not browser.current_url.startswith(live_server):
         press(browser, "button[type=submit]")
     wait_for(browser, lambda d: d.current_url == f"{live_server}/web/")
