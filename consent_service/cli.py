@@ -384,7 +384,7 @@ def users_list(organization: str | None) -> None:
 
 def _change_person(
     email: str,
-    change: Literal["set_password", "set_roles", "unlock", "disable"],
+    change: Literal["set_password", "set_roles", "unlock", "disable", "link_provider"],
     done: str,
     **values: str | list[str],
 ) -> None:
@@ -428,6 +428,20 @@ def users_unlock(email: str) -> None:
 @click.option("--email", required=True)
 def users_disable(email: str) -> None:
     _change_person(email, "disable", f"{email} disabled")
+
+
+@users.command(
+    "link-provider",
+    help="Let an existing person sign in through the OpenID provider account ISSUER + SUBJECT "
+    "(check first that both are the same person: accounts are never matched by email).",
+)
+@click.argument("email")
+@click.option("--issuer", required=True, help="the provider's issuer (CONSENT_OIDC_ISSUER)")
+@click.option("--subject", required=True, help="the person's 'sub' claim at that provider")
+def users_link_provider(email: str, issuer: str, subject: str) -> None:
+    _change_person(
+        email, "link_provider", f"{email} linked to their account at {issuer}", issuer=issuer, subject=subject
+    )
 
 
 @main.group(help="The tamper-evident audit log.")

@@ -75,6 +75,26 @@ DEFAULTS: dict[str, Any] = {
     # Argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
     "WEB_PASSWORD_TIME_COST": 3,
     "WEB_PASSWORD_MEMORY_KIB": 65536,
+    # Single sign-on for the web pages through an OpenID provider (docs/deploy.md, "Single
+    # sign-on"). OIDC_ISSUER empty: off. Its metadata is read from
+    # {OIDC_ISSUER}/.well-known/openid-configuration; https only (plain http on loopback alone).
+    # OIDC_ORGANIZATION_CLAIM names the claim holding the person's organization id here;
+    # OIDC_ROLES_CLAIM the claim listing their roles (names of policies/roles.toml; others are
+    # ignored); either may be a dotted path into nested claims. OIDC_DISPLAY_NAME is the
+    # button's text ("Sign in with ..."). A session begun through the provider ends after
+    # OIDC_SESSION_MAX_MINUTES however much it is used, so the provider is asked again (and a
+    # person switched off there cannot go on here).
+    "OIDC_ISSUER": "",
+    "OIDC_CLIENT_ID": "",
+    "OIDC_CLIENT_SECRET": "",
+    "OIDC_SCOPES": "openid email profile",
+    "OIDC_ORGANIZATION_CLAIM": "organization",
+    "OIDC_ROLES_CLAIM": "roles",
+    "OIDC_DISPLAY_NAME": "your organization's account",
+    "OIDC_SESSION_MAX_MINUTES": 480,
+    # False: no password form and every password sign-in refused (people sign in only through
+    # the OpenID provider; accounts made with ``users create`` cannot sign in).
+    "LOCAL_PASSWORDS": True,
     # The person's own view (/me, with the access code of their receipt): a session ends this
     # many minutes after the code was entered, whatever the use. Codes entered per address
     # (every attempt), and wrong codes for all addresses together (only failures count; once

@@ -1417,6 +1417,18 @@ class TestCommandLine:
         assert changed_tables(cli_trial.before, state(cli_trial.app)) == {"user_account"}
         assert_verifies(cli_trial.app)
 
+    def test_users_link_provider(self, cli_trial: Trial, app_config: dict[str, Any]) -> None:
+        issuer = "https://idp.example/realms/consent"
+        result = self.run(
+            cli_trial, app_config, "users", "link-provider", STEWARD_A, "--issuer", issuer, "--subject", "s-1"
+        )
+        assert result.exit_code == 0, result.output
+        entries = cli_trial.new_entries()
+        assert summary(entries) == [(AuditTag.USER_CHANGED, OPERATOR, user_of(cli_trial.app, STEWARD_A).id)]
+        assert said(entries[0]) == {"change": "provider-linked", "issuer": issuer}
+        assert changed_tables(cli_trial.before, state(cli_trial.app)) == {"user_account"}
+        assert_verifies(cli_trial.app)
+
     @pytest.mark.parametrize(
         "args",
         [["unlock"], ["set-roles", "--role", "steward"], ["disable"]],
@@ -1560,6 +1572,7 @@ COMMAND_CHANGES: dict[str, Callable[..., None]] = {
     "users set-roles": TestCommandLine.test_users_changes,
     "users unlock": TestCommandLine.test_users_changes,
     "users disable": TestCommandLine.test_users_changes,
+    "users link-provider": TestCommandLine.test_users_link_provider,
     "demo": TestCommandLine.test_the_demo,
     "subject-systems add": TestCommandLine.test_subject_systems_add,
     "access-requests expire": TestCommandLine.test_access_requests_expire,

@@ -85,7 +85,9 @@ PUBLIC = {
 # (tests/test_metrics.py: no token 401, a bad token 401, another scope 403).
 BEARER_OUTSIDE_V1 = {"/metrics": "metrics:read"}
 WEB_PREFIX = "/web/"  # pages for people, behind a signed-in session (tests/test_web*.py)
-WEB_OPEN = {"/web/", "/web/sign-in", "/web/language"}  # the pages one reaches before signing in
+# The pages one reaches before signing in; the two OpenID Connect ones (404 without an issuer)
+# start and finish a sign-in at the provider (tests/test_oidc.py).
+WEB_OPEN = {"/web/", "/web/sign-in", "/web/language", "/web/sign-in/oidc", "/web/oidc/callback"}
 
 
 @dataclass(frozen=True)

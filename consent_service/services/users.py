@@ -14,6 +14,11 @@ change (password, roles, unlock, disable, language), every sign-in, successful o
 lockout, and a sign-out (which ends all of the person's sessions). A failed sign-in names the
 account only when there is one, and never records what was typed: an unknown "email" may be a
 password typed into the wrong field, or someone else's address.
+
+People may also sign in through the deployment's OpenID provider (``sign_in_federated``): their
+account is keyed by the provider's (issuer, subject), never matched by email, and its
+organization and roles follow the provider's claims at every sign-in (docs/security.md, "Single
+sign-on"). Such an account has no password hash, so no password opens it.
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from consent_service.container import Services
-from consent_service.core import pseudonyms
+from consent_service.core import idp, pseudonyms
 from consent_service.core.caller import Caller, Via
 from consent_service.core.permissions import PERSON_SCOPES, Role, Scope
 from consent_service.core.wire import AuditTag
@@ -62,6 +67,16 @@ LANGUAGES = ("en", "fr")
 
 class SignInRefused(Exception):
     """Wrong email or password, or a locked or disabled account: deliberately one error."""
+
+
+class FederatedSignInRefused(Exception):
+    """The OpenID provider vouched for the person, but they cannot sign in here; ``reason`` (the
+    audit entry's) lets the page say why: the person can do nothing about a wrong password, but
+    can ask their administrator for a role or an organization."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -207,27 +222,40 @@ def create_user(
         check_oversight(org, scopes, field="roles")
         if store.by_email(session, email) is not None:
             raise Conflict(f"A person with the email {email} already exists.")
-        user = UserAccount(
-            id=str(uuid.uuid4()),
-            email=email,
-            name=name.strip(),
-            organization_id=organization,
-            password_hash=hasher(services)[0].hash(password),
-            roles=" ".join(scopes),
-            language=language,
-            created_at=now,
-        )
-        store.add(session, user)
-        services.append_audit(
+        user = _add_account(
+            services,
             session,
-            at=now,
-            tag=AuditTag.USER_CREATED,
+            UserAccount(
+                id=str(uuid.uuid4()),
+                email=email,
+                name=name.strip(),
+                organization_id=organization,
+                password_hash=hasher(services)[0].hash(password),
+                roles=" ".join(scopes),
+                language=language,
+                created_at=now,
+            ),
             caller=caller,
-            object_id=user.id,
-            payload={"organization": organization, "roles": scopes},
         )
         session.commit()
         return Person.of(user)
+
+
+def _add_account(
+    services: Services, session: Any, user: UserAccount, *, caller: Caller | None, **extra: str
+) -> UserAccount:
+    """Store a new account with its ``user:created`` entry (organization and scopes; ``extra``
+    says how it was made when not by the operator)."""
+    store.add(session, user)
+    services.append_audit(
+        session,
+        at=user.created_at,
+        tag=AuditTag.USER_CREATED,
+        caller=caller,
+        object_id=user.id,
+        payload={"organization": user.organization_id, "roles": user.roles.split(), **extra},
+    )
+    return user
 
 
 def list_users(services: Services, *, organization: str | None = None) -> list[Person]:
@@ -247,6 +275,11 @@ def sign_in(services: Services, *, email: str, password: str, now: datetime) -> 
     lock_for = timedelta(minutes=int(services.settings["WEB_LOCKOUT_MINUTES"]))
     password_hasher, dummy_hash = hasher(services)
     with services.writing(None) as session:
+        if not services.settings["LOCAL_PASSWORDS"]:
+            # Passwords are switched off: nothing is checked, the attempt is still recorded.
+            _failed(services, session, None, now=now, reason="passwords-off")
+            session.commit()
+            raise SignInRefused
         user = store.by_email(session, email.strip()) if len(email) <= 254 else None
         usable = (
             user is not None
@@ -290,14 +323,7 @@ def _refused(
     form answers every refusal alike)."""
 
     def failed(object_id: str | None, **payload: Any) -> None:
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.USER_SIGN_IN_FAILED,
-            caller=None,
-            object_id=object_id,
-            payload=payload,
-        )
+        _failed(services, session, object_id, now=now, **payload)
 
     if user is None:
         failed(None, reason="unknown-account")
@@ -318,6 +344,122 @@ def _refused(
                 object_id=user.id,
                 payload={"until": (now + lock_for).isoformat(), "failures": failures},
             )
+
+
+def _failed(
+    services: Services, session: Any, object_id: str | None, *, now: datetime, **payload: Any
+) -> None:
+    services.append_audit(
+        session,
+        at=now,
+        tag=AuditTag.USER_SIGN_IN_FAILED,
+        caller=None,
+        object_id=object_id,
+        payload=payload,
+    )
+
+
+def sign_in_federated(
+    services: Services, *, issuer: str, subject: str, claims: dict[str, Any], now: datetime
+) -> SignedInUser:
+    """The person the OpenID provider signed in (its ID token already verified by the caller),
+    or ``FederatedSignInRefused``.
+
+    The account is the one linked to (``issuer``, ``subject``), made at the first sign-in and
+    never looked up by email: whoever controls an account at the provider may set any email on
+    it, so matching by email would hand them someone else's account here (docs/security.md). A
+    person whose email an account here already has is refused until the operator links the two
+    (``consent-service users link-provider``). The organization and roles are taken from the
+    claims at every sign-in (a change is a ``user:changed`` entry); an organization unknown here,
+    no known role, or an account disabled here is refused however the provider answered. The
+    password lockout is not consulted: it counts password guesses, not these sign-ins.
+    """
+    settings = services.settings
+    known = [*services.policy.roles, *sorted(PERSON_SCOPES)]
+    with services.writing(None) as session:
+        user = store.by_idp(session, issuer, subject)
+
+        def refuse(reason: str) -> NoReturn:
+            _failed(services, session, user.id if user else None, now=now, reason=reason, via="oidc")
+            session.commit()
+            raise FederatedSignInRefused(reason)
+
+        if not 0 < len(subject) <= 255 or len(issuer) > 255:
+            refuse("unusable-subject")  # more than the columns hold (the specification allows 255)
+        if user is not None and user.disabled_at is not None:
+            refuse("disabled")
+        try:
+            person = idp.identity(
+                claims,
+                organization_claim=str(settings["OIDC_ORGANIZATION_CLAIM"]),
+                roles_claim=str(settings["OIDC_ROLES_CLAIM"]),
+                known_roles=known,
+            )
+        except idp.ClaimsRefused as exc:
+            refuse(exc.reason)
+        org = organization_store.get_organization(session, person.organization)
+        if org is None:
+            refuse("unknown-organization")
+        scopes = scopes_for(services, list(person.roles))
+        try:
+            check_oversight(org, scopes, field="roles")
+        except ValidationFailed:
+            refuse("role-not-for-organization")
+        roles = " ".join(scopes)
+        if user is None:
+            if store.by_email(session, person.email) is not None:
+                refuse("email-in-use")
+            account = UserAccount(
+                id=str(uuid.uuid4()),
+                email=person.email,
+                name=person.name,
+                organization_id=org.id,
+                password_hash="",  # no password is ever right (sign_in: InvalidHashError)
+                roles=roles,
+                language="en",
+                created_at=now,
+                idp_issuer=issuer,
+                idp_subject=subject,
+            )
+            user = _add_account(services, session, account, caller=None, via="oidc", issuer=issuer)
+        else:
+            _apply(
+                services,
+                session,
+                user,
+                now=now,
+                change="provider-claims",
+                organization_id=org.id,
+                roles=roles,
+            )
+        services.append_audit(
+            session,
+            at=now,
+            tag=AuditTag.USER_SIGNED_IN,
+            caller=_acting(user),
+            object_id=user.id,
+            payload={"via": "oidc"},
+        )
+        session.commit()
+        session.refresh(user)
+        return _signed_in(services, session, user)
+
+
+def link_provider(services: Services, *, email: str, issuer: str, subject: str, now: datetime) -> Person:
+    """Link the account with ``email`` to the provider's (``issuer``, ``subject``): the operator's
+    deliberate act, after checking that both are the same person (never done by matching
+    emails). 409 if that provider account is already another person's."""
+    if not issuer.strip() or not subject.strip() or len(issuer) > 255 or len(subject) > 255:
+        raise ValidationFailed(
+            "The issuer and subject are not usable.", details={"subject": ["1 to 255 characters"]}
+        )
+    with services.writing(None) as session:
+        other = store.by_idp(session, issuer, subject)
+        if other is not None and other.email != email.strip().lower():
+            raise Conflict(f"That provider account is already linked to {other.email}.")
+    return _change(
+        services, email=email, now=now, change="provider-linked", idp_issuer=issuer, idp_subject=subject
+    )
 
 
 def current_user(services: Services, *, user_id: str, stamp: str) -> SignedInUser | None:
@@ -361,28 +503,37 @@ def _change(services: Services, *, email: str, now: datetime, change: str, **val
         user = store.by_email(session, email.strip())
         if user is None:
             raise NotFound(f"No person with the email {email}.")
-        values = {name: value for name, value in values.items() if getattr(user, name) != value}
         if user.disabled_at is not None:
             values.pop("disabled_at", None)
-        if not values:
-            return Person.of(user)
-        payload: dict[str, Any] = {"change": change}
-        if "roles" in values:
-            payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
-        bound_rows.changing(session, UserAccount, user.id)
-        for name, value in values.items():
-            setattr(user, name, value)
-        session.flush()
-        services.append_audit(
-            session,
-            at=now,
-            tag=AuditTag.USER_CHANGED,
-            caller=None,
-            object_id=user.id,
-            payload=payload,
-        )
-        session.commit()
+        if _apply(services, session, user, now=now, change=change, **values):
+            session.commit()
         return Person.of(user)
+
+
+def _apply(
+    services: Services, session: Any, user: UserAccount, *, now: datetime, change: str, **values: Any
+) -> bool:
+    """Set the ``values`` that differ, with their ``user:changed`` entry (no actor: the operator or
+    the provider's claims); whether anything changed. The entry names the organization, roles and
+    provider before and after, never a password or its hash."""
+    values = {name: value for name, value in values.items() if getattr(user, name) != value}
+    if not values:
+        return False
+    payload: dict[str, Any] = {"change": change}
+    if "organization_id" in values:
+        payload.update(previous_organization=user.organization_id, organization=values["organization_id"])
+    if "roles" in values:
+        payload.update(previous_roles=user.roles.split(), roles=values["roles"].split())
+    if "idp_issuer" in values:
+        payload.update(issuer=values["idp_issuer"])
+    bound_rows.changing(session, UserAccount, user.id)
+    for name, value in values.items():
+        setattr(user, name, value)
+    session.flush()
+    services.append_audit(
+        session, at=now, tag=AuditTag.USER_CHANGED, caller=None, object_id=user.id, payload=payload
+    )
+    return True
 
 
 def set_password(services: Services, *, email: str, password: str, now: datetime) -> Person:

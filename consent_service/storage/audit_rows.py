@@ -42,7 +42,10 @@ from consent_service.storage.models import (
 BOUND: dict[str, Table] = {}
 # Columns added to a bound table after its rows were first bound: a row's digest reads them only
 # when they are not NULL, so every row bound before the column existed keeps its digest.
-READ_WHEN_SET: dict[str, frozenset[str]] = {"decision": frozenset({"batch_id"})}
+READ_WHEN_SET: dict[str, frozenset[str]] = {
+    "decision": frozenset({"batch_id"}),
+    "user_account": frozenset({"idp_issuer", "idp_subject"}),
+}
 _PENDING = "audit_rows_pending"  # session.info: {(table, key): the row before the unit of work}
 Key = tuple[Any, ...]
 

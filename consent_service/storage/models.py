@@ -464,11 +464,13 @@ class UserAccount(SQLModel, table=True):
     """A person who signs in to the web pages; belongs to one organization, like a client."""
 
     __tablename__ = "user_account"
+    __table_args__ = (Index("ix_user_account_idp", "idp_issuer", "idp_subject", unique=True),)
 
     id: str = Field(primary_key=True, max_length=36)
     email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
     name: str = Field(max_length=200)
     organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    # Empty for a person who signs in only through the identity provider: no password matches it.
     password_hash: str = Field(max_length=255)
     roles: str = Field(default="", max_length=200)  # space-separated scopes the person may use
     language: str = Field(default="en", max_length=8)
@@ -479,6 +481,11 @@ class UserAccount(SQLModel, table=True):
     # Part of every session's stamp: signing out adds one, ending all of the person's sessions
     # (a signed session cookie cannot otherwise be withdrawn before it expires).
     session_epoch: int = Field(default=0)
+    # The OpenID provider's account this person signs in with (issuer and ``sub``), or NULL for
+    # a password account. Set when the account is made at the first sign-in, or by the
+    # operator's ``users link-provider``; never found through the email (docs/security.md).
+    idp_issuer: str | None = Field(default=None, max_length=255)
+    idp_subject: str | None = Field(default=None, max_length=255)
 
 
 class IdempotencyRecord(SQLModel, table=True):

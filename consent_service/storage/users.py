@@ -65,3 +65,11 @@ def bump_session_epoch(session: Session, user_id: str) -> None:
         .where(UserAccount.id == user_id)
         .values(session_epoch=UserAccount.session_epoch + 1)
     )
+
+
+def by_idp(session: Session, issuer: str, subject: str) -> UserAccount | None:
+    """The person who signs in with this provider account: issuer and subject together, the
+    only pair OpenID Connect promises is stable and unique (never the email)."""
+    return session.scalars(
+        select(UserAccount).where(UserAccount.idp_issuer == issuer, UserAccount.idp_subject == subject)
+    ).first()

@@ -15,12 +15,25 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from consent_service.container import EXTENSION
+from consent_service.core import idp
 from consent_service.errors import ValidationFailed
 
 HTML_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def html_csp(issuer: str) -> str:
+    """The pages' policy; with an OpenID provider, its origin may also receive a form's redirect:
+    the sign-out form's answer sends the browser on to the provider's end-session endpoint, and
+    browsers hold a form's redirects to ``form-action`` too."""
+    if not issuer:
+        return HTML_CSP
+    return HTML_CSP.replace("form-action 'self'", f"form-action 'self' {idp.origin(issuer)}")
+
+
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -29,6 +42,8 @@ def _has_nul(values: Any) -> bool:
 
 
 def register(app: Flask) -> None:
+    page_csp = html_csp(str(app.extensions[EXTENSION].settings.get("OIDC_ISSUER") or ""))
+
     @app.before_request
     def _refuse_nul() -> None:
         form = request.mimetype in FORM_TYPES and _has_nul(request.form)
@@ -47,5 +62,5 @@ def register(app: Flask) -> None:
         if "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
-            headers.setdefault("Content-Security-Policy", HTML_CSP)
+            headers.setdefault("Content-Security-Policy", page_csp)
         return response

@@ -23,6 +23,7 @@ from consent_service.web import (
     governance,
     i18n,
     intake,
+    oidc,
     person,
     steward,
     steward_agreements,
@@ -51,6 +52,7 @@ def register(app: Flask) -> None:
     i18n.register(app)
     for module in (account, steward, governance, steward_requests, steward_agreements, intake, person):
         app.register_blueprint(module.bp)
+    oidc.register(app)
     app.context_processor(_wording)
     app.extensions[UNROUTED_ERROR_PAGE] = unrouted_error_page
 

@@ -30,6 +30,7 @@ from consent_service.services.users import SignedInUser
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
+UNTIL = "until"  # the session's end whatever its use (OIDC_SESSION_MAX_MINUTES), if it has one
 
 
 class SignInNeeded(Exception):
@@ -48,12 +49,15 @@ class TLSAwareSessions(SecureCookieSessionInterface):
         return configured or (has_request_context() and request.is_secure)
 
 
-def begin(user: SignedInUser) -> None:
-    """Start a fresh session for ``user`` (nothing of the signed-out session is kept)."""
+def begin(user: SignedInUser, *, until: float | None = None) -> None:
+    """Start a fresh session for ``user`` (nothing of the signed-out session is kept); ``until``
+    (a POSIX time) ends it then however much it is used (a sign-in through the provider)."""
     language = session.get("lang")
     session.clear()
     session.permanent = True
     session["uid"], session["stamp"] = user.id, user.stamp
+    if until is not None:
+        session[UNTIL] = until
     if language:
         session["lang"] = language
     g.web_user = user
@@ -68,7 +72,10 @@ def current_user() -> SignedInUser | None:
     if "web_user" not in g:
         user_id, stamp = session.get("uid"), session.get("stamp")
         user = None
-        if isinstance(user_id, str) and isinstance(stamp, str):
+        until = session.get(UNTIL)
+        if until is not None and not (isinstance(until, int | float) and now().timestamp() < until):
+            session.clear()  # a session begun through the provider has ended: it is asked again
+        elif isinstance(user_id, str) and isinstance(stamp, str):
             user = users.current_user(services(), user_id=user_id, stamp=stamp)
             if user is None:
                 session.clear()
