@@ -47,6 +47,14 @@ def skip_or_fail_in_ci(problem: str) -> NoReturn:
     pytest.skip(problem)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' files (each test's SQLite database, copied from the template) on the RAM disk
+    when there is one and no --basetemp was given: commits then cost no disk flush. pytest still
+    keeps the last three runs' folders there (under pytest-of-USER) and removes older ones."""
+    if config.option.basetemp is None and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", "/dev/shm")
+
+
 def _worker() -> str:
     """This pytest-xdist worker ("gw0", "gw1", ...), or "main" without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
