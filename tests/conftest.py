@@ -37,6 +37,9 @@ from consent_service.storage.migrate import upgrade
 PG_URL = os.environ.get("CONSENT_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 SIGNING_KEYS = json.dumps(KeySet([new_signing_key()]).as_dict(private=True))
+# Argon2 at its deployed cost takes ~0.3 s a hash here (several a test that makes people and
+# signs them in); every test's app uses the cheapest it allows.
+CHEAP_PASSWORDS = {"WEB_PASSWORD_TIME_COST": 1, "WEB_PASSWORD_MEMORY_KIB": 64}
 
 
 def skip_or_fail_in_ci(problem: str) -> NoReturn:
@@ -214,6 +217,7 @@ def config_for(database: dict[str, Any], directory: Path) -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "SIGNING_KEYS": SIGNING_KEYS,
         "RATELIMIT_ENABLED": False,
+        **CHEAP_PASSWORDS,
         # Change events: webhooks on a loopback receiver over http (tests/test_webhooks.py).
         "WEBHOOKS_ALLOW_LOOPBACK_HTTP": True,
     }
