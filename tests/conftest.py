@@ -313,6 +313,37 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class BrowserKeeper:
+    """One browser for all the browser tests of this process (xdist worker): starting Chromium
+    and quitting it cost about a second a test. ``fresh`` hands it over as a new one would be
+    (``reset`` clears what a test may leave); a browser that fails its reset is replaced."""
+
+    def __init__(self, profile: Path) -> None:
+        self.profile, self.driver = profile, None
+
+    def fresh(self, start: Callable[[Path], Any], reset: Callable[[Any], None]) -> Any:
+        if self.driver is not None:
+            try:
+                reset(self.driver)
+            except Exception:
+                self.close()
+        if self.driver is None:
+            self.driver = start(self.profile)
+        return self.driver
+
+    def close(self) -> None:
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            driver.quit()
+
+
+@pytest.fixture(scope="session")
+def browser_keeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserKeeper]:
+    keeper = BrowserKeeper(tmp_path_factory.mktemp("chromium") / "profile")
+    yield keeper
+    keeper.close()
+
+
 def basic_auth(client_id: str, secret: str) -> dict[str, str]:
     raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
