@@ -140,12 +140,11 @@ def engine_of(app: Flask) -> Any:
 
 
 def table_counts(app: Flask) -> dict[str, int]:
-    """Row count of every table of the schema."""
+    """Row count of every table of the schema, in one statement (taken around many requests)."""
+    tables = models.metadata.sorted_tables
+    counts = [select(func.count()).select_from(table).scalar_subquery() for table in tables]
     with engine_of(app).connect() as conn:
-        return {
-            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in models.metadata.sorted_tables
-        }
+        return dict(zip([table.name for table in tables], conn.execute(select(*counts)).one(), strict=True))
 
 
 def all_rows_as_text(app: Flask) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from api_helpers import (
     record_consent,
     table_counts,
 )
+from conftest import Seed, Snapshot, seeded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
@@ -151,8 +153,32 @@ def consent(client: Any, world: Any, n: int, **terms: Any) -> dict[str, Any]:
     return record_consent(client, headers, subject=subject(n), **terms)
 
 
+@pytest.fixture(scope="module")
+def cohort_seeds(request, database_backend) -> Iterator[Callable[[], Seed]]:
+    """The cohort world, built once for the module and backend (conftest.seeded)."""
+    with seeded(request, database_backend, "cohort", lambda w: build_cohort(w.app, w.client, w)) as current:
+        yield current
+
+
 @pytest.fixture
-def cohort_world(app, client, world) -> dict[str, Any]:
+def cohort_seed(cohort_seeds) -> Seed:
+    return cohort_seeds()
+
+
+@pytest.fixture
+def database_start(request) -> Snapshot | None:
+    """The tests of the cohort world start from a copy of its database; the others from none."""
+    return request.getfixturevalue("cohort_seed").snapshot if "cohort_world" in request.fixturenames else None
+
+
+@pytest.fixture
+def cohort_world(world, cohort_seed) -> dict[str, Any]:
+    """The cohort world (a copy of the one built for the module): its tokens, its rules' ids."""
+    world.adopt(cohort_seed.tokens)
+    return dict(cohort_seed.built)
+
+
+def build_cohort(app: Any, client: Any, world: Any) -> dict[str, Any]:
     """Twelve subjects whose consents, memberships and communities reach every step of the engine."""
     make_communities(client, world)
     research = {"purposes": ["research"], "recipients": ["univ"]}

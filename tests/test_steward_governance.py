@@ -32,23 +32,26 @@ from governance_helpers import (
     RESEARCHER,
     Governance,
     reason_codes,
+    seeded_governance,
 )
 from sqlalchemy import select
 
 from consent_service.storage.models import Membership
 
 
-@pytest.fixture
-def gov(client, world) -> Governance:
-    """The world, with every client a test calls made first (making one writes rows)."""
-    gov = Governance(client, world)
+def _clients(gov: Governance) -> None:
+    """Every client a test calls, made before the test (making one writes rows)."""
     for headers in (first, second, lambda g: g.steward(NATION_B), lambda g: g.recorder()):
         headers(gov)
-    world.admin()
-    world.headers(GOVERNMENT, "consents:write")
-    world.headers(RESEARCHER, "community:read")
-    world.headers(RESEARCHER, "authorize")
-    return gov
+    gov.world.admin()
+    gov.world.headers(GOVERNMENT, "consents:write")
+    gov.world.headers(RESEARCHER, "community:read")
+    gov.world.headers(RESEARCHER, "authorize")
+
+
+# The world, with those clients, made once per module and backend; each test that asks for
+# ``gov`` starts from a copy of it (conftest.seeded).
+governance_seeds, seed, database_start, gov = seeded_governance("steward-governance", also=_clients)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from api_helpers import assert_ok
-from conftest import skip_or_fail_in_ci
+from conftest import BrowserKeeper, skip_or_fail_in_ci
 from flask import Flask
 from flask.testing import FlaskClient
 from governance_helpers import (
@@ -126,23 +126,41 @@ def live_server(app: Flask) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def _start_chromium(profile: Path) -> Any:
     chromium, chromedriver = _browser_paths()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    return driver
+
+
+def _reset_chromium(driver: Any) -> None:
+    """The browser as a new one: one blank tab, no cookies or cached files, no emulated phone
+    or print media, and no console lines of the tests before (no_csp_violations reads them)."""
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    driver.get_log("browser")
+
+
+@pytest.fixture
+def browser(browser_keeper: BrowserKeeper) -> Any:
+    """This worker's Chromium (conftest.BrowserKeeper), fresh for the test."""
+    _browser_paths()  # each test skips (or fails in CI) without Chromium
+    return browser_keeper.fresh(_start_chromium, _reset_chromium)
 
 
 class Pages:

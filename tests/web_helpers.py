@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conftest import CHEAP_PASSWORDS as CHEAP_PASSWORDS  # the modules that name the costs
 from flask.testing import FlaskClient
 from governance_helpers import COUNCIL_A, COUNCIL_B, PROVIDER
 from werkzeug.test import TestResponse
@@ -20,8 +21,6 @@ from consent_service.config import DEFAULT_POLICIES_DIR
 from consent_service.services import users
 
 PASSWORD = "a long enough passphrase"
-# Argon2 at its deployed cost takes ~0.3 s a hash here; the tests use the cheapest it allows.
-CHEAP_PASSWORDS = {"WEB_PASSWORD_TIME_COST": 1, "WEB_PASSWORD_MEMORY_KIB": 64}
 STEWARD_A = "ama@nation-a.example"
 STEWARD_B = "bea@nation-b.example"
 WORKER = "wes@outreach.example"
