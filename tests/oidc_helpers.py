@@ -3,11 +3,13 @@ tests/oidc/package-lock.json) with node, configured by tests/oidc/provider.mjs, 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +47,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def installed(npm: str) -> None:
+    """``npm ci`` in tests/oidc once, when ``make test`` runs on a machine without it (.ci/run
+    does it first): under a file lock, so two xdist workers do not install into one folder at once."""
+    with open(Path(tempfile.gettempdir()) / "consent-tests-oidc-npm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, check=True, timeout=300)
+
+
 @contextmanager
 def running_provider(
     directory: Path, port: int, redirect_base: str, *, claims_at_userinfo: bool = False
@@ -56,8 +67,7 @@ def running_provider(
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         skip_or_fail_in_ci("node and npm are needed to run the OpenID provider (tests/oidc)")
-    if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, check=True, timeout=300)
+    installed(npm)
     accounts = directory / "accounts.json"
     accounts.write_text(json.dumps(ACCOUNTS), encoding="utf-8")
     issuer = f"http://127.0.0.1:{port}"
