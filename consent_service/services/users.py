@@ -69,14 +69,11 @@ class SignInRefused(Exception):
     """Wrong email or password, or a locked or disabled account: deliberately one error."""
 
 
-class FederatedSignInRefused(Exception):
-    """The OpenID provider vouched for the person, but they cannot sign in here; ``reason`` (the
-    audit entry's) lets the page say why: the person can do nothing about a wrong password, but
-    can ask their administrator for a role or an organization."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class FederatedSignInRefused(idp.ClaimsRefused):
+    """The OpenID provider vouched for the person, but they cannot sign in here: the claims'
+    refusals and this service's own (disabled, unknown organization, email in use). ``reason``
+    (the audit entry's) lets the page say why: the person can do nothing about a wrong password,
+    but can ask their administrator for a role or an organization."""
 
 
 @dataclass(frozen=True)

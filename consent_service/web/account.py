@@ -81,9 +81,7 @@ def sign_out() -> Response:
     end()
     flash(i18n.translate("You have signed out."), "info")
     # Signed in through the provider: its session ends too, and it sends the browser back here.
-    provider_sign_out = (
-        oidc.end_session_url(id_token if isinstance(id_token, str) else None) if id_token else None
-    )
+    provider_sign_out = oidc.end_session_url(id_token) if isinstance(id_token, str) and id_token else None
     return redirect(provider_sign_out or url_for("web.sign_in"))  # type: ignore[return-value]
 
 
